@@ -1,0 +1,135 @@
+"""Requests, responses and Graph's error shape, shared by every emulator route.
+
+Graph answers every failure with the same JSON envelope (graph-facts.md, "Errors"); routes raise
+`GraphError` and the server renders it, so no route builds an error body by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+
+class Headers:
+    """Case-insensitive, single-valued request headers (what Graph routes need)."""
+
+    def __init__(self, items: dict[str, str] | None = None) -> None:
+        self._items = {k.lower(): v for k, v in (items or {}).items()}
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._items.get(name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items.items())
+
+
+@dataclass
+class Request:
+    """One Graph request as a route sees it: already split into path and query, body still bytes."""
+
+    method: str
+    path: str  # without the /v1.0 prefix and without the query string, e.g. /users/abc/contactFolders
+    query: dict[str, str]  # decoded; Graph does not repeat query options
+    headers: Headers
+    body: bytes = b""
+    raw_query: str = ""
+
+    @classmethod
+    def build(cls, method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes) -> Request:
+        query: dict[str, str] = {}
+        for key, value in parse_qsl(raw_query, keep_blank_values=True):
+            if key in query:
+                raise GraphError(400, "BadRequest", f"Query option '{key}' is specified more than once.")
+            query[key] = value
+        return cls(method.upper(), path, query, Headers(headers), body, raw_query)
+
+    def json(self) -> Any:
+        """The body as JSON; Graph answers 400 BadRequest to a body that is not JSON."""
+        if not self.body:
+            raise GraphError(400, "BadRequest", "Empty Payload. JSON content expected.")
+        ctype = (self.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            raise GraphError(415, "UnsupportedMediaType", "Content-Type must be application/json.")
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise GraphError(400, "BadRequest", f"Unable to read JSON request payload: {exc}") from None
+
+    def json_object(self) -> dict[str, Any]:
+        body = self.json()
+        if not isinstance(body, dict):
+            raise GraphError(400, "BadRequest", "Unable to read JSON request payload. Expected an object.")
+        return body
+
+    def prefer(self) -> dict[str, str]:
+        """The Prefer header as {name: value}; `return=minimal` -> {"return": "minimal"}."""
+        out: dict[str, str] = {}
+        for part in (self.headers.get("prefer") or "").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            name, _, value = part.partition("=")
+            out[name.strip().lower()] = value.strip().strip('"')
+        return out
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any = None  # dict/list -> JSON, bytes -> as is, str -> text/plain, None -> empty
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> tuple[bytes, str | None]:
+        """The body bytes and the content type they default to."""
+        if self.body is None:
+            return b"", None
+        if isinstance(self.body, bytes):
+            return self.body, "application/octet-stream"
+        if isinstance(self.body, str):
+            return self.body.encode(), "text/plain; charset=utf-8"
+        return json.dumps(self.body, separators=(",", ":")).encode(), "application/json; odata.metadata=minimal"
+
+
+def json_response(status: int, body: Any, **headers: str) -> Response:
+    return Response(status, body, dict(headers))
+
+
+class GraphError(Exception):
+    """A documented Graph failure; the server renders it as Graph's error envelope."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+    def to_response(self, request_id: str, client_request_id: str | None) -> Response:
+        inner: dict[str, str] = {"date": utc_now_iso(seconds_only=True), "request-id": request_id}
+        if client_request_id:
+            inner["client-request-id"] = client_request_id
+        body = {"error": {"code": self.code, "message": self.message, "innerError": inner}}
+        return Response(self.status, body, dict(self.headers))
+
+
+def not_found(what: str) -> GraphError:
+    return GraphError(404, "ErrorItemNotFound", f"The specified object was not found in the store. ({what})")
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utc_now_iso(seconds_only: bool = False) -> str:
+    """Graph's timestamp format: 2026-11-26T03:20:28Z (directory) or with 7 fraction digits (Outlook)."""
+    now = datetime.now(UTC)
+    if seconds_only:
+        return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond:06d}0Z"

@@ -1,0 +1,1 @@
+"""pytest fixtures for the Graph emulator (filled in by the emulator server work)."""

@@ -1,0 +1,106 @@
+"""Route table of the emulated Graph: URL templates, the roles each needs, and which mailbox it touches.
+
+Each resource module (directory, mailbox, subscriptions, batch) registers its routes on the shared
+`ROUTES` table with `@route(...)`. The server matches a request against it, checks the bearer token's
+roles, the app's mailbox scope and the throttling budget *before* calling the handler, and logs the
+request under its template (so tests can count "PATCH /users/{user}/contactFolders/{folder}/contacts/{id}").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .protocol import GraphError, Request, Response
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .tenant import App, Tenant
+
+
+@dataclass
+class Ctx:
+    """What a route handler gets: the request, its path parameters, the tenant and the calling app."""
+
+    req: Request
+    params: dict[str, str]
+    tenant: Tenant
+    app: App
+    request_id: str
+    # Set by the server: lets $batch run inner requests through the full pipeline.
+    dispatch: Callable[..., Response] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[Ctx], Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str  # e.g. /users/{user}/contactFolders/{folder}/contacts
+    handler: Handler
+    roles: frozenset[str]  # any one of these application roles allows the call; empty = no role needed
+    workload: str  # "outlook" (per-mailbox throttling and scoping) or "directory"
+    mailbox_param: str | None  # name of the path parameter that identifies the mailbox
+    pattern: re.Pattern[str]
+
+
+class RouteTable:
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def add(
+        self,
+        method: str,
+        template: str,
+        handler: Handler,
+        roles: set[str] | frozenset[str],
+        workload: str,
+        mailbox_param: str | None = None,
+    ) -> None:
+        regex = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
+        self.routes.append(
+            Route(method.upper(), template, handler, frozenset(roles), workload, mailbox_param, re.compile(regex))
+        )
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route for a path; 405 when the path exists with another method, 400 like Graph otherwise."""
+        path_known = False
+        best: tuple[Route, dict[str, str]] | None = None
+        for r in self.routes:
+            m = r.pattern.match(path)
+            if not m:
+                continue
+            path_known = True
+            # A literal segment beats a parameter: .../contacts/delta is not the contact with id "delta".
+            if r.method == method and (best is None or len(m.groupdict()) < len(best[1])):
+                best = (r, m.groupdict())
+        if best is not None:
+            return best
+        if path_known:
+            raise GraphError(405, "Request_BadRequest", f"The HTTP method '{method}' is not allowed on {path}.")
+        raise GraphError(
+            400, "BadRequest", f"Resource not found for the segment '{path.strip('/').split('/')[-1]}'."
+        )
+
+
+ROUTES = RouteTable()
+
+
+def route(
+    method: str,
+    template: str,
+    *,
+    roles: set[str],
+    workload: str,
+    mailbox_param: str | None = None,
+) -> Callable[[Handler], Handler]:
+    """Register a handler on the shared table (decorator)."""
+
+    def register(fn: Handler) -> Handler:
+        ROUTES.add(method, template, fn, roles, workload, mailbox_param)
+        return fn
+
+    return register

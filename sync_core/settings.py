@@ -1,0 +1,146 @@
+"""Every setting galsync reads, with its name, default and meaning: the one place that reads the environment.
+
+The function app reads these from app settings (Bicep declares exactly this list; a test checks it), the
+command line from the environment. Secrets (client secret, certificate, webhook key) come from settings
+that in Azure are Key Vault references; they are never logged (`Settings.redacted`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value galsync cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    default: str
+    help: str
+    secret: bool = False
+
+
+# Name -> spec. Order is the order of `local.settings.json.example` and the README table.
+SPECS: tuple[Spec, ...] = (
+    Spec("GALSYNC_CONFIG_PATH", "galsync.toml", "Path of the profiles file (TOML), relative to the app root."),
+    Spec("GALSYNC_TENANT_ID", "", "Entra tenant id (GUID) galsync syncs."),
+    Spec("GALSYNC_AUTH_MODE", "managed_identity",
+         "How galsync gets Graph tokens: managed_identity, client_secret or certificate."),
+    Spec("GALSYNC_CLIENT_ID", "", "App registration client id (client_secret and certificate modes)."),
+    Spec("GALSYNC_CLIENT_SECRET", "", "Client secret (client_secret mode); a Key Vault reference in Azure.",
+         secret=True),
+    Spec("GALSYNC_CERTIFICATE", "",
+         "Certificate (certificate mode): a PEM or PFX file path, or base64 PFX from a Key Vault reference.",
+         secret=True),
+    Spec("GALSYNC_CERTIFICATE_PASSWORD", "", "Password of a PFX certificate, if any.", secret=True),
+    Spec("GALSYNC_MANAGED_IDENTITY_CLIENT_ID", "",
+         "Client id of the user-assigned managed identity; empty for the system-assigned one."),
+    Spec("GALSYNC_GRAPH_CLOUD", "global", "National cloud: global, usgov, usgovdod or china."),
+    Spec("GALSYNC_AUTHORITY_HOST", "", "Override of the cloud's Entra authority host (https://...)."),
+    Spec("GALSYNC_GRAPH_BASE_URL", "", "Override of the cloud's Graph root, ending in /v1.0."),
+    Spec("GALSYNC_GRAPH_CA_BUNDLE", "", "Extra CA file to trust for Graph and the authority (the emulator)."),
+    Spec("GALSYNC_MAX_CONCURRENCY", "16", "Most Graph requests in flight per process (4 per mailbox always)."),
+    Spec("GALSYNC_RETRY_MAX_ATTEMPTS", "6", "Most attempts of one Graph request on 429/503/504/connection faults."),
+    Spec("GALSYNC_RETRY_MAX_SECONDS", "120", "Most seconds spent retrying one Graph request."),
+    Spec("GALSYNC_HTTP_TIMEOUT_SECONDS", "30", "Read timeout of one Graph request (connect timeout is 10 s)."),
+    Spec("GALSYNC_STATE", "sqlite:galsync-state.db",
+         "State store: sqlite:PATH, or table: (Azure Table Storage at GALSYNC_TABLES_URI)."),
+    Spec("GALSYNC_TABLES_URI", "", "Table service URI, e.g. https://ACCOUNT.table.core.windows.net."),
+    Spec("GALSYNC_STORAGE_CONNECTION_STRING", "",
+         "Storage connection string instead of managed identity (local runs and Azurite only).", secret=True),
+    Spec("GALSYNC_TABLE_PREFIX", "galsync", "Prefix of the state tables' names."),
+    Spec("GALSYNC_SYNC_SCHEDULE", "0 */15 * * * *", "Safety-net sync of every profile (NCRONTAB)."),
+    Spec("GALSYNC_RECONCILE_SCHEDULE", "0 0 2 * * *", "Nightly reconcile (NCRONTAB, app time zone)."),
+    Spec("GALSYNC_SUBSCRIPTIONS_SCHEDULE", "0 30 */4 * * *", "Create, renew and clean Graph subscriptions."),
+    Spec("GALSYNC_WEBHOOK_BASE_URL", "", "Public https base URL of the function app, e.g. https://x.azurewebsites.net."),
+    Spec("GALSYNC_WEBHOOK_KEY", "", "Function key appended to the notification URLs; a Key Vault reference.",
+         secret=True),
+    Spec("GALSYNC_TARGETS_PER_MESSAGE", "50", "Target mailboxes per push-targets queue message."),
+    Spec("GALSYNC_LOG_LEVEL", "INFO", "Log level of galsync's own loggers."),
+)
+
+SETTING_NAMES: frozenset[str] = frozenset(s.name for s in SPECS)
+_SPEC_BY_NAME = {s.name: s for s in SPECS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_path: str
+    tenant_id: str
+    auth_mode: str
+    client_id: str
+    client_secret: str
+    certificate: str
+    certificate_password: str
+    managed_identity_client_id: str
+    graph_cloud: str
+    authority_host: str
+    graph_base_url: str
+    graph_ca_bundle: str
+    max_concurrency: int
+    retry_max_attempts: int
+    retry_max_seconds: float
+    http_timeout_seconds: float
+    state: str
+    tables_uri: str
+    storage_connection_string: str
+    table_prefix: str
+    sync_schedule: str
+    reconcile_schedule: str
+    subscriptions_schedule: str
+    webhook_base_url: str
+    webhook_key: str
+    targets_per_message: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
+        """Read every setting from `env`, applying defaults; raise SettingsError naming a bad one."""
+        values: dict[str, Any] = {}
+        for f, spec in zip(fields(cls), SPECS, strict=True):
+            raw = env.get(spec.name, spec.default)
+            raw = raw.strip() if isinstance(raw, str) else raw
+            if f.type in ("int", "float"):
+                values[f.name] = _number(spec.name, raw, int if f.type == "int" else float)
+            else:
+                values[f.name] = raw
+        values.update(overrides)
+        settings = cls(**values)
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        if self.auth_mode not in ("managed_identity", "client_secret", "certificate"):
+            raise SettingsError(
+                f"GALSYNC_AUTH_MODE is {self.auth_mode!r}; expected managed_identity, client_secret or certificate"
+            )
+        if self.graph_cloud not in ("global", "usgov", "usgovdod", "china"):
+            raise SettingsError(f"GALSYNC_GRAPH_CLOUD is {self.graph_cloud!r}; expected global, usgov, usgovdod or china")
+        if not (self.state.startswith("sqlite:") or self.state == "table:"):
+            raise SettingsError(f"GALSYNC_STATE is {self.state!r}; expected sqlite:PATH or table:")
+
+    def redacted(self) -> dict[str, str]:
+        """Settings as a dict safe to print or log: secrets show only whether they are set."""
+        out: dict[str, str] = {}
+        for f, spec in zip(fields(self), SPECS, strict=True):
+            value = getattr(self, f.name)
+            out[spec.name] = ("(set)" if value else "(empty)") if spec.secret else str(value)
+        return out
+
+
+def _number(name: str, raw: str, kind: type) -> Any:
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} is {raw!r}; expected a number") from None
+    if value <= 0:
+        raise SettingsError(f"{name} is {raw!r}; expected a number above 0")
+    return value
+
+
+def spec(name: str) -> Spec:
+    return _SPEC_BY_NAME[name]

@@ -1,0 +1,1 @@
+"""pytest fixtures for Azurite (filled in by the state store work)."""
