@@ -36,6 +36,9 @@ class TargetRecord:
     change_key: str | None  # changeKey Graph returned for our last write; differs => edited outside galsync
     written_at: str  # ISO 8601 UTC of the last write
     photo_etag: str | None = None
+    # True once the contact was deleted on a device and the profile's policy is to respect that: the planner
+    # neither recreates nor updates it until the source goes away (or the policy changes to "recreate").
+    deleted_on_device: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class Target:
     address: str = ""  # UPN or mail, for people reading reports
     folder_id: str | None = None
     purpose: str | None = None  # Graph's mailboxSettings/userPurpose: user, shared, room, ...
-    active: bool = True  # False once the mailbox left the profile's targets (its contacts were handled per policy)
+    active: bool = True  # False once the mailbox left the profile's targets (its contacts handled per policy)
 
 
 @dataclass(frozen=True)

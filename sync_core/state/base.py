@@ -1,0 +1,181 @@
+"""The one interface every state store implements, and the errors it raises.
+
+Two stores implement it: SQLite (the command line's embedded default) and Azure Table Storage (the function
+app). Both pass the same contract suite (tests/state/test_contract.py), so the service layer never needs to
+know which one it has. Limits follow Table Storage everywhere (key and value sizes), so that a profile that
+works from the command line also works in Azure.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any
+
+from sync_core.core.records import Run, SourceRecord, Target, TargetRecord
+
+Clock = Callable[[], float]
+"""Seconds since the epoch; leases compare against it (tests pass a fake one to expire leases)."""
+
+DEFAULT_CLOCK: Clock = time.time
+
+
+class StateError(Exception):
+    """The state store failed (storage unreachable, refused a request, or holds unreadable data)."""
+
+
+class StateValueError(StateError, ValueError):
+    """A key or value galsync tried to store is unusable; the message names it and says why."""
+
+
+class ValueTooLargeError(StateValueError):
+    """A value is over Table Storage's size limit (enforced by every store, so the CLI fails like Azure)."""
+
+
+class ConcurrencyError(StateError):
+    """Someone else changed (or deleted) a document since the ETag the caller gave was read."""
+
+
+class StateStore(ABC):
+    """Everything galsync remembers between runs, scoped by profile name where that applies.
+
+    Reads return plain values (the dataclasses of sync_core.core.records); writes are idempotent upserts or
+    deletes, so a retried call is harmless. Deleting something that does not exist is not an error.
+    """
+
+    # --- delta links, per (profile, source)
+
+    @abstractmethod
+    def get_delta_link(self, profile: str, source: str) -> str | None:
+        """The delta link to resume `source` from, or None to start with a full read."""
+
+    @abstractmethod
+    def set_delta_link(self, profile: str, source: str, link: str | None) -> None:
+        """Remember the delta link; None forgets it (the next read of the source is a full read)."""
+
+    # --- source records: the last mapped contact of each source object
+
+    @abstractmethod
+    def iter_source_records(self, profile: str) -> Iterator[SourceRecord]:
+        """Every source record of the profile, read page by page (100,000 records never sit in one reply)."""
+
+    @abstractmethod
+    def get_source_records(self, profile: str, keys: Iterable[str] | None = None) -> dict[str, SourceRecord]:
+        """Records by source key: all of the profile's if `keys` is None, else those of `keys` that exist."""
+
+    @abstractmethod
+    def put_source_records(self, profile: str, records: Iterable[SourceRecord]) -> None:
+        """Insert or replace records, written in chunks as `records` is consumed (it may be a generator)."""
+
+    @abstractmethod
+    def delete_source_records(self, profile: str, keys: Iterable[str]) -> None:
+        """Forget the records of `keys`; missing ones are ignored."""
+
+    # --- target records: what galsync wrote into one target mailbox
+
+    @abstractmethod
+    def get_target_records(self, profile: str, mailbox: str) -> dict[str, TargetRecord]:
+        """The mailbox's records by source key."""
+
+    @abstractmethod
+    def put_target_records(self, profile: str, mailbox: str, records: Iterable[TargetRecord]) -> None:
+        """Insert or replace records of one mailbox (each record's `mailbox` must be `mailbox`).
+
+        Written in transactions of at most 100 operations: a failure leaves earlier transactions applied,
+        which the executor tolerates because every write is an idempotent upsert.
+        """
+
+    @abstractmethod
+    def delete_target_records(self, profile: str, mailbox: str, source_keys: Iterable[str]) -> None:
+        """Forget these records of the mailbox (at most 100 per transaction); missing ones are fine."""
+
+    # --- targets
+
+    @abstractmethod
+    def get_targets(self, profile: str) -> dict[str, Target]:
+        """The profile's targets by mailbox id."""
+
+    @abstractmethod
+    def put_target(self, profile: str, target: Target) -> None:
+        """Insert or replace one target."""
+
+    @abstractmethod
+    def delete_target(self, profile: str, mailbox: str) -> None:
+        """Forget a target (its target records are separate: delete them first if they should go too)."""
+
+    # --- leases and the pending flag
+
+    @abstractmethod
+    def acquire_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        """Take or renew the lease `name` for `ttl_seconds`.
+
+        True if it was free, expired, or already `owner`'s (then renewed); False if another owner holds it.
+        Of several concurrent acquirers exactly one gets True.
+        """
+
+    @abstractmethod
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up if `owner` holds it; otherwise do nothing (it expired and someone took it)."""
+
+    @abstractmethod
+    def mark_pending(self, name: str) -> None:
+        """Say that work arrived for `name` (a trigger that could not take the lease calls this)."""
+
+    @abstractmethod
+    def take_pending(self, name: str) -> bool:
+        """Clear the pending flag of `name`; True if it was set. Any number of marks are taken at once."""
+
+    @abstractmethod
+    def has_pending(self, name: str) -> bool:
+        """Whether the pending flag of `name` is set, without clearing it."""
+
+    # --- run history
+
+    @abstractmethod
+    def record_run(self, run: Run) -> None:
+        """Insert or replace a run by run_id (record it when it starts, again when it ends).
+
+        `started_at` (ISO 8601 with a time zone) orders the history and must not change between the two calls.
+        """
+
+    @abstractmethod
+    def recent_runs(self, profile: str | None = None, limit: int = 20) -> list[Run]:
+        """Up to `limit` runs, newest `started_at` first (ties by run_id); of one profile, or of all."""
+
+    # --- documents for later features (subscriptions, poison messages, photos)
+
+    @abstractmethod
+    def put_doc(self, kind: str, key: str, data: dict[str, Any], etag: str | None = None) -> str:
+        """Store a JSON document and return its new ETag.
+
+        With `etag`, write only if the stored document still has that ETag, else raise ConcurrencyError
+        (also when it was deleted meanwhile). Without, write unconditionally.
+        """
+
+    @abstractmethod
+    def get_doc(self, kind: str, key: str) -> tuple[dict[str, Any], str] | None:
+        """The document and its ETag, or None."""
+
+    @abstractmethod
+    def list_docs(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every document of `kind` as (key, data), ordered by key."""
+
+    @abstractmethod
+    def delete_doc(self, kind: str, key: str) -> None:
+        """Forget a document; a missing one is ignored."""
+
+    # --- lifetime
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections. The store must not be used afterwards."""
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
