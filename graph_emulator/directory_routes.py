@@ -415,6 +415,38 @@ def get_org_contact(ctx: Ctx) -> Response:
 # --- Groups ------------------------------------------------------------------------------------------------
 
 
+_DISPLAY_NAME_FILTER = re.compile(r"\s*displayName\s+eq\s+'((?:[^']|'')*)'\s*", re.IGNORECASE)
+
+
+@route("GET", "/groups", roles=GROUP_MEMBER_READ, workload="directory")
+def list_groups(ctx: Ctx) -> Response:
+    """GET /groups (group-list.md); of `$filter` only `displayName eq '...'`, which galsync uses to resolve
+    the group names written in a profile. Other filters answer 501 rather than a wrong result."""
+    opts = _options(
+        ctx, {"$select", "$top", "$skiptoken", "$filter"}, ("$count", "$orderby", "$search", "$expand")
+    )
+    select = _parse_select(opts.get("$select"), _GROUP_NAMES, "microsoft.graph.group", _GROUP_NAV_NAMES)
+    top = _parse_top(opts.get("$top"))
+    wanted: str | None = None
+    if "$filter" in opts:
+        m = _DISPLAY_NAME_FILTER.fullmatch(opts["$filter"])
+        if not m:
+            raise GraphError(
+                501, "NotImplemented", "The emulator supports only $filter=displayName eq '...'."
+            )
+        wanted = m.group(1).replace("''", "'")
+    with ctx.tenant.lock:
+        records = [
+            r for r in ctx.tenant.directory.group_records()
+            if wanted is None or str(r.props.get("displayName", "")).lower() == wanted.lower()
+        ]
+        values, next_link = _page(
+            ctx, "list:groups", records,
+            lambda r: _project(r, select or GROUP_PROPERTIES, GROUP_COLLECTIONS), top, opts.get("$skiptoken"),
+        )
+    return _collection(_context(ctx, "groups", select), values, next_link)
+
+
 @route("GET", "/groups/{group}", roles=GROUP_MEMBER_READ, workload="directory")
 def get_group(ctx: Ctx) -> Response:
     opts = _options(ctx, {"$select"}, ("$expand",))

@@ -8,6 +8,7 @@ mutation calls `emit`, so subscriptions see exactly what a real change would pro
 
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from collections.abc import Callable
@@ -31,7 +32,8 @@ class App:
 class Change:
     """One change to a resource, as subscriptions and delta see it."""
 
-    resource: str  # "users", "contacts" (org contacts), "groups", or "users/{id}/contactFolders/{fid}/contacts"
+    # "users", "contacts" (org contacts), "groups", or "users/{id}/contactFolders/{fid}/contacts"
+    resource: str
     change_type: str  # "created" | "updated" | "deleted"
     id: str
     seq: int
@@ -41,7 +43,7 @@ ChangeListener = Callable[[Change], None]
 
 
 class Tenant:
-    def __init__(self, tenant_id: str | None = None, domain: str = "contoso.example") -> None:
+    def __init__(self, tenant_id: str | None = None, domain: str = "contoso.example", seed: int = 0) -> None:
         from .directory import Directory
         from .mailbox import Mailboxes
         from .subscriptions import Subscriptions
@@ -52,6 +54,11 @@ class Tenant:
         self._seq = 0
         # Bumped by `expire_delta_tokens`; tokens minted under an older epoch are answered as expired.
         self.delta_epoch = 0
+        # Delta faults read by the directory and mailbox delta code: the share of already-sent, unchanged
+        # items replayed in a later page (Graph may replay; clients must be idempotent), drawn from `rng`,
+        # which is seeded so a replaying run is repeatable.
+        self.delta_replay_rate: float = 0.0
+        self.rng = random.Random(seed)
         self.apps: dict[str, App] = {}
         self._listeners: list[ChangeListener] = []
         self.directory = Directory(self)
@@ -82,6 +89,7 @@ class Tenant:
         secret: str | None = None,
         certificate_pem: bytes | None = None,
         client_id: str | None = None,
+        mailbox_scope: set[str] | None = None,
     ) -> App:
         app = App(
             client_id=client_id or str(uuid.uuid4()),
@@ -89,6 +97,7 @@ class Tenant:
             secret=secret,
             certificate_pem=certificate_pem,
             roles=set(roles or ()),
+            mailbox_scope=set(mailbox_scope) if mailbox_scope is not None else None,
         )
         with self.lock:
             self.apps[app.client_id] = app

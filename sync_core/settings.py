@@ -119,7 +119,9 @@ class Settings:
                 f"GALSYNC_AUTH_MODE is {self.auth_mode!r}; expected managed_identity, client_secret or certificate"
             )
         if self.graph_cloud not in ("global", "usgov", "usgovdod", "china"):
-            raise SettingsError(f"GALSYNC_GRAPH_CLOUD is {self.graph_cloud!r}; expected global, usgov, usgovdod or china")
+            raise SettingsError(
+                f"GALSYNC_GRAPH_CLOUD is {self.graph_cloud!r}; expected global, usgov, usgovdod or china"
+            )
         if not (self.state.startswith("sqlite:") or self.state == "table:"):
             raise SettingsError(f"GALSYNC_STATE is {self.state!r}; expected sqlite:PATH or table:")
 

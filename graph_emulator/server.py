@@ -1,0 +1,279 @@
+"""The emulator's HTTPS server: TLS from a local CA, HTTP/1.1 keep-alive, one thread per connection.
+
+Paths it answers:
+    /v1.0/...                          Graph (pipeline.py: token, roles, scope, throttle, faults, log)
+    /{tenant}/v2.0/.well-known/openid-configuration
+    /{tenant}/oauth2/v2.0/token        Entra (identity.py)
+    /_emulator/...                     control surface (control.py)
+
+The TLS handshake runs in the connection's own thread, so a slow client never holds up the others, and
+each response goes out in one write. That keeps a single core above 500 requests/s over keep-alive TLS
+(bench/emulator_throughput.py prints the number).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import shutil
+import socket
+import socketserver
+import ssl
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import trustme
+
+from .control import PREFIX as CONTROL_PREFIX
+from .control import Control
+from .faults import Faults
+from .identity import Identity
+from .pipeline import ConnectionDropped, Pipeline
+from .protocol import GraphError, Response, new_request_id
+from .requestlog import RequestLog
+from .tenant import Tenant
+from .throttle import Throttle
+
+logger = logging.getLogger("graph_emulator")
+
+GRAPH_PREFIX = "/v1.0"
+# Modules whose import registers routes on routing.ROUTES. A module that is still a placeholder registers
+# nothing and is fine; one that fails to import is a bug and is raised.
+ROUTE_MODULES = ("directory_routes", "mailbox_routes", "subscription_routes", "batch")
+MAX_BODY = 16 * 1024 * 1024  # Graph refuses bodies this large anyway (photos: 4 MB, batch: 4 MB)
+
+
+def load_routes() -> None:
+    for name in ROUTE_MODULES:
+        try:
+            importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{name}":
+                raise
+            logger.warning("graph emulator: route module %s is not written yet", name)
+
+
+class GraphServer:
+    """HTTPS on 127.0.0.1 for one tenant; `start()` serves from a background thread until `stop()`."""
+
+    def __init__(self, tenant: Tenant, *, port: int = 0, seed: int = 0, latency_ms: float = 0) -> None:
+        load_routes()
+        self.tenant = tenant
+        self.ca = trustme.CA(organization_name="galsync Graph emulator")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        self.httpd = _HTTPServer(("127.0.0.1", port), _Handler, context, self)  # fails early if port is taken
+        self.port: int = self.httpd.server_address[1]
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.workdir = Path(tempfile.mkdtemp(prefix="graph-emulator-"))
+        self.ca_file = str(self.workdir / "ca.pem")
+        self.ca.cert_pem.write_to_path(self.ca_file)
+
+        self.identity = Identity(tenant, self.url)
+        self.log = RequestLog(resolve_mailbox=self._resolve_mailbox)
+        self.throttle = Throttle()
+        self.faults = Faults(seed=seed, resolve_mailbox=self._resolve_mailbox)
+        if latency_ms:
+            self.faults.configure(latency_ms=latency_ms)
+        self.pipeline = Pipeline(
+            tenant,
+            self.identity,
+            self.throttle,
+            self.faults,
+            self.log,
+            seed=seed,
+            base_url=self.url + GRAPH_PREFIX,
+        )
+        self.control = Control(tenant, self.throttle, self.faults, self.log)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="graph-emulator",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.httpd.close_connections()
+        self.httpd.server_close()
+        self.pipeline.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def issue_server_cert(self, *hostnames: str) -> tuple[str, str]:
+        """A server certificate from the emulator's CA, e.g. for a webhook receiver in a test."""
+        names = hostnames or ("127.0.0.1", "localhost")
+        leaf = self.ca.issue_cert(*names)
+        stem = self.workdir / f"server-{os.urandom(4).hex()}"
+        cert_path, key_path = f"{stem}.crt", f"{stem}.key"
+        with open(cert_path, "wb") as fh:
+            for blob in leaf.cert_chain_pems:
+                fh.write(blob.bytes())
+        leaf.private_key_pem.write_to_path(key_path)
+        return cert_path, key_path
+
+    # --- request routing ----------------------------------------------------------------------------
+
+    def respond(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
+        """The response for one HTTP request (raises ConnectionDropped when a fault drops it)."""
+        path = target.split("?", 1)[0]
+        if path == GRAPH_PREFIX or path.startswith(GRAPH_PREFIX + "/"):
+            return self.pipeline.http(method, target[len(GRAPH_PREFIX) :] or "/", headers, body)
+        if path.startswith(CONTROL_PREFIX + "/"):
+            return self.control.handle(method, target, body)
+        parts = path.strip("/").split("/")
+        if method == "GET" and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+            return self.identity.openid_configuration(parts[0])
+        if method == "POST" and parts[1:] == ["oauth2", "v2.0", "token"]:
+            content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+            return self.identity.token_endpoint(parts[0], content_type, body)
+        return GraphError(404, "NotFound", f"No such endpoint: {path}").to_response(new_request_id(), None)
+
+    def _resolve_mailbox(self, id_or_upn: str) -> str:
+        return self.tenant.directory.resolve_user(id_or_upn)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        context: ssl.SSLContext,
+        graph: GraphServer,
+    ) -> None:
+        self.ssl_context = context
+        self.graph = graph
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name (a DNS lookup); 127.0.0.1 needs none.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def track(self, sock: socket.socket, alive: bool) -> None:
+        with self._connections_lock:
+            (self._connections.add if alive else self._connections.discard)(sock)
+
+    def close_connections(self) -> None:
+        """Close idle keep-alive connections so their threads end with the server."""
+        with self._connections_lock:
+            connections, self._connections = list(self._connections), set()
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that go away mid-handshake or mid-request are normal for a test server.
+        logger.debug("graph emulator: connection from %s ended with an error", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "GraphEmulator/1.0"
+    sys_version = ""
+    timeout = 120  # idle keep-alive connections are closed after this many seconds
+    wbufsize = 64 * 1024  # headers and body leave in one TLS record (flushed after each request)
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        raw: socket.socket = self.request
+        raw.settimeout(self.timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.request = self.server.ssl_context.wrap_socket(raw, server_side=True)
+        self.server.track(self.request, True)
+        super().setup()
+
+    def finish(self) -> None:
+        self.server.track(self.request, False)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._serve()
+
+    do_POST = do_PATCH = do_PUT = do_DELETE = do_GET  # noqa: N815
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+        pass  # the request log is where requests are recorded
+
+    def _serve(self) -> None:
+        try:
+            body = self._read_body()
+        except ValueError as exc:
+            self.close_connection = True
+            self._write(GraphError(400, "BadRequest", str(exc)).to_response(new_request_id(), None))
+            return
+        headers = dict(self.headers.items())
+        try:
+            response = self.server.graph.respond(self.command, self.path, headers, body)
+        except ConnectionDropped:
+            self.close_connection = True  # no response at all: the client sees the connection close
+            return
+        except Exception:  # a bug in the emulator still gets an answer, and a traceback in the log
+            logger.exception("graph emulator: %s %s failed", self.command, self.path.split("?")[0])
+            error = GraphError(500, "generalException", "An unspecified error has occurred.")
+            response = error.to_response(new_request_id(), None)
+        self._write(response)
+
+    def _read_body(self) -> bytes:
+        if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
+            return self._read_chunked()
+        length_header = self.headers.get("Content-Length")
+        if not length_header:
+            return b""
+        try:
+            length = int(length_header)
+        except ValueError:
+            raise ValueError(f"Invalid Content-Length header: {length_header!r}") from None
+        if length < 0 or length > MAX_BODY:
+            raise ValueError(f"Content-Length {length} is out of range.")
+        return self.rfile.read(length)
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY:
+                raise ValueError("The request body is too large.")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _write(self, response: Response) -> None:
+        payload, content_type = response.encode()
+        self.send_response(response.status)
+        has_type = False
+        for name, value in response.headers.items():
+            has_type = has_type or name.lower() == "content-type"
+            self.send_header(name, value)
+        if content_type is not None and not has_type:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
