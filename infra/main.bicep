@@ -1,0 +1,238 @@
+// galsync in the customer's subscription: one resource group holding a Flex Consumption function app, its
+// storage, monitoring and Key Vault, all reached with one user-assigned managed identity (no keys anywhere).
+// `azd up` fills the parameters from infra/main.parameters.json; every GALSYNC_* parameter there can be set
+// with `azd env set GALSYNC_... value` and becomes the app setting of the same name.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; with the subscription and location it seeds every resource name.')
+param environmentName string
+
+@minLength(1)
+@description('Region of every resource; it must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Object id of the person (or pipeline) running azd: gets Key Vault Secrets Officer on the vault to store the credentials and the webhook key. Empty: no role.')
+param principalId string = ''
+
+@description('Most instances Flex Consumption may scale out to.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Memory of one instance in MB.')
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@description('Replication of the storage account that holds galsync\'s state. Zone- and geo-redundant by default; in a region without availability zones use Standard_GRS.')
+@allowed(['Standard_GZRS', 'Standard_RAGZRS', 'Standard_GRS', 'Standard_RAGRS'])
+param storageSkuName string = 'Standard_GZRS'
+
+@description('Days a deleted Key Vault stays recoverable (purge protection keeps it that long).')
+@minValue(7)
+@maxValue(90)
+param keyVaultSoftDeleteRetentionDays int = 7
+
+@description('Days Log Analytics keeps logs.')
+@minValue(30)
+@maxValue(730)
+param logRetentionDays int = 30
+
+// ---- galsync settings (sync_core/settings.py); defaults are the settings' defaults ----
+
+@description('GALSYNC_CONFIG_PATH: profiles file (TOML) shipped in the app package, relative to the app root.')
+param configPath string = 'galsync.toml'
+
+@description('GALSYNC_TENANT_ID: Entra tenant galsync syncs; empty means the tenant of this subscription.')
+param tenantId string = ''
+
+@description('GALSYNC_AUTH_MODE: managed_identity (keyless, recommended), client_secret or certificate.')
+@allowed(['managed_identity', 'client_secret', 'certificate'])
+param authMode string = 'managed_identity'
+
+@description('GALSYNC_CLIENT_ID: app registration client id (client_secret and certificate modes).')
+param clientId string = ''
+
+@secure()
+@description('Client secret (client_secret mode), stored in Key Vault as galsync-client-secret. Empty: leave the vault as it is.')
+param clientSecret string = ''
+
+@secure()
+@description('Certificate as base64 PFX (certificate mode), stored in Key Vault as galsync-certificate. Empty: leave the vault as it is.')
+param certificate string = ''
+
+@secure()
+@description('Password of the PFX, stored in Key Vault as galsync-certificate-password. Empty: none.')
+param certificatePassword string = ''
+
+@description('GALSYNC_GRAPH_CLOUD: national cloud of the tenant.')
+@allowed(['global', 'usgov', 'usgovdod', 'china'])
+param graphCloud string = 'global'
+
+@description('GALSYNC_AUTHORITY_HOST: override of the cloud\'s Entra authority host; empty for the cloud\'s own.')
+param authorityHost string = ''
+
+@description('GALSYNC_GRAPH_BASE_URL: override of the cloud\'s Graph root; empty for the cloud\'s own.')
+param graphBaseUrl string = ''
+
+@description('GALSYNC_MAX_CONCURRENCY: most Graph requests in flight per instance.')
+param maxConcurrency string = '16'
+
+@description('GALSYNC_RETRY_MAX_ATTEMPTS: most attempts of one Graph request.')
+param retryMaxAttempts string = '6'
+
+@description('GALSYNC_RETRY_MAX_SECONDS: most seconds spent retrying one Graph request.')
+param retryMaxSeconds string = '120'
+
+@description('GALSYNC_HTTP_TIMEOUT_SECONDS: read timeout of one Graph request.')
+param httpTimeoutSeconds string = '30'
+
+@description('GALSYNC_TABLE_PREFIX: prefix of the state tables galsync creates in the storage account.')
+param tablePrefix string = 'galsync'
+
+@description('GALSYNC_SYNC_SCHEDULE: safety-net sync (NCRONTAB).')
+param syncSchedule string = '0 */15 * * * *'
+
+@description('GALSYNC_RECONCILE_SCHEDULE: nightly reconcile (NCRONTAB, UTC).')
+param reconcileSchedule string = '0 0 2 * * *'
+
+@description('GALSYNC_SUBSCRIPTIONS_SCHEDULE: create, renew and clean Graph subscriptions (NCRONTAB).')
+param subscriptionsSchedule string = '0 30 */4 * * *'
+
+@description('GALSYNC_TARGETS_PER_MESSAGE: target mailboxes per push-targets queue message.')
+param targetsPerMessage string = '50'
+
+@description('GALSYNC_LOG_LEVEL: level of galsync\'s own loggers.')
+@allowed(['DEBUG', 'INFO', 'WARNING', 'ERROR'])
+param logLevel string = 'INFO'
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+var functionAppName = 'func-galsync-${resourceToken}'
+// Blob container Flex Consumption deploys the app package from.
+var deploymentContainerName = 'app-package-${resourceToken}'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'core/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-galsync-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'core/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'stgalsync${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    skuName: storageSkuName
+  }
+}
+
+module monitoring 'core/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-galsync-${resourceToken}'
+    applicationInsightsName: 'appi-galsync-${resourceToken}'
+    location: location
+    tags: tags
+    retentionInDays: logRetentionDays
+  }
+}
+
+module keyVault 'core/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: 'kv-galsync-${take(resourceToken, 11)}'
+    location: location
+    tags: tags
+    softDeleteRetentionInDays: keyVaultSoftDeleteRetentionDays
+    clientSecret: clientSecret
+    certificate: certificate
+    certificatePassword: certificatePassword
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    identityPrincipalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    keyVaultName: keyVault.outputs.name
+    deployerPrincipalId: principalId
+  }
+}
+
+module api 'app/function-app.bicep' = {
+  name: 'function-app'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: 'plan-galsync-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    keyVaultUri: keyVault.outputs.uri
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    configPath: configPath
+    tenantId: empty(tenantId) ? tenant().tenantId : tenantId
+    authMode: authMode
+    clientId: clientId
+    usesCertificatePassword: !empty(certificatePassword)
+    graphCloud: graphCloud
+    authorityHost: authorityHost
+    graphBaseUrl: graphBaseUrl
+    maxConcurrency: maxConcurrency
+    retryMaxAttempts: retryMaxAttempts
+    retryMaxSeconds: retryMaxSeconds
+    httpTimeoutSeconds: httpTimeoutSeconds
+    tablePrefix: tablePrefix
+    syncSchedule: syncSchedule
+    reconcileSchedule: reconcileSchedule
+    subscriptionsSchedule: subscriptionsSchedule
+    targetsPerMessage: targetsPerMessage
+    logLevel: logLevel
+  }
+  // The app's first start reads storage, Key Vault and App Insights with the identity: grant first.
+  dependsOn: [
+    rbac
+  ]
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = api.outputs.name
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output AZURE_MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+// Graph calls these with ?code=<function key>; the key lives in Key Vault (galsync-webhook-key), never here.
+output GALSYNC_NOTIFICATION_URL string = '${api.outputs.baseUrl}/api/notifications'
+output GALSYNC_LIFECYCLE_URL string = '${api.outputs.baseUrl}/api/lifecycle'
