@@ -1,0 +1,260 @@
+"""Apply planned actions to target folders through Graph `$batch`, then record what was written.
+
+Order of writes is what makes a crash harmless (I2): before a contact is created, its target record is
+written with no contact id ("create in flight"). If the process dies after Graph created the contact but
+before the record names it, the next plan sees the in-flight record and yields `Create(recover=True)`,
+which looks for the contact carrying this source's hidden tag and adopts it instead of creating another.
+A create that Graph definitely refused drops its in-flight record again, so it costs no lookup later.
+
+All targets of one push go into one `client.batch` call, so the client can keep every mailbox busy up to
+Graph's per-mailbox limit at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sync_core.core.actions import (
+    Action,
+    Create,
+    Delete,
+    DeleteForeign,
+    Forget,
+    Record,
+    SetPhoto,
+    Update,
+)
+from sync_core.core.profile import Profile
+from sync_core.core.records import TargetRecord
+from sync_core.core.tags import CONTACT_TAG_EXPAND, read_contact_tag
+from sync_core.graph import BatchRequest, BatchResult, GraphClient, MaybeApplied, TransientError
+from sync_core.state.base import StateStore
+
+log = logging.getLogger("galsync.executor")
+
+
+@dataclass
+class TargetWork:
+    """The actions for one target folder, with the records they were planned from."""
+
+    mailbox: str
+    folder_id: str
+    actions: Sequence[Action]
+    records: Mapping[str, TargetRecord]
+    # The Create that brings back a contact deleted on a phone (for an Update that came back 404).
+    recreate: Callable[[str], Create | None] | None = None
+
+
+@dataclass
+class ExecReport:
+    """What a push did; counts only (no contact data), for logs, run history and tests."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)  # "mailbox key: status code (request-id)"
+
+    @property
+    def writes(self) -> int:
+        return sum(self.counts[k] for k in ("created", "updated", "deleted", "adopted", "foreign_deleted"))
+
+    def merge(self, other: ExecReport) -> None:
+        self.counts.update(other.counts)
+        self.errors += other.errors
+
+
+@dataclass
+class _Pending:
+    work: TargetWork
+    action: Action
+    request: BatchRequest
+    intent: bool = False  # an in-flight record was written for this create
+
+
+def execute(client: GraphClient, store: StateStore, profile: Profile, works: Sequence[TargetWork],
+            now: Callable[[], str]) -> ExecReport:
+    """Apply each target's actions; record results in the state store; never raise for one contact's failure."""
+    report = ExecReport()
+    works = [w for w in works if w.actions]
+    if not works:
+        return report
+    found = _find_tagged(client, profile, [w for w in works if _needs_lookup(w.actions)])
+    pending: list[_Pending] = []
+    for work in works:
+        pending += _prepare(client, store, profile, work, found.get(work.mailbox, {}), now, report)
+    retry: list[_Pending] = []
+    for item, result in zip(pending, _run(client, pending), strict=True):
+        retry += _apply_result(store, profile, item, result, now, report)
+    if retry:
+        # Contacts deleted on a phone whose update came back 404, recreated per policy.
+        for item, result in zip(retry, _run(client, retry), strict=True):
+            _apply_result(store, profile, item, result, now, report)
+    return report
+
+
+def contact_url(mailbox: str, folder_id: str, contact_id: str | None = None) -> str:
+    base = f"/users/{mailbox}/contactFolders/{folder_id}/contacts"
+    return base if contact_id is None else f"{base}/{contact_id}"
+
+
+def _needs_lookup(actions: Sequence[Action]) -> bool:
+    return any((isinstance(a, Create) and a.recover) or (isinstance(a, Delete) and a.contact_id is None)
+               for a in actions)
+
+
+def _find_tagged(client: GraphClient, profile: Profile, works: Sequence[TargetWork]
+                 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """For targets with a create in doubt: source key -> contacts in the folder carrying that key's tag."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for work in works:
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        items = client.iter_pages(contact_url(work.mailbox, work.folder_id),
+                                  params={"$select": "id,changeKey", "$expand": CONTACT_TAG_EXPAND, "$top": "1000"})
+        for item in items:
+            tag = read_contact_tag(item)
+            if tag is not None and tag.profile == profile.name:
+                by_key.setdefault(tag.source_key, []).append(item)
+        out[work.mailbox] = by_key
+        log.info("profile %s: looked up %d tagged contacts in mailbox %s to recover in-flight writes",
+                 profile.name, sum(len(v) for v in by_key.values()), work.mailbox)
+    return out
+
+
+def _prepare(client: GraphClient, store: StateStore, profile: Profile, work: TargetWork,
+             found: Mapping[str, list[dict[str, Any]]], now: Callable[[], str], report: ExecReport
+             ) -> list[_Pending]:
+    """Turn actions into batch requests; write in-flight records and state-only actions first."""
+    out: list[_Pending] = []
+    intents: list[TargetRecord] = []
+    records_now: list[TargetRecord] = []
+    forget: list[str] = []
+    url = contact_url(work.mailbox, work.folder_id)
+    for action in work.actions:
+        if isinstance(action, Create):
+            existing = found.get(action.source_key, []) if action.recover else []
+            if existing:
+                contact_id = str(existing[0]["id"])
+                request = BatchRequest("PATCH", contact_url(work.mailbox, work.folder_id, contact_id),
+                                       body=action.adoption_patch())
+                out.append(_Pending(work, action, request))
+                continue
+            intents.append(TargetRecord(work.mailbox, action.source_key, None, "", None, now()))
+            out.append(_Pending(work, action, BatchRequest("POST", url, body=dict(action.body)), intent=True))
+        elif isinstance(action, Update):
+            out.append(_Pending(work, action, BatchRequest(
+                "PATCH", contact_url(work.mailbox, work.folder_id, action.contact_id), body=dict(action.changes))))
+        elif isinstance(action, Delete):
+            ids = [action.contact_id] if action.contact_id else [str(c["id"]) for c in found.get(action.source_key, [])]
+            if not ids:
+                forget.append(action.source_key)
+                report.counts["forgotten"] += 1
+            for contact_id in ids:
+                out.append(_Pending(work, replace(action, contact_id=contact_id),
+                                    BatchRequest("DELETE", contact_url(work.mailbox, work.folder_id, contact_id))))
+        elif isinstance(action, DeleteForeign):
+            out.append(_Pending(work, action,
+                                BatchRequest("DELETE", contact_url(work.mailbox, work.folder_id, action.contact_id))))
+        elif isinstance(action, Record):
+            old = work.records.get(action.source_key)
+            records_now.append(TargetRecord(
+                work.mailbox, action.source_key, action.contact_id, action.fingerprint, action.change_key,
+                old.written_at if old is not None else now(), old.photo_etag if old is not None else None,
+                deleted_on_device=action.deleted_on_device))
+            report.counts["recorded"] += 1
+        elif isinstance(action, Forget):
+            forget.append(action.source_key)
+            report.counts["forgotten"] += 1
+        elif isinstance(action, SetPhoto):
+            report.counts["photos_skipped"] += 1  # contact photos are issue 10; nothing is written yet
+    if intents:
+        store.put_target_records(profile.name, work.mailbox, intents)
+    if records_now:
+        store.put_target_records(profile.name, work.mailbox, records_now)
+    if forget:
+        store.delete_target_records(profile.name, work.mailbox, forget)
+    return out
+
+
+def _run(client: GraphClient, pending: Sequence[_Pending]) -> list[BatchResult]:
+    if not pending:
+        return []
+    return client.batch([p.request for p in pending])
+
+
+def _apply_result(store: StateStore, profile: Profile, item: _Pending, result: BatchResult,
+                  now: Callable[[], str], report: ExecReport) -> list[_Pending]:
+    """Record one write's outcome; return follow-up writes (a recreate after a 404)."""
+    work, action, mailbox = item.work, item.action, item.work.mailbox
+    body = result.body if isinstance(result.body, dict) else {}
+    if result.ok:
+        if isinstance(action, Create):
+            store.put_target_records(profile.name, mailbox, [TargetRecord(
+                mailbox, action.source_key, str(body.get("id")), action.fingerprint, body.get("changeKey"), now())])
+            report.counts["created" if item.intent else "adopted"] += 1
+        elif isinstance(action, Update):
+            old = work.records.get(action.source_key)
+            store.put_target_records(profile.name, mailbox, [TargetRecord(
+                mailbox, action.source_key, action.contact_id, action.fingerprint, body.get("changeKey"), now(),
+                old.photo_etag if old is not None else None)])
+            report.counts["updated"] += 1
+        elif isinstance(action, Delete):
+            _drop_record(store, profile, work, action)
+            report.counts["deleted"] += 1
+        elif isinstance(action, DeleteForeign):
+            report.counts["foreign_deleted"] += 1
+        return []
+    status = result.status
+    if status == 404 and isinstance(action, Delete):
+        _drop_record(store, profile, work, action)  # already gone: the goal is reached
+        report.counts["already_deleted"] += 1
+        return []
+    if status == 404 and isinstance(action, Update | Create) and not item.intent:
+        # The contact was deleted outside galsync (on a phone) since we last wrote it.
+        return _deleted_on_device(store, profile, item, now, report)
+    _failed(store, profile, item, result, report)
+    return []
+
+
+def _deleted_on_device(store: StateStore, profile: Profile, item: _Pending, now: Callable[[], str],
+                       report: ExecReport) -> list[_Pending]:
+    work, action = item.work, item.action
+    key = action.source_key  # type: ignore[union-attr]
+    if profile.policies.deleted_on_device == "respect":
+        old = work.records.get(key)
+        fp = old.fingerprint if old is not None else ""
+        store.put_target_records(profile.name, work.mailbox, [TargetRecord(
+            work.mailbox, key, None, fp, None, now(), deleted_on_device=True)])
+        report.counts["deletion_respected"] += 1
+        return []
+    create = replace(action, recover=False) if isinstance(action, Create) else (
+        work.recreate(key) if work.recreate is not None else None)
+    if create is None:
+        store.delete_target_records(profile.name, work.mailbox, [key])
+        report.counts["forgotten"] += 1
+        return []
+    store.put_target_records(profile.name, work.mailbox, [TargetRecord(work.mailbox, key, None, "", None, now())])
+    report.counts["recreated"] += 1
+    return [_Pending(work, create, BatchRequest("POST", contact_url(work.mailbox, work.folder_id),
+                                                body=dict(create.body)), intent=True)]
+
+
+def _drop_record(store: StateStore, profile: Profile, work: TargetWork, action: Delete) -> None:
+    record = work.records.get(action.source_key)
+    if record is None or record.contact_id in (None, action.contact_id):
+        store.delete_target_records(profile.name, work.mailbox, [action.source_key])
+
+
+def _failed(store: StateStore, profile: Profile, item: _Pending, result: BatchResult, report: ExecReport) -> None:
+    """A write that did not succeed: keep an in-flight record only if the create may have happened."""
+    error = result.error
+    code = getattr(error, "code", "") or str(result.status)
+    key = getattr(item.action, "source_key", getattr(item.action, "contact_id", "?"))
+    in_doubt = result.status == 0 or isinstance(error, MaybeApplied | TransientError) or result.status >= 500
+    if item.intent and not in_doubt:
+        store.delete_target_records(profile.name, item.work.mailbox, [key])
+    report.counts["failed"] += 1
+    report.errors.append(f"{item.work.mailbox} {key}: {result.status} {code} (request-id {result.request_id})")
+    log.warning("profile %s: %s to mailbox %s failed: %s %s (request-id %s)", profile.name,
+                item.request.method, item.work.mailbox, result.status, code, result.request_id)

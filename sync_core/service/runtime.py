@@ -1,0 +1,105 @@
+"""What every use case needs, wired once per process: settings, profiles, the Graph client, the state store.
+
+The use cases hold no state between calls (DESIGN.md, layer 2); the function app and the command line
+each build one `Runtime` and pass it in. How work fans out differs: the command line runs a push inline,
+the function app puts it on a queue. `FanOut` is that difference and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sync_core.core.profile import Config, load_config
+from sync_core.graph import GraphClient
+from sync_core.settings import Settings
+from sync_core.state import open_store
+from sync_core.state.base import StateStore
+
+log = logging.getLogger("galsync")
+
+
+@dataclass(frozen=True)
+class PushMessage:
+    """One unit of fan-out: apply a profile's changes to a chunk of target mailboxes.
+
+    `keys` None means "every source key" (a new target is filled, or too many keys changed to list).
+    `mode` "remove" handles mailboxes that left the targets.
+    """
+
+    profile: str
+    mailboxes: tuple[str, ...]
+    keys: tuple[str, ...] | None
+    mode: str = "changes"  # "changes" | "remove"
+    run_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "push", "profile": self.profile, "mailboxes": list(self.mailboxes),
+                "keys": None if self.keys is None else list(self.keys), "mode": self.mode, "run_id": self.run_id}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PushMessage:
+        mailboxes = data.get("mailboxes")
+        keys = data.get("keys")
+        if not isinstance(data.get("profile"), str) or not isinstance(mailboxes, list) or not all(
+            isinstance(m, str) for m in mailboxes
+        ):
+            raise ValueError("push message needs 'profile' (string) and 'mailboxes' (list of strings)")
+        if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
+            raise ValueError("push message 'keys' must be null or a list of strings")
+        mode = data.get("mode", "changes")
+        if mode not in ("changes", "remove"):
+            raise ValueError(f"push message 'mode' must be 'changes' or 'remove', got {mode!r}")
+        return cls(data["profile"], tuple(mailboxes), None if keys is None else tuple(keys), mode,
+                   str(data.get("run_id", "")))
+
+
+class FanOut(Protocol):
+    def push(self, message: PushMessage) -> None: ...
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: Config
+    store: StateStore
+    client_factory: Callable[[], GraphClient]
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    clock: Callable[[], float] = time.time
+    _client: GraphClient | None = None
+
+    @property
+    def client(self) -> GraphClient:
+        """The Graph client, created on first use (the webhook never needs one)."""
+        if self._client is None:
+            self._client = self.client_factory()
+        return self._client
+
+    def now_iso(self) -> str:
+        return datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self.store.close()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, config: Config | None = None,
+                      client: GraphClient | None = None, store: StateStore | None = None) -> Runtime:
+        """Build from settings; pieces given explicitly (tests, the demo) are used as they are."""
+        cfg = config if config is not None else load_config(settings.config_path)
+        st = store if store is not None else open_store(settings)
+        if client is not None:
+            return cls(settings, cfg, st, lambda: client)
+        return cls(settings, cfg, st, lambda: GraphClient.from_settings(settings))
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]

@@ -1,0 +1,411 @@
+"""The sync use cases: `sync_profile` (read sources, find what changed, fan out) and `push_targets` (plan + write).
+
+sync_profile, under the profile's lease (a burst of triggers runs once more, not N times):
+  1. memberships of the profile's groups (one delta request; members re-read only when a group changed);
+  2. each source by delta (one request when nothing changed); fingerprints tell real changes from noise;
+  3. the target set (new targets are filled completely, removed ones cleaned per policy);
+  4. persist in crash-safe order: an outbox document naming the changed keys and targets first, then the
+     source records, then the delta links; then fan out; then drop the outbox. A crash anywhere replays
+     the outbox on the next run, and every push is idempotent, so nothing is lost and nothing duplicated.
+push_targets, per chunk of target mailboxes: plan each target against its records (pure planner) and apply
+all plans in one `$batch` stream (executor). An unchanged contact costs nothing (I4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync_core.core.actions import Action, Create
+from sync_core.core.plan import create_action, plan_removed_target, plan_target
+from sync_core.core.profile import Profile
+from sync_core.core.records import Run, SourceRecord, Target, TargetRecord
+from sync_core.core.sources import DesiredContact, Gone, Mapped, SourceChange, merge_sources, source_key_prefix
+from sync_core.state.leases import run_exclusively
+
+from . import groups as group_watch
+from . import targets as target_set
+from .executor import ExecReport, TargetWork, execute
+from .folders import FolderConflict, ensure_folder
+from .runtime import FanOut, PushMessage, Runtime, new_run_id
+from .source_reader import SourceRead, fetch_users, read_source, removed_after_full_read
+
+log = logging.getLogger("galsync.sync")
+
+LEASE_SECONDS = 15 * 60
+MAX_KEYS_PER_MESSAGE = 1000  # beyond this a push plans against every source key (queue messages are 64 KB)
+
+
+@dataclass
+class SyncReport:
+    profile: str
+    run_id: str
+    outcome: str = "ok"  # ok | busy | failed
+    dry_run: bool = False
+    requests: dict[str, int] = field(default_factory=dict)
+    changed: int = 0
+    removed: int = 0
+    targets: int = 0
+    new_targets: int = 0
+    removed_targets: int = 0
+    messages: int = 0
+    planned: dict[str, int] = field(default_factory=dict)  # dry run: action kind -> count
+    exec: ExecReport = field(default_factory=ExecReport)
+
+    def counts(self) -> dict[str, int]:
+        return {"changed": self.changed, "removed": self.removed, "targets": self.targets,
+                "new_targets": self.new_targets, "removed_targets": self.removed_targets,
+                "messages": self.messages, **dict(self.exec.counts)}
+
+
+class InlineFanOut:
+    """Fan-out for the command line: every push runs at once, in this process."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.report = ExecReport()
+
+    def push(self, message: PushMessage) -> None:
+        self.report.merge(push_targets(self.rt, message))
+
+
+# --- sync_profile --------------------------------------------------------------------------------------------
+
+
+def sync_profile(rt: Runtime, profile_name: str, fanout: FanOut, *, dry_run: bool = False) -> SyncReport:
+    """Bring every target of one profile in step with its sources (see the module doc)."""
+    profile = rt.config.profile(profile_name)
+    if dry_run:
+        return _sync_once(rt, profile, fanout, dry_run=True)
+    reports: list[SyncReport] = []
+    ran = run_exclusively(rt.store, f"sync:{profile.name}", rt.owner, LEASE_SECONDS,
+                          lambda: reports.append(_sync_once(rt, profile, fanout, dry_run=False)))
+    if ran == 0:
+        log.info("profile %s: another worker is syncing; it will run once more for this trigger", profile.name)
+        return SyncReport(profile.name, new_run_id(), outcome="busy")
+    return reports[-1]
+
+
+def _sync_once(rt: Runtime, profile: Profile, fanout: FanOut, *, dry_run: bool) -> SyncReport:
+    store, client = rt.store, rt.client
+    report = SyncReport(profile.name, new_run_id(), dry_run=dry_run)
+    started = rt.now_iso()
+    before = client.stats.snapshot()
+    if not dry_run:
+        store.record_run(Run(report.run_id, profile.name, "sync", started, None, "running"))
+    try:
+        _sync_steps(rt, profile, fanout, report)
+    except Exception as exc:
+        report.outcome = "failed"
+        if not dry_run:
+            store.record_run(Run(report.run_id, profile.name, "sync", started, rt.now_iso(), "failed",
+                                 report.counts(), error=_describe_error(exc)))
+        raise
+    after = client.stats.snapshot()
+    report.requests = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    if not dry_run:
+        outcome = "partial" if report.exec.counts["failed"] else "ok"
+        report.outcome = outcome
+        store.record_run(Run(report.run_id, profile.name, "sync", started, rt.now_iso(), outcome, report.counts(),
+                             error="; ".join(report.exec.errors[:5]) or None))
+    log.info("profile %s: sync %s %s: changed=%d removed=%d targets=%d new_targets=%d messages=%d writes=%d",
+             profile.name, report.run_id, report.outcome, report.changed, report.removed, report.targets,
+             report.new_targets, report.messages, report.exec.writes)
+    return report
+
+
+def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> None:
+    store, client, dry_run = rt.store, rt.client, report.dry_run
+    config_fp = profile_fingerprint(profile)
+    state = store.get_doc("profile-state", profile.name)
+    config_changed = state is None or state[0].get("config") != config_fp
+    outbox_doc = store.get_doc("outbox", profile.name)
+    outbox = outbox_doc[0] if outbox_doc is not None else None
+
+    # 1. group memberships (targets and user filters)
+    refs = group_watch.group_refs(profile)
+    old_members = group_watch.load(store, profile, refs) if refs else {}
+    memberships = group_watch.read_memberships(client, store, profile, force=config_changed)
+
+    # 2. sources
+    reads: list[SourceRead] = [read_source(client, store, profile, source, memberships.members, full=config_changed)
+                               for source in profile.sources]
+    changes: dict[str, SourceChange] = {}
+    for read in reads:
+        changes.update(read.changes)
+        if read.full:
+            changes.update(removed_after_full_read(store, profile, read))
+    if memberships.changed and old_members is not None and profile.group_refs:
+        flipped = _filter_flips(profile, old_members, memberships.members, changes)
+        changes.update(fetch_users(client, store, profile, flipped, memberships.members))
+    new_records, removed_keys, previous = _compare(store, profile, changes)
+    if "manager" in profile.mapped_fields:
+        new_records.update(_manager_renames(store, profile, previous, new_records))
+    report.changed, report.removed = len(new_records), len(removed_keys)
+
+    # 3. targets
+    stored_targets = store.get_targets(profile.name)
+    if memberships.changed or config_changed or not stored_targets:
+        tchanges = target_set.resolve(client, store, profile, memberships.members, stored_targets)
+    else:
+        tchanges = target_set.TargetChanges({m: t for m, t in stored_targets.items() if t.active}, (), ())
+    fill = set(tchanges.new) | set((outbox or {}).get("fill", []))
+    removed_targets = set(tchanges.removed) | set((outbox or {}).get("remove", []))
+    report.targets, report.new_targets, report.removed_targets = len(tchanges.active), len(fill), len(removed_targets)
+
+    changed_keys: set[str] | None = set(new_records) | set(removed_keys)
+    if outbox is not None:
+        changed_keys = None if outbox.get("keys") is None or changed_keys is None else \
+            changed_keys | set(outbox["keys"])
+    if config_changed or (changed_keys is not None and len(changed_keys) > MAX_KEYS_PER_MESSAGE):
+        changed_keys = None
+
+    if dry_run:
+        _dry_run(rt, profile, tchanges, fill, removed_targets, new_records, removed_keys, previous, changed_keys,
+                 report)
+        return
+
+    # 4. persist (outbox first), fan out, drop the outbox
+    store.put_doc("outbox", profile.name, {
+        "run_id": report.run_id, "keys": None if changed_keys is None else sorted(changed_keys),
+        "fill": sorted(fill), "remove": sorted(removed_targets)})
+    if previous:
+        for key, old in previous.items():
+            if key in new_records or key in removed_keys:
+                store.put_doc("prev", f"{profile.name}|{key}", {"fingerprint": old.fingerprint,
+                                                                "payload": dict(old.payload)})
+    store.put_source_records(profile.name, new_records.values())
+    store.delete_source_records(profile.name, removed_keys)
+    for read in reads:
+        if read.delta_link:
+            store.set_delta_link(profile.name, read.source.name, read.delta_link)
+    group_watch.save(store, profile, memberships)
+    for mailbox in tchanges.new:
+        store.put_target(profile.name, tchanges.active[mailbox])
+    store.put_doc("profile-state", profile.name, {"config": config_fp})
+
+    report.messages = _fan_out(rt, profile, fanout, tchanges, fill, removed_targets, changed_keys, report.run_id)
+    store.delete_doc("outbox", profile.name)
+
+
+def _compare(store: Any, profile: Profile, changes: Mapping[str, SourceChange]
+             ) -> tuple[dict[str, SourceRecord], set[str], dict[str, SourceRecord]]:
+    """Changed source records, removed keys, and the stored records they replace."""
+    previous = store.get_source_records(profile.name, list(changes)) if changes else {}
+    new_records: dict[str, SourceRecord] = {}
+    removed: set[str] = set()
+    for key, change in changes.items():
+        old = previous.get(key)
+        if isinstance(change, Mapped):
+            if old is None or old.fingerprint != change.fingerprint:
+                new_records[key] = SourceRecord(key, change.fingerprint, change.payload,
+                                                old.photo_etag if old is not None else None)
+        elif isinstance(change, Gone) and old is not None:
+            removed.add(key)
+    return new_records, removed, previous
+
+
+def _filter_flips(profile: Profile, old: Mapping[str, frozenset[str]], new: Mapping[str, frozenset[str]],
+                  changes: Mapping[str, SourceChange]) -> list[str]:
+    """Users whose membership of a filter group changed and who are not already in this run's changes."""
+    flipped: set[str] = set()
+    for ref in profile.group_refs:
+        flipped |= set(old.get(ref, frozenset())) ^ set(new.get(ref, frozenset()))
+    return sorted(u for u in flipped if f"user:{u}" not in changes)
+
+
+def _manager_renames(store: Any, profile: Profile, previous: Mapping[str, SourceRecord],
+                     new_records: Mapping[str, SourceRecord]) -> dict[str, SourceRecord]:
+    """Reports of a manager whose name changed get the new name (their own delta items did not change)."""
+    renamed = {old.payload.get("displayName"): new_records[key].payload.get("displayName")
+               for key, old in previous.items()
+               if key in new_records and old.payload.get("displayName") != new_records[key].payload.get("displayName")}
+    renamed.pop(None, None)
+    if not renamed:
+        return {}
+    from sync_core.core.fingerprint import fingerprint
+
+    out: dict[str, SourceRecord] = {}
+    for record in store.iter_source_records(profile.name):
+        manager = record.payload.get("manager")
+        if manager in renamed and record.source_key not in new_records:
+            payload = {**record.payload, "manager": renamed[manager]}
+            out[record.source_key] = SourceRecord(record.source_key, fingerprint(payload), payload, record.photo_etag)
+    return out
+
+
+def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, tchanges: target_set.TargetChanges, fill: set[str],
+             removed_targets: set[str], changed_keys: set[str] | None, run_id: str) -> int:
+    size = rt.settings.targets_per_message
+    messages = 0
+    existing = sorted(m for m in tchanges.active if m not in fill)
+    if changed_keys is None or changed_keys:
+        keys = None if changed_keys is None else tuple(sorted(changed_keys))
+        for chunk in _chunks(existing, size):
+            fanout.push(PushMessage(profile.name, tuple(chunk), keys, "changes", run_id))
+            messages += 1
+    for chunk in _chunks(sorted(m for m in fill if m in tchanges.active), size):
+        fanout.push(PushMessage(profile.name, tuple(chunk), None, "changes", run_id))
+        messages += 1
+    for chunk in _chunks(sorted(removed_targets), size):
+        fanout.push(PushMessage(profile.name, tuple(chunk), None, "remove", run_id))
+        messages += 1
+    return messages
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def profile_fingerprint(profile: Profile) -> str:
+    """Changes when anything in the profile changes (then sources are re-read and targets re-planned)."""
+    return hashlib.sha256(repr(profile).encode()).hexdigest()[:32]
+
+
+# --- push_targets ---------------------------------------------------------------------------------------------
+
+
+def push_targets(rt: Runtime, message: PushMessage) -> ExecReport:
+    """Plan and apply a profile's contacts to a chunk of target mailboxes."""
+    profile = rt.config.profile(message.profile)
+    store, client = rt.store, rt.client
+    targets = store.get_targets(profile.name)
+    if message.mode == "remove":
+        return _remove_targets(rt, profile, message, targets)
+    desired, previous, wanted_keys = _desired(store, profile, message.keys)
+    works: list[TargetWork] = []
+    report = ExecReport()
+    for mailbox in message.mailboxes:
+        target = targets.get(mailbox)
+        if target is None or not target.active:
+            continue
+        try:
+            target = _with_folder(rt, profile, target)
+        except FolderConflict as exc:
+            report.counts["failed"] += 1
+            report.errors.append(str(exc))
+            log.error("profile %s: %s", profile.name, exc)
+            continue
+        records = store.get_target_records(profile.name, mailbox)
+        if wanted_keys is not None:
+            records = {k: r for k, r in records.items() if k in wanted_keys}
+            want = {k: d for k, d in desired.items() if k in wanted_keys}
+        else:
+            want = desired
+        actions = plan_target(mailbox, want, previous, records, profile)
+        works.append(TargetWork(mailbox, target.folder_id or "", actions, records, _recreator(profile, want)))
+    report.merge(execute(client, store, profile, works, rt.now_iso))
+    log.info("profile %s: push %s to %d mailbox(es): %s", profile.name, message.run_id, len(works),
+             dict(report.counts))
+    return report
+
+
+def plan_for(profile: Profile, mailbox: str, desired: Mapping[str, DesiredContact],
+             previous: Mapping[str, SourceRecord], records: Mapping[str, TargetRecord]) -> list[Action]:
+    return plan_target(mailbox, desired, previous, records, profile)
+
+
+def _desired(store: Any, profile: Profile, keys: tuple[str, ...] | None
+             ) -> tuple[dict[str, DesiredContact], dict[str, SourceRecord], set[str] | None]:
+    """Desired contacts (for `keys`, or all), previous versions to diff against, and the keys to plan."""
+    multi = len({s.kind for s in profile.sources}) > 1 or len(profile.sources) > 1
+    if keys is None or multi:
+        records = list(store.iter_source_records(profile.name))
+    else:
+        records = list(store.get_source_records(profile.name, keys).values())
+    precedence = [source_key_prefix(s, None) if s.kind != "folder" else "folder:" for s in profile.sources]
+    desired = merge_sources(records, precedence) if multi else {
+        r.source_key: DesiredContact(r.payload, r.fingerprint, r.photo_etag) for r in records}
+    wanted: set[str] | None = None
+    if keys is not None:
+        wanted = set(keys)
+        if multi:
+            wanted |= _same_person(records, wanted)
+    previous: dict[str, SourceRecord] = {}
+    for key in sorted(wanted or ()):
+        doc = store.get_doc("prev", f"{profile.name}|{key}")
+        if doc is not None:
+            previous[key] = SourceRecord(key, str(doc[0]["fingerprint"]), doc[0]["payload"])
+    return desired, previous, wanted
+
+
+def _same_person(records: list[SourceRecord], keys: set[str]) -> set[str]:
+    """Keys that may win or lose a merge because one of `keys` changed (same first email address)."""
+    def email(r: SourceRecord) -> str | None:
+        emails = r.payload.get("emailAddresses") or []
+        return str(emails[0].get("address", "")).casefold() if emails else None
+    identities = {email(r) for r in records if r.source_key in keys} - {None}
+    return {r.source_key for r in records if email(r) in identities}
+
+
+def _recreator(profile: Profile, desired: Mapping[str, DesiredContact]) -> Any:
+    def recreate(key: str) -> Create | None:
+        want = desired.get(key)
+        return create_action(key, want, profile) if want is not None else None
+    return recreate
+
+
+def _with_folder(rt: Runtime, profile: Profile, target: Target) -> Target:
+    if target.folder_id:
+        return target
+    folder_id = ensure_folder(rt.client, profile, target.mailbox)
+    updated = Target(target.mailbox, target.address, folder_id, target.purpose, target.active)
+    rt.store.put_target(profile.name, updated)
+    return updated
+
+
+def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target]
+                    ) -> ExecReport:
+    """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target."""
+    store = rt.store
+    works: list[TargetWork] = []
+    for mailbox in message.mailboxes:
+        target = targets.get(mailbox)
+        records = store.get_target_records(profile.name, mailbox)
+        if target is not None and target.folder_id and records:
+            works.append(TargetWork(mailbox, target.folder_id, plan_removed_target(records, profile), records))
+    report = execute(rt.client, store, profile, works, rt.now_iso)
+    for mailbox in message.mailboxes:
+        if profile.policies.removed_target == "keep":
+            store.delete_target_records(profile.name, mailbox, list(store.get_target_records(profile.name, mailbox)))
+        target = targets.get(mailbox)
+        if target is not None:
+            store.put_target(profile.name, Target(mailbox, target.address, target.folder_id, target.purpose,
+                                                  active=False))
+    return report
+
+
+# --- dry run --------------------------------------------------------------------------------------------------
+
+
+def _dry_run(rt: Runtime, profile: Profile, tchanges: target_set.TargetChanges, fill: set[str],
+             removed_targets: set[str], new_records: Mapping[str, SourceRecord], removed_keys: set[str],
+             previous: Mapping[str, SourceRecord], changed_keys: set[str] | None, report: SyncReport) -> None:
+    """Plan every target as a push would, with this run's changes applied in memory; write nothing."""
+    store = rt.store
+    current = {r.source_key: r for r in store.iter_source_records(profile.name) if r.source_key not in removed_keys}
+    current.update(new_records)
+    desired = {k: DesiredContact(r.payload, r.fingerprint, r.photo_etag) for k, r in current.items()}
+    planned: dict[str, int] = {}
+    for mailbox in sorted(tchanges.active):
+        records = store.get_target_records(profile.name, mailbox)
+        if mailbox not in fill and changed_keys is not None:
+            records = {k: r for k, r in records.items() if k in changed_keys}
+            want = {k: d for k, d in desired.items() if k in changed_keys}
+        else:
+            want = desired
+        for action in plan_target(mailbox, want, previous, records, profile):
+            planned[type(action).__name__] = planned.get(type(action).__name__, 0) + 1
+    for mailbox in sorted(removed_targets):
+        for action in plan_removed_target(store.get_target_records(profile.name, mailbox), profile):
+            planned[type(action).__name__] = planned.get(type(action).__name__, 0) + 1
+    report.planned = planned
+
+
+def _describe_error(exc: BaseException) -> str:
+    """One line for run history: the error's type and message (our errors never carry contact data)."""
+    return f"{type(exc).__name__}: {exc}"[:500]

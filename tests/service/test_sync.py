@@ -1,0 +1,189 @@
+"""The sync engine against the emulator's logistics tenant: what an admin would notice, counted exactly.
+
+Every count below comes from the emulator's request log (real HTTPS requests, `$batch` inner requests
+logged one by one), and every contact from the emulator's mailboxes, so a test fails if galsync writes
+one contact too many or reads what it should not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graph_emulator import GraphEmulator
+from sync_core.core.tags import read_contact_tag
+from sync_core.service.runtime import Runtime
+from sync_core.service.sync import InlineFanOut, sync_profile
+
+from .conftest import MakeRuntime
+
+CONTACTS = "/users/{user}/contactFolders/{folder}/contacts"
+CONTACT = "/users/{user}/contactFolders/{folder}/contacts/{contact}"
+
+
+def run(rt: Runtime, profile: str) -> Any:
+    fanout = InlineFanOut(rt)
+    report = sync_profile(rt, profile, fanout)
+    report.exec = fanout.report
+    return report
+
+
+def managed_contacts(g: GraphEmulator, rt: Runtime, profile: str, mailbox: str) -> list[dict[str, Any]]:
+    target = rt.store.get_targets(profile)[mailbox]
+    assert target.folder_id
+    return g.tenant.mailboxes.contacts(mailbox, target.folder_id)
+
+
+def writes(g: GraphEmulator) -> int:
+    return sum(g.log.count(method=m, via_batch=True) for m in ("POST", "PATCH", "DELETE"))
+
+
+def test_first_run_fills_every_target_and_a_quiet_second_run_costs_one_delta_per_source(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    rt = make_runtime(graph)
+    first = run(rt, "Company directory")
+    sources = rt.store.get_source_records("Company directory")
+    targets = rt.store.get_targets("Company directory")
+    info = graph.scenario
+    assert len(targets) == 120 and first.new_targets == 120
+    for left_out in (info["disabled_user_id"], info["guest_user_id"], info["unlicensed_user_id"]):
+        assert f"user:{left_out}" not in sources
+    for mailbox in targets:
+        contacts = managed_contacts(graph, rt, "Company directory", mailbox)
+        tags = sorted(read_contact_tag(c).source_key for c in contacts)  # type: ignore[union-attr]
+        assert tags == sorted(sources), mailbox
+    assert first.exec.counts["created"] == 120 * len(sources) == writes(graph)
+
+    graph.log.clear()
+    second = run(rt, "Company directory")
+    # users + org contacts + the one membership watch for the profile's groups; nothing else at all
+    assert graph.log.count() == 3
+    assert sorted(graph.log.summary()["byRoute"]) == ["GET /contacts/delta", "GET /groups/delta", "GET /users/delta"]
+    assert second.changed == 0 and writes(graph) == 0
+
+
+def test_one_changed_user_costs_exactly_one_write_per_target_and_no_target_reads(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    rt = make_runtime(graph)
+    run(rt, "Company directory")
+    someone = graph.scenario["office_staff"][3]
+    graph.tenant.directory.update_user(someone, mobilePhone="+33 6 12 34 56 78")
+    graph.log.clear()
+    report = run(rt, "Company directory")
+    targets = rt.store.get_targets("Company directory")
+    assert report.changed == 1
+    assert graph.log.count(method="PATCH", route=CONTACT, via_batch=True) == len(targets) == writes(graph)
+    assert graph.log.count(method="GET", route=CONTACTS) == 0 and graph.log.count(method="GET", route=CONTACT) == 0
+    # 120 targets go out in push messages of 50 (50, 50, 20); each message's PATCHes in $batch calls of 20
+    assert graph.log.count(method="POST", route="/$batch", via_batch=False) == 3 + 3 + 1
+    for mailbox in targets:
+        mine = [c for c in managed_contacts(graph, rt, "Company directory", mailbox)
+                if read_contact_tag(c).source_key == f"user:{someone}"]  # type: ignore[union-attr]
+        assert [c["mobilePhone"] for c in mine] == ["+33 6 12 34 56 78"]
+
+
+def test_a_change_the_mapping_ignores_writes_nothing(graph: GraphEmulator, make_runtime: MakeRuntime) -> None:
+    rt = make_runtime(graph)
+    run(rt, "Dispatch")
+    driver = graph.scenario["drivers"][0]
+    # Dispatch maps no office location: the delta returns the user, the fingerprint stays the same
+    graph.tenant.directory.update_user(driver, officeLocation="Depot 7, bay 3")
+    graph.log.clear()
+    report = run(rt, "Dispatch")
+    assert report.changed == 0 and writes(graph) == 0
+
+
+def test_a_user_who_leaves_is_removed_from_every_target(graph: GraphEmulator, make_runtime: MakeRuntime) -> None:
+    rt = make_runtime(graph)
+    run(rt, "Dispatch")
+    leaver, disabled = graph.scenario["drivers"][:2]
+    graph.tenant.directory.delete_user(leaver)
+    graph.tenant.directory.update_user(disabled, accountEnabled=False)
+    graph.log.clear()
+    report = run(rt, "Dispatch")
+    assert report.removed == 2
+    assert graph.log.count(method="DELETE", route=CONTACT, via_batch=True) == 2 * 4 == writes(graph)
+    for mailbox in rt.store.get_targets("Dispatch"):
+        keys = {read_contact_tag(c).source_key for c in managed_contacts(graph, rt, "Dispatch", mailbox)}  # type: ignore[union-attr]
+        assert f"user:{leaver}" not in keys and f"user:{disabled}" not in keys and len(keys) == 98
+
+
+def test_hand_made_contacts_are_never_modified_or_deleted(graph: GraphEmulator, make_runtime: MakeRuntime) -> None:
+    rt = make_runtime(graph)
+    run(rt, "Dispatch")
+    truck = graph.scenario["shared_mailboxes"]["Trucks North"]["id"]
+    folder = rt.store.get_targets("Dispatch")[truck].folder_id
+    maman = graph.tenant.mailboxes.phone_create_contact(truck, {"displayName": "Maman", "mobilePhone": "+33 6 00"},
+                                                       folder_id=folder)
+    garage = graph.tenant.mailboxes.phone_create_contact(truck, {"displayName": "Garage Dupont"})
+    for driver in graph.scenario["drivers"][:5]:
+        graph.tenant.directory.update_user(driver, jobTitle="Senior driver")
+    graph.tenant.directory.delete_user(graph.scenario["drivers"][6])
+    run(rt, "Dispatch")
+    after = {c["id"]: c for c in graph.tenant.mailboxes.contacts(truck, folder)}
+    assert after[maman["id"]]["changeKey"] == maman["changeKey"]
+    default = {c["id"]: c for c in graph.tenant.mailboxes.contacts(truck)}
+    assert default[garage["id"]]["changeKey"] == garage["changeKey"]
+
+
+def test_an_expired_delta_token_reads_everything_again_and_rewrites_nothing(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    rt = make_runtime(graph)
+    run(rt, "Dispatch")
+    graph.tenant.expire_delta_tokens()
+    graph.log.clear()
+    report = run(rt, "Dispatch")
+    assert graph.log.count(route="/users/delta", status=410) == 1
+    assert report.changed == 0 and report.removed == 0 and writes(graph) == 0
+    graph.log.clear()
+    run(rt, "Dispatch")
+    assert graph.log.count() == 2  # back to one request per source and one for the group watch
+
+
+def test_a_new_member_of_a_target_group_gets_every_contact_and_a_leaver_loses_them(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    rt = make_runtime(graph)
+    run(rt, "Company directory")
+    sources = rt.store.get_source_records("Company directory")
+    newcomer = graph.tenant.directory.add_user(displayName="Nadia Haddad", givenName="Nadia", surname="Haddad",
+                                               mailNickname="nadia.haddad", mobilePhone="+33 6 99 00 11 22",
+                                               department="Planning", jobTitle="Planner")
+    leaving = graph.scenario["office_staff"][5]
+    all_staff = graph.scenario["all_staff_group_id"]
+    graph.tenant.directory.add_member(all_staff, newcomer["id"])
+    graph.tenant.directory.remove_member(all_staff, leaving)
+    graph.log.clear()
+    report = run(rt, "Company directory")
+    targets = rt.store.get_targets("Company directory")
+    assert report.new_targets == 1 and report.removed_targets == 1 and not targets[leaving].active
+    new_folder = managed_contacts(graph, rt, "Company directory", newcomer["id"])
+    assert len(new_folder) == len(sources) + 1  # everyone, and Nadia herself (she is a new source too)
+    old_folder = targets[leaving].folder_id
+    assert old_folder and graph.tenant.mailboxes.contacts(leaving, old_folder) == []
+    # the 119 other targets got only Nadia's new contact
+    assert graph.log.count(method="POST", route=CONTACTS, via_batch=True) == 119 + len(sources) + 1
+
+
+def test_dry_run_plans_and_writes_nothing(graph: GraphEmulator, make_runtime: MakeRuntime) -> None:
+    rt = make_runtime(graph)
+    report = sync_profile(rt, "Dispatch", InlineFanOut(rt), dry_run=True)
+    assert report.planned == {"Create": 400}
+    assert writes(graph) == 0 and graph.log.count(method="POST", route="/users/{user}/contactFolders") == 0
+    assert rt.store.get_source_records("Dispatch") == {} and rt.store.recent_runs("Dispatch") == []
+
+
+def test_a_same_named_folder_galsync_did_not_create_is_never_taken_over(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    rt = make_runtime(graph)
+    truck = graph.scenario["shared_mailboxes"]["Trucks South"]["id"]
+    theirs = graph.tenant.mailboxes.create_folder(truck, "Dispatch")
+    graph.tenant.mailboxes.phone_create_contact(truck, {"displayName": "Chef"}, folder_id=theirs["id"])
+    report = run(rt, "Dispatch")
+    assert report.exec.counts["created"] == 300  # the three other trucks
+    assert report.exec.counts["failed"] == 1
+    assert [e for e in report.exec.errors if truck in e and "did not create" in e] == report.exec.errors
+    assert [c["displayName"] for c in graph.tenant.mailboxes.contacts(truck, theirs["id"])] == ["Chef"]
