@@ -85,13 +85,41 @@ def execute(client: GraphClient, store: StateStore, profile: Profile, works: Seq
     for work in works:
         pending += _prepare(client, store, profile, work, found.get(work.mailbox, {}), now, report)
     retry: list[_Pending] = []
+    outcome = _Outcome()
     for item, result in zip(pending, _run(client, pending), strict=True):
-        retry += _apply_result(store, profile, item, result, now, report)
+        retry += _apply_result(outcome, profile, item, result, now, report)
+    outcome.flush(store, profile)
     if retry:
         # Contacts deleted on a phone whose update came back 404, recreated per policy.
         for item, result in zip(retry, _run(client, retry), strict=True):
-            _apply_result(store, profile, item, result, now, report)
+            _apply_result(outcome, profile, item, result, now, report)
+        outcome.flush(store, profile)
     return report
+
+
+class _Outcome:
+    """Record writes and deletions collected from batch results, flushed per mailbox in transactions."""
+
+    def __init__(self) -> None:
+        self.put: dict[str, dict[str, TargetRecord]] = {}
+        self.drop: dict[str, set[str]] = {}
+
+    def record(self, record: TargetRecord) -> None:
+        self.drop.get(record.mailbox, set()).discard(record.source_key)
+        self.put.setdefault(record.mailbox, {})[record.source_key] = record
+
+    def forget(self, mailbox: str, key: str) -> None:
+        self.put.get(mailbox, {}).pop(key, None)
+        self.drop.setdefault(mailbox, set()).add(key)
+
+    def flush(self, store: StateStore, profile: Profile) -> None:
+        for mailbox, records in self.put.items():
+            if records:
+                store.put_target_records(profile.name, mailbox, records.values())
+        for mailbox, keys in self.drop.items():
+            if keys:
+                store.delete_target_records(profile.name, mailbox, sorted(keys))
+        self.put, self.drop = {}, {}
 
 
 def contact_url(mailbox: str, folder_id: str, contact_id: str | None = None) -> str:
@@ -183,77 +211,76 @@ def _run(client: GraphClient, pending: Sequence[_Pending]) -> list[BatchResult]:
     return client.batch([p.request for p in pending])
 
 
-def _apply_result(store: StateStore, profile: Profile, item: _Pending, result: BatchResult,
+def _apply_result(outcome: _Outcome, profile: Profile, item: _Pending, result: BatchResult,
                   now: Callable[[], str], report: ExecReport) -> list[_Pending]:
     """Record one write's outcome; return follow-up writes (a recreate after a 404)."""
     work, action, mailbox = item.work, item.action, item.work.mailbox
     body = result.body if isinstance(result.body, dict) else {}
     if result.ok:
         if isinstance(action, Create):
-            store.put_target_records(profile.name, mailbox, [TargetRecord(
-                mailbox, action.source_key, str(body.get("id")), action.fingerprint, body.get("changeKey"), now())])
+            outcome.record(TargetRecord(
+                mailbox, action.source_key, str(body.get("id")), action.fingerprint, body.get("changeKey"), now()))
             report.counts["created" if item.intent else "adopted"] += 1
         elif isinstance(action, Update):
             old = work.records.get(action.source_key)
-            store.put_target_records(profile.name, mailbox, [TargetRecord(
+            outcome.record(TargetRecord(
                 mailbox, action.source_key, action.contact_id, action.fingerprint, body.get("changeKey"), now(),
-                old.photo_etag if old is not None else None)])
+                old.photo_etag if old is not None else None))
             report.counts["updated"] += 1
         elif isinstance(action, Delete):
-            _drop_record(store, profile, work, action)
+            _drop_record(outcome, profile, work, action)
             report.counts["deleted"] += 1
         elif isinstance(action, DeleteForeign):
             report.counts["foreign_deleted"] += 1
         return []
     status = result.status
     if status == 404 and isinstance(action, Delete):
-        _drop_record(store, profile, work, action)  # already gone: the goal is reached
+        _drop_record(outcome, profile, work, action)  # already gone: the goal is reached
         report.counts["already_deleted"] += 1
         return []
     if status == 404 and isinstance(action, Update | Create) and not item.intent:
         # The contact was deleted outside galsync (on a phone) since we last wrote it.
-        return _deleted_on_device(store, profile, item, now, report)
-    _failed(store, profile, item, result, report)
+        return _deleted_on_device(outcome, profile, item, now, report)
+    _failed(outcome, profile, item, result, report)
     return []
 
 
-def _deleted_on_device(store: StateStore, profile: Profile, item: _Pending, now: Callable[[], str],
+def _deleted_on_device(outcome: _Outcome, profile: Profile, item: _Pending, now: Callable[[], str],
                        report: ExecReport) -> list[_Pending]:
     work, action = item.work, item.action
     key = action.source_key  # type: ignore[union-attr]
     if profile.policies.deleted_on_device == "respect":
         old = work.records.get(key)
         fp = old.fingerprint if old is not None else ""
-        store.put_target_records(profile.name, work.mailbox, [TargetRecord(
-            work.mailbox, key, None, fp, None, now(), deleted_on_device=True)])
+        outcome.record(TargetRecord(work.mailbox, key, None, fp, None, now(), deleted_on_device=True))
         report.counts["deletion_respected"] += 1
         return []
     create = replace(action, recover=False) if isinstance(action, Create) else (
         work.recreate(key) if work.recreate is not None else None)
     if create is None:
-        store.delete_target_records(profile.name, work.mailbox, [key])
+        outcome.forget(work.mailbox, key)
         report.counts["forgotten"] += 1
         return []
-    store.put_target_records(profile.name, work.mailbox, [TargetRecord(work.mailbox, key, None, "", None, now())])
+    outcome.record(TargetRecord(work.mailbox, key, None, "", None, now()))
     report.counts["recreated"] += 1
     return [_Pending(work, create, BatchRequest("POST", contact_url(work.mailbox, work.folder_id),
                                                 body=dict(create.body)), intent=True)]
 
 
-def _drop_record(store: StateStore, profile: Profile, work: TargetWork, action: Delete) -> None:
+def _drop_record(outcome: _Outcome, profile: Profile, work: TargetWork, action: Delete) -> None:
     record = work.records.get(action.source_key)
     if record is None or record.contact_id in (None, action.contact_id):
-        store.delete_target_records(profile.name, work.mailbox, [action.source_key])
+        outcome.forget(work.mailbox, action.source_key)
 
 
-def _failed(store: StateStore, profile: Profile, item: _Pending, result: BatchResult, report: ExecReport) -> None:
+def _failed(outcome: _Outcome, profile: Profile, item: _Pending, result: BatchResult, report: ExecReport) -> None:
     """A write that did not succeed: keep an in-flight record only if the create may have happened."""
     error = result.error
     code = getattr(error, "code", "") or str(result.status)
     key = getattr(item.action, "source_key", getattr(item.action, "contact_id", "?"))
     in_doubt = result.status == 0 or isinstance(error, MaybeApplied | TransientError) or result.status >= 500
     if item.intent and not in_doubt:
-        store.delete_target_records(profile.name, item.work.mailbox, [key])
+        outcome.forget(item.work.mailbox, key)
     report.counts["failed"] += 1
     report.errors.append(f"{item.work.mailbox} {key}: {result.status} {code} (request-id {result.request_id})")
     log.warning("profile %s: %s to mailbox %s failed: %s %s (request-id %s)", profile.name,
