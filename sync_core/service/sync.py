@@ -19,10 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync_core.core.actions import Action, Create
+from sync_core.core.actions import Create
 from sync_core.core.plan import create_action, plan_removed_target, plan_target
 from sync_core.core.profile import Profile
-from sync_core.core.records import Run, SourceRecord, Target, TargetRecord
+from sync_core.core.records import Run, SourceRecord, Target
 from sync_core.core.sources import DesiredContact, Gone, Mapped, SourceChange, merge_sources, source_key_prefix
 from sync_core.state.leases import run_exclusively
 
@@ -36,6 +36,16 @@ from .source_reader import SourceRead, fetch_users, read_source, removed_after_f
 log = logging.getLogger("galsync.sync")
 
 LEASE_SECONDS = 15 * 60
+TARGET_LEASE_SECONDS = 10 * 60
+
+
+class TargetsBusy(RuntimeError):
+    """Another worker is writing to these target mailboxes; the push must be retried later (queue retry)."""
+
+    def __init__(self, profile: str, mailboxes: list[str]) -> None:
+        super().__init__(f"profile {profile}: {len(mailboxes)} target mailbox(es) are being written by another "
+                         f"worker ({', '.join(mailboxes[:3])}{', ...' if len(mailboxes) > 3 else ''}); retry later")
+        self.mailboxes = mailboxes
 MAX_KEYS_PER_MESSAGE = 1000  # beyond this a push plans against every source key (queue messages are 64 KB)
 
 
@@ -270,8 +280,36 @@ def profile_fingerprint(profile: Profile) -> str:
 
 
 def push_targets(rt: Runtime, message: PushMessage) -> ExecReport:
-    """Plan and apply a profile's contacts to a chunk of target mailboxes."""
+    """Plan and apply a profile's contacts to a chunk of target mailboxes.
+
+    Each mailbox is written under its own lease, so two pushes that overlap (two quick changes fanned out
+    to the same targets, handled by two instances) never both create the same contact (I2). Mailboxes held
+    by another worker are skipped and reported with TargetsBusy once the others are done: the queue retries
+    the message, and a retried push of an up-to-date mailbox writes nothing.
+    """
     profile = rt.config.profile(message.profile)
+    store = rt.store
+    held: list[str] = []
+    busy: list[str] = []
+    for mailbox in message.mailboxes:
+        (held if store.acquire_lease(_target_lease(profile, mailbox), rt.owner, TARGET_LEASE_SECONDS)
+         else busy).append(mailbox)
+    try:
+        report = _push_held(rt, profile, PushMessage(message.profile, tuple(held), message.keys, message.mode,
+                                                      message.run_id))
+    finally:
+        for mailbox in held:
+            store.release_lease(_target_lease(profile, mailbox), rt.owner)
+    if busy:
+        raise TargetsBusy(profile.name, busy)
+    return report
+
+
+def _target_lease(profile: Profile, mailbox: str) -> str:
+    return f"push:{profile.name}:{mailbox}"
+
+
+def _push_held(rt: Runtime, profile: Profile, message: PushMessage) -> ExecReport:
     store, client = rt.store, rt.client
     targets = store.get_targets(profile.name)
     if message.mode == "remove":
@@ -302,11 +340,6 @@ def push_targets(rt: Runtime, message: PushMessage) -> ExecReport:
     log.info("profile %s: push %s to %d mailbox(es): %s", profile.name, message.run_id, len(works),
              dict(report.counts))
     return report
-
-
-def plan_for(profile: Profile, mailbox: str, desired: Mapping[str, DesiredContact],
-             previous: Mapping[str, SourceRecord], records: Mapping[str, TargetRecord]) -> list[Action]:
-    return plan_target(mailbox, desired, previous, records, profile)
 
 
 def _desired(store: Any, profile: Profile, keys: tuple[str, ...] | None
