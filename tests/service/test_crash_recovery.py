@@ -1,4 +1,4 @@
-"""A crash after every Graph write and after every state write, in turn, then a rerun: no duplicate, nothing lost (I2, I3).
+"""A crash after every Graph write and every state write, in turn, then a rerun: no duplicate, nothing lost (I2, I3).
 
 The "crash" is an exception raised right after the N-th write has happened (the write is applied, the process
 never learns what came next), which is what a killed worker leaves behind. The rerun uses a fresh Runtime over
@@ -8,6 +8,7 @@ expires on its own, which tests/state covers; an exception releases it so the re
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -128,10 +129,8 @@ def crashed_then_rerun(g: GraphEmulator, make_runtime: MakeRuntime, state: str, 
     crashing_store = CrashingStore(rt.store, state_crash)
     rt.store = crashing_store  # type: ignore[assignment]
     crashing_graph = CrashingGraph(rt.client, graph_crash)
-    try:
+    with contextlib.suppress(Crash):
         sync_profile(rt, "Small", InlineFanOut(rt))
-    except Crash:
-        pass
     restarted = make_runtime(g, CONFIG, state=state)
     report = sync_profile(restarted, "Small", InlineFanOut(restarted))
     assert report.outcome == "ok"

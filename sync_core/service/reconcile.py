@@ -1,0 +1,239 @@
+"""Nightly reconcile: find what phones did to the managed folders, repair it per policy, report foreign contacts.
+
+Per target, the managed folder is read with contact delta (in full the first time, then only what changed),
+so a night with no drift costs about one request per target. What delta shows is classified (drift.py):
+- a contact galsync wrote whose changeKey is the one it recorded: our own write, intact;
+- a recorded contact with another changeKey: edited on a device: galsync's fields are put back per policy;
+- a recorded contact reported removed: deleted on a device: re-created or respected per policy;
+- an unknown contact: read once with galsync's hidden tag: ours (a duplicate or an orphan from a crash) or
+  foreign (saved on a phone): foreign contacts are never touched under policy "report" (I1), and are listed
+  in a per-mailbox document the doctor and `explain` read.
+What delta cannot see (a push that never happened, a record without its contact) is planned from state
+alone, with the same planner the push uses. Each target is reconciled under the same lease as pushes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync_core.core.actions import Action
+from sync_core.core.drift import Drift, ForeignContact, ObservedContact, classify
+from sync_core.core.plan import plan_target
+from sync_core.core.profile import Profile
+from sync_core.core.records import Run, Target, TargetRecord
+from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
+from sync_core.core.tags import CONTACT_TAG_EXPAND, contact_tag_value, parse_contact_tag
+from sync_core.graph import DeltaTokenExpired, GraphClient, NotFound
+
+from .executor import ExecReport, TargetWork, contact_url, execute
+from .folders import FolderConflict
+from .runtime import Runtime, new_run_id
+from .sync import TARGET_LEASE_SECONDS, _target_lease, _with_folder
+
+log = logging.getLogger("galsync.reconcile")
+
+READ_FIELDS = ("displayName", "changeKey", "createdDateTime", "lastModifiedDateTime")
+
+
+@dataclass
+class ReconcileReport:
+    profile: str
+    run_id: str
+    dry_run: bool = False
+    targets: int = 0
+    busy: int = 0
+    drift: Counter[str] = field(default_factory=Counter)
+    planned: Counter[str] = field(default_factory=Counter)
+    exec: ExecReport = field(default_factory=ExecReport)
+    foreign: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # mailbox -> foreign contacts
+    requests: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) -> ReconcileReport:
+    """Reconcile every active target of one profile (see the module doc)."""
+    profile = rt.config.profile(profile_name)
+    report = ReconcileReport(profile.name, new_run_id(), dry_run=dry_run)
+    started = rt.now_iso()
+    before = rt.client.stats.snapshot()
+    desired = _desired(rt, profile)
+    for mailbox, target in sorted(rt.store.get_targets(profile.name).items()):
+        if not target.active:
+            continue
+        report.targets += 1
+        lease = _target_lease(profile, mailbox)
+        if not dry_run and not rt.store.acquire_lease(lease, rt.owner, TARGET_LEASE_SECONDS):
+            report.busy += 1
+            continue
+        try:
+            _reconcile_target(rt, profile, target, desired, report)
+        except FolderConflict as exc:
+            report.errors.append(str(exc))
+        finally:
+            if not dry_run:
+                rt.store.release_lease(lease, rt.owner)
+    after = rt.client.stats.snapshot()
+    report.requests = sum(after.values()) - sum(before.values()) if after else 0
+    if not dry_run:
+        outcome = "partial" if report.errors or report.exec.counts["failed"] else "ok"
+        rt.store.record_run(Run(report.run_id, profile.name, "reconcile", started, rt.now_iso(), outcome,
+                                {**dict(report.drift), **dict(report.exec.counts), "targets": report.targets},
+                                error="; ".join((report.errors + report.exec.errors)[:5]) or None))
+    log.info("profile %s: reconcile %s: targets=%d busy=%d drift=%s writes=%d", profile.name, report.run_id,
+             report.targets, report.busy, dict(report.drift), report.exec.writes)
+    return report
+
+
+def _desired(rt: Runtime, profile: Profile) -> dict[str, DesiredContact]:
+    records = list(rt.store.iter_source_records(profile.name))
+    if len(profile.sources) > 1:
+        precedence = [source_key_prefix(s, None) if s.kind != "folder" else "folder:" for s in profile.sources]
+        return merge_sources(records, precedence)
+    return {r.source_key: DesiredContact(r.payload, r.fingerprint, r.photo_etag) for r in records}
+
+
+def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Mapping[str, DesiredContact],
+                      report: ReconcileReport) -> None:
+    store, client = rt.store, rt.client
+    if not target.folder_id:
+        if report.dry_run:
+            report.planned["Create"] += len(desired)
+            return
+        target = _with_folder(rt, profile, target)
+    folder_id = target.folder_id or ""
+    records = store.get_target_records(profile.name, target.mailbox)
+    link_name = f"folder:{target.mailbox}"
+    seen, removed_ids, link = _folder_changes(client, profile, target.mailbox, folder_id,
+                                              store.get_delta_link(profile.name, link_name))
+    by_id = {r.contact_id: r for r in records.values() if r.contact_id}
+    observed: list[ObservedContact] = []
+    for item in seen:
+        record = by_id.get(str(item["id"]))
+        if record is None:
+            item = _read_tagged(client, target.mailbox, folder_id, str(item["id"])) or item
+            observed.append(ObservedContact.from_graph(item))
+        else:
+            observed.append(_observed(item, contact_tag_value(profile.name, record.source_key)))
+    subset = _keys_in_view(profile, by_id, observed, removed_ids)
+    drift = _classify(profile, records, subset, observed, removed_ids, desired)
+    rest = plan_target(target.mailbox, {k: d for k, d in desired.items() if k not in subset}, {},
+                       {k: r for k, r in records.items() if k not in subset}, profile)
+    actions: list[Action] = [*drift.actions(), *rest]
+    report.drift.update({k: v for k, v in drift.counts().items() if v})
+    if rest:
+        report.drift["missed_by_push"] += len(rest)
+    report.planned.update(type(action).__name__ for action in actions)
+    foreign = _foreign_doc(store.get_doc("foreign", f"{profile.name}|{target.mailbox}"), drift.foreign,
+                           removed_ids)
+    if target.purpose == "shared":
+        foreign += _default_folder_contacts(client, target.mailbox)
+    report.foreign[target.mailbox] = foreign
+    if report.dry_run:
+        return
+    if actions:
+        report.exec.merge(execute(client, store, profile, [TargetWork(
+            target.mailbox, folder_id, actions, records, None)], rt.now_iso))
+    store.put_doc("foreign", f"{profile.name}|{target.mailbox}",
+                  {"checked_at": rt.now_iso(), "purpose": target.purpose, "contacts": foreign})
+    if link:
+        store.set_delta_link(profile.name, link_name, link)
+
+
+def _folder_changes(client: GraphClient, profile: Profile, mailbox: str, folder_id: str, link: str | None
+                    ) -> tuple[list[dict[str, Any]], set[str], str | None]:
+    """Contacts changed in the folder since `link` (all on a first read), ids removed, and the new link."""
+    if link is not None:
+        try:
+            return _walk(client.delta(link))
+        except DeltaTokenExpired:
+            log.info("profile %s: folder delta token of mailbox %s expired; reading the folder in full",
+                     profile.name, mailbox)
+    select = ",".join(dict.fromkeys((*READ_FIELDS, *profile.mapped_fields)))
+    return _walk(client.delta(f"{contact_url(mailbox, folder_id)}/delta", params={"$select": select}))
+
+
+def _walk(delta: Any) -> tuple[list[dict[str, Any]], set[str], str | None]:
+    seen: dict[str, dict[str, Any]] = {}
+    removed: set[str] = set()
+    for item in delta:
+        item_id = str(item.get("id"))
+        if "@removed" in item:
+            removed.add(item_id)
+            seen.pop(item_id, None)
+        else:
+            seen[item_id] = item
+            removed.discard(item_id)
+    return list(seen.values()), removed, delta.delta_link
+
+
+def _default_folder_contacts(client: GraphClient, mailbox: str) -> list[dict[str, Any]]:
+    """Contacts in a shared mailbox's own Contacts folder: what its phones saved (galsync never writes there).
+
+    Only shared mailboxes are read this way: there, every phone's saved contacts reach every other phone,
+    which is what the doctor explains. Read-only, always.
+    """
+    items = client.iter_pages(f"/users/{mailbox}/contacts",
+                              params={"$select": "displayName,createdDateTime,lastModifiedDateTime", "$top": "1000"})
+    return [{"id": str(c["id"]), "displayName": c.get("displayName"), "createdDateTime": c.get("createdDateTime"),
+             "lastModifiedDateTime": c.get("lastModifiedDateTime"), "folder": "Contacts"} for c in items]
+
+
+def _read_tagged(client: GraphClient, mailbox: str, folder_id: str, contact_id: str) -> dict[str, Any] | None:
+    """A contact galsync has no record of, read with its tag (delta cannot expand extended properties)."""
+    try:
+        return client.get(contact_url(mailbox, folder_id, contact_id), params={"$expand": CONTACT_TAG_EXPAND})
+    except NotFound:
+        return None
+
+
+def _observed(item: Mapping[str, Any], tag: str | None) -> ObservedContact:
+    return ObservedContact(str(item["id"]), item.get("changeKey"), tag, item, item.get("createdDateTime"),
+                           item.get("lastModifiedDateTime"))
+
+
+def _keys_in_view(profile: Profile, by_id: Mapping[str, TargetRecord], observed: list[ObservedContact],
+                  removed_ids: set[str]) -> set[str]:
+    """Source keys that delta showed something about this night (classified by drift, not by the planner)."""
+    keys = {by_id[i].source_key for i in removed_ids if i in by_id}
+    for contact in observed:
+        tag = parse_contact_tag(contact.tag)
+        if tag is not None and tag.profile == profile.name:
+            keys.add(tag.source_key)
+    return keys
+
+
+def _classify(profile: Profile, records: Mapping[str, TargetRecord], keys: set[str],
+              observed: list[ObservedContact], removed_ids: set[str], desired: Mapping[str, DesiredContact]
+              ) -> Drift:
+    """Drift of the keys delta showed; recorded contacts delta did not show are still as galsync left them."""
+    view = list(observed)
+    shown = {o.contact_id for o in observed} | removed_ids
+    for key in keys:
+        record = records.get(key)
+        if record is not None and record.contact_id and record.contact_id not in shown:
+            # Unchanged since galsync's last write (delta would show it otherwise): seen as recorded.
+            view.append(ObservedContact(record.contact_id, record.change_key,
+                                        contact_tag_value(profile.name, key), {}))
+    return classify({k: r for k, r in records.items() if k in keys}, view,
+                    {k: d for k, d in desired.items() if k in keys}, profile)
+
+
+def _foreign_doc(previous: tuple[dict[str, Any], str] | None, found: tuple[ForeignContact, ...],
+                 removed_ids: set[str]) -> list[dict[str, Any]]:
+    """Foreign contacts of the mailbox: last night's list, minus what is gone, plus what delta showed."""
+    known: dict[str, dict[str, Any]] = {}
+    if previous is not None:
+        known = {c["id"]: c for c in previous[0].get("contacts", [])
+                 if isinstance(c, dict) and "id" in c and c.get("folder") == "managed"}
+    for contact_id in removed_ids:
+        known.pop(contact_id, None)
+    for contact in found:
+        known[contact.contact_id] = {"id": contact.contact_id, "displayName": contact.display_name,
+                                     "createdDateTime": contact.created,
+                                     "lastModifiedDateTime": contact.last_modified,
+                                     "otherProfile": contact.other_profile, "folder": "managed"}
+    return sorted(known.values(), key=lambda c: (c.get("createdDateTime") or "", c["id"]))

@@ -1,0 +1,145 @@
+"""Nightly reconcile on the logistics tenant: phones edit, delete and save contacts; galsync repairs only its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from graph_emulator import GraphEmulator
+from sync_core.core.tags import contact_tag_properties, read_contact_tag
+from sync_core.service.reconcile import reconcile_profile
+from sync_core.service.runtime import Runtime
+from sync_core.service.sync import InlineFanOut, sync_profile
+
+from .conftest import EXAMPLE_CONFIG, MakeRuntime
+
+DELTA = "/users/{user}/contactFolders/{folder}/contacts/delta"
+
+
+def writes(g: GraphEmulator) -> int:
+    return sum(g.log.count(method=m, via_batch=True) for m in ("POST", "PATCH", "DELETE")) + sum(
+        g.log.count(method=m, via_batch=False) for m in ("PATCH", "DELETE"))
+
+
+def dispatch_config(**policy: str) -> str:
+    """The example config with the Dispatch profile's [profile.policy] table set to `policy` (plus its own)."""
+    config = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    head, _, tail = config.rpartition("[profile.policy]\n")  # Dispatch is the last profile
+    kept = [line for line in tail.splitlines(keepends=True)
+            if not any(line.startswith(f"{key} ") for key in policy)]
+    return head + "[profile.policy]\n" + "".join(f'{k} = "{v}"\n' for k, v in policy.items()) + "".join(kept)
+
+
+def filled(g: GraphEmulator, make_runtime: MakeRuntime, **policy: str) -> tuple[Runtime, str, str]:
+    rt = make_runtime(g, dispatch_config(**policy))
+    sync_profile(rt, "Dispatch", InlineFanOut(rt))
+    reconcile_profile(rt, "Dispatch")  # first night: full read of each folder
+    truck = g.scenario["shared_mailboxes"]["Trucks North"]["id"]
+    folder = rt.store.get_targets("Dispatch")[truck].folder_id
+    assert folder
+    g.log.clear()
+    return rt, truck, folder
+
+
+def contact_for(g: GraphEmulator, truck: str, folder: str, key: str) -> dict[str, Any]:
+    [found] = [c for c in g.tenant.mailboxes.contacts(truck, folder) if read_contact_tag(c) and
+               read_contact_tag(c).source_key == key]  # type: ignore[union-attr]
+    return found
+
+
+def test_a_night_without_drift_costs_one_request_per_target_and_writes_nothing(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    rt, _, _ = filled(graph, make_runtime)
+    report = reconcile_profile(rt, "Dispatch")
+    # four truck mailboxes, all shared: one folder delta each, and one read of each shared mailbox's own
+    # Contacts folder (where phones save what they save)
+    assert graph.log.count(route=DELTA) == 4
+    assert graph.log.count(route="/users/{user}/contacts") == 4
+    assert graph.log.count() == 8 and writes(graph) == 0
+    assert report.exec.writes == 0 and report.drift["intact"] == 0
+
+
+def test_maman_saved_on_a_shared_mailbox_phone_is_reported_and_never_touched(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    rt, truck, folder = filled(graph, make_runtime)
+    in_default = graph.tenant.mailboxes.phone_create_contact(truck, {"displayName": "Maman",
+                                                                     "mobilePhone": "+33 6 11 22 33 44"})
+    in_managed = graph.tenant.mailboxes.phone_create_contact(truck, {"displayName": "Garage Dupont"},
+                                                            folder_id=folder)
+    report = reconcile_profile(rt, "Dispatch")
+    assert writes(graph) == 0
+    names = {c["displayName"]: c for c in report.foreign[truck]}
+    assert set(names) == {"Maman", "Garage Dupont"}
+    assert names["Maman"]["folder"] == "Contacts" and names["Garage Dupont"]["folder"] == "managed"
+    doc = rt.store.get_doc("foreign", f"Dispatch|{truck}")
+    assert doc is not None and {c["id"] for c in doc[0]["contacts"]} == {in_default["id"], in_managed["id"]}
+    for contact, where in ((in_default, None), (in_managed, folder)):
+        [now] = [c for c in graph.tenant.mailboxes.contacts(truck, where) if c["id"] == contact["id"]]
+        assert now["changeKey"] == contact["changeKey"]
+    # the other three trucks have nothing foreign
+    assert sum(len(v) for k, v in report.foreign.items() if k != truck) == 0
+
+
+def test_edits_and_deletions_on_a_phone_are_repaired_with_one_write_each(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    rt, truck, folder = filled(graph, make_runtime)
+    drivers = graph.scenario["drivers"]
+    edited = contact_for(graph, truck, folder, f"user:{drivers[0]}")
+    deleted = contact_for(graph, truck, folder, f"user:{drivers[1]}")
+    graph.tenant.mailboxes.phone_update_contact(truck, edited["id"], {"mobilePhone": "+33 7 00 00 00 00",
+                                                                      "personalNotes": "parks at gate 2"})
+    graph.tenant.mailboxes.phone_delete_contact(truck, deleted["id"])
+    report = reconcile_profile(rt, "Dispatch")
+    assert report.drift["edited"] == 1 and report.drift["deleted_on_device"] == 1
+    assert graph.log.count(method="PATCH", via_batch=True) == 1 and graph.log.count(method="POST", via_batch=True) == 1
+    assert writes(graph) == 2
+    repaired = contact_for(graph, truck, folder, f"user:{drivers[0]}")
+    assert repaired["mobilePhone"] == edited["mobilePhone"]  # galsync's field is back
+    assert repaired["personalNotes"] == "parks at gate 2"  # the user's own field stays
+    contact_for(graph, truck, folder, f"user:{drivers[1]}")  # recreated, exactly once
+    graph.log.clear()
+    reconcile_profile(rt, "Dispatch")
+    assert writes(graph) == 0  # its own repairs are not drift the next night
+
+
+def test_a_deletion_is_respected_when_the_policy_says_so(graph: GraphEmulator, make_runtime: MakeRuntime) -> None:
+    rt, truck, folder = filled(graph, make_runtime, deleted_on_device="respect")
+    driver = graph.scenario["drivers"][2]
+    graph.tenant.mailboxes.phone_delete_contact(truck, contact_for(graph, truck, folder, f"user:{driver}")["id"])
+    reconcile_profile(rt, "Dispatch")
+    assert writes(graph) == 0
+    graph.tenant.directory.update_user(driver, mobilePhone="+33 6 98 76 54 32")
+    sync_profile(rt, "Dispatch", InlineFanOut(rt))
+    # the three other trucks get the change; the phone that deleted the contact does not get it back
+    assert graph.log.count(method="PATCH", via_batch=True) == 3 and graph.log.count(method="POST", via_batch=True) == 0
+
+
+def test_a_duplicate_managed_contact_is_removed(graph: GraphEmulator, make_runtime: MakeRuntime) -> None:
+    rt, truck, folder = filled(graph, make_runtime)
+    key = f"user:{graph.scenario['drivers'][3]}"
+    original = contact_for(graph, truck, folder, key)
+    # what a crash between a create and its record could leave: a second contact with the same tag
+    graph.tenant.mailboxes.create_contact(truck, {"displayName": original["displayName"],
+                                                  "singleValueExtendedProperties": contact_tag_properties(
+                                                      "Dispatch", key)}, folder_id=folder)
+    report = reconcile_profile(rt, "Dispatch")
+    assert report.drift["duplicates"] == 1
+    assert graph.log.count(method="DELETE", via_batch=True) == 1 and writes(graph) == 1
+    assert contact_for(graph, truck, folder, key)["id"] == original["id"]
+
+
+@pytest.mark.parametrize("policy", ["delete"])
+def test_foreign_contacts_are_deleted_only_when_the_admin_says_so(
+    graph: GraphEmulator, make_runtime: MakeRuntime, policy: str
+) -> None:
+    rt, truck, folder = filled(graph, make_runtime, foreign_contacts=policy)
+    stray = graph.tenant.mailboxes.phone_create_contact(truck, {"displayName": "Stray"}, folder_id=folder)
+    maman = graph.tenant.mailboxes.phone_create_contact(truck, {"displayName": "Maman"})
+    reconcile_profile(rt, "Dispatch")
+    assert [c["id"] for c in graph.tenant.mailboxes.contacts(truck, folder) if c["id"] == stray["id"]] == []
+    # outside the managed folder galsync never deletes, whatever the policy
+    assert [c["id"] for c in graph.tenant.mailboxes.contacts(truck)] == [maman["id"]]
