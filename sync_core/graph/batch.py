@@ -1,0 +1,367 @@
+"""JSON batching: many Graph requests in few HTTP calls, each inner request retried on its own.
+
+Graph facts this follows (graph-facts.md, concepts/json-batching.md, throttling-limits.md):
+- at most 20 requests per $batch; dependsOn only within one batch; a failed dependency answers 424;
+- responses come in any order, matched here by id;
+- each inner request is throttled on its own: a 200 batch can hold 429s, each with its own Retry-After;
+- Graph runs up to 4 Outlook requests of a batch in parallel, so a batch holding k requests for a mailbox
+  occupies min(k, 4) of that mailbox's 4 concurrent slots while it runs.
+Requests are grouped by mailbox before chunking, so a mailbox's writes travel together. An inner request
+that succeeded is never sent again; only the throttled (or 503/504) ones are, alone, after their own wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import GraphError, MaybeApplied, TransientError, error_from_response
+from .retry import parse_retry_after
+from .routes import mailbox_of, permission_hint, redact, relative_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import GraphClient
+
+MAX_BATCH = 20
+REPLAY_SAFE = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_SAME_ROUND_SECONDS = 0.005  # retries due within this of each other share one $batch call
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    method: str
+    url: str  # relative to the Graph root ("/users/{id}/contactFolders/{fid}/contacts") or a full URL under it
+    body: Any = None
+    headers: Mapping[str, str] | None = None
+    depends_on: Sequence[str] | None = None
+    id: str | None = None  # defaults to the 1-based position in the input
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    id: str
+    status: int  # 0 when no answer came back for this request
+    headers: Mapping[str, str] = field(repr=False)
+    body: Any = field(repr=False)
+    error: GraphError | None = None
+    request_id: str | None = None  # the $batch call's request-id (what Microsoft support needs)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and 200 <= self.status < 300
+
+
+@dataclass
+class _Item:
+    """One inner request as it moves through rounds of $batch calls."""
+
+    index: int
+    id: str
+    method: str
+    path: str  # relative, with leading slash
+    body: Any
+    headers: dict[str, str]
+    depends_on: tuple[str, ...]
+    mailbox: str | None
+    attempts: int = 0
+    due: float = 0.0  # monotonic time of its next send
+
+    @property
+    def replay_safe(self) -> bool:
+        return self.method in REPLAY_SAFE
+
+
+def run_batch(client: GraphClient, requests: Sequence[BatchRequest]) -> list[BatchResult]:
+    """Results in input order, one per request."""
+    items = prepare(client.base_url, requests)
+    if not items:
+        return []
+    chunks = chunk(items)
+    results: dict[str, BatchResult] = {}
+    if len(chunks) == 1:
+        results.update(_run_chunk(client, chunks[0]))
+    else:
+        # The client's worker threads: chunks never wait on each other, so sharing them cannot deadlock.
+        for done in client.workers().map(lambda c: _run_chunk(client, c), chunks):
+            results.update(done)
+    return [results[it.id] for it in items]
+
+
+def prepare(base_url: str, requests: Sequence[BatchRequest]) -> list[_Item]:
+    """Validate and normalise the input; bad input raises ValueError naming the request (nothing is sent)."""
+    items: list[_Item] = []
+    seen: set[str] = set()
+    for index, req in enumerate(requests):
+        rid = str(req.id) if req.id is not None else str(index + 1)
+        if rid in seen:
+            raise ValueError(f"batch request id {rid!r} is used twice")
+        seen.add(rid)
+        method = req.method.upper()
+        if method not in ("GET", "POST", "PATCH", "PUT", "DELETE"):
+            raise ValueError(f"batch request {rid!r}: unsupported method {req.method!r}")
+        path = relative_path(req.url, base_url)
+        headers = dict(req.headers or {})
+        if req.body is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"  # Graph rejects an inner body without it
+        mailbox = mailbox_of(path)
+        if mailbox is not None and not any(k.lower() == "prefer" and "idtype" in v.lower() for k, v in headers.items()):
+            prefer = [v for k, v in headers.items() if k.lower() == "prefer"]
+            headers = {k: v for k, v in headers.items() if k.lower() != "prefer"}
+            headers["Prefer"] = ", ".join(['IdType="ImmutableId"', *prefer])
+        items.append(
+            _Item(
+                index,
+                rid,
+                method,
+                path,
+                req.body,
+                headers,
+                tuple(str(d) for d in req.depends_on or ()),
+                mailbox,
+            )
+        )
+    for it in items:
+        for dep in it.depends_on:
+            if dep not in seen:
+                raise ValueError(f"batch request {it.id!r} depends on unknown id {dep!r}")
+    return items
+
+
+def chunk(items: Sequence[_Item], size: int = MAX_BATCH) -> list[list[_Item]]:
+    """Chunks of at most `size`: dependency groups kept whole, requests to one mailbox kept together."""
+    parent = {it.id: it.id for it in items}
+
+    def root(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for it in items:
+        for dep in it.depends_on:
+            parent[root(it.id)] = root(dep)
+    groups: dict[str, list[_Item]] = {}
+    for it in items:
+        groups.setdefault(root(it.id), []).append(it)
+    for group in groups.values():
+        if len(group) > size:
+            raise ValueError(f"{len(group)} batch requests depend on each other; at most {size} fit one $batch")
+    # Stable order: by the first mailbox a group touches, then by input position.
+    ordered = sorted(groups.values(), key=lambda g: (g[0].mailbox or "", g[0].index))
+    chunks: list[list[_Item]] = []
+    for group in ordered:
+        if chunks and len(chunks[-1]) + len(group) <= size:
+            chunks[-1].extend(group)
+        else:
+            chunks.append(list(group))
+    return _interleave(chunks)
+
+
+def _interleave(chunks: list[list[_Item]]) -> list[list[_Item]]:
+    """Order chunks round-robin by mailbox (A1 B1 C1 A2 B2 ...).
+
+    Chunks run in that order on a limited number of threads; three chunks for mailbox A in a row would hold
+    three threads while only one of them may run (A's 4 slots), leaving mailboxes further down idle.
+    """
+    by_mailbox: dict[str, list[list[_Item]]] = {}
+    for c in chunks:
+        by_mailbox.setdefault(c[0].mailbox or "", []).append(c)
+    queues = list(by_mailbox.values())
+    out: list[list[_Item]] = []
+    for i in range(max(len(q) for q in queues)):
+        out.extend(q[i] for q in queues if i < len(q))
+    return out
+
+
+def _run_chunk(client: GraphClient, items: list[_Item]) -> dict[str, BatchResult]:
+    """Send one chunk; then re-send only the inner requests Graph asked to repeat, each after its own wait."""
+    policy = client.retry
+    started = time.monotonic()
+    pending: dict[str, _Item] = {it.id: it for it in items}
+    final: dict[str, BatchResult] = {}
+
+    while pending:
+        first_due = min(it.due for it in pending.values())
+        delay = first_due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        round_ = [it for it in pending.values() if it.due <= first_due + _SAME_ROUND_SECONDS]
+        try:
+            responses, request_id = _send_round(client, round_)
+        except MaybeApplied as exc:
+            _after_lost_answer(client, round_, exc, pending, final)
+            continue
+        except GraphError as exc:
+            for it in round_:
+                final[it.id] = _failed(it, exc)
+                del pending[it.id]
+            continue
+
+        retried: dict[str, float] = {}  # id -> due
+        dependents: list[tuple[_Item, dict[str, Any]]] = []
+        for it in round_:
+            it.attempts += 1
+            answer = responses.get(it.id)
+            if answer is None:
+                final[it.id] = _failed(
+                    it,
+                    GraphError(
+                        0,
+                        "MissingBatchResponse",
+                        "the $batch answer had no response for this id",
+                        request_id,
+                        method=it.method,
+                        path=redact(it.path),
+                    ),
+                )
+                del pending[it.id]
+                continue
+            status = int(answer.get("status") or 0)
+            headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
+            if status == 424:
+                dependents.append((it, answer))
+                continue
+            if status == 429:
+                client.stats.add("throttles")
+            elif status in (503, 504):
+                client.stats.add("transient_failures")
+            if status in (429, 503) or (status == 504 and it.replay_safe):
+                retry_after = parse_retry_after(_header(headers, "Retry-After"))
+                wait = retry_after if retry_after is not None else policy.backoff(it.attempts)
+                if status == 429 and it.mailbox is not None:
+                    client.limiter.hold_off(it.mailbox, min(wait, policy.max_seconds))
+                spent = time.monotonic() - started
+                if it.attempts < policy.max_attempts and spent + wait < policy.max_seconds:
+                    it.due = time.monotonic() + wait
+                    retried[it.id] = it.due
+                    client.stats.add("retries")
+                    continue
+            final[it.id] = _result(it, status, headers, answer.get("body"), request_id)
+            del pending[it.id]
+
+        for it, answer in dependents:
+            waits = [retried[d] for d in it.depends_on if d in retried]
+            if waits:
+                # Not run because what it depends on was throttled: it goes again together with that.
+                it.due = max(waits)
+                it.attempts -= 1  # it was never executed; its dependency's attempts bound the loop
+                retried[it.id] = it.due  # so what depends on it goes along too
+            else:
+                headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
+                final[it.id] = _result(it, 424, headers, answer.get("body"), request_id)
+                del pending[it.id]
+    return final
+
+
+def _after_lost_answer(
+    client: GraphClient,
+    round_: list[_Item],
+    exc: MaybeApplied,
+    pending: dict[str, _Item],
+    final: dict[str, BatchResult],
+) -> None:
+    """The $batch POST lost its answer: repeat the safe requests later, report the others as maybe applied."""
+    policy = client.retry
+    for it in round_:
+        it.attempts += 1
+        if it.replay_safe and it.attempts < policy.max_attempts:
+            it.due = time.monotonic() + policy.backoff(it.attempts)
+            client.stats.add("retries")
+            continue
+        error: GraphError = exc
+        if it.replay_safe:
+            error = TransientError(
+                0,
+                "NoResponse",
+                exc.message,
+                exc.request_id,
+                exc.client_request_id,
+                attempts=it.attempts,
+                method=it.method,
+                path=redact(it.path),
+            )
+        final[it.id] = _failed(it, error)
+        del pending[it.id]
+
+
+def _send_round(client: GraphClient, round_: list[_Item]) -> tuple[dict[str, dict[str, Any]], str | None]:
+    ids = {it.id for it in round_}
+    payload: list[dict[str, Any]] = []
+    for it in round_:
+        entry: dict[str, Any] = {"id": it.id, "method": it.method, "url": it.path}
+        if it.headers:
+            entry["headers"] = it.headers
+        if it.body is not None:
+            entry["body"] = it.body
+        depends = [d for d in it.depends_on if d in ids]  # a dependency that already succeeded is not resent
+        if depends:
+            entry["dependsOn"] = depends
+        payload.append(entry)
+    demand = Counter(it.mailbox for it in round_ if it.mailbox is not None)
+    client.stats.add("batch_calls")
+    client.stats.add("batch_inner_requests", len(round_))
+    resp, cid = client.send(
+        "POST",
+        "/$batch",
+        json_body={"requests": payload},
+        demand=demand,
+        replay_safe=all(it.replay_safe for it in round_),
+    )
+    request_id = resp.headers.get("request-id")
+    if resp.status_code >= 400:
+        raise error_from_response(
+            resp.status_code, resp.headers, resp.content, method="POST", path="/$batch", client_request_id=cid
+        )
+    try:
+        body = resp.json()
+        answers = {str(r["id"]): r for r in body.get("responses", [])}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise GraphError(
+            resp.status_code,
+            "InvalidBatchResponse",
+            "the $batch answer is not Graph's JSON shape",
+            request_id,
+            cid,
+            method="POST",
+            path="/$batch",
+        ) from None
+    return answers, request_id
+
+
+def _result(it: _Item, status: int, headers: dict[str, str], body: Any, request_id: str | None) -> BatchResult:
+    error: GraphError | None = None
+    if status >= 400:
+        code = body.get("error", {}).get("code", "") if isinstance(body, dict) else ""
+        error = error_from_response(
+            status,
+            {"request-id": request_id or "", **headers},
+            body,
+            method=it.method,
+            path=redact(it.path),
+            client_request_id=None,
+            permission_hint=permission_hint(it.method, it.path, str(code)),
+            attempts=it.attempts,
+        )
+        if status == 504 and not it.replay_safe:
+            error = MaybeApplied(
+                504,
+                error.code,
+                "Graph timed out after the request was sent; it may have been applied",
+                error.request_id,
+                None,
+                method=it.method,
+                path=redact(it.path),
+            )
+    return BatchResult(it.id, status, headers, body, error, request_id)
+
+
+def _failed(it: _Item, error: GraphError) -> BatchResult:
+    return BatchResult(it.id, error.status, {}, None, error, error.request_id)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lower = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lower), None)

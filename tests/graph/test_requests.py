@@ -1,0 +1,214 @@
+"""Single requests against the emulator: headers, typed errors, retries that honour Retry-After, bounds,
+and requests whose answer was lost (MaybeApplied)."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from graph_emulator import GraphEmulator
+from sync_core.graph import (
+    Forbidden,
+    GraphClient,
+    MaybeApplied,
+    NotFound,
+    RetryPolicy,
+    StaticToken,
+    Throttled,
+    TransientError,
+)
+
+from .support import Mailbox, add_mailbox, make_client
+
+CONTACTS = "/users/{user}/contactFolders/{folder}/contacts"
+POST_CONTACT = f"POST {CONTACTS}"
+GET_CONTACTS = f"GET {CONTACTS}"
+
+
+def _gap_after_first_failure(emu: GraphEmulator, route: str) -> tuple[float, int]:
+    """Seconds between the end of the failed request and the start of its retry, on the emulator's clock."""
+    first, retry = emu.log.entries(route=route)[:2]
+    return retry.start - first.end, first.status
+
+
+# ---- headers and errors -------------------------------------------------------------------------------
+
+
+def test_mailbox_calls_ask_for_immutable_ids_and_carry_a_client_request_id(
+    client: GraphClient, mailbox: Mailbox
+) -> None:
+    resp = client.request("POST", mailbox.contacts, json={"displayName": "Dispatch"})
+    assert resp.status == 201
+    assert resp.headers["Preference-Applied"] == 'IdType="ImmutableId"'
+    assert resp.headers["client-request-id"] == resp.client_request_id
+    assert resp.request_id and resp.json()["displayName"] == "Dispatch"
+
+
+def test_caller_preferences_are_kept_next_to_immutable_ids(
+    emu: GraphEmulator, client: GraphClient, mailbox: Mailbox
+) -> None:
+    delta = f"/users/{mailbox.user_id}/contactFolders/{mailbox.folder_id}/contacts/delta"
+    resp = client.request("GET", delta, headers={"Prefer": "odata.maxpagesize=5"})
+    assert resp.headers["Preference-Applied"] == 'IdType="ImmutableId", odata.maxpagesize=5'
+
+
+def test_not_found_is_typed_and_carries_graphs_ids(emu: GraphEmulator, client: GraphClient, mailbox: Mailbox) -> None:
+    with pytest.raises(NotFound) as err:
+        client.get(f"{mailbox.contacts}/AAMkAGI2NGVhZTVlLTI1OGMtNDI4My1iZmE5LTA5OGJiZGEzMTc0YQBGAAA=")
+    (logged,) = emu.log.entries(status=404)
+    assert err.value.code == "ErrorItemNotFound"
+    assert err.value.request_id == logged.request_id
+    assert err.value.client_request_id
+    assert logged.request_id in str(err.value)
+
+
+def test_missing_permission_names_the_permission(emu: GraphEmulator, mailbox: Mailbox) -> None:
+    app = emu.register_app(roles={"User.Read.All"})
+    c = GraphClient(emu.base_url, StaticToken(emu.access_token(app.client_id)), ca_bundle=emu.ca_file)
+    with pytest.raises(Forbidden) as err:
+        c.request("POST", mailbox.contacts, json={"displayName": "X"})
+    assert err.value.status == 403 and err.value.code == "ErrorAccessDenied"
+    assert "Contacts.ReadWrite" in (err.value.permission_hint or "")
+    assert emu.log.count(status=403) == 1  # a 403 is not retried
+
+
+def test_mailbox_outside_the_apps_scope_says_so(emu: GraphEmulator, mailbox: Mailbox) -> None:
+    other = add_mailbox(emu, "Bob Other")
+    app = emu.register_app(mailbox_scope=[other.user_id])
+    with GraphClient(emu.base_url, StaticToken(emu.access_token(app.client_id)), ca_bundle=emu.ca_file) as c:
+        c.request("POST", other.contacts, json={"displayName": "In scope"})
+        with pytest.raises(Forbidden) as err:
+            c.request("POST", mailbox.contacts, json={"displayName": "Out of scope"})
+    assert "management scope" in str(err.value)
+
+
+# ---- retries ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("retry_after", [1.0, 0.75])
+def test_retry_after_is_honoured_within_10_percent(
+    emu: GraphEmulator, client: GraphClient, mailbox: Mailbox, retry_after: float
+) -> None:
+    emu.faults.fail_next(1, 429, retry_after=retry_after, route=POST_CONTACT)
+    assert client.request("POST", mailbox.contacts, json={"displayName": "A"}).status == 201
+    gap, status = _gap_after_first_failure(emu, CONTACTS)
+    assert status == 429
+    assert retry_after <= gap <= retry_after * 1.10
+    assert emu.log.count(route=CONTACTS) == 2
+    assert client.stats.retries == 1 and client.stats.throttles == 1
+
+
+def test_503_without_retry_after_backs_off_and_succeeds(
+    emu: GraphEmulator, client: GraphClient, mailbox: Mailbox
+) -> None:
+    emu.faults.fail_next(2, 503, route=GET_CONTACTS)
+    assert client.get(mailbox.contacts)["value"] == []
+    assert [e.status for e in emu.log.entries(route=CONTACTS)] == [503, 503, 200]
+
+
+def test_retries_stop_at_the_attempt_bound(emu: GraphEmulator, client: GraphClient, mailbox: Mailbox) -> None:
+    emu.faults.fail_next(50, 503, retry_after=0.01, route=GET_CONTACTS)
+    with pytest.raises(TransientError) as err:
+        client.get(mailbox.contacts)
+    assert emu.log.count(route=CONTACTS) == client.retry.max_attempts == 4
+    assert err.value.attempts == 4 and err.value.status == 503 and err.value.request_id
+    assert "gave up after 4 attempts" in str(err.value)
+
+
+def test_retries_stop_at_the_time_bound(emu: GraphEmulator, mailbox: Mailbox) -> None:
+    client = make_client(emu, retry=RetryPolicy(max_attempts=10, max_seconds=5.0))
+    emu.faults.fail_next(1, 429, retry_after=30, route=POST_CONTACT)
+    with pytest.raises(Throttled) as err:
+        client.request("POST", mailbox.contacts, json={"displayName": "A"})
+    # Waiting 30 s would break the 5 s bound: no second request, a clear error at once.
+    assert emu.log.count(route=CONTACTS) == 1
+    assert err.value.retry_after == 30 and err.value.attempts == 1
+    assert emu.tenant.mailboxes.contacts(mailbox.user_id, mailbox.folder_id) == []
+
+
+def test_a_throttled_mailbox_does_not_slow_the_others(
+    emu: GraphEmulator, client: GraphClient, mailbox: Mailbox
+) -> None:
+    import threading
+
+    other = add_mailbox(emu, "Bob Other")
+    emu.faults.fail_next(1, 429, retry_after=1.0, route=POST_CONTACT, mailbox=mailbox.user_id)
+    throttled = threading.Thread(
+        target=client.request, args=("POST", mailbox.contacts), kwargs={"json": {"displayName": "A"}}
+    )
+    throttled.start()
+    while emu.log.count(status=429) == 0:
+        throttled.join(0.01)
+    for i in range(8):
+        client.request("POST", other.contacts, json={"displayName": f"B{i}"})
+    throttled.join(10)
+    retry_start = emu.log.entries(mailbox=mailbox.user_id, status=201)[0].start
+    other_entries = emu.log.entries(mailbox=other.user_id)
+    assert len(other_entries) == 8 and all(e.end < retry_start for e in other_entries)
+
+
+# ---- answers that never came back -------------------------------------------------------------------------
+
+
+def test_a_post_whose_answer_was_lost_is_reported_not_repeated(
+    emu: GraphEmulator, client: GraphClient, mailbox: Mailbox
+) -> None:
+    emu.faults.drop_next(1, after_handler=True, route=POST_CONTACT)
+    with pytest.raises(MaybeApplied) as err:
+        client.request("POST", mailbox.contacts, json={"displayName": "Maman"})
+    assert emu.log.count(route=CONTACTS) == 1
+    assert len(emu.tenant.mailboxes.contacts(mailbox.user_id, mailbox.folder_id)) == 1  # it was applied
+    assert err.value.client_request_id and client.stats.maybe_applied == 1
+
+
+def test_a_gateway_timeout_on_a_post_is_reported_not_repeated(
+    emu: GraphEmulator, client: GraphClient, mailbox: Mailbox
+) -> None:
+    emu.faults.fail_next(1, 504, route=POST_CONTACT)
+    with pytest.raises(MaybeApplied):
+        client.request("POST", mailbox.contacts, json={"displayName": "A"})
+    assert emu.log.count(route=CONTACTS) == 1
+
+
+def test_a_read_whose_answer_was_lost_is_repeated(emu: GraphEmulator, client: GraphClient, mailbox: Mailbox) -> None:
+    emu.faults.drop_next(1, route=GET_CONTACTS)
+    emu.faults.fail_next(1, 504, route=GET_CONTACTS)
+    assert client.get(mailbox.contacts)["value"] == []
+    assert [e.status for e in emu.log.entries(route=CONTACTS)] == [0, 504, 200]
+
+
+def test_a_delete_whose_answer_was_lost_is_repeated(emu: GraphEmulator, client: GraphClient, mailbox: Mailbox) -> None:
+    contact = client.request("POST", mailbox.contacts, json={"displayName": "A"}).json()
+    emu.faults.drop_next(1, route=f"DELETE {CONTACTS}/{{contact}}")
+    client.request("DELETE", f"{mailbox.contacts}/{contact['id']}")
+    assert [e.status for e in emu.log.entries(method="DELETE")] == [0, 204]
+
+
+# ---- bodies that are not JSON, and what reaches the logs -----------------------------------------------
+
+
+def test_a_photo_upload_sends_bytes(emu: GraphEmulator, client: GraphClient, mailbox: Mailbox) -> None:
+    contact = client.request("POST", mailbox.contacts, json={"displayName": "A"}).json()
+    # SOI, a baseline start-of-frame segment (96 x 96, one component), padding, EOI: what the emulator checks.
+    jpeg = b"\xff\xd8\xff\xc0" + struct.pack(">HBHHB", 11, 8, 96, 96, 1) + b"\x01\x11\x00" + bytes(64) + b"\xff\xd9"
+    photo = f"{mailbox.contacts}/{contact['id']}/photo/$value"
+    client.request("PUT", photo, data=jpeg, headers={"Content-Type": "image/jpeg"})
+    assert client.request("GET", photo).content == jpeg
+
+
+def test_logs_carry_ids_but_no_token_or_contact_details(
+    emu: GraphEmulator, mailbox: Mailbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = emu.access_token()
+    client = GraphClient(emu.base_url, StaticToken(token), ca_bundle=emu.ca_file)
+    upn_path = f"/users/{mailbox.upn}/contactFolders/{mailbox.folder_id}/contacts"
+    emu.faults.fail_next(1, 429, retry_after=0.05, route=POST_CONTACT)
+    with caplog.at_level("DEBUG", logger="galsync.graph"):
+        client.request("POST", upn_path, json={"displayName": "Maman", "mobilePhone": "+33 6 12 34 56 78"})
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert token not in text and "Maman" not in text and "+33" not in text and mailbox.upn not in text
+    for entry in emu.log.entries(route=CONTACTS):
+        assert entry.request_id in text  # every Graph request-id is in the DEBUG log
+    info = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert len(info) == 1 and "attempt 2/6 in 0.05 s" in info[0] and "/users/{upn}/contactFolders" in info[0]
