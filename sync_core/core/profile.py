@@ -1,0 +1,489 @@
+"""Profiles: what to sync, to whom, and how; read from one TOML file and validated as a whole.
+
+A profile names its sources (directory users, organizational contacts, shared-mailbox contact folders), which
+users count, which mailboxes receive the contacts, the managed folder, a policy per contact field and what to
+do when things disappear. The full reference is docs/config.md; galsync.example.toml is a worked example.
+
+Validation is strict because a typo must never silently do nothing: unknown keys are errors, every problem
+names the file, the profile, the key, what was expected and what was found, all problems are reported at
+once, and `parse_config` returns a value only when the whole file is valid (an invalid file changes nothing).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .fields import CONTACT_FIELDS, FIELD_POLICIES, FieldPolicy
+
+DEFAULT_FOLDER = "Company Directory"
+DEFAULT_PHOTO_SIZE = "240x240"
+# The sizes Microsoft 365 keeps for user photos (graph-facts.md, profilephoto-get.md).
+PHOTO_SIZES: tuple[str, ...] = (
+    "48x48", "64x64", "96x96", "120x120", "240x240", "360x360", "432x432", "504x504", "648x648",
+)
+PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9 _-]{1,40}")
+_GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_ADDRESS_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_MAX_FOLDER_NAME = 255
+
+SourceKind = Literal["users", "org_contacts", "folder"]
+SOURCE_KINDS: tuple[str, ...] = ("users", "org_contacts", "folder")
+RemovedPolicy = Literal["delete", "keep"]
+DeletedOnDevicePolicy = Literal["recreate", "respect"]
+ForeignPolicy = Literal["report", "delete"]
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used. `problems` holds one line per problem; str() joins them."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def looks_like_object_id(ref: str) -> bool:
+    """True if `ref` is a directory object id (GUID) rather than a display name or an address."""
+    return bool(_GUID_RE.fullmatch(ref))
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source of contacts; for `folder`, the mailbox (id or address) and the folder's display name."""
+
+    kind: SourceKind
+    mailbox: str | None = None
+    folder: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Stable name of this source within its profile, e.g. for the delta link's state key."""
+        if self.kind == "folder":
+            return f"folder:{self.mailbox}:{self.folder}"
+        return self.kind
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    """Which directory users count. Group refs are ids or display names; the caller resolves membership."""
+
+    enabled_only: bool = True
+    members_only: bool = True  # userType Member, not Guest
+    licensed_only: bool = True
+    in_address_list_only: bool = True
+    require_phone_or_email: bool = True
+    in_groups: tuple[str, ...] = ()  # if any: the user must be in at least one (transitively)
+    not_in_groups: tuple[str, ...] = ()  # the user must be in none of these (transitively)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Who receives the contacts: members of `groups` (transitively) plus `mailboxes`, minus `exclude`."""
+
+    groups: tuple[str, ...] = ()
+    mailboxes: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policies:
+    removed_source: RemovedPolicy = "delete"
+    removed_target: RemovedPolicy = "delete"
+    deleted_on_device: DeletedOnDevicePolicy = "recreate"
+    foreign_contacts: ForeignPolicy = "report"
+
+
+@dataclass(frozen=True)
+class Photos:
+    enabled: bool = True
+    size: str = DEFAULT_PHOTO_SIZE
+
+
+def field_policies(**overrides: FieldPolicy) -> tuple[tuple[str, FieldPolicy], ...]:
+    """Every contact field with its policy: "always" unless overridden, in CONTACT_FIELDS order."""
+    unknown = set(overrides) - set(CONTACT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown contact fields: {sorted(unknown)}")
+    return tuple((name, overrides.get(name, "always")) for name in CONTACT_FIELDS)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    sources: tuple[Source, ...] = (Source("users"),)
+    users: UserFilter = field(default_factory=UserFilter)
+    targets: Targets = field(default_factory=Targets)
+    folder: str = DEFAULT_FOLDER
+    fields: tuple[tuple[str, FieldPolicy], ...] = field(default_factory=field_policies)
+    policies: Policies = field(default_factory=Policies)
+    photos: Photos = field(default_factory=Photos)
+
+    def field_policy(self, name: str) -> FieldPolicy:
+        for field_name, policy in self.fields:
+            if field_name == name:
+                return policy
+        raise KeyError(name)
+
+    def fields_with(self, *policies: FieldPolicy) -> tuple[str, ...]:
+        """Contact fields whose policy is one of `policies`, in CONTACT_FIELDS order."""
+        return tuple(name for name, policy in self.fields if policy in policies)
+
+    @property
+    def mapped_fields(self) -> tuple[str, ...]:
+        """Fields galsync writes at least on create (policy always or if_empty)."""
+        return self.fields_with("always", "if_empty")
+
+    @property
+    def group_refs(self) -> tuple[str, ...]:
+        """Groups whose members the user filter needs (the caller resolves them before filtering)."""
+        return tuple(dict.fromkeys(self.users.in_groups + self.users.not_in_groups))
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration file: its profiles, in file order."""
+
+    source_name: str
+    profiles: tuple[Profile, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.profiles)
+
+    def profile(self, name: str) -> Profile:
+        """The profile called `name`; ConfigError naming the known profiles if there is none."""
+        for p in self.profiles:
+            if p.name == name:
+                return p
+        known = ", ".join(f'"{n}"' for n in self.names)
+        raise ConfigError([f'{self.source_name}: no profile named "{name}"; profiles are: {known}'])
+
+    def __iter__(self) -> Iterator[Profile]:
+        return iter(self.profiles)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the TOML file at `path`; ConfigError naming the file if unreadable or invalid."""
+    source_name = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError([f"{source_name}: cannot read the configuration: {e.strerror or e}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"{source_name}: not UTF-8 text (byte {e.start})"]) from None
+    return parse_config(text, source_name)
+
+
+def parse_config(text: str, source_name: str = "galsync.toml") -> Config:
+    """Validate TOML `text`; `source_name` is the file name used in error messages."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{source_name}: not valid TOML: {e}"]) from None
+    problems: list[str] = []
+    profiles = _read_document(document, source_name, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(source_name=source_name, profiles=tuple(profiles))
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+class _Reader:
+    """Reads one table, recording problems prefixed with the file and the profile instead of raising."""
+
+    def __init__(self, problems: list[str], prefix: str) -> None:
+        self.problems = problems
+        self.prefix = prefix
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.prefix}{key}: {message}")
+
+    def expected(self, key: str, expected: str, got: Any) -> None:
+        self.problem(key, f"expected {expected}, got {_describe(got)}")
+
+    def table(self, parent: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
+        value = parent.get(key, {})
+        if not isinstance(value, dict):
+            self.expected(path, f"a table [{path}]", value)
+            return {}
+        return value
+
+    def known_keys(self, table: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f'; did you mean "{close[0]}"?' if close else ""
+                self.problem(
+                    f"{path}{key}",
+                    f"unknown key (expected one of: {', '.join(allowed)}){hint}",
+                )
+
+    def boolean(self, table: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            self.expected(f"{path}{key}", "true or false", value)
+            return default
+        return value
+
+    def choice(
+        self, table: Mapping[str, Any], key: str, path: str, choices: Sequence[str], default: str,
+    ) -> Any:
+        """One of `choices` (typed Any so it fits the Literal fields it fills)."""
+        value = table.get(key, default)
+        if not isinstance(value, str) or value not in choices:
+            self.expected(f"{path}{key}", _or_list(choices), value)
+            return default
+        return value
+
+    def text(
+        self, table: Mapping[str, Any], key: str, path: str, *, default: str | None = None,
+        check: Callable[[str], str | None] | None = None,
+    ) -> str | None:
+        """A string; `check` returns what was expected when the string is not acceptable."""
+        if key not in table:
+            if default is None:
+                self.problem(f"{path}{key}", "missing (required)")
+            return default
+        value = table[key]
+        if not isinstance(value, str):
+            self.expected(f"{path}{key}", "a string", value)
+            return default
+        if check is not None and (expected := check(value)) is not None:
+            self.expected(f"{path}{key}", expected, value)
+            return default
+        return value
+
+    def texts(
+        self, table: Mapping[str, Any], key: str, path: str, check: Callable[[str], str | None],
+    ) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if not isinstance(value, list):
+            self.expected(f"{path}{key}", "a list of strings", value)
+            return ()
+        out: list[str] = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                self.expected(f"{path}{key}[{i}]", "a string", item)
+            elif (expected := check(item)) is not None:
+                self.expected(f"{path}{key}[{i}]", expected, item)
+            else:
+                out.append(item)
+        return tuple(out)
+
+
+def _describe(value: Any) -> str:
+    """A found value as the message shows it: TOML-like literals, tables and lists by shape."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list" if value else "an empty list"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return f"a {type(value).__name__} value"
+
+
+def _or_list(choices: Sequence[str]) -> str:
+    quoted = [f'"{c}"' for c in choices]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _nonblank(value: str) -> str | None:
+    if not value.strip() or value != value.strip():
+        return "a non-empty string without leading or trailing spaces"
+    return None
+
+
+def _mailbox_ref(value: str) -> str | None:
+    if looks_like_object_id(value) or _ADDRESS_RE.fullmatch(value):
+        return None
+    return "a mailbox user id (GUID) or address (name@domain)"
+
+
+def _folder_name(value: str) -> str | None:
+    if _nonblank(value) is not None or len(value) > _MAX_FOLDER_NAME or any(ord(c) < 32 for c in value):
+        return f"a folder name of 1-{_MAX_FOLDER_NAME} characters, no control characters or outer spaces"
+    return None
+
+
+def _profile_name(value: str) -> str | None:
+    if PROFILE_NAME_RE.fullmatch(value) is None or value != value.strip():
+        return "1-40 characters of A-Z a-z 0-9 space _ -, not starting or ending with a space"
+    return None
+
+
+_TOP_KEYS = ("profile",)
+_PROFILE_KEYS = ("name", "folder", "source", "users", "targets", "fields", "policy", "photos")
+_USER_KEYS = ("enabled_only", "members_only", "licensed_only", "in_address_list_only",
+              "require_phone_or_email", "in_groups", "not_in_groups")
+_TARGET_KEYS = ("groups", "mailboxes", "exclude")
+_POLICY_KEYS = ("removed_source", "removed_target", "deleted_on_device", "foreign_contacts")
+_PHOTO_KEYS = ("enabled", "size")
+
+
+def _read_document(document: Mapping[str, Any], source_name: str, problems: list[str]) -> list[Profile]:
+    top = _Reader(problems, f"{source_name}: ")
+    top.known_keys(document, _TOP_KEYS, "")
+    tables = document.get("profile", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        top.expected("profile", "[[profile]] tables", tables)
+        return []
+    if not tables:
+        top.problem("profile", "expected at least one [[profile]] table, got none")
+        return []
+    profiles = [_read_profile(t, i, source_name, problems) for i, t in enumerate(tables, start=1)]
+    found = [p for p in profiles if p is not None]
+    _check_across_profiles(found, top)
+    return found
+
+
+def _check_across_profiles(profiles: Sequence[Profile], top: _Reader) -> None:
+    names: dict[str, str] = {}
+    folders: dict[str, str] = {}
+    for p in profiles:
+        prefix = f'profile "{p.name}": '
+        first = names.get(p.name.casefold())
+        if first is not None:
+            same = "" if first == p.name else f' (same as "{first}" ignoring case)'
+            top.problem(f"{prefix}name", f'expected a name no other profile uses, got "{p.name}" again{same}')
+            continue
+        names[p.name.casefold()] = p.name
+        owner = folders.setdefault(p.folder.casefold(), p.name)
+        if owner != p.name:
+            top.problem(
+                f"{prefix}folder",
+                f'expected a folder no other profile uses, got "{p.folder}" '
+                f'(the folder of profile "{owner}"); each profile needs its own managed folder',
+            )
+
+
+def _read_profile(
+    table: Mapping[str, Any], index: int, source_name: str, problems: list[str],
+) -> Profile | None:
+    before = len(problems)
+    raw_name = table.get("name")
+    label = f'profile "{raw_name}"' if isinstance(raw_name, str) and raw_name else f"profile #{index}"
+    r = _Reader(problems, f"{source_name}: {label}: ")
+    r.known_keys(table, _PROFILE_KEYS, "")
+    name = r.text(table, "name", "", check=_profile_name) or ""
+    folder = r.text(table, "folder", "", default=DEFAULT_FOLDER, check=_folder_name) or DEFAULT_FOLDER
+    sources = _read_sources(table, r)
+    users = _read_users(r.table(table, "users", "users"), r)
+    targets = _read_targets(r.table(table, "targets", "targets"), r)
+    fields = _read_fields(r.table(table, "fields", "fields"), r)
+    policies = _read_policies(r.table(table, "policy", "policy"), r)
+    photos = _read_photos(r.table(table, "photos", "photos"), r)
+    if len(problems) > before:
+        return None
+    return Profile(name=name, sources=sources, users=users, targets=targets, folder=folder, fields=fields,
+                   policies=policies, photos=photos)
+
+
+def _read_sources(table: Mapping[str, Any], r: _Reader) -> tuple[Source, ...]:
+    raw = table.get("source")
+    if raw is None:
+        r.problem("source", "expected at least one [[profile.source]] table, got none")
+        return ()
+    if not isinstance(raw, list) or not raw:
+        r.expected("source", "one or more [[profile.source]] tables", raw)
+        return ()
+    sources: list[Source] = []
+    for i, item in enumerate(raw):
+        path = f"source[{i}]."
+        if not isinstance(item, dict):
+            r.expected(f"source[{i}]", "a [[profile.source]] table", item)
+            continue
+        if "type" not in item:
+            r.problem(f"{path}type", f"missing (required: {_or_list(SOURCE_KINDS)})")
+            continue
+        kind = r.choice(item, "type", path, SOURCE_KINDS, "")
+        if kind == "folder":
+            r.known_keys(item, ("type", "mailbox", "folder"), path)
+            mailbox = r.text(item, "mailbox", path, check=_mailbox_ref)
+            folder = r.text(item, "folder", path, check=_folder_name)
+            if mailbox and folder:
+                sources.append(Source("folder", mailbox=mailbox, folder=folder))
+        elif kind:
+            r.known_keys(item, ("type",), path)
+            sources.append(Source(kind))
+    names = [s.name for s in sources]
+    for n in sorted({n for n in names if names.count(n) > 1}):
+        r.problem("source", f"expected each source once, got {n} {names.count(n)} times")
+    return tuple(sources)
+
+
+def _read_users(table: Mapping[str, Any], r: _Reader) -> UserFilter:
+    r.known_keys(table, _USER_KEYS, "users.")
+    d = UserFilter()
+    return UserFilter(
+        enabled_only=r.boolean(table, "enabled_only", "users.", d.enabled_only),
+        members_only=r.boolean(table, "members_only", "users.", d.members_only),
+        licensed_only=r.boolean(table, "licensed_only", "users.", d.licensed_only),
+        in_address_list_only=r.boolean(table, "in_address_list_only", "users.", d.in_address_list_only),
+        require_phone_or_email=r.boolean(table, "require_phone_or_email", "users.", d.require_phone_or_email),
+        in_groups=r.texts(table, "in_groups", "users.", _group_ref),
+        not_in_groups=r.texts(table, "not_in_groups", "users.", _group_ref),
+    )
+
+
+def _group_ref(value: str) -> str | None:
+    if _nonblank(value) is not None:
+        return "a group id (GUID) or display name"
+    return None
+
+
+def _read_targets(table: Mapping[str, Any], r: _Reader) -> Targets:
+    r.known_keys(table, _TARGET_KEYS, "targets.")
+    targets = Targets(
+        groups=r.texts(table, "groups", "targets.", _group_ref),
+        mailboxes=r.texts(table, "mailboxes", "targets.", _mailbox_ref),
+        exclude=r.texts(table, "exclude", "targets.", _mailbox_ref),
+    )
+    if not table.get("groups") and not table.get("mailboxes"):
+        r.problem("targets", "expected targets.groups or targets.mailboxes to name a target, got none")
+    return targets
+
+
+def _read_fields(table: Mapping[str, Any], r: _Reader) -> tuple[tuple[str, FieldPolicy], ...]:
+    r.known_keys(table, CONTACT_FIELDS, "fields.")
+    policies: dict[str, FieldPolicy] = {}
+    for name in CONTACT_FIELDS:
+        if name in table:
+            policies[name] = r.choice(table, name, "fields.", FIELD_POLICIES, "always")
+    if policies.get("displayName", "always") != "always":
+        r.expected("fields.displayName", '"always" (galsync resends displayName with every update, as Graph '
+                   "requires)", table["displayName"])
+        policies["displayName"] = "always"
+    return field_policies(**policies)
+
+
+def _read_policies(table: Mapping[str, Any], r: _Reader) -> Policies:
+    r.known_keys(table, _POLICY_KEYS, "policy.")
+    return Policies(
+        removed_source=r.choice(table, "removed_source", "policy.", ("delete", "keep"), "delete"),
+        removed_target=r.choice(table, "removed_target", "policy.", ("delete", "keep"), "delete"),
+        deleted_on_device=r.choice(
+            table, "deleted_on_device", "policy.", ("recreate", "respect"), "recreate"),
+        foreign_contacts=r.choice(table, "foreign_contacts", "policy.", ("report", "delete"), "report"),
+    )
+
+
+def _read_photos(table: Mapping[str, Any], r: _Reader) -> Photos:
+    r.known_keys(table, _PHOTO_KEYS, "photos.")
+    return Photos(
+        enabled=r.boolean(table, "enabled", "photos.", True),
+        size=r.choice(table, "size", "photos.", PHOTO_SIZES, DEFAULT_PHOTO_SIZE),
+    )
