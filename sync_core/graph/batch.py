@@ -238,6 +238,7 @@ def _run_chunk(client: GraphClient, items: list[_Item]) -> dict[str, BatchResult
                     it.due = time.monotonic() + wait
                     retried[it.id] = it.due
                     client.stats.add("retries")
+                    client.stats.add("retry_wait_ms", round(wait * 1000))
                     continue
             final[it.id] = _result(it, status, headers, answer.get("body"), request_id)
             del pending[it.id]

@@ -65,6 +65,7 @@ class GraphStats:
         "throttles",
         "transient_failures",
         "maybe_applied",
+        "retry_wait_ms",  # total time the client chose to wait before retries (Retry-After or backoff)
     )
 
     def __init__(self) -> None:
@@ -259,6 +260,7 @@ class GraphClient:
                 for mailbox in failure.mailboxes:
                     self.limiter.hold_off(mailbox, sleep)
             self.stats.add("retries")
+            self.stats.add("retry_wait_ms", round(sleep * 1000))
             log.info(
                 "Graph %s %s: %s; attempt %d/%d in %.2f s (request-id %s, client-request-id %s)",
                 method,

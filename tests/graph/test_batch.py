@@ -49,7 +49,10 @@ def test_inner_retry_waits_its_own_retry_after(emu: GraphEmulator, client: Graph
     client.batch(_creates(mailbox, 3))
     throttled, retried = emu.log.entries(route=CONTACTS, status=429)[0], emu.log.entries(route=CONTACTS)[-1]
     gap = retried.start - throttled.end
-    assert 1.0 <= gap <= 1.1  # within 10%, though it includes the new $batch envelope's round trip
+    # Never early on the emulator's clock; the wait the client chose is the inner Retry-After within 10%
+    # (when the retry lands beyond that also depends on how busy the machine is: not asserted tightly).
+    assert 1.0 <= gap < 6.0
+    assert 1000 <= client.stats.retry_wait_ms <= 1100
 
 
 def test_inner_failures_that_outlast_the_bound_are_per_request_errors(emu: GraphEmulator, mailbox: Mailbox) -> None:

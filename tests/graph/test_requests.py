@@ -94,7 +94,10 @@ def test_retry_after_is_honoured_within_10_percent(
     assert client.request("POST", mailbox.contacts, json={"displayName": "A"}).status == 201
     gap, status = _gap_after_first_failure(emu, CONTACTS)
     assert status == 429
-    assert retry_after <= gap <= retry_after * 1.10
+    # Never early, on the emulator's clock; the wait the client chose is Retry-After within 10%. (How much
+    # later the retry actually lands also depends on how busy the machine is, so that is not asserted tightly.)
+    assert retry_after <= gap < retry_after + 5
+    assert retry_after * 1000 <= client.stats.retry_wait_ms <= retry_after * 1100
     assert emu.log.count(route=CONTACTS) == 2
     assert client.stats.retries == 1 and client.stats.throttles == 1
 
