@@ -1,0 +1,113 @@
+"""galsync's Azure Functions triggers (Python v2 programming model). Triggers only: each calls the service layer.
+
+HTTP (function key required): /api/notifications and /api/lifecycle, where Graph posts change notifications
+and lifecycle events; both only enqueue (sync_core/service/webhook.py). Queues: sync-source (sync, reconcile,
+lifecycle) fans out to push-targets; a message that fails maxDequeueCount times lands in `<queue>-poison`,
+whose trigger records it for `galsync status`. Timers: the safety-net sync, the nightly reconcile, and the
+subscriptions run, on the schedules the app settings name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import azure.functions as func
+
+from sync_core.service import poison, queue_work
+from sync_core.service.process import Process
+from sync_core.service.queue_messages import PUSH_TARGETS_QUEUE, SYNC_SOURCE_QUEUE
+from sync_core.service.subscriptions import ensure_subscriptions
+from sync_core.service.webhook import SAFE_HEADERS, Answer
+
+STORAGE = "AzureWebJobsStorage"  # the host's storage account (identity-based in Azure, Azurite locally)
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+process = Process(os.environ)
+log = logging.getLogger("galsync.functions")
+
+
+@app.function_name("notifications")
+@app.route(route="notifications", methods=["POST"])
+@app.queue_output(arg_name="queued", queue_name=SYNC_SOURCE_QUEUE, connection=STORAGE)
+def notifications(req: func.HttpRequest, queued: func.Out[list[str]]) -> func.HttpResponse:
+    return _respond(req, queued, lifecycle=False)
+
+
+@app.function_name("lifecycle")
+@app.route(route="lifecycle", methods=["POST"])
+@app.queue_output(arg_name="queued", queue_name=SYNC_SOURCE_QUEUE, connection=STORAGE)
+def lifecycle(req: func.HttpRequest, queued: func.Out[list[str]]) -> func.HttpResponse:
+    return _respond(req, queued, lifecycle=True)
+
+
+@app.function_name("sync_source")
+@app.queue_trigger(arg_name="msg", queue_name=SYNC_SOURCE_QUEUE, connection=STORAGE)
+@app.queue_output(arg_name="push", queue_name=PUSH_TARGETS_QUEUE, connection=STORAGE)
+@app.queue_output(arg_name="resync", queue_name=SYNC_SOURCE_QUEUE, connection=STORAGE)
+def sync_source(msg: func.QueueMessage, push: func.Out[list[str]], resync: func.Out[list[str]]) -> None:
+    outcome = queue_work.run_source_message(process.runtime(), msg.get_body(), message_id=msg.id or "",
+                                            dequeue_count=msg.dequeue_count or 0)
+    if outcome.push:
+        push.set(list(outcome.push))
+    if outcome.resync:
+        resync.set(list(outcome.resync))
+
+
+@app.function_name("push_targets")
+@app.queue_trigger(arg_name="msg", queue_name=PUSH_TARGETS_QUEUE, connection=STORAGE)
+def push_targets(msg: func.QueueMessage) -> None:
+    queue_work.run_push_message(process.runtime(), msg.get_body(), message_id=msg.id or "",
+                                dequeue_count=msg.dequeue_count or 0)
+
+
+@app.function_name("sync_source_poison")
+@app.queue_trigger(arg_name="msg", queue_name=SYNC_SOURCE_QUEUE + "-poison", connection=STORAGE)
+def sync_source_poison(msg: func.QueueMessage) -> None:
+    poison.record_from_poison_queue(process.runtime().store, SYNC_SOURCE_QUEUE + "-poison", msg.id or "",
+                                    msg.get_body())
+
+
+@app.function_name("push_targets_poison")
+@app.queue_trigger(arg_name="msg", queue_name=PUSH_TARGETS_QUEUE + "-poison", connection=STORAGE)
+def push_targets_poison(msg: func.QueueMessage) -> None:
+    poison.record_from_poison_queue(process.runtime().store, PUSH_TARGETS_QUEUE + "-poison", msg.id or "",
+                                    msg.get_body())
+
+
+@app.function_name("sync_timer")
+@app.timer_trigger(arg_name="timer", schedule="%GALSYNC_SYNC_SCHEDULE%")
+@app.queue_output(arg_name="queued", queue_name=SYNC_SOURCE_QUEUE, connection=STORAGE)
+def sync_timer(timer: func.TimerRequest, queued: func.Out[list[str]]) -> None:
+    queued.set(queue_work.scheduled_syncs(process.runtime()))
+
+
+@app.function_name("reconcile_timer")
+@app.timer_trigger(arg_name="timer", schedule="%GALSYNC_RECONCILE_SCHEDULE%")
+@app.queue_output(arg_name="queued", queue_name=SYNC_SOURCE_QUEUE, connection=STORAGE)
+def reconcile_timer(timer: func.TimerRequest, queued: func.Out[list[str]]) -> None:
+    queued.set(queue_work.scheduled_reconciles(process.runtime()))
+
+
+@app.function_name("subscriptions_timer")
+@app.timer_trigger(arg_name="timer", schedule="%GALSYNC_SUBSCRIPTIONS_SCHEDULE%")
+def subscriptions_timer(timer: func.TimerRequest) -> None:
+    report = ensure_subscriptions(process.runtime())
+    for resource, reason in report.failed:
+        log.error("subscription for %s not in place: %s", resource, reason)
+
+
+def _respond(req: func.HttpRequest, queued: func.Out[list[str]], *, lifecycle: bool) -> func.HttpResponse:
+    """Answer Graph; the queue output binding writes the messages once the function returns."""
+    try:
+        webhook = process.webhook()
+    except Exception:  # settings, profiles file or state store unusable: Graph retries a 503 later
+        log.exception("galsync cannot start; answering 503")
+        answer = Answer(503, "galsync is not configured correctly; see the function app's log\n")
+    else:
+        handle = webhook.lifecycle if lifecycle else webhook.notifications
+        answer = handle(req.params, req.headers, req.get_body())
+    if answer.messages:
+        queued.set(list(answer.messages))
+    return func.HttpResponse(answer.body, status_code=answer.status,
+                             headers={**SAFE_HEADERS, "Content-Type": answer.content_type})

@@ -1,0 +1,108 @@
+"""What each queue message and timer of the function app does, as calls into the use cases.
+
+A message that can never succeed (it does not parse, or names a profile or group the configuration does not
+resolve) is recorded as poison at once and not retried. Any other failure is noted (for the poison record,
+should every try fail) and raised again, so the Functions host retries the message up to maxDequeueCount
+times and then moves it to `<queue>-poison`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from sync_core.core.profile import ConfigError
+
+from . import poison
+from .groups import GroupConfigError
+from .queue_messages import (
+    PUSH_TARGETS_QUEUE,
+    SYNC_SOURCE_QUEUE,
+    BadMessage,
+    LifecycleMessage,
+    ReconcileMessage,
+    SourceMessage,
+    SyncMessage,
+    parse_push_message,
+    parse_source_message,
+)
+from .reconcile import reconcile_profile
+from .runtime import PushMessage, Runtime
+from .subscriptions import handle_lifecycle
+from .sync import push_targets, sync_profile
+
+log = logging.getLogger("galsync.queue")
+
+_PERMANENT = (BadMessage, ConfigError, GroupConfigError)
+
+
+class QueueFanOut:
+    """Fan-out for the function app: each push becomes one push-targets message (the queue output binding)."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def push(self, message: PushMessage) -> None:
+        self.messages.append(json.dumps(message.to_json()))
+
+
+@dataclass(frozen=True)
+class SourceOutcome:
+    """Messages a sync-source message leads to: pushes (push-targets) and resyncs (sync-source)."""
+
+    push: tuple[str, ...] = ()
+    resync: tuple[str, ...] = ()
+
+
+def run_source_message(rt: Runtime, body: bytes | str, *, message_id: str = "",
+                       dequeue_count: int = 0) -> SourceOutcome:
+    """Process one sync-source message: a sync, a reconcile or a lifecycle event."""
+    try:
+        message = parse_source_message(body)
+        if not isinstance(message, LifecycleMessage):
+            rt.config.profile(message.profile)  # a profile the configuration no longer has: ConfigError
+        return _run_source(rt, message)
+    except _PERMANENT as error:
+        poison.record_poison(rt.store, SYNC_SOURCE_QUEUE, message_id, body, str(error), dequeue_count)
+        return SourceOutcome()
+    except Exception as error:
+        poison.note_failure(rt.store, SYNC_SOURCE_QUEUE, body, error)
+        raise
+
+
+def _run_source(rt: Runtime, message: SourceMessage) -> SourceOutcome:
+    if isinstance(message, SyncMessage):
+        fanout = QueueFanOut()
+        report = sync_profile(rt, message.profile, fanout)
+        log.info("sync-source: profile %s (%s): %s, %d push message(s)", message.profile,
+                 message.reason or "-", report.outcome, len(fanout.messages))
+        return SourceOutcome(push=tuple(fanout.messages))
+    if isinstance(message, ReconcileMessage):
+        reconcile_profile(rt, message.profile)
+        return SourceOutcome()
+    profiles = handle_lifecycle(rt, message.subscription_id, message.event)
+    return SourceOutcome(resync=tuple(SyncMessage(p, f"lifecycle:{message.event}").to_json() for p in profiles))
+
+
+def run_push_message(rt: Runtime, body: bytes | str, *, message_id: str = "", dequeue_count: int = 0) -> None:
+    """Process one push-targets message: plan and write one chunk of target mailboxes."""
+    try:
+        message = parse_push_message(body)
+        rt.config.profile(message.profile)
+        push_targets(rt, message)
+    except _PERMANENT as error:
+        poison.record_poison(rt.store, PUSH_TARGETS_QUEUE, message_id, body, str(error), dequeue_count)
+    except Exception as error:
+        poison.note_failure(rt.store, PUSH_TARGETS_QUEUE, body, error)
+        raise
+
+
+def scheduled_syncs(rt: Runtime) -> list[str]:
+    """The safety net: a sync message for every profile, whatever the pending flags say (a flag whose message
+    was lost would otherwise keep blocking notifications)."""
+    return [SyncMessage(name, "timer").to_json() for name in rt.config.names]
+
+
+def scheduled_reconciles(rt: Runtime) -> list[str]:
+    return [ReconcileMessage(name).to_json() for name in rt.config.names]

@@ -1,0 +1,93 @@
+"""End to end: a directory change reaches a phone's address book through webhook, queues and workers.
+
+Real parts throughout: the Graph emulator (HTTPS, msal token endpoint, subscriptions with the validation
+handshake and HTTPS notification delivery), Azurite queues and tables, and function_app's functions from
+`app.get_functions()`. The Functions host is the one thing stood in for (tests/functions/functions_host.py):
+it serves the HTTP functions over HTTPS and moves queue messages to the queue functions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from graph_emulator import GraphEmulator
+from sync_core.service.queue_messages import PUSH_TARGETS_QUEUE, SYNC_SOURCE_QUEUE, sync_lease
+from sync_core.service.runtime import Runtime
+from tests.functions.conftest import Configure, emulator_settings
+from tests.functions.functions_host import FunctionsHost, HttpsFront
+
+CONFIG = """
+[[profile]]
+name = "Dispatch"
+folder = "Dispatch"
+[[profile.source]]
+type = "users"
+[profile.users]
+in_groups = ["Drivers North"]
+[profile.targets]
+mailboxes = ["trucks.north@northwind.example"]
+[profile.photos]
+enabled = false
+"""
+
+
+def contacts(graph: GraphEmulator, rt: Runtime, mailbox: str) -> list[dict[str, Any]]:
+    target = rt.store.get_targets("Dispatch")[mailbox]
+    assert target.folder_id
+    return graph.tenant.mailboxes.contacts(mailbox, target.folder_id)
+
+
+def test_a_directory_change_reaches_the_target_mailbox_through_the_function_app(
+        configure: Configure, graph: GraphEmulator, front: HttpsFront, host: FunctionsHost) -> None:
+    scenario = graph.scenario or {}
+    truck = scenario["shared_mailboxes"]["Trucks North"]["id"]
+    driver = scenario["drivers_by_depot"]["North"][0]
+    rt = configure(CONFIG, **emulator_settings(graph), GALSYNC_WEBHOOK_BASE_URL=front.base_url)
+
+    host.timer("subscriptions_timer")  # subscribes (the emulator validates the HTTPS endpoints)
+    host.timer("sync_timer")  # the first sync fills the truck's address book
+    host.drain()
+    assert len(contacts(graph, rt, truck)) == 25
+
+    host.deliveries.clear()
+    host.sent.clear()
+    started = time.perf_counter()
+    graph.tenant.directory.update_user(driver, mobilePhone="+44 7700 900 555")
+    assert graph.tenant.subscriptions.flush()  # Graph POSTed the notification to /api/notifications
+    notified = time.perf_counter()
+    assert [json.loads(b) for q, b in host.sent] == [{"type": "sync", "profile": "Dispatch",
+                                                      "reason": "notification"}]
+    host.drain()
+    done = time.perf_counter()
+
+    [changed] = [c for c in contacts(graph, rt, truck) if c.get("mobilePhone") == "+44 7700 900 555"]
+    assert len(contacts(graph, rt, truck)) == 25
+    assert [(d.queue, d.error) for d in host.deliveries] == [(SYNC_SOURCE_QUEUE, None), (PUSH_TARGETS_QUEUE, None)]
+    assert not rt.store.has_pending(sync_lease("Dispatch"))  # the worker took the flag: the next change enqueues
+    print(f"\nend-to-end delay: {(done - started) * 1000:.0f} ms "
+          f"(change -> notification enqueued {(notified - started) * 1000:.0f} ms, "
+          f"queues -> contact updated {(done - notified) * 1000:.0f} ms)")
+    assert changed["displayName"]
+
+
+def test_the_nightly_timer_repairs_a_contact_deleted_on_a_phone(
+        configure: Configure, graph: GraphEmulator, front: HttpsFront, host: FunctionsHost) -> None:
+    scenario = graph.scenario or {}
+    truck = scenario["shared_mailboxes"]["Trucks North"]["id"]
+    rt = configure(CONFIG, **emulator_settings(graph), GALSYNC_WEBHOOK_BASE_URL=front.base_url)
+    host.timer("sync_timer")
+    host.drain()
+    host.timer("reconcile_timer")  # the first night reads each managed folder in full
+    host.drain()
+    victim = contacts(graph, rt, truck)[0]
+    graph.tenant.mailboxes.phone_delete_contact(truck, victim["id"])
+    assert len(contacts(graph, rt, truck)) == 24
+
+    host.deliveries.clear()
+    host.timer("reconcile_timer", past_due=True)
+    host.drain()
+    assert [(d.function, d.error) for d in host.deliveries] == [("sync_source", None)]
+    assert len(contacts(graph, rt, truck)) == 25  # policy deleted_on_device = "recreate"
+    assert victim["displayName"] in {c["displayName"] for c in contacts(graph, rt, truck)}

@@ -1,0 +1,103 @@
+"""The queue and timer functions, fed by the Functions host stand-in from Azurite queues.
+
+The host itself is the one thing stood in for (tests/functions/functions_host.py): messages are real Azurite
+queue messages handed over as `func.QueueMessage`, timers get `func.TimerRequest`, output bindings are
+written back to Azurite, and a message that fails maxDequeueCount times moves to `<queue>-poison` as the host
+moves it. These tests need no Graph: the sync itself is covered end to end in test_end_to_end.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sync_core.service.poison import FAILURE_DOC, list_poison
+from sync_core.service.queue_messages import PUSH_TARGETS_QUEUE, SYNC_SOURCE_QUEUE, sync_lease
+from tests.functions.conftest import Configure
+from tests.functions.functions_host import MAX_DEQUEUE, FunctionsHost
+
+UNREACHABLE_GRAPH = {
+    # A Graph and authority nobody listens on: every sync fails quickly with a connection error.
+    "GALSYNC_AUTH_MODE": "client_secret",
+    "GALSYNC_CLIENT_ID": "00000000-0000-4000-8000-000000000001",
+    "GALSYNC_CLIENT_SECRET": "not-a-real-secret",
+    "GALSYNC_AUTHORITY_HOST": "https://127.0.0.1:9",
+    "GALSYNC_GRAPH_BASE_URL": "https://127.0.0.1:9/v1.0",
+    "GALSYNC_RETRY_MAX_ATTEMPTS": "1",
+}
+
+
+@pytest.mark.parametrize(("queue", "body", "reason"), [
+    (SYNC_SOURCE_QUEUE, "this is not JSON", "not valid JSON"),
+    (SYNC_SOURCE_QUEUE, '{"type": "sync", "profile": "Nobody"}', 'no profile named "Nobody"'),
+    (SYNC_SOURCE_QUEUE, '{"type": "resync", "profile": "Dispatch"}', "'type' must be sync, reconcile or lifecycle"),
+    (SYNC_SOURCE_QUEUE, '{"type": "lifecycle", "subscription_id": "../../users", "event": "missed"}',
+     "subscription_id"),
+    (PUSH_TARGETS_QUEUE, '{"type": "push", "profile": "Dispatch", "mailboxes": "all"}', "mailboxes"),
+    (PUSH_TARGETS_QUEUE, '{"type": "push", "profile": "Gone", "mailboxes": []}', 'no profile named "Gone"'),
+])
+def test_a_message_that_can_never_work_is_recorded_as_poison_at_once(
+        configure: Configure, host: FunctionsHost, queue: str, body: str, reason: str) -> None:
+    rt = configure()
+    host.send(queue, body)
+    assert host.drain() == 1  # handed over once: not retried
+    assert [d.error for d in host.deliveries] == [None]
+    [record] = list_poison(rt.store)
+    assert record.queue == queue
+    assert reason in record.reason
+    assert record.body == body
+    assert host.count(queue) == 0 and host.count(queue + "-poison") == 0
+
+
+def test_a_message_that_keeps_failing_is_retried_then_recorded_with_its_last_error(
+        configure: Configure, host: FunctionsHost) -> None:
+    rt = configure(**UNREACHABLE_GRAPH)
+    body = json.dumps({"type": "sync", "profile": "Dispatch", "reason": "test"})
+    host.send(SYNC_SOURCE_QUEUE, body)
+    host.drain()
+    tries = [d for d in host.deliveries if d.queue == SYNC_SOURCE_QUEUE]
+    assert len(tries) == MAX_DEQUEUE and all(d.error is not None for d in tries)
+    assert [d.function for d in host.deliveries if d.queue.endswith("-poison")] == ["sync_source_poison"]
+    [record] = list_poison(rt.store)
+    assert record.queue == SYNC_SOURCE_QUEUE and record.profile == "Dispatch"
+    assert record.dequeue_count == MAX_DEQUEUE
+    assert record.reason.startswith("failed on every try; last error: ")
+    assert type(tries[-1].error).__name__ in record.reason
+    assert rt.store.list_docs(FAILURE_DOC) == []  # the note of the last failure went into the record
+    assert not rt.store.has_pending(sync_lease("Dispatch"))  # the failed runs released the lease and flag
+    assert rt.store.acquire_lease(sync_lease("Dispatch"), "someone else", 60)
+
+
+def test_a_failing_push_lands_in_the_push_targets_poison_record(configure: Configure, host: FunctionsHost) -> None:
+    rt = configure(**UNREACHABLE_GRAPH)
+    from sync_core.core.records import Target
+
+    rt.store.put_target("Dispatch", Target("mbx-1", "trucks.north@northwind.example", None, "shared", True))
+    body = json.dumps({"type": "push", "profile": "Dispatch", "mailboxes": ["mbx-1"], "keys": None,
+                       "mode": "changes", "run_id": "r1"})
+    host.send(PUSH_TARGETS_QUEUE, body)
+    host.drain()
+    assert len([d for d in host.deliveries if d.queue == PUSH_TARGETS_QUEUE]) == MAX_DEQUEUE
+    [record] = list_poison(rt.store)
+    assert record.queue == PUSH_TARGETS_QUEUE and record.body == body
+
+
+def test_the_safety_net_timer_queues_a_sync_of_every_profile_even_when_one_is_pending(
+        configure: Configure, host: FunctionsHost) -> None:
+    rt = configure()
+    rt.store.mark_pending(sync_lease("Dispatch"))  # a flag whose message was lost must not block the timer
+    host.timer("sync_timer")
+    assert [json.loads(b) for b in host.peek(SYNC_SOURCE_QUEUE)] == [
+        {"type": "sync", "profile": "Company directory", "reason": "timer"},
+        {"type": "sync", "profile": "Dispatch", "reason": "timer"},
+    ]
+
+
+def test_the_nightly_timer_queues_a_reconcile_of_every_profile(configure: Configure, host: FunctionsHost) -> None:
+    configure()
+    host.timer("reconcile_timer", past_due=True)
+    assert [json.loads(b) for b in host.peek(SYNC_SOURCE_QUEUE)] == [
+        {"type": "reconcile", "profile": "Company directory"},
+        {"type": "reconcile", "profile": "Dispatch"},
+    ]
