@@ -51,7 +51,7 @@ def read_memberships(client: GraphClient, store: StateStore, profile: Profile, *
     refs = group_refs(profile)
     if not refs:
         return Memberships({}, False, None, {})
-    ids = _resolve_ids(client, store, profile, refs)
+    ids = resolve_ids(client, store, profile, refs)
     watched = sorted(set(ids.values()))
     link = None if force else store.get_delta_link(profile.name, GROUPS_SOURCE)
     stored = None if force else load(store, profile, refs)
@@ -95,7 +95,7 @@ def load(store: StateStore, profile: Profile, refs: Iterable[str]) -> dict[str, 
     return out
 
 
-def _resolve_ids(client: GraphClient, store: StateStore, profile: Profile, refs: Iterable[str]) -> dict[str, str]:
+def resolve_ids(client: GraphClient, store: StateStore, profile: Profile, refs: Iterable[str]) -> dict[str, str]:
     """Group ref (id or display name) -> id; names are looked up once and remembered."""
     out: dict[str, str] = {}
     for ref in refs:

@@ -29,6 +29,7 @@ from sync_core.core.sources import DesiredContact, merge_sources, source_key_pre
 from sync_core.core.tags import CONTACT_TAG_EXPAND, contact_tag_value, parse_contact_tag
 from sync_core.graph import DeltaTokenExpired, GraphClient, NotFound
 
+from . import photos
 from .executor import ExecReport, TargetWork, contact_url, execute
 from .folders import FolderConflict
 from .runtime import Runtime, new_run_id
@@ -60,6 +61,11 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) 
     report = ReconcileReport(profile.name, new_run_id(), dry_run=dry_run)
     started = rt.now_iso()
     before = rt.client.stats.snapshot()
+    if not dry_run:
+        # Photos (issue 10): one metadata check per user; a changed etag makes drift and the planner set it.
+        checks = photos.refresh_profile_photos(rt, profile)
+        if checks.checked:
+            report.exec.counts.update({"photos_checked": checks.checked, "photos_changed": len(checks.changed)})
     desired = _desired(rt, profile)
     for mailbox, target in sorted(rt.store.get_targets(profile.name).items()):
         if not target.active:
@@ -107,9 +113,13 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
     folder_id = target.folder_id or ""
     records = store.get_target_records(profile.name, target.mailbox)
     link_name = f"folder:{target.mailbox}"
-    seen, removed_ids, link = _folder_changes(client, profile, target.mailbox, folder_id,
-                                              store.get_delta_link(profile.name, link_name))
+    seen, removed_ids, link, full = _folder_changes(client, profile, target.mailbox, folder_id,
+                                                    store.get_delta_link(profile.name, link_name))
     by_id = {r.contact_id: r for r in records.values() if r.contact_id}
+    if full:
+        # A full read lists every contact: a recorded one that is not there was deleted (delta only says so
+        # with @removed for deletions after a delta link).
+        removed_ids |= set(by_id) - {str(item["id"]) for item in seen}
     observed: list[ObservedContact] = []
     for item in seen:
         record = by_id.get(str(item["id"]))
@@ -144,16 +154,17 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
 
 
 def _folder_changes(client: GraphClient, profile: Profile, mailbox: str, folder_id: str, link: str | None
-                    ) -> tuple[list[dict[str, Any]], set[str], str | None]:
-    """Contacts changed in the folder since `link` (all on a first read), ids removed, and the new link."""
+                    ) -> tuple[list[dict[str, Any]], set[str], str | None, bool]:
+    """Contacts changed in the folder since `link` (all on a full read), ids removed, the new link, and
+    whether this was a full read."""
     if link is not None:
         try:
-            return _walk(client.delta(link))
+            return (*_walk(client.delta(link)), False)
         except DeltaTokenExpired:
             log.info("profile %s: folder delta token of mailbox %s expired; reading the folder in full",
                      profile.name, mailbox)
     select = ",".join(dict.fromkeys((*READ_FIELDS, *profile.mapped_fields)))
-    return _walk(client.delta(f"{contact_url(mailbox, folder_id)}/delta", params={"$select": select}))
+    return (*_walk(client.delta(f"{contact_url(mailbox, folder_id)}/delta", params={"$select": select})), True)
 
 
 def _walk(delta: Any) -> tuple[list[dict[str, Any]], set[str], str | None]:

@@ -278,7 +278,7 @@ def _group_ids(rt: Runtime, profile: Profile) -> list[str]:
     refs = group_watch.group_refs(profile)
     if not refs:
         return []
-    return sorted(set(group_watch._resolve_ids(rt.client, rt.store, profile, refs).values()))
+    return sorted(set(group_watch.resolve_ids(rt.client, rt.store, profile, refs).values()))
 
 
 def _mailbox_id(rt: Runtime, mailbox: str) -> str:

@@ -143,3 +143,17 @@ def test_foreign_contacts_are_deleted_only_when_the_admin_says_so(
     assert [c["id"] for c in graph.tenant.mailboxes.contacts(truck, folder) if c["id"] == stray["id"]] == []
     # outside the managed folder galsync never deletes, whatever the policy
     assert [c["id"] for c in graph.tenant.mailboxes.contacts(truck)] == [maman["id"]]
+
+
+def test_the_first_night_finds_a_contact_deleted_before_it(graph: GraphEmulator, make_runtime: MakeRuntime) -> None:
+    rt = make_runtime(graph, dispatch_config())
+    sync_profile(rt, "Dispatch", InlineFanOut(rt))
+    truck = graph.scenario["shared_mailboxes"]["Trucks West"]["id"]
+    folder = rt.store.get_targets("Dispatch")[truck].folder_id
+    assert folder
+    key = f"user:{graph.scenario['drivers'][80]}"
+    graph.tenant.mailboxes.phone_delete_contact(truck, contact_for(graph, truck, folder, key)["id"])
+    graph.log.clear()
+    report = reconcile_profile(rt, "Dispatch")  # no delta link yet: a full read of every folder
+    assert report.drift["deleted_on_device"] == 1 and writes(graph) == 1
+    contact_for(graph, truck, folder, key)
