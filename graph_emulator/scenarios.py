@@ -1,13 +1,13 @@
 """Ready-made tenants: `load(tenant, "logistics")` and `load(tenant, "synthetic", users=N, targets=M)`.
 
-logistics: "Northwind Logistics", the company from the story (DESIGN.md). 100 drivers in four depots (25 each,
-department Transport, job title Driver, a mobile phone, their depot's address), 20 office staff in several
-departments with managers (some without a mobile), one disabled user, one guest, one unlicensed user without a
-mailbox, five supplier org contacts, groups "Drivers" (with the nested group "Drivers North") and "All Staff"
-(office staff plus the "Drivers" group), and four shared mailboxes "Trucks North/South/East/West", each the
-address book of the 25 driver phones of its depot. Some names have accents, apostrophes, hyphens or non-Latin
-script, and some users have photos. Everything is drawn from `random.Random(seed)`, ids included, so a seed
-gives the same tenant every time.
+logistics: "Northwind Logistics", the company from the story (DESIGN.md), mail domain northwind.example. 100
+drivers in four depots (25 each, department Transport, job title Driver, a mobile phone, their depot's address),
+20 office staff in several departments with managers (some without a mobile), one disabled user, one guest, one
+unlicensed user without a mailbox, five supplier org contacts, groups "Drivers" (with the nested group "Drivers
+North") and "All Staff" (office staff plus the "Drivers" group), and four shared mailboxes "Trucks
+North/South/East/West", each the address book of the 25 driver phones of its depot. Some names have accents,
+apostrophes, hyphens or non-Latin script, and some users have photos. Everything is drawn from
+`random.Random(seed)`, ids included, so a seed gives the same tenant every time.
 
 synthetic: N licensed users with mailboxes and a group "Targets" holding M of them (the target mailboxes), for
 benchmarks; no per-user photo or other costly work, so 100,000 users load in seconds.
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .tenant import Tenant
 
 COMPANY = "Northwind Logistics"
+DOMAIN = "northwind.example"  # the company's mail domain: galsync.example.toml names trucks.north@northwind.example
 COUNTRY = "United Kingdom"
 
 DEPOTS: dict[str, dict[str, str]] = {
@@ -204,6 +205,8 @@ class _Phones:
 
 def _logistics(tenant: Tenant, rng: random.Random) -> dict[str, Any]:
     directory = tenant.directory
+    if not directory.users():
+        tenant.domain = DOMAIN  # an empty tenant becomes Northwind's; a loaded one keeps its domain
     phones = _Phones(rng)
     common = {"companyName": COMPANY, "country": COUNTRY, "usageLocation": "GB", "preferredLanguage": "en-GB"}
     names = _name_source(rng)

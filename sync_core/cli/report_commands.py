@@ -1,0 +1,190 @@
+"""`galsync doctor`, `galsync explain` and `galsync status`: reports rendered as tables (or --json)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.padding import Padding
+from rich.panel import Panel
+
+from sync_core.core.profile import ConfigError, load_config
+from sync_core.service.doctor import OK as OK_FINDING
+from sync_core.service.doctor import PROBLEM, WARNING, DoctorReport
+from sync_core.service.doctor import doctor as run_doctor
+from sync_core.service.explain import Explanation
+from sync_core.service.explain import explain as run_explain
+from sync_core.service.status import StatusReport, parse_time
+from sync_core.service.status import status as run_status
+from sync_core.state import open_store
+
+from .context import JsonFlag, options, output
+from .errors import FAILURES, OK, advised
+from .output import age_text, short_time, table
+
+_STYLE = {PROBLEM: "bold red", WARNING: "yellow", "info": "cyan", OK_FINDING: "green"}
+_MARK = {PROBLEM: "PROBLEM", WARNING: "WARNING", "info": "note", OK_FINDING: "ok"}
+
+
+# --- doctor -------------------------------------------------------------------------------------------------------
+
+
+@advised
+def doctor(
+    profile: Annotated[list[str] | None, typer.Option("--profile", "-p", help="Profile to check (repeatable).")]
+    = None,
+    json: JsonFlag = False,
+) -> None:
+    """Check permissions, mailbox scoping, subscriptions, delta links, failures, shared mailboxes."""
+    out = output(json)
+    with options().runtime() as rt:
+        report = run_doctor(rt, profile or None)
+    out.result(report.to_json(), lambda console: render_doctor(console, report))
+    raise typer.Exit(FAILURES if report.problems else OK)
+
+
+def render_doctor(console: Console, report: DoctorReport) -> None:
+    console.print(table("Permissions (one cheap Graph read each)", ["permission", "needed for", "probe", "result"],
+                        [[p.permission, p.needed_for, p.probe,
+                          p.outcome if p.outcome != "missing" else f"MISSING: {p.detail}"]
+                         for p in report.permissions]))
+    s = report.scoping
+    console.print(f"Mailbox scoping: [bold]{escape(s.outcome)}[/] ({escape(s.detail)})")
+    now = parse_time(report.checked_at)
+    if report.subscriptions:
+        live = set(report.live_subscriptions or ())
+        console.print(table("Subscriptions", ["id", "resource", "expires", "profiles", "in Graph"],
+                            [[x.subscription_id, x.resource, f"{short_time(x.expires_at)} "
+                              f"({age_text(x.expires_at, now)})", ", ".join(x.profiles),
+                              None if report.live_subscriptions is None else x.subscription_id in live]
+                             for x in report.subscriptions]))
+    for p in report.profiles:
+        console.print(table(
+            f'Profile "{p.name}": {p.targets} target mailbox(es), {len(p.shared_targets)} shared',
+            ["source", "delta link", "stored", "age"],
+            [[d.source, "yes" if d.stored else "none yet", short_time(d.stored_at),
+              age_text(d.stored_at, now) + (f" ({d.basis})" if d.basis == "last sync" else "")]
+             for d in p.delta_links]))
+        for t in p.checked_targets:
+            if not t.foreign:
+                continue
+            console.print(table(
+                f"Contacts galsync did not create, in {t.label} (found by reconcile at "
+                f"{short_time(t.foreign_checked_at)})",
+                ["name", "where", "created", "last modified"],
+                [[f.display_name or "(no name)", f.where, short_time(f.created), short_time(f.last_modified)]
+                 for f in t.foreign]))
+    for f in report.findings:
+        if f.severity in (PROBLEM, WARNING):
+            body = escape(f.message) + (f"\n\n[bold]What to do:[/] {escape(f.advice)}" if f.advice else "")
+            title = f"{_MARK[f.severity]}: {f.topic}" + (f' (profile "{f.profile}")' if f.profile else "")
+            console.print(Panel(body, title=escape(title), title_align="left", border_style=_STYLE[f.severity]))
+        else:
+            line = f"[{_STYLE[f.severity]}]{_MARK[f.severity]}[/] {escape(f.message)}"
+            if f.advice:
+                line += f" [dim]({escape(f.advice)})[/]"
+            console.print(line)
+    verdict = "no problems" if not report.problems else f"{report.problems} problem(s)"
+    console.print(f"\n[bold]doctor:[/] {verdict}, {report.warnings} warning(s)",
+                  style="red" if report.problems else ("yellow" if report.warnings else "green"))
+
+
+# --- explain ------------------------------------------------------------------------------------------------------
+
+
+@advised
+def explain(
+    mailbox: Annotated[str, typer.Option("--mailbox", "-m", help="The mailbox (address or user id).")],
+    contact: Annotated[str, typer.Option("--contact", "-c", help="The contact's display name, as the phone shows it.")],
+    json: JsonFlag = False,
+) -> None:
+    """Tell where a contact in a mailbox came from: galsync (which profile and source) or not (created when)."""
+    out = output(json)
+    with options().runtime() as rt:
+        result = run_explain(rt, mailbox, contact)
+    out.result(result.to_json(), lambda console: render_explanation(console, result))
+    raise typer.Exit(OK)
+
+
+def render_explanation(console: Console, result: Explanation) -> None:
+    kind = f"a {result.purpose} mailbox" if result.purpose else "a mailbox"
+    who = result.mailbox_name or result.address
+    console.print(f'[bold]{escape(who)}[/] ({escape(result.address)}) is {escape(kind)}. Searched: '
+                  + escape(", ".join(f'"{f.name}"' for f in result.folders)) + ".")
+    if not result.contacts:
+        console.print(f'No contact called "{escape(result.contact_name)}" is there.')
+        if result.similar:
+            console.print("Similar names: " + escape(", ".join(f'"{n}"' for n in result.similar)))
+        return
+    for c in result.contacts:
+        origin = {"managed": "[green]written by galsync[/]", "foreign": "[yellow]NOT written by galsync[/]",
+                  "other-profile": "[yellow]tagged for a profile that no longer exists[/]"}[c.origin]
+        facts = table(None, ["", ""], [
+            ["folder", c.folder.name], ["created", short_time(c.created)],
+            ["last modified", short_time(c.last_modified)],
+            ["written by galsync", short_time(c.written_at) if c.origin == "managed" else "never"],
+            ["phones", ", ".join(c.phones) or None], ["email", ", ".join(c.emails) or None]])
+        facts.show_header = False
+        console.print(Panel.fit(facts, title=f'"{escape(c.display_name)}": {origin}', title_align="left"))
+        for line in c.story:
+            console.print(Padding(escape(line), (0, 0, 0, 2), expand=False))
+
+
+# --- status -------------------------------------------------------------------------------------------------------
+
+
+@advised
+def status(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="How many recent runs to list.")] = 10,
+    json: JsonFlag = False,
+) -> None:
+    """Last runs with their counts, failures, poison work and subscriptions (state store only, no Graph)."""
+    out = output(json)
+    settings = options().settings()
+    try:
+        names: tuple[str, ...] = load_config(settings.config_path).names
+        config_note = None
+    except ConfigError as error:
+        names, config_note = (), f"profiles not listed: {error.problems[0]}"
+    store = open_store(settings)
+    try:
+        report = run_status(store, names, limit=limit)
+    finally:
+        store.close()
+    data = report.to_json()
+    if config_note:
+        data["config_problem"] = config_note
+    out.result(data, lambda console: render_status(console, report, config_note))
+    raise typer.Exit(OK if report.healthy else FAILURES)
+
+
+def render_status(console: Console, report: StatusReport, config_note: str | None) -> None:
+    now = parse_time(report.checked_at)
+    if config_note:
+        console.print(f"[yellow]{escape(config_note)}[/]")
+    if report.profiles:
+        console.print(table("Profiles", ["profile", "targets", "shared", "last sync", "last reconcile"], [
+            [p.name, p.targets, p.shared_targets,
+             f"{p.last_sync.outcome}, {age_text(p.last_sync.started_at, now)}" if p.last_sync else "never",
+             f"{p.last_reconcile.outcome}, {age_text(p.last_reconcile.started_at, now)}" if p.last_reconcile
+             else "never"] for p in report.profiles]))
+    console.print(table("Recent runs", ["started", "profile", "kind", "outcome", "counts", "error"], [
+        [short_time(r.started_at), r.profile, r.kind, r.outcome,
+         ", ".join(f"{k} {v}" for k, v in r.counts.items() if v) or "-", r.error] for r in report.runs]
+        or [["-", "no runs recorded in this state store", "", "", "", ""]]))
+    if report.poison:
+        console.print(table("Poison work (the queues gave up on these)",
+                            ["recorded", "queue", "profile", "tries", "reason"],
+                            [[short_time(p.recorded_at), p.queue, p.profile, p.dequeue_count, p.reason]
+                             for p in report.poison]))
+    console.print(table("Subscriptions", ["id", "resource", "expires", "profiles"], [
+        [s.subscription_id, s.resource, f"{short_time(s.expires_at)} ({age_text(s.expires_at, now)})",
+         ", ".join(s.profiles)] for s in report.subscriptions] or [["-", "none recorded", "", ""]]))
+    failures = report.failures
+    if failures or report.poison:
+        console.print(f"[bold red]{len(failures)} failed run(s), {len(report.poison)} poison message(s)[/]; "
+                      "`galsync doctor` says what to do")
+    else:
+        console.print("[green]no failures recorded[/]")

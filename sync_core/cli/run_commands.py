@@ -1,0 +1,189 @@
+"""`galsync sync` and `galsync reconcile`: run the use cases here, in this process, with a progress bar.
+
+Pushes run inline (the function app queues them instead); each profile is one line of the result table.
+A profile that fails is reported and the others still run; the exit code is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from sync_core.service.executor import ExecReport
+from sync_core.service.reconcile import ReconcileReport, reconcile_profile
+from sync_core.service.runtime import PushMessage, Runtime
+from sync_core.service.sync import InlineFanOut, SyncReport, sync_profile
+
+from .context import JsonFlag, options, output
+from .errors import FAILURES, OK, advice_for, advised
+from .output import Output, table
+
+ProfileOption = Annotated[list[str] | None, typer.Option(
+    "--profile", "-p", help="Profile to run (repeatable); default: every profile in the configuration.")]
+DryRunOption = Annotated[bool, typer.Option(
+    "--dry-run", help="Read and plan, but write nothing (no Graph write, no state change).")]
+
+
+class ProgressFanOut:
+    """Runs each push inline, as InlineFanOut does, and advances the progress bar by its mailboxes."""
+
+    def __init__(self, rt: Runtime, advance: Callable[[int], None]) -> None:
+        self._inline = InlineFanOut(rt)
+        self._advance = advance
+
+    @property
+    def report(self) -> ExecReport:
+        return self._inline.report
+
+    def push(self, message: PushMessage) -> None:
+        self._inline.push(message)
+        self._advance(len(message.mailboxes))
+
+
+@dataclass
+class ProfileRun:
+    """One profile's line in the result: the use case's report, or the advice for why it failed."""
+
+    profile: str
+    data: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or self.data.get("outcome") in ("failed", "partial", "busy")
+
+
+def profile_names(rt: Runtime, chosen: list[str] | None) -> list[str]:
+    """The profiles to run: the chosen ones (checked against the configuration) or all."""
+    if not chosen:
+        return list(rt.config.names)
+    return [rt.config.profile(name).name for name in chosen]  # ConfigError names the known profiles
+
+
+def run_sync(rt: Runtime, name: str, *, dry_run: bool, advance: Callable[[int], None] = lambda _n: None
+             ) -> SyncReport:
+    """One profile's sync with inline pushes; the report carries the pushes' write counts."""
+    fanout = ProgressFanOut(rt, advance)
+    report = sync_profile(rt, name, fanout, dry_run=dry_run)
+    report.exec.merge(fanout.report)
+    return report
+
+
+def sync_json(report: SyncReport) -> dict[str, Any]:
+    counts = dict(report.exec.counts)
+    return {
+        "profile": report.profile, "run_id": report.run_id, "outcome": report.outcome, "dry_run": report.dry_run,
+        "changed": report.changed, "removed": report.removed, "targets": report.targets,
+        "new_targets": report.new_targets, "removed_targets": report.removed_targets,
+        "push_messages": report.messages,
+        "writes": {k: counts.get(k, 0) for k in ("created", "updated", "deleted", "adopted", "photos_set", "failed")},
+        "write_total": report.exec.writes,
+        "planned": dict(report.planned), "graph_requests": dict(report.requests),
+        "errors": list(report.exec.errors[:20]),
+    }
+
+
+@advised
+def sync(profile: ProfileOption = None, dry_run: DryRunOption = False, json: JsonFlag = False) -> None:
+    """Read the directory (only what changed) and bring every target mailbox in step."""
+    out = output(json)
+    runs: list[ProfileRun] = []
+    with options().runtime() as rt:
+        for name in profile_names(rt, profile):
+            label = f"{name}: planning" if dry_run else f"{name}: writing to target mailboxes"
+            with out.progress(label, None) as advance:
+                runs.append(_guarded(name, functools.partial(_sync_one, rt, name, dry_run, advance)))
+    _finish(out, "sync", runs, dry_run)
+
+
+@advised
+def reconcile(profile: ProfileOption = None, dry_run: DryRunOption = False, json: JsonFlag = False) -> None:
+    """Check every target's managed folder for drift (edited, deleted, foreign contacts) and repair per policy."""
+    out = output(json)
+    runs: list[ProfileRun] = []
+    with options().runtime() as rt:
+        for name in profile_names(rt, profile):
+            out.note(f"{name}: reading every managed folder")
+            runs.append(_guarded(name, functools.partial(_reconcile_one, rt, name, dry_run)))
+    _finish(out, "reconcile", runs, dry_run)
+
+
+def _sync_one(rt: Runtime, name: str, dry_run: bool, advance: Callable[[int], None]) -> dict[str, Any]:
+    return sync_json(run_sync(rt, name, dry_run=dry_run, advance=advance))
+
+
+def _reconcile_one(rt: Runtime, name: str, dry_run: bool) -> dict[str, Any]:
+    return reconcile_json(reconcile_profile(rt, name, dry_run=dry_run))
+
+
+def _guarded(name: str, work: Callable[[], dict[str, Any]]) -> ProfileRun:
+    """Run one profile; a failure of that profile alone (a Graph error) is reported, anything else stops."""
+    try:
+        return ProfileRun(name, work())
+    except Exception as error:
+        advice = advice_for(error)
+        if advice is None or advice.code != FAILURES:
+            raise
+        return ProfileRun(name, error=advice.message + (f" ({advice.hint})" if advice.hint else ""))
+
+
+def reconcile_json(report: ReconcileReport) -> dict[str, Any]:
+    """A reconcile report as JSON. Counts only: the foreign contacts' names are for `galsync doctor`."""
+    writes = dict(report.exec.counts)
+    errors = [*report.errors, *report.exec.errors]
+    return {
+        "profile": report.profile, "run_id": report.run_id, "dry_run": report.dry_run,
+        "outcome": "partial" if errors or writes.get("failed") else "ok",
+        "targets": report.targets, "busy_targets": report.busy, "drift": dict(report.drift),
+        "planned": dict(report.planned), "writes": writes,
+        "write_total": report.exec.writes,
+        "foreign_found": sum(len(v) for v in report.foreign.values()),
+        "foreign_by_mailbox": {m: len(v) for m, v in report.foreign.items() if v},
+        "graph_requests": report.requests, "errors": errors[:20],
+    }
+
+
+def _finish(out: Output, kind: str, runs: list[ProfileRun], dry_run: bool) -> None:
+    failed = [r for r in runs if r.failed]
+    data = {"command": kind, "dry_run": dry_run, "ok": not failed,
+            "profiles": [{**r.data, "profile": r.profile, "error": r.error} for r in runs]}
+    out.result(data, lambda console: _render(console, kind, runs, dry_run))
+    raise typer.Exit(FAILURES if failed else OK)
+
+
+def _render(console: Console, kind: str, runs: list[ProfileRun], dry_run: bool) -> None:
+    if kind == "sync":
+        rows = []
+        for r in runs:
+            d = r.data
+            w = d.get("writes", {})
+            planned = ", ".join(f"{k} {v}" for k, v in sorted(d.get("planned", {}).items())) or "nothing"
+            rows.append([r.profile, r.error or d.get("outcome"), f"{d.get('changed', 0)} / {d.get('removed', 0)}",
+                         f"{d.get('targets', 0)} ({d.get('new_targets', 0)} new)",
+                         planned if dry_run else f"{w.get('created', 0)} / {w.get('updated', 0)} / "
+                                                 f"{w.get('deleted', 0)}",
+                         w.get("failed", 0), d.get("graph_requests", {}).get("http_requests")])
+        columns = ["profile", "outcome", "sources changed / gone", "targets",
+                   "planned" if dry_run else "contacts created / updated / deleted", "failed", "Graph requests"]
+        console.print(table(f"galsync sync{' (dry run: nothing written)' if dry_run else ''}", columns, rows))
+    else:
+        console.print(table(f"galsync reconcile{' (dry run: nothing written)' if dry_run else ''}",
+                            ["profile", "outcome", "targets", "what the folders held", "repairs written",
+                             "foreign contacts", "Graph requests"],
+                            [reconcile_row(r.profile, r.data, r.error) for r in runs]))
+    for r in runs:
+        for line in r.data.get("errors", [])[:5]:
+            console.print(f"  {r.profile}: {line}", style="red")
+
+
+def reconcile_row(profile: str, data: dict[str, Any], error: str | None = None) -> list[Any]:
+    drift = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(data.get("drift", {}).items()) if v)
+    planned = ", ".join(f"{k} {v}" for k, v in sorted(data.get("planned", {}).items()) if v)
+    repairs = (planned or "none") if data.get("dry_run") else data.get("write_total", 0)
+    return [profile, error or data.get("outcome"), data.get("targets"), drift or "-", repairs,
+            data.get("foreign_found", 0), data.get("graph_requests")]

@@ -1,0 +1,165 @@
+"""`galsync status`: what galsync has been doing, read from the state store alone (no Graph call).
+
+It answers "is it working?" the way an admin asks it: the last runs with their counts, the failures among
+them, work the queues gave up on (poison messages), and the Graph subscriptions with their expiry. Being
+store-only, it works when Graph or the credentials are what is broken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sync_core.core.records import Run, Target
+from sync_core.state.base import StateStore
+
+from .notifications import SUBSCRIPTION_DOC
+from .poison import PoisonRecord, list_poison
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    """A Graph subscription galsync recorded (the clientState secret is never read into this)."""
+
+    subscription_id: str
+    resource: str
+    expires_at: str | None
+    profiles: tuple[str, ...]
+
+    def expired(self, now: datetime) -> bool:
+        when = parse_time(self.expires_at)
+        return when is not None and when <= now
+
+    def hours_left(self, now: datetime) -> float | None:
+        when = parse_time(self.expires_at)
+        return None if when is None else (when - now).total_seconds() / 3600
+
+    def to_json(self, now: datetime) -> dict[str, Any]:
+        left = self.hours_left(now)
+        return {"id": self.subscription_id, "resource": self.resource, "expires_at": self.expires_at,
+                "hours_left": None if left is None else round(left, 1), "profiles": list(self.profiles)}
+
+
+@dataclass(frozen=True)
+class ProfileStatus:
+    name: str
+    targets: int
+    shared_targets: int
+    last_sync: Run | None
+    last_reconcile: Run | None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    checked_at: str
+    profiles: tuple[ProfileStatus, ...]
+    runs: tuple[Run, ...]
+    poison: tuple[PoisonRecord, ...]
+    subscriptions: tuple[SubscriptionState, ...]
+
+    @property
+    def failures(self) -> tuple[Run, ...]:
+        """Recent runs that failed (or partly failed) and were not followed by a good run of the same work."""
+        latest: dict[tuple[str, str], Run] = {}
+        for run in self.runs:  # newest first
+            latest.setdefault((run.profile, run.kind), run)
+        return tuple(r for r in latest.values() if r.outcome in ("failed", "partial"))
+
+    @property
+    def healthy(self) -> bool:
+        now = parse_time(self.checked_at) or datetime.now(UTC)
+        return not self.failures and not self.poison and not any(s.expired(now) for s in self.subscriptions)
+
+    def to_json(self) -> dict[str, Any]:
+        now = parse_time(self.checked_at) or datetime.now(UTC)
+        return {
+            "checked_at": self.checked_at,
+            "healthy": self.healthy,
+            "profiles": [{
+                "name": p.name, "targets": p.targets, "shared_targets": p.shared_targets,
+                "last_sync": run_json(p.last_sync) if p.last_sync else None,
+                "last_reconcile": run_json(p.last_reconcile) if p.last_reconcile else None,
+            } for p in self.profiles],
+            "runs": [run_json(r) for r in self.runs],
+            "failures": [run_json(r) for r in self.failures],
+            "poison": [poison_json(p) for p in self.poison],
+            "subscriptions": [s.to_json(now) for s in self.subscriptions],
+        }
+
+
+def status(store: StateStore, profiles: Iterable[str], *, limit: int = 20, now: datetime | None = None
+           ) -> StatusReport:
+    """The status report; `profiles` are the configured profile names (their targets are counted)."""
+    now = now or datetime.now(UTC)
+    runs = tuple(store.recent_runs(None, limit))
+    per_profile = []
+    for name in profiles:
+        targets = [t for t in store.get_targets(name).values() if t.active]
+        own = store.recent_runs(name, limit)
+        per_profile.append(ProfileStatus(
+            name, len(targets), sum(1 for t in targets if is_shared(t)),
+            next((r for r in own if r.kind == "sync"), None),
+            next((r for r in own if r.kind == "reconcile"), None),
+        ))
+    return StatusReport(iso(now), tuple(per_profile), runs, tuple(list_poison(store)),
+                        tuple(subscriptions(store)))
+
+
+def subscriptions(store: StateStore) -> list[SubscriptionState]:
+    """Recorded subscriptions, soonest expiry first."""
+    out = [subscription_state(key, data) for key, data in store.list_docs(SUBSCRIPTION_DOC)]
+    return sorted(out, key=lambda s: (s.expires_at or "", s.subscription_id))
+
+
+def subscription_state(key: str, data: Mapping[str, Any]) -> SubscriptionState:
+    expires = _first_text(data, "expirationDateTime", "expiration", "expires_at", "expiresAt")
+    profiles = data.get("profiles")
+    return SubscriptionState(
+        str(data.get("id") or key), _first_text(data, "resource") or "?", expires,
+        tuple(str(p) for p in profiles) if isinstance(profiles, list) else (),
+    )
+
+
+def is_shared(target: Target) -> bool:
+    return (target.purpose or "").lower() == "shared"
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return {"run_id": run.run_id, "profile": run.profile, "kind": run.kind, "started_at": run.started_at,
+            "finished_at": run.finished_at, "outcome": run.outcome, "counts": dict(run.counts),
+            "error": run.error}
+
+
+def poison_json(p: PoisonRecord) -> dict[str, Any]:
+    return {"key": p.key, "queue": p.queue, "message_id": p.message_id, "profile": p.profile,
+            "reason": p.reason, "tries": p.dequeue_count, "recorded_at": p.recorded_at}
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def when_text(value: str | None) -> str:
+    """An ISO time as people read it in a sentence: "2026-03-02 14:02 UTC" ("an unknown time" if missing)."""
+    when = parse_time(value)
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if when is not None else "an unknown time"
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _first_text(data: Mapping[str, Any], *names: str) -> str | None:
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
