@@ -1,9 +1,11 @@
 """Group membership a profile depends on (its target groups and its user-filter groups), kept cheaply.
 
 Each run asks Graph one question: has any of these groups changed? (`/groups/delta?$select=members`
-filtered to the groups' ids, from the stored delta link.) Only when the answer is yes, or on the first run,
-are the transitive members re-read. Memberships are stored in the state store as chunked documents so a
-run with no change costs exactly one request for all of a profile's groups.
+filtered to the groups' ids, from the stored delta link.) The watched groups are the named groups and every
+group nested in them (a driver added to "Drivers", itself a member of "All Staff", changes only "Drivers").
+Only when the answer is yes, or on the first run, are the transitive members re-read, and the watch starts
+again over the groups nested now. Memberships are stored as chunked documents, so a run with no change
+costs exactly one request for all of a profile's groups.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Memberships:
     changed: bool
     delta_link: str | None
     group_ids: Mapping[str, str]  # ref -> group id
+    watched: tuple[str, ...] = ()  # group ids the delta link watches (named groups and those nested in them)
 
 
 def group_refs(profile: Profile) -> tuple[str, ...]:
@@ -43,7 +46,7 @@ def group_refs(profile: Profile) -> tuple[str, ...]:
 
 
 def read_memberships(client: GraphClient, store: StateStore, profile: Profile, *, force: bool) -> Memberships:
-    """Current memberships of the profile's groups; re-read from Graph only when a group changed.
+    """Current memberships of the profile's groups; re-read from Graph only when a watched group changed.
 
     `force` re-reads regardless (first run, config change). Nothing is stored here: call `save` once the run
     has used them, so a crash re-reads rather than trusting half-saved state.
@@ -52,15 +55,25 @@ def read_memberships(client: GraphClient, store: StateStore, profile: Profile, *
     if not refs:
         return Memberships({}, False, None, {})
     ids = resolve_ids(client, store, profile, refs)
-    watched = sorted(set(ids.values()))
-    link = None if force else store.get_delta_link(profile.name, GROUPS_SOURCE)
-    stored = None if force else load(store, profile, refs)
-    changed_groups, new_link = _watch(client, watched, link)
-    if stored is not None and link is not None and not changed_groups:
-        return Memberships(stored, False, new_link, ids)
-    members = {ref: frozenset(_transitive_users(client, ids[ref])) for ref in refs}
-    log.info("profile %s: re-read members of %d group(s)", profile.name, len(refs))
-    return Memberships(members, True, new_link, ids)
+    watch_doc = store.get_doc("group-watch", profile.name)
+    watched = tuple(watch_doc[0].get("groups", ())) if watch_doc is not None else ()
+    link = None if force or not set(ids.values()) <= set(watched) else store.get_delta_link(profile.name,
+                                                                                             GROUPS_SOURCE)
+    stored = None if link is None else load(store, profile, refs)
+    if link is not None and stored is not None:
+        changed, new_link = _watch(client, [], link)
+        if not changed and new_link is not None:
+            return Memberships(stored, False, new_link, ids, watched)
+    members: dict[str, frozenset[str]] = {}
+    nested: set[str] = set()
+    for ref in refs:
+        users, groups = _transitive(client, ids[ref])
+        members[ref] = frozenset(users)
+        nested |= groups
+    watch = tuple(sorted(set(ids.values()) | nested))[:MAX_WATCHED_GROUPS]
+    _, new_link = _watch(client, list(watch), None)  # a fresh watch, over the groups nested now
+    log.info("profile %s: re-read members of %d group(s); watching %d group(s)", profile.name, len(refs), len(watch))
+    return Memberships(members, True, new_link, ids, watch)
 
 
 def save(store: StateStore, profile: Profile, memberships: Memberships) -> None:
@@ -71,10 +84,11 @@ def save(store: StateStore, profile: Profile, memberships: Memberships) -> None:
             chunks = [ordered[i:i + _CHUNK] for i in range(0, len(ordered), _CHUNK)] or [[]]
             for n, chunk in enumerate(chunks):
                 store.put_doc("members", f"{profile.name}|{ref}|{n}", {"ids": chunk, "chunks": len(chunks)})
-            old = store.get_doc("members", f"{profile.name}|{ref}|0")
-            del old  # later chunks beyond len(chunks) are ignored by `load` (it reads "chunks" from chunk 0)
+            # chunks beyond len(chunks) left by a larger earlier membership are ignored by `load`
     if memberships.delta_link is not None:
         store.set_delta_link(profile.name, GROUPS_SOURCE, memberships.delta_link)
+        if memberships.changed:
+            store.put_doc("group-watch", profile.name, {"groups": list(memberships.watched)})
 
 
 def load(store: StateStore, profile: Profile, refs: Iterable[str]) -> dict[str, frozenset[str]] | None:
@@ -123,7 +137,8 @@ def resolve_ids(client: GraphClient, store: StateStore, profile: Profile, refs: 
 
 
 def _watch(client: GraphClient, group_ids: list[str], link: str | None) -> tuple[set[str], str | None]:
-    """Ids of watched groups that changed since `link` (all of them on a first read), and the new link."""
+    """Ids of watched groups that changed since `link`, and the new link; without a link, start a watch
+    over `group_ids` (its first round lists them all; the caller has just read them in full)."""
     if link is not None:
         try:
             delta = client.delta(link)
@@ -131,12 +146,22 @@ def _watch(client: GraphClient, group_ids: list[str], link: str | None) -> tuple
             return changed, delta.delta_link
         except DeltaTokenExpired:
             log.info("group watch token expired; re-reading memberships")
+            return {"*"}, None
     flt = " or ".join(f"id eq '{gid}'" for gid in group_ids)
     delta = client.delta("/groups/delta", params={"$select": "members", "$filter": flt})
-    changed = {str(item.get("id", "")).lower() for item in delta}
-    return changed | set(group_ids), delta.delta_link
+    for _item in delta:
+        pass
+    return set(group_ids), delta.delta_link
 
 
-def _transitive_users(client: GraphClient, group_id: str) -> set[str]:
-    items = client.iter_pages(f"/groups/{group_id}/transitiveMembers", params={"$select": "id"})
-    return {str(m["id"]) for m in items if str(m.get("@odata.type", "")).endswith(".user")}
+def _transitive(client: GraphClient, group_id: str) -> tuple[set[str], set[str]]:
+    """Transitive user members of a group, and the groups nested in it."""
+    users: set[str] = set()
+    groups: set[str] = set()
+    for member in client.iter_pages(f"/groups/{group_id}/transitiveMembers", params={"$select": "id"}):
+        kind = str(member.get("@odata.type", ""))
+        if kind.endswith(".user"):
+            users.add(str(member["id"]))
+        elif kind.endswith(".group"):
+            groups.add(str(member["id"]).lower())
+    return users, groups

@@ -62,7 +62,9 @@ class PushMessage:
 
 
 class FanOut(Protocol):
-    def push(self, message: PushMessage) -> None: ...
+    """Where push messages go: run inline (command line; returns what it wrote) or onto a queue."""
+
+    def push(self, message: PushMessage) -> object: ...
 
 
 @dataclass

@@ -78,8 +78,10 @@ class InlineFanOut:
         self.rt = rt
         self.report = ExecReport()
 
-    def push(self, message: PushMessage) -> None:
-        self.report.merge(push_targets(self.rt, message))
+    def push(self, message: PushMessage) -> ExecReport:
+        result = push_targets(self.rt, message)
+        self.report.merge(result)
+        return result
 
 
 # --- sync_profile --------------------------------------------------------------------------------------------
@@ -192,12 +194,13 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     for read in reads:
         if read.delta_link:
             store.set_delta_link(profile.name, read.source.name, read.delta_link)
+    store.put_doc("delta-times", profile.name, {r.source.name: rt.now_iso() for r in reads if r.delta_link})
     group_watch.save(store, profile, memberships)
     for mailbox in tchanges.new:
         store.put_target(profile.name, tchanges.active[mailbox])
     store.put_doc("profile-state", profile.name, {"config": config_fp})
 
-    report.messages = _fan_out(rt, profile, fanout, tchanges, fill, removed_targets, changed_keys, report.run_id)
+    report.messages = _fan_out(rt, profile, fanout, tchanges, fill, removed_targets, changed_keys, report)
     store.delete_doc("outbox", profile.name)
 
 
@@ -248,21 +251,27 @@ def _manager_renames(store: Any, profile: Profile, previous: Mapping[str, Source
 
 
 def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, tchanges: target_set.TargetChanges, fill: set[str],
-             removed_targets: set[str], changed_keys: set[str] | None, run_id: str) -> int:
+             removed_targets: set[str], changed_keys: set[str] | None, report: SyncReport) -> int:
+    """Send the push messages; an inline fan-out's write counts go into this run's report."""
     size = rt.settings.targets_per_message
+    run_id = report.run_id
     messages = 0
+    pushed: list[object] = []
     existing = sorted(m for m in tchanges.active if m not in fill)
     if changed_keys is None or changed_keys:
         keys = None if changed_keys is None else tuple(sorted(changed_keys))
         for chunk in _chunks(existing, size):
-            fanout.push(PushMessage(profile.name, tuple(chunk), keys, "changes", run_id))
+            pushed.append(fanout.push(PushMessage(profile.name, tuple(chunk), keys, "changes", run_id)))
             messages += 1
     for chunk in _chunks(sorted(m for m in fill if m in tchanges.active), size):
-        fanout.push(PushMessage(profile.name, tuple(chunk), None, "changes", run_id))
+        pushed.append(fanout.push(PushMessage(profile.name, tuple(chunk), None, "changes", run_id)))
         messages += 1
     for chunk in _chunks(sorted(removed_targets), size):
-        fanout.push(PushMessage(profile.name, tuple(chunk), None, "remove", run_id))
+        pushed.append(fanout.push(PushMessage(profile.name, tuple(chunk), None, "remove", run_id)))
         messages += 1
+    for result in pushed:
+        if isinstance(result, ExecReport):
+            report.exec.merge(result)
     return messages
 
 

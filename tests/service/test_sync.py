@@ -21,10 +21,7 @@ CONTACT = "/users/{user}/contactFolders/{folder}/contacts/{contact}"
 
 
 def run(rt: Runtime, profile: str) -> Any:
-    fanout = InlineFanOut(rt)
-    report = sync_profile(rt, profile, fanout)
-    report.exec = fanout.report
-    return report
+    return sync_profile(rt, profile, InlineFanOut(rt))
 
 
 def managed_contacts(g: GraphEmulator, rt: Runtime, profile: str, mailbox: str) -> list[dict[str, Any]]:
@@ -53,6 +50,8 @@ def test_first_run_fills_every_target_and_a_quiet_second_run_costs_one_delta_per
         tags = sorted(read_contact_tag(c).source_key for c in contacts)  # type: ignore[union-attr]
         assert tags == sorted(sources), mailbox
     assert first.exec.counts["created"] == 120 * len(sources) == writes(graph)
+    [recorded] = rt.store.recent_runs("Company directory")
+    assert recorded.outcome == "ok" and recorded.counts["created"] == 120 * len(sources)  # what `status` shows
 
     graph.log.clear()
     second = run(rt, "Company directory")
@@ -187,3 +186,25 @@ def test_a_same_named_folder_galsync_did_not_create_is_never_taken_over(
     assert report.exec.counts["failed"] == 1
     assert [e for e in report.exec.errors if truck in e and "did not create" in e] == report.exec.errors
     assert [c["displayName"] for c in graph.tenant.mailboxes.contacts(truck, theirs["id"])] == ["Chef"]
+
+
+def test_a_user_added_to_a_nested_group_becomes_a_target_and_a_source(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    rt = make_runtime(graph)
+    run(rt, "Company directory")
+    run(rt, "Dispatch")
+    kofi = graph.tenant.directory.add_user(displayName="Kofi Mensah", givenName="Kofi", surname="Mensah",
+                                           mailNickname="kofi.mensah", mobilePhone="+44 7700 900456",
+                                           jobTitle="Driver", department="Transport")
+    # "Drivers North" is nested in "Drivers", itself nested in "All Staff": only "Drivers North" changes
+    graph.tenant.directory.add_member(graph.scenario["drivers_north_group_id"], kofi["id"])
+    company = run(rt, "Company directory")
+    dispatch = run(rt, "Dispatch")
+    assert company.new_targets == 1 and rt.store.get_targets("Company directory")[kofi["id"]].active
+    assert len(managed_contacts(graph, rt, "Company directory", kofi["id"])) == len(
+        rt.store.get_source_records("Company directory"))
+    assert dispatch.changed == 1 and f"user:{kofi['id']}" in rt.store.get_source_records("Dispatch")
+    graph.log.clear()
+    run(rt, "Company directory")
+    assert graph.log.count() == 3  # and quiet again: one watch request covers the nested groups too
