@@ -12,6 +12,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from graph_emulator import GraphEmulator
 from sync_core.service.queue_messages import PUSH_TARGETS_QUEUE, SYNC_SOURCE_QUEUE, sync_lease
 from sync_core.service.runtime import Runtime
@@ -73,7 +75,8 @@ def test_a_directory_change_reaches_the_target_mailbox_through_the_function_app(
 
 
 def test_the_nightly_timer_repairs_a_contact_deleted_on_a_phone(
-        configure: Configure, graph: GraphEmulator, front: HttpsFront, host: FunctionsHost) -> None:
+        configure: Configure, graph: GraphEmulator, front: HttpsFront, host: FunctionsHost,
+        caplog: pytest.LogCaptureFixture) -> None:
     scenario = graph.scenario or {}
     truck = scenario["shared_mailboxes"]["Trucks North"]["id"]
     rt = configure(CONFIG, **emulator_settings(graph), GALSYNC_WEBHOOK_BASE_URL=front.base_url)
@@ -91,3 +94,7 @@ def test_the_nightly_timer_repairs_a_contact_deleted_on_a_phone(
     assert [(d.function, d.error) for d in host.deliveries] == [("sync_source", None)]
     assert len(contacts(graph, rt, truck)) == 25  # policy deleted_on_device = "recreate"
     assert victim["displayName"] in {c["displayName"] for c in contacts(graph, rt, truck)}
+    # the run's summary in the function log: the doctor's verdict in counts, and no contact's name
+    summaries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("doctor: profile Dispatch")]
+    assert len(summaries) == 2  # one per night
+    assert "shared_targets=1" in summaries[-1] and victim["displayName"] not in summaries[-1]
