@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Grants galsync's identity the Microsoft Graph application roles it needs, and no others (least privilege,
-# see docs/deploy.md for why each one):
+# see "Deploy to Azure" in README.md for why each one):
 #   directory: User.Read.All, OrgContact.Read.All, GroupMember.Read.All, ProfilePhoto.Read.All
 #   mailboxes: Contacts.ReadWrite, MailboxSettings.Read
 # Idempotent: a role already granted is skipped; prints one line per role saying what it did.

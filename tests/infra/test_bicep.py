@@ -1,4 +1,4 @@
-"""The Bicep under infra/ parses, wires its modules correctly, and deploys what docs/deploy.md promises:
+"""The Bicep under infra/ parses, wires its modules correctly, and deploys what the README's "Deploy to Azure" promises:
 exactly the settings galsync reads, keyless access, least-privilege roles, the azd service and outputs."""
 
 from __future__ import annotations
