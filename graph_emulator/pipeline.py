@@ -142,7 +142,9 @@ class Pipeline:
                 if call.error is not None:
                     raise call.error
                 assert call.app is not None and call.route is not None and call.request is not None
-                slot = self.throttle.admit(call.app.client_id, call.route.workload, call.mailbox)
+                slot = self.throttle.admit(
+                    call.app.client_id, call.route.workload, call.mailbox, upload_bytes=_upload_size(call)
+                )
                 if self.faults.latency_seconds:
                     time.sleep(self.faults.latency_seconds)  # this thread only: other connections go on
                 fault = call.fault
@@ -222,6 +224,11 @@ class Pipeline:
                     404, "ErrorInvalidUser", f"The requested user '{id_or_upn}' is invalid."
                 ) from None
             raise
+
+
+def _upload_size(call: Call) -> int:
+    """Bytes a request uploads: Outlook's upload budget counts PATCH, POST and PUT bodies."""
+    return len(call.body) if call.method in ("PATCH", "POST", "PUT") else 0
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

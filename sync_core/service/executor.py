@@ -28,11 +28,15 @@ from sync_core.core.actions import (
     SetPhoto,
     Update,
 )
+from sync_core.core.fingerprint import fingerprint
+from sync_core.core.mapping import normalise_contact
 from sync_core.core.profile import Profile
 from sync_core.core.records import TargetRecord
 from sync_core.core.tags import CONTACT_TAG_EXPAND, read_contact_tag
 from sync_core.graph import BatchRequest, BatchResult, GraphClient, MaybeApplied, TransientError
 from sync_core.state.base import StateStore
+
+from .contact_photos import write_photos
 
 log = logging.getLogger("galsync.executor")
 
@@ -94,6 +98,9 @@ def execute(client: GraphClient, store: StateStore, profile: Profile, works: Seq
         for item, result in zip(retry, _run(client, retry), strict=True):
             _apply_result(outcome, profile, item, result, now, report)
         outcome.flush(store, profile)
+    # Photos (issue 10): SetPhoto and Create.photo_etag, after every field write is recorded, so a photo
+    # never holds a field back and a photo failure is a per-contact error (contact_photos.py).
+    write_photos(client, store, profile, works, now, report)
     return report
 
 
@@ -195,7 +202,7 @@ def _prepare(client: GraphClient, store: StateStore, profile: Profile, work: Tar
             forget.append(action.source_key)
             report.counts["forgotten"] += 1
         elif isinstance(action, SetPhoto):
-            report.counts["photos_skipped"] += 1  # contact photos are issue 10; nothing is written yet
+            pass  # written after the field writes: see write_photos in execute()
     if intents:
         store.put_target_records(profile.name, work.mailbox, intents)
     if records_now:
@@ -224,8 +231,8 @@ def _apply_result(outcome: _Outcome, profile: Profile, item: _Pending, result: B
         elif isinstance(action, Update):
             old = work.records.get(action.source_key)
             outcome.record(TargetRecord(
-                mailbox, action.source_key, action.contact_id, action.fingerprint, body.get("changeKey"), now(),
-                old.photo_etag if old is not None else None))
+                mailbox, action.source_key, action.contact_id, action.fingerprint,
+                _change_key_if_as_desired(profile, action, body), now(), old.photo_etag if old is not None else None))
             report.counts["updated"] += 1
         elif isinstance(action, Delete):
             _drop_record(outcome, profile, work, action)
@@ -243,6 +250,19 @@ def _apply_result(outcome: _Outcome, profile: Profile, item: _Pending, result: B
         return _deleted_on_device(outcome, profile, item, now, report)
     _failed(outcome, profile, item, result, report)
     return []
+
+
+def _change_key_if_as_desired(profile: Profile, action: Update, body: Mapping[str, Any]) -> str | None:
+    """The changeKey to record after an update, or None when the contact Graph returned is not as desired.
+
+    An update sends only the fields that changed at the source. If a phone had edited another of galsync's
+    fields since galsync's last write, recording the new changeKey would hide that edit from the nightly
+    reconcile forever (found by the chaos suite). Without a changeKey the reconcile sees the contact as edited
+    on a device and puts galsync's fields back (I3); an if_empty field the user filled costs a record, no write.
+    """
+    shown = {k: v for k, v in normalise_contact(body).items() if k in profile.mapped_fields}
+    change_key = body.get("changeKey")
+    return str(change_key) if change_key and fingerprint(shown) == action.fingerprint else None
 
 
 def _deleted_on_device(outcome: _Outcome, profile: Profile, item: _Pending, now: Callable[[], str],

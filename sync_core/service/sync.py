@@ -27,6 +27,7 @@ from sync_core.core.sources import DesiredContact, Gone, Mapped, SourceChange, m
 from sync_core.state.leases import run_exclusively
 
 from . import groups as group_watch
+from . import photos
 from . import targets as target_set
 from .executor import ExecReport, TargetWork, execute
 from .folders import FolderConflict, ensure_folder
@@ -156,6 +157,9 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     new_records, removed_keys, previous = _compare(store, profile, changes)
     if "manager" in profile.mapped_fields:
         new_records.update(_manager_renames(store, profile, previous, new_records))
+    if not dry_run:
+        # Photos (issue 10): not in the users delta; each user whose delta item arrived gets one check.
+        new_records.update(photos.arrived_photo_changes(client, profile, changes, new_records, previous))
     report.changed, report.removed = len(new_records), len(removed_keys)
 
     # 3. targets
