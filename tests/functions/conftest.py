@@ -15,6 +15,7 @@ import pytest
 
 import function_app
 from graph_emulator import GraphEmulator
+from sync_core.cli.emulator_command import emulator_settings as cli_emulator_settings
 from sync_core.service.runtime import Runtime
 from tests.azurite import Azurite
 from tests.functions.functions_host import FunctionsHost, HttpsFront
@@ -77,16 +78,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, azurite: Azurite,
 
 def emulator_settings(g: GraphEmulator) -> dict[str, str]:
     """The settings that point galsync at the emulator, as an admin would set them."""
-    return {
-        "GALSYNC_TENANT_ID": g.tenant_id,
-        "GALSYNC_AUTH_MODE": "client_secret",
-        "GALSYNC_CLIENT_ID": g.client_id,
-        "GALSYNC_CLIENT_SECRET": g.client_secret,
-        "GALSYNC_AUTHORITY_HOST": g.url,
-        "GALSYNC_GRAPH_BASE_URL": g.base_url,
-        "GALSYNC_GRAPH_CA_BUNDLE": g.ca_file,
-        "GALSYNC_RETRY_MAX_SECONDS": "20",
-    }
+    return {**cli_emulator_settings(g), "GALSYNC_RETRY_MAX_SECONDS": "20"}
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from graph_emulator import GraphEmulator
+from sync_core.cli.emulator_command import emulator_settings
 from sync_core.core.profile import parse_config
 from sync_core.service.runtime import Runtime
 from sync_core.settings import Settings
@@ -17,17 +18,7 @@ EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "galsync.example.toml"
 
 def emulator_env(g: GraphEmulator, state: str) -> dict[str, str]:
     """The settings galsync needs to talk to this emulator (as an admin would export them)."""
-    return {
-        "GALSYNC_TENANT_ID": g.tenant_id,
-        "GALSYNC_AUTH_MODE": "client_secret",
-        "GALSYNC_CLIENT_ID": g.client_id,
-        "GALSYNC_CLIENT_SECRET": g.client_secret,
-        "GALSYNC_AUTHORITY_HOST": g.url,
-        "GALSYNC_GRAPH_BASE_URL": g.base_url,
-        "GALSYNC_GRAPH_CA_BUNDLE": g.ca_file,
-        "GALSYNC_STATE": state,
-        "GALSYNC_RETRY_MAX_SECONDS": "20",
-    }
+    return {**emulator_settings(g), "GALSYNC_STATE": state, "GALSYNC_RETRY_MAX_SECONDS": "20"}
 
 
 MakeRuntime = Callable[..., Runtime]
