@@ -328,6 +328,8 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage) -> ExecRepor
     if message.mode == "remove":
         return _remove_targets(rt, profile, message, targets)
     desired, previous, wanted_keys = _desired(store, profile, message.keys)
+    want = desired if wanted_keys is None else {k: d for k, d in desired.items() if k in wanted_keys}
+    recreate = _recreator(profile, want)
     works: list[TargetWork] = []
     report = ExecReport()
     for mailbox in message.mailboxes:
@@ -341,14 +343,9 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage) -> ExecRepor
             report.errors.append(str(exc))
             log.error("profile %s: %s", profile.name, exc)
             continue
-        records = store.get_target_records(profile.name, mailbox)
-        if wanted_keys is not None:
-            records = {k: r for k, r in records.items() if k in wanted_keys}
-            want = {k: d for k, d in desired.items() if k in wanted_keys}
-        else:
-            want = desired
+        records = store.get_target_records(profile.name, mailbox, wanted_keys)
         actions = plan_target(mailbox, want, previous, records, profile)
-        works.append(TargetWork(mailbox, target.folder_id or "", actions, records, _recreator(profile, want)))
+        works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
     report.merge(execute(client, store, profile, works, rt.now_iso))
     log.info("profile %s: push %s to %d mailbox(es): %s", profile.name, message.run_id, len(works),
              dict(report.counts))
@@ -438,11 +435,11 @@ def _dry_run(rt: Runtime, profile: Profile, tchanges: target_set.TargetChanges, 
     desired = {k: DesiredContact(r.payload, r.fingerprint, r.photo_etag) for k, r in current.items()}
     planned: dict[str, int] = {}
     for mailbox in sorted(tchanges.active):
-        records = store.get_target_records(profile.name, mailbox)
         if mailbox not in fill and changed_keys is not None:
-            records = {k: r for k, r in records.items() if k in changed_keys}
+            records = store.get_target_records(profile.name, mailbox, changed_keys)
             want = {k: d for k, d in desired.items() if k in changed_keys}
         else:
+            records = store.get_target_records(profile.name, mailbox)
             want = desired
         for action in plan_target(mailbox, want, previous, records, profile):
             planned[type(action).__name__] = planned.get(type(action).__name__, 0) + 1

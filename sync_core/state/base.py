@@ -76,8 +76,12 @@ class StateStore(ABC):
     # --- target records: what galsync wrote into one target mailbox
 
     @abstractmethod
-    def get_target_records(self, profile: str, mailbox: str) -> dict[str, TargetRecord]:
-        """The mailbox's records by source key."""
+    def get_target_records(self, profile: str, mailbox: str, keys: Iterable[str] | None = None
+                           ) -> dict[str, TargetRecord]:
+        """The mailbox's records by source key: all of them if `keys` is None, else those of `keys` that exist.
+
+        A push for one changed contact reads one record per target, not the whole folder's records.
+        """
 
     @abstractmethod
     def put_target_records(self, profile: str, mailbox: str, records: Iterable[TargetRecord]) -> None:

@@ -224,10 +224,22 @@ class SqliteStore(StateStore):
 
     # --- target records
 
-    def get_target_records(self, profile: str, mailbox: str) -> dict[str, TargetRecord]:
-        found = self._read("SELECT * FROM target_records WHERE profile = ? AND mailbox = ?",
-                           (check_key("profile", profile), check_key("target mailbox", mailbox)))
-        return {row["source_key"]: rows.target_record(row) for row in found}
+    def get_target_records(self, profile: str, mailbox: str, keys: Iterable[str] | None = None
+                           ) -> dict[str, TargetRecord]:
+        check_key("profile", profile)
+        check_key("target mailbox", mailbox)
+        if keys is None:
+            found = self._read("SELECT * FROM target_records WHERE profile = ? AND mailbox = ?", (profile, mailbox))
+            return {row["source_key"]: rows.target_record(row) for row in found}
+        out: dict[str, TargetRecord] = {}
+        for chunk in chunks(dict.fromkeys(check_each("source key", keys)), CHUNK // 2):
+            marks = ", ".join("?" for _ in chunk)
+            for row in self._read(
+                f"SELECT * FROM target_records WHERE profile = ? AND mailbox = ? AND source_key IN ({marks})",  # noqa: S608
+                (profile, mailbox, *chunk),
+            ):
+                out[row["source_key"]] = rows.target_record(row)
+        return out
 
     def put_target_records(self, profile: str, mailbox: str, records: Iterable[TargetRecord]) -> None:
         check_key("profile", profile)

@@ -240,10 +240,22 @@ class TableStore(StateStore):
         return table_key(check_key("profile", profile), check_key("target mailbox", mailbox))
 
     @_storage_call
-    def get_target_records(self, profile: str, mailbox: str) -> dict[str, TargetRecord]:
-        found = (rows.target_record(_row(e)) for e in self._partition(
-            "targetrecords", self._records_partition(profile, mailbox)))
-        return {r.source_key: r for r in found}
+    def get_target_records(self, profile: str, mailbox: str, keys: Iterable[str] | None = None
+                           ) -> dict[str, TargetRecord]:
+        pk = self._records_partition(profile, mailbox)
+        wanted = None if keys is None else dict.fromkeys(check_each("source key", keys))
+        if wanted is None or len(wanted) > SCAN_ABOVE_KEYS:
+            found = (rows.target_record(_row(e)) for e in self._partition("targetrecords", pk))
+            return {r.source_key: r for r in found if wanted is None or r.source_key in wanted}
+        out: dict[str, TargetRecord] = {}
+        it = iter(wanted)
+        while chunk := list(islice(it, MAX_FILTER_KEYS)):
+            params = {"pk": pk, **{f"k{i}": table_key(k) for i, k in enumerate(chunk)}}
+            either = " or ".join(f"RowKey eq @k{i}" for i in range(len(chunk)))
+            for entity in self._query("targetrecords", f"PartitionKey eq @pk and ( {either} )", params):
+                record = rows.target_record(_row(entity))
+                out[record.source_key] = record
+        return out
 
     @_storage_call
     def put_target_records(self, profile: str, mailbox: str, records: Iterable[TargetRecord]) -> None:

@@ -188,6 +188,11 @@ def test_250_target_records_in_one_put_then_delete_most(store: StateStore) -> No
     stored = store.get_target_records("Company", "mbx")
     assert len(stored) == 250
     assert stored[keys[249]] == record("mbx", keys[249], 249)
+    # a push for a few changed contacts reads only their records
+    few = store.get_target_records("Company", "mbx", keys=[keys[3], keys[200], "user:absent"])
+    assert few == {keys[3]: record("mbx", keys[3], 3), keys[200]: record("mbx", keys[200], 200)}
+    assert store.get_target_records("Company", "mbx", keys=[]) == {}
+    assert len(store.get_target_records("Company", "mbx", keys=keys[:60])) == 60
 
     store.delete_target_records("Company", "mbx", keys[:120] + ["user:gone-1", "user:gone-2"] + keys[130:230])
 
