@@ -7,7 +7,7 @@ A profile that fails is reported and the others still run; the exit code is 1 if
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -40,9 +40,13 @@ class ProgressFanOut:
     def report(self) -> ExecReport:
         return self._inline.report
 
-    def push(self, message: PushMessage) -> None:
-        self._inline.push(message)
+    def push(self, message: PushMessage) -> ExecReport:
+        result = self._inline.push(message)
         self._advance(len(message.mailboxes))
+        return result
+
+    def push_all(self, messages: Sequence[PushMessage]) -> list[ExecReport]:
+        return self._inline.push_all(messages, push=self.push)
 
 
 @dataclass
@@ -67,11 +71,9 @@ def profile_names(rt: Runtime, chosen: list[str] | None) -> list[str]:
 
 def run_sync(rt: Runtime, name: str, *, dry_run: bool, advance: Callable[[int], None] = lambda _n: None
              ) -> SyncReport:
-    """One profile's sync with inline pushes; the report carries the pushes' write counts."""
-    fanout = ProgressFanOut(rt, advance)
-    report = sync_profile(rt, name, fanout, dry_run=dry_run)
-    report.exec.merge(fanout.report)
-    return report
+    """One profile's sync with inline pushes; the report carries the pushes' write counts (sync_profile merges
+    what an inline fan-out returns)."""
+    return sync_profile(rt, name, ProgressFanOut(rt, advance), dry_run=dry_run)
 
 
 def sync_json(report: SyncReport) -> dict[str, Any]:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +32,7 @@ from . import groups as group_watch
 from . import photos
 from . import targets as target_set
 from .executor import ExecReport, TargetWork, execute
-from .folders import FolderConflict, ensure_folder
+from .folders import FolderConflict, ensure_folder, ensure_folders
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
 from .source_reader import SourceRead, fetch_users, read_source, removed_after_full_read
 
@@ -73,16 +75,39 @@ class SyncReport:
 
 
 class InlineFanOut:
-    """Fan-out for the command line: every push runs at once, in this process."""
+    """Fan-out for the command line: the pushes run at once, in this process, several side by side.
 
-    def __init__(self, rt: Runtime) -> None:
+    Each message is a disjoint chunk of mailboxes, so side by side they never contend for a target; the
+    Graph client keeps every mailbox within its own limits whatever the number of pushes in flight.
+    """
+
+    def __init__(self, rt: Runtime, workers: int = 4) -> None:
         self.rt = rt
+        self.workers = workers
         self.report = ExecReport()
+        self._lock = threading.Lock()
 
     def push(self, message: PushMessage) -> ExecReport:
         result = push_targets(self.rt, message)
-        self.report.merge(result)
+        with self._lock:
+            self.report.merge(result)
         return result
+
+    def push_all(self, messages: Sequence[PushMessage],
+                 push: Callable[[PushMessage], ExecReport] | None = None) -> list[ExecReport]:
+        """Run the pushes side by side (`push` defaults to this fan-out's own); if any fails, the others still
+        finish, then the first error is raised (the sync's outbox replays the fan-out next time, and pushes are
+        idempotent)."""
+        push = push or self.push
+        if len(messages) <= 1 or self.workers <= 1:
+            return [push(m) for m in messages]
+        with ThreadPoolExecutor(min(self.workers, len(messages)), thread_name_prefix="galsync-push") as pool:
+            futures = [pool.submit(push, m) for m in messages]
+            wait(futures)
+        for future in futures:
+            if future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
 
 
 # --- sync_profile --------------------------------------------------------------------------------------------
@@ -259,24 +284,21 @@ def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, tchanges: target_set
     """Send the push messages; an inline fan-out's write counts go into this run's report."""
     size = rt.settings.targets_per_message
     run_id = report.run_id
-    messages = 0
-    pushed: list[object] = []
+    messages: list[PushMessage] = []
     existing = sorted(m for m in tchanges.active if m not in fill)
     if changed_keys is None or changed_keys:
         keys = None if changed_keys is None else tuple(sorted(changed_keys))
-        for chunk in _chunks(existing, size):
-            pushed.append(fanout.push(PushMessage(profile.name, tuple(chunk), keys, "changes", run_id)))
-            messages += 1
-    for chunk in _chunks(sorted(m for m in fill if m in tchanges.active), size):
-        pushed.append(fanout.push(PushMessage(profile.name, tuple(chunk), None, "changes", run_id)))
-        messages += 1
-    for chunk in _chunks(sorted(removed_targets), size):
-        pushed.append(fanout.push(PushMessage(profile.name, tuple(chunk), None, "remove", run_id)))
-        messages += 1
+        messages += [PushMessage(profile.name, tuple(c), keys, "changes", run_id) for c in _chunks(existing, size)]
+    messages += [PushMessage(profile.name, tuple(c), None, "changes", run_id)
+                 for c in _chunks(sorted(m for m in fill if m in tchanges.active), size)]
+    messages += [PushMessage(profile.name, tuple(c), None, "remove", run_id)
+                 for c in _chunks(sorted(removed_targets), size)]
+    push_all = getattr(fanout, "push_all", None)
+    pushed = push_all(messages) if push_all is not None else [fanout.push(m) for m in messages]
     for result in pushed:
         if isinstance(result, ExecReport):
             report.exec.merge(result)
-    return messages
+    return len(messages)
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
@@ -332,17 +354,9 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage) -> ExecRepor
     recreate = _recreator(profile, want)
     works: list[TargetWork] = []
     report = ExecReport()
-    for mailbox in message.mailboxes:
-        target = targets.get(mailbox)
-        if target is None or not target.active:
-            continue
-        try:
-            target = _with_folder(rt, profile, target)
-        except FolderConflict as exc:
-            report.counts["failed"] += 1
-            report.errors.append(str(exc))
-            log.error("profile %s: %s", profile.name, exc)
-            continue
+    active = [targets[m] for m in message.mailboxes if m in targets and targets[m].active]
+    for target in _with_folders(rt, profile, active, report):
+        mailbox = target.mailbox
         records = store.get_target_records(profile.name, mailbox, wanted_keys)
         actions = plan_target(mailbox, want, previous, records, profile)
         works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
@@ -390,6 +404,26 @@ def _recreator(profile: Profile, desired: Mapping[str, DesiredContact]) -> Any:
         want = desired.get(key)
         return create_action(key, want, profile) if want is not None else None
     return recreate
+
+
+def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport) -> list[Target]:
+    """The targets with their managed folder, found or created in `$batch` calls for those that have none yet;
+    a target whose folder name is taken by a foreign folder is reported and left out."""
+    missing = [t for t in targets if not t.folder_id]
+    found = ensure_folders(rt.client, profile, [t.mailbox for t in missing]) if missing else {}
+    out: list[Target] = []
+    for target in targets:
+        folder = found.get(target.mailbox, target.folder_id)
+        if isinstance(folder, FolderConflict):
+            report.counts["failed"] += 1
+            report.errors.append(str(folder))
+            log.error("profile %s: %s", profile.name, folder)
+            continue
+        if folder != target.folder_id:
+            target = Target(target.mailbox, target.address, folder, target.purpose, target.active)
+            rt.store.put_target(profile.name, target)
+        out.append(target)
+    return out
 
 
 def _with_folder(rt: Runtime, profile: Profile, target: Target) -> Target:

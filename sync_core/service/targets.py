@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sync_core.core.profile import Profile, looks_like_object_id
 from sync_core.core.records import Target
-from sync_core.graph import Forbidden, GraphClient, GraphError, NotFound
+from sync_core.graph import BatchRequest, Forbidden, GraphClient, NotFound
 from sync_core.state.base import StateStore
 
 log = logging.getLogger("galsync.targets")
@@ -47,20 +47,20 @@ def resolve(client: GraphClient, store: StateStore, profile: Profile, group_memb
         except TargetConfigError:
             continue  # excluding a mailbox that does not exist excludes nothing
     active: dict[str, Target] = {}
-    new: list[str] = []
+    unknown: list[str] = []
     for mailbox in sorted(wanted):
         known = stored.get(mailbox)
         if known is not None and known.active:
             active[mailbox] = known
-            continue
-        if known is not None and known.purpose == "none":
-            continue  # no mailbox last time we looked; re-checked when the config changes
-        target = _describe(client, mailbox, addresses.get(mailbox, ""))
+        elif known is None or known.purpose != "none":  # "none": no mailbox last time; re-checked on config change
+            unknown.append(mailbox)
+    new: list[str] = []
+    for target in describe(client, unknown, addresses):
         if target.purpose == "none":
-            store.put_target(profile.name, Target(mailbox, target.address, None, "none", active=False))
+            store.put_target(profile.name, target)
             continue
-        active[mailbox] = target
-        new.append(mailbox)
+        active[target.mailbox] = target
+        new.append(target.mailbox)
     removed = tuple(sorted(m for m, t in stored.items() if t.active and m not in wanted))
     return TargetChanges(active, tuple(new), removed)
 
@@ -81,19 +81,29 @@ def _mailbox_id(client: GraphClient, store: StateStore, profile: Profile, ref: s
     return user_id, ref
 
 
-def _describe(client: GraphClient, mailbox: str, address: str) -> Target:
-    """A new target with its userPurpose; purpose "none" when the user has no mailbox."""
-    try:
-        answer = client.get(f"/users/{mailbox}/mailboxSettings/userPurpose")
-    except NotFound:
-        log.info("target %s has no mailbox; skipped", mailbox)
-        return Target(mailbox, address, None, "none", active=False)
-    except Forbidden:
-        raise
-    except GraphError as exc:
-        if exc.code in ("MailboxNotEnabledForRESTAPI", "ResourceNotFound", "ErrorInvalidUser"):
-            return Target(mailbox, address, None, "none", active=False)
-        raise
-    value = answer.get("value")
-    purpose = value if isinstance(value, str) else None
-    return Target(mailbox, address, None, purpose, active=True)
+def describe(client: GraphClient, mailboxes: list[str], addresses: Mapping[str, str]) -> list[Target]:
+    """New targets with their userPurpose, read in `$batch` calls (20 per round trip, mailboxes in parallel).
+
+    A user without a mailbox gets purpose "none" and is not a target; a missing permission is raised, since
+    then no target can be described.
+    """
+    if not mailboxes:
+        return []
+    results = client.batch([BatchRequest("GET", f"/users/{m}/mailboxSettings/userPurpose") for m in mailboxes])
+    out: list[Target] = []
+    for mailbox, result in zip(mailboxes, results, strict=True):
+        address = addresses.get(mailbox, "")
+        if result.ok:
+            value = result.body.get("value") if isinstance(result.body, dict) else None
+            out.append(Target(mailbox, address, None, value if isinstance(value, str) else None, active=True))
+        elif isinstance(result.error, Forbidden):
+            raise result.error
+        elif result.status == 404 or getattr(result.error, "code", "") in _NO_MAILBOX:
+            log.info("target %s has no mailbox; skipped", mailbox)
+            out.append(Target(mailbox, address, None, "none", active=False))
+        elif result.error is not None:
+            raise result.error
+    return out
+
+
+_NO_MAILBOX = ("MailboxNotEnabledForRESTAPI", "ResourceNotFound", "ErrorInvalidUser")

@@ -35,7 +35,9 @@ def test_dry_run_plans_the_fill_and_writes_nothing(graph: GraphEmulator, cli: Cl
     data = cli.json("sync", "--dry-run")
     assert data["dry_run"] is True
     assert data["profiles"][0]["planned"] == {"Create": 400}
-    assert writes(graph) == 0 and graph.log.count(method="POST") == 0  # not even a folder
+    # not even a folder: the only POSTs are $batch envelopes carrying reads (the targets' userPurpose)
+    assert writes(graph) == 0 and graph.log.count(method="POST", via_batch=True) == 0
+    assert graph.log.count(method="POST") == graph.log.count(method="POST", route="/$batch")
     status = cli.json("status", expect=0)
     assert status["runs"] == []  # a dry run is not recorded as a run
 

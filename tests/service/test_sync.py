@@ -31,7 +31,9 @@ def managed_contacts(g: GraphEmulator, rt: Runtime, profile: str, mailbox: str) 
 
 
 def writes(g: GraphEmulator) -> int:
-    return sum(g.log.count(method=m, via_batch=True) for m in ("POST", "PATCH", "DELETE"))
+    """Contact writes (in $batch or not): what a phone would see change."""
+    return (g.log.count(method="POST", route=CONTACTS) + g.log.count(method="PATCH", route=CONTACT)
+            + g.log.count(method="DELETE", route=CONTACT))
 
 
 def test_first_run_fills_every_target_and_a_quiet_second_run_costs_one_delta_per_source(
@@ -50,6 +52,7 @@ def test_first_run_fills_every_target_and_a_quiet_second_run_costs_one_delta_per
         tags = sorted(read_contact_tag(c).source_key for c in contacts)  # type: ignore[union-attr]
         assert tags == sorted(sources), mailbox
     assert first.exec.counts["created"] == 120 * len(sources) == writes(graph)
+    assert graph.log.count(method="POST", route="/users/{user}/contactFolders") == 120  # one managed folder each
     [recorded] = rt.store.recent_runs("Company directory")
     assert recorded.outcome == "ok" and recorded.counts["created"] == 120 * len(sources)  # what `status` shows
 
