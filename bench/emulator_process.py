@@ -10,10 +10,10 @@ work never holds galsync's interpreter lock. Counting uses the emulator's reques
 prints one JSON line with the connection details and the synthetic scenario's ids, then serves until
 its stdin closes (so it never outlives the benchmark that started it).
 
-`--batch-workers`: the emulator runs the inner requests of every `$batch` on one pool of 32 threads
-(graph_emulator/pipeline.py). Graph has no such tenant-wide cap, only 4 at a time per mailbox, so with
-more than 8 mailboxes busy at once the pool, not Graph's limits, would decide the time. This option
-enlarges that pool (a private attribute of the emulator; benchmark use only).
+`--batch-workers`: how many inner requests of `$batch` calls the emulator runs at once across all calls
+(its `batch_workers` option; 0 or absent: the emulator's default, graph_emulator.pipeline.BATCH_WORKERS).
+Graph has no such tenant-wide cap, only 4 at a time per mailbox, so a pool smaller than 4 x the busy
+mailboxes would decide the time instead of Graph's limits.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from typing import Any
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-EMULATOR_BATCH_WORKERS = 32  # graph_emulator/pipeline.py: the pool every $batch's inner requests share
 
 
 @dataclass(frozen=True)
@@ -205,15 +203,18 @@ def start(
 
 def _serve(args: argparse.Namespace) -> None:
     from graph_emulator import GraphEmulator
+    from graph_emulator.pipeline import BATCH_WORKERS
 
     started = time.perf_counter()
+    batch_workers = args.batch_workers or BATCH_WORKERS
     with GraphEmulator.start(
-        scenario="synthetic", users=args.users, targets=args.targets, seed=args.seed, latency_ms=args.latency_ms
+        scenario="synthetic",
+        users=args.users,
+        targets=args.targets,
+        seed=args.seed,
+        latency_ms=args.latency_ms,
+        batch_workers=batch_workers,
     ) as g:
-        if args.batch_workers:
-            pipeline = g._server.pipeline  # noqa: SLF001 - benchmark-only knob, see the module doc
-            pipeline.pool.shutdown(wait=False)
-            pipeline.pool = ThreadPoolExecutor(args.batch_workers, thread_name_prefix="graph-batch")
         scenario = g.scenario or {}
         info = {
             "url": g.url,
@@ -226,7 +227,7 @@ def _serve(args: argparse.Namespace) -> None:
             "target_ids": scenario.get("target_ids", []),
             "targets_group_id": scenario.get("targets_group_id"),
             "load_seconds": round(time.perf_counter() - started, 2),
-            "batch_workers": args.batch_workers or EMULATOR_BATCH_WORKERS,
+            "batch_workers": batch_workers,
         }
         print(json.dumps(info), flush=True)
         sys.stdin.read()  # serve until the parent closes our stdin (or dies)

@@ -34,10 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from graph_emulator import GraphEmulator  # noqa: E402
+from graph_emulator.pipeline import BATCH_WORKERS as EMULATOR_BATCH_WORKERS  # noqa: E402
 from sync_core.graph import BatchRequest, GraphClient, StaticToken  # noqa: E402
-
-# graph_emulator/pipeline.py runs every $batch's inner requests on one pool of this many threads.
-EMULATOR_BATCH_WORKERS = 32
 
 
 @dataclass(frozen=True)

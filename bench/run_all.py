@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=int, default=30)
     parser.add_argument("--concurrency", type=int, default=100, help="GALSYNC_MAX_CONCURRENCY for both strategies")
     parser.add_argument("--batch-workers", type=int, default=512,
-                        help="threads the emulator runs $batch inner requests on (0: as shipped, 32)")
+                        help="$batch inner requests the emulator runs at once (0: its default, 512)")
     parser.add_argument("--budget", default="10000/600", help="per-mailbox request budget, REQUESTS/SECONDS")
     parser.add_argument("--set", action="append", default=[], metavar="GALSYNC_NAME=VALUE",
                         help="another galsync setting for this run (an experiment; say so when quoting numbers)")

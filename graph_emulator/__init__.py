@@ -24,6 +24,7 @@ import requests
 
 from .faults import Faults
 from .identity import Identity, certificate_credentials
+from .pipeline import BATCH_WORKERS
 from .requestlog import RequestLog
 from .server import GraphServer
 from .tenant import App, Tenant
@@ -71,12 +72,17 @@ class GraphEmulator:
         seed: int = 0,
         port: int = 0,
         latency_ms: int = 0,
+        batch_workers: int = BATCH_WORKERS,
         **scenario_params: Any,
     ) -> GraphEmulator:
-        """Build the tenant, register galsync's app, load the scenario (None: empty tenant), serve."""
+        """Build the tenant, register galsync's app, load the scenario (None: empty tenant), serve.
+
+        `batch_workers`: how many inner requests of $batch calls run at once across all calls (each call
+        runs at most 4 at a time, as Graph does); Graph itself has no such cap.
+        """
         tenant = Tenant(seed=seed)
         app = tenant.register_app("galsync", roles=set(DEFAULT_ROLES), secret=_new_secret())
-        server = GraphServer(tenant, port=port, seed=seed, latency_ms=latency_ms)
+        server = GraphServer(tenant, port=port, seed=seed, latency_ms=latency_ms, batch_workers=batch_workers)
         try:
             subscriptions = getattr(tenant, "subscriptions", None)
             if subscriptions is not None and hasattr(subscriptions, "verify"):

@@ -7,6 +7,14 @@ import signal
 import threading
 
 from graph_emulator import GraphEmulator
+from graph_emulator.pipeline import BATCH_WORKERS
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,6 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for the scenario, faults and batch order")
     parser.add_argument("--latency-ms", type=int, default=0, help="time each Graph request takes")
+    parser.add_argument(
+        "--batch-workers",
+        type=_positive,
+        default=BATCH_WORKERS,
+        metavar="N",
+        help=f"$batch inner requests run at once across all batches (default {BATCH_WORKERS})",
+    )
     parser.add_argument(
         "--param", action="append", default=[], metavar="NAME=N", help="scenario parameter, e.g. users=100000"
     )
@@ -32,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with GraphEmulator.start(
-        scenario=scenario, seed=args.seed, port=args.port, latency_ms=args.latency_ms, **params
+        scenario=scenario,
+        seed=args.seed,
+        port=args.port,
+        latency_ms=args.latency_ms,
+        batch_workers=args.batch_workers,
+        **params,
     ) as g:
         print(f"base URL:      {g.base_url}")
         print(f"authority:     {g.authority}")

@@ -25,6 +25,11 @@ from .throttle import OUTLOOK, Slot, Throttle
 
 logger = logging.getLogger("graph_emulator")
 
+# Threads that run the inner requests of all $batch calls at once (each $batch runs 4 at a time, as Graph
+# does). Graph has no tenant-wide cap, only 4 per mailbox: 512 lets 128 batches (128 busy mailboxes, the
+# benchmark's 100) run side by side. Threads are started only when that many run at once.
+BATCH_WORKERS = 512
+
 # Graph's answer when RBAC for Applications (or an application access policy) keeps the app out of a mailbox.
 SCOPE_DENIED = (
     "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings."
@@ -71,7 +76,10 @@ class Pipeline:
         routes: RouteTable = ROUTES,
         seed: int = 0,
         base_url: str = "https://graph.microsoft.com/v1.0",
+        batch_workers: int = BATCH_WORKERS,
     ) -> None:
+        if batch_workers < 1:
+            raise ValueError(f"batch_workers must be at least 1, got {batch_workers}")
         self.tenant = tenant
         self.base_url = base_url  # handlers build @odata.nextLink and @odata.context from it
         self.identity = identity
@@ -82,7 +90,7 @@ class Pipeline:
         # Orders $batch responses; separate from the fault sequence so one never shifts the other.
         self.batch_rng = random.Random(seed)
         # Runs the parallel part of $batch requests (Graph runs up to 4 inner requests at once).
-        self.pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="graph-batch")
+        self.pool = ThreadPoolExecutor(max_workers=batch_workers, thread_name_prefix="graph-batch")
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

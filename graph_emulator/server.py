@@ -33,7 +33,7 @@ from .control import PREFIX as CONTROL_PREFIX
 from .control import Control
 from .faults import Faults
 from .identity import Identity
-from .pipeline import ConnectionDropped, Pipeline
+from .pipeline import BATCH_WORKERS, ConnectionDropped, Pipeline
 from .protocol import GraphError, Response, new_request_id
 from .requestlog import RequestLog
 from .tenant import Tenant
@@ -61,7 +61,17 @@ def load_routes() -> None:
 class GraphServer:
     """HTTPS on 127.0.0.1 for one tenant; `start()` serves from a background thread until `stop()`."""
 
-    def __init__(self, tenant: Tenant, *, port: int = 0, seed: int = 0, latency_ms: float = 0) -> None:
+    def __init__(
+        self,
+        tenant: Tenant,
+        *,
+        port: int = 0,
+        seed: int = 0,
+        latency_ms: float = 0,
+        batch_workers: int = BATCH_WORKERS,
+    ) -> None:
+        if batch_workers < 1:  # before the port and the work directory are taken
+            raise ValueError(f"batch_workers must be at least 1, got {batch_workers}")
         load_routes()
         self.tenant = tenant
         self.ca = trustme.CA(organization_name="galsync Graph emulator")
@@ -89,6 +99,7 @@ class GraphServer:
             self.log,
             seed=seed,
             base_url=self.url + GRAPH_PREFIX,
+            batch_workers=batch_workers,
         )
         self.control = Control(tenant, self.throttle, self.faults, self.log)
         self._thread: threading.Thread | None = None
@@ -206,6 +217,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.track(self.request, False)
         with contextlib.suppress(OSError):
             super().finish()
+        # Close the TLS socket now: wrap_socket detached the raw one that socketserver closes, so without this
+        # a dropped connection stayed open until garbage collection and the client waited for its read timeout.
+        with contextlib.suppress(OSError):
+            self.request.close()
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._serve()

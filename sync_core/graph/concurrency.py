@@ -1,10 +1,16 @@
 """How many Graph requests may be in flight: per mailbox (Outlook allows 4), in total (a setting), and when.
 
-One lock and one condition guard all counters, and a request takes every slot it needs at once or none,
-so a $batch that touches several mailboxes can never deadlock against another one. A mailbox that
-answered 429 is held back until its Retry-After has passed; the others keep going (graph-facts.md: one
-throttled mailbox does not affect others). Waiters on the same mailbox are served first come, first served,
-so a batch needing all 4 slots of a mailbox is not starved by single requests.
+A request takes every slot it needs at once or none, so a $batch that touches several mailboxes can never
+deadlock against another one. A mailbox that answered 429 is held back until its Retry-After has passed;
+the others keep going (graph-facts.md: one throttled mailbox does not affect others). Waiters on the same
+mailbox are served first come, first served, so a batch needing all 4 slots of a mailbox is not starved
+by single requests.
+
+Slots are handed over, not raced for: the thread that frees slots (or lifts a hold-off) grants them to
+the waiters that can start now, oldest first, and wakes only those. Each waiter sleeps on its own
+condition, so a release on one mailbox never wakes the threads waiting for another (with one shared
+condition and `notify_all`, 100 waiting threads woke on every release and the fill spent seconds of CPU
+doing nothing).
 """
 
 from __future__ import annotations
@@ -12,10 +18,23 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 OUTLOOK_CONCURRENCY_PER_MAILBOX = 4
+
+
+class _Waiter:
+    """One request waiting for its slots; `granted` is set (under the lock) by whoever hands them over."""
+
+    __slots__ = ("ticket", "need", "granted", "wake")
+
+    def __init__(self, ticket: int, need: Mapping[str, int]) -> None:
+        self.ticket = ticket
+        self.need = need
+        self.granted = False
+        self.wake: threading.Condition | None = None  # made when it has to sleep
 
 
 class Limiter:
@@ -24,12 +43,14 @@ class Limiter:
             raise ValueError("concurrency limits must be at least 1")
         self.max_in_flight = max_in_flight
         self.per_mailbox = per_mailbox
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._in_flight = 0
         self._by_mailbox: dict[str, int] = {}
         self._not_before: dict[str, float] = {}  # mailbox -> monotonic time its backoff ends
         self._tickets = itertools.count()
-        self._waiting: dict[int, frozenset[str]] = {}  # ticket -> mailboxes, in arrival order
+        self._queues: dict[str, deque[_Waiter]] = {}  # mailbox -> its waiters, in arrival order
+        self._unbound: dict[int, _Waiter] = {}  # waiters that need no mailbox (only the global cap holds them)
+        self._wakeups = 0
 
     @contextmanager
     def slot(self, demand: Mapping[str, int]) -> Iterator[None]:
@@ -45,63 +66,153 @@ class Limiter:
         """No new request to `mailbox` starts in the next `seconds` (it answered 429)."""
         now = time.monotonic()
         until = now + max(seconds, 0.0)
-        with self._cond:
+        with self._lock:
             if len(self._not_before) > 1024:  # forget backoffs that are over (many mailboxes, long runs)
                 self._not_before = {m: t for m, t in self._not_before.items() if t > now}
-            if until > self._not_before.get(mailbox, 0.0):
-                self._not_before[mailbox] = until
-            self._cond.notify_all()
+            if until <= self._not_before.get(mailbox, 0.0):
+                return  # a shorter hold-off never shortens the one in force
+            self._not_before[mailbox] = until
+            # Its waiters now sleep until `until` (woken to set their timer); held back, they no longer
+            # hold up later waiters on their other mailboxes, which may start now.
+            affected: set[str] = {mailbox}
+            for waiter in self._queues.get(mailbox, ()):
+                affected.update(waiter.need)
+                if waiter.wake is not None:
+                    waiter.wake.notify()
+            self._dispatch(affected)
 
     def in_flight(self, mailbox: str | None = None) -> int:
-        with self._cond:
+        with self._lock:
             return self._in_flight if mailbox is None else self._by_mailbox.get(mailbox, 0)
 
+    def waiting(self, mailbox: str | None = None) -> int:
+        """Requests waiting for slots (of `mailbox`, or all)."""
+        with self._lock:
+            if mailbox is not None:
+                return len(self._queues.get(mailbox, ()))
+            tickets = {w.ticket for queue in self._queues.values() for w in queue}
+            return len(tickets) + len(self._unbound)
+
+    @property
+    def wakeups(self) -> int:
+        """How many times a waiting thread was woken (for tests: a release wakes only who can start)."""
+        with self._lock:
+            return self._wakeups
+
+    # ---- acquiring and releasing (all under the lock) ---------------------------------------------------
+
     def _acquire(self, need: Mapping[str, int]) -> None:
-        mailboxes = frozenset(need)
-        with self._cond:
-            ticket = next(self._tickets)
-            self._waiting[ticket] = mailboxes
+        with self._lock:
+            waiter = _Waiter(next(self._tickets), need)
+            self._enqueue(waiter)
+            now = time.monotonic()
+            if self._can_start(waiter, now):
+                self._grant(waiter)
+                return
+            waiter.wake = threading.Condition(self._lock)
             try:
-                while True:
-                    delay = self._blocked_for(ticket, need)
-                    if delay == 0.0:
-                        break
-                    self._cond.wait(timeout=delay)
-            finally:
-                del self._waiting[ticket]
-            self._in_flight += 1
-            for m, n in need.items():
-                self._by_mailbox[m] = self._by_mailbox.get(m, 0) + n
-            # Our leaving the queue may unblock a later waiter on the same mailboxes.
-            self._cond.notify_all()
-
-    def _blocked_for(self, ticket: int, need: Mapping[str, int]) -> float | None:
-        """0.0 when the request may start now; else how long to wait (None: until something is released)."""
-        if self._in_flight >= self.max_in_flight:
-            return None
-        now = time.monotonic()
-        gate = max((self._not_before.get(m, 0.0) for m in need), default=0.0)
-        if gate > now:
-            return gate - now
-        for earlier, mailboxes in self._waiting.items():
-            # First come, first served per mailbox; a waiter held back by a 429 does not hold others up.
-            if earlier < ticket and mailboxes & need.keys() and not self._gated(mailboxes, now):
-                return None
-        for m, n in need.items():
-            if self._by_mailbox.get(m, 0) + n > self.per_mailbox:
-                return None
-        return 0.0
-
-    def _gated(self, mailboxes: frozenset[str], now: float) -> bool:
-        return any(self._not_before.get(m, 0.0) > now for m in mailboxes)
+                while not waiter.granted:
+                    gate = self._gate(need, now)
+                    timed_out = not waiter.wake.wait(timeout=gate - now if gate > now else None)
+                    self._wakeups += 1
+                    now = time.monotonic()
+                    if timed_out and not waiter.granted:
+                        # Our hold-off is over: we may start now, and we again hold up later waiters.
+                        self._dispatch(need, now)
+            except BaseException:
+                if waiter.granted:
+                    self._give_back(need)
+                else:
+                    self._dequeue(waiter)
+                    self._dispatch(need)  # our leaving may let the ones behind us start
+                raise
 
     def _release(self, need: Mapping[str, int]) -> None:
-        with self._cond:
-            self._in_flight -= 1
-            for m, n in need.items():
-                left = self._by_mailbox[m] - n
-                if left:
-                    self._by_mailbox[m] = left
-                else:
-                    del self._by_mailbox[m]
-            self._cond.notify_all()
+        with self._lock:
+            self._give_back(need)
+
+    def _give_back(self, need: Mapping[str, int]) -> None:
+        was_full = self._in_flight >= self.max_in_flight
+        self._in_flight -= 1
+        for m, n in need.items():
+            left = self._by_mailbox[m] - n
+            if left:
+                self._by_mailbox[m] = left
+            else:
+                del self._by_mailbox[m]
+        # A freed global slot may let any waiter start; freed mailbox slots only that mailbox's waiters.
+        self._dispatch(None if was_full else need)
+
+    def _dispatch(self, mailboxes: Iterable[str] | None, now: float | None = None) -> None:
+        """Grant slots, oldest first, to the waiters that can start now among those at the head of the
+        queues of `mailboxes` (None: every queue, and the waiters that need no mailbox)."""
+        if now is None:
+            now = time.monotonic()
+        pending = set(self._queues) if mailboxes is None else set(mailboxes)
+        candidates = dict(self._unbound) if mailboxes is None else {}
+        while self._in_flight < self.max_in_flight:
+            for m in pending:
+                head = self._head(m, now)
+                if head is not None:
+                    candidates[head.ticket] = head
+            if not candidates:
+                return
+            pending = set()
+            for ticket in sorted(candidates):
+                waiter = candidates[ticket]
+                if self._in_flight >= self.max_in_flight:
+                    return
+                if not waiter.granted and self._can_start(waiter, now):
+                    self._grant(waiter)
+                    pending.update(waiter.need)  # the next in these queues may start too
+            candidates = {}
+            if not pending:
+                return
+
+    def _can_start(self, waiter: _Waiter, now: float) -> bool:
+        if self._in_flight >= self.max_in_flight or self._gate(waiter.need, now) > now:
+            return False
+        for m, n in waiter.need.items():
+            if self._by_mailbox.get(m, 0) + n > self.per_mailbox or self._head(m, now) is not waiter:
+                return False
+        return True
+
+    def _head(self, mailbox: str, now: float) -> _Waiter | None:
+        """The first waiter on `mailbox` not held back by a 429: nobody behind it may start before it."""
+        for waiter in self._queues.get(mailbox, ()):
+            if not self._not_before or self._gate(waiter.need, now) <= now:
+                return waiter
+        return None
+
+    def _gate(self, need: Iterable[str], now: float) -> float:
+        """When the last hold-off among these mailboxes ends (`now` or earlier: none is in force)."""
+        if not self._not_before:
+            return now
+        return max((self._not_before.get(m, now) for m in need), default=now)
+
+    def _grant(self, waiter: _Waiter) -> None:
+        self._dequeue(waiter)
+        waiter.granted = True
+        self._in_flight += 1
+        for m, n in waiter.need.items():
+            self._by_mailbox[m] = self._by_mailbox.get(m, 0) + n
+        if waiter.wake is not None:
+            waiter.wake.notify()
+
+    def _enqueue(self, waiter: _Waiter) -> None:
+        if not waiter.need:
+            self._unbound[waiter.ticket] = waiter
+        for m in waiter.need:
+            self._queues.setdefault(m, deque()).append(waiter)
+
+    def _dequeue(self, waiter: _Waiter) -> None:
+        if not waiter.need:
+            self._unbound.pop(waiter.ticket, None)
+        for m in waiter.need:
+            queue = self._queues[m]
+            if queue[0] is waiter:
+                queue.popleft()
+            else:
+                queue.remove(waiter)
+            if not queue:
+                del self._queues[m]

@@ -4,20 +4,76 @@ Shared by the Graph client and msal (msal's `http_client`), so both get the same
 timeouts and the same trust store. A request without an explicit timeout gets (10 s connect, read timeout
 from settings): msal does not pass one, and a managed identity endpoint that never answers must not hang
 a function forever.
+
+The proxy and CA settings of the environment (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE, ...) are read once,
+when the session is made, and applied to every request as requests would apply them. requests itself
+(`trust_env`) reads them on every call: it scans the whole environment several times and looks for
+~/.netrc (whose credentials galsync never uses: they would replace the bearer token).
 """
 
 from __future__ import annotations
 
+import os
 import ssl
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.certs import where as public_ca_bundle
+from requests.utils import address_in_network, is_ipv4_address, is_valid_cidr
 
 from .errors import AuthError
 
 CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class HttpEnvironment:
+    """What requests takes from the process environment, read once.
+
+    `proxies` are the *_PROXY variables (lower case wins, as in urllib), `no_proxy` is NO_PROXY (host
+    names, domain suffixes, host:port, IPv4 addresses and CIDR networks, or "*"), `ca_bundle` is
+    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE.
+    """
+
+    proxies: Mapping[str, str]
+    no_proxy: str = ""
+    ca_bundle: str | None = None
+
+    @classmethod
+    def read(cls) -> HttpEnvironment:
+        proxies = urllib.request.getproxies()  # what requests uses (on Linux: the *_proxy variables)
+        proxies.pop("no", None)
+        no_proxy = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+        return cls(proxies, no_proxy, ca_bundle)
+
+    def proxies_for(self, url: str) -> dict[str, str]:
+        """The proxies requests would use for `url`: none when NO_PROXY covers its host."""
+        if not self.proxies or self.goes_direct(url):
+            return {}
+        return dict(self.proxies)
+
+    def goes_direct(self, url: str) -> bool:
+        """requests' `should_bypass_proxies` (with urllib's on Linux), on the values read at start."""
+        parsed = urlparse(url)
+        host = parsed.hostname  # lower case
+        if host is None:
+            return True
+        if self.no_proxy.strip() == "*":
+            return True
+        entries = [e.lstrip(".") for e in self.no_proxy.replace(" ", "").lower().split(",") if e]
+        if is_ipv4_address(host) and any(is_valid_cidr(e) and address_in_network(host, e) for e in entries):
+            return True
+        with_port = f"{host}:{parsed.port}" if parsed.port else host
+        return any(
+            name in (host, with_port) or host.endswith("." + name) or with_port.endswith("." + name)
+            for name in entries
+        )
 
 
 class GraphSession(requests.Session):
@@ -25,6 +81,9 @@ class GraphSession(requests.Session):
 
     def __init__(self, *, pool_size: int, read_timeout: float, ca_bundle: str | None = None) -> None:
         super().__init__()
+        # The environment is applied by merge_environment_settings below, from what was read here.
+        self.trust_env = False
+        self.environment = HttpEnvironment.read()
         self.default_timeout = (CONNECT_TIMEOUT_SECONDS, read_timeout)
         context = _context_with(ca_bundle) if ca_bundle else None
         adapter = _Adapter(context, pool_connections=4, pool_maxsize=max(pool_size, 1))
@@ -35,6 +94,28 @@ class GraphSession(requests.Session):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
         return super().request(method, url, *args, **kwargs)
+
+    def merge_environment_settings(
+        self, url: str, proxies: dict[str, str] | None, stream: bool | None, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        """What `trust_env` would add (proxies for this URL, the CA bundle variable), without reading it again.
+
+        As with requests, proxies given with the request win over the environment's, and REQUESTS_CA_BUNDLE
+        replaces only a `verify` left at its default; the extra CA context (_Adapter) still wins over both.
+        """
+        merged = self.environment.proxies_for(url)
+        merged.update(proxies or {})
+        if (verify is True or verify is None) and self.environment.ca_bundle:
+            verify = self.environment.ca_bundle
+        return super().merge_environment_settings(url, merged, stream, verify, cert)
+
+    def rebuild_proxies(
+        self, prepared_request: requests.PreparedRequest, proxies: dict[str, str] | None
+    ) -> dict[str, str]:
+        """On a redirect, the environment's proxies for the new URL (what `trust_env` does there)."""
+        merged = self.environment.proxies_for(str(prepared_request.url))
+        merged.update(proxies or {})
+        return super().rebuild_proxies(prepared_request, merged)
 
 
 class _Adapter(HTTPAdapter):
@@ -59,6 +140,14 @@ class _Adapter(HTTPAdapter):
             pool_kwargs["ssl_context"] = self._context
             pool_kwargs["cert_reqs"] = "CERT_REQUIRED"
         return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """requests sets the pool's CA file here after the context was chosen, and urllib3 would then load
+        that file into the shared context again for every new connection (about 20 ms of CPU each)."""
+        super().cert_verify(conn, url, verify, cert)
+        if self._context is not None and verify is not False:
+            conn.ca_certs = None
+            conn.ca_cert_dir = None
 
 
 def _context_with(extra_ca_file: str) -> ssl.SSLContext:

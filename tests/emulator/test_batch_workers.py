@@ -1,0 +1,67 @@
+"""How many inner requests of $batch calls the emulator runs at once: `batch_workers`, across all calls.
+
+Graph runs 4 inner requests of one $batch at a time and has no tenant-wide cap, so the default must let
+many busy mailboxes run side by side (the benchmark fills 100 at once); a smaller pool is an option.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from graph_emulator import GraphEmulator
+from graph_emulator.__main__ import main as emulator_main
+from graph_emulator.requestlog import LoggedRequest
+from tests.emulator import probe
+
+
+def _hold_batch(g: GraphEmulator, user: str, results: list[Any]) -> None:
+    body = {"requests": [{"id": str(i), "method": "GET", "url": f"/users/{user}/probe/hold"} for i in range(4)]}
+    results.append(g.session().post(g.base_url + "/$batch", json=body))
+
+
+def _batches_side_by_side(g: GraphEmulator, mailboxes: int, entered: int) -> list[Any]:
+    """One $batch of 4 held requests per mailbox, all sent at once; `entered` must be inside at once."""
+    users = [probe.add_mailbox_user(g, f"driver{i}") for i in range(mailboxes)]
+    gate = probe.new_gate()
+    results: list[Any] = []
+    threads = [threading.Thread(target=_hold_batch, args=(g, u, results)) for u in users]
+    for t in threads:
+        t.start()
+    try:
+        gate.wait_entered(entered)
+    finally:
+        gate.open()
+        for t in threads:
+            t.join(timeout=20)
+    return results
+
+
+def _most_at_once(entries: list[LoggedRequest]) -> int:
+    return max((sum(1 for o in entries if o.start <= e.start < o.end) for e in entries), default=0)
+
+
+def test_by_default_many_batches_run_their_inner_requests_side_by_side(graph_empty: GraphEmulator) -> None:
+    results = _batches_side_by_side(graph_empty, mailboxes=12, entered=48)  # more than a pool of 32 allows
+    assert len(results) == 12
+    assert all(r.status_code == 200 and all(x["status"] == 200 for x in r.json()["responses"]) for r in results)
+
+
+def test_batch_workers_caps_inner_requests_across_all_batches() -> None:
+    with GraphEmulator.start(scenario=None, batch_workers=3) as g:
+        results = _batches_side_by_side(g, mailboxes=3, entered=3)
+        assert all(r.status_code == 200 for r in results)
+        inner = g.log.entries(via_batch=True)
+        assert len(inner) == 12 and all(e.status == 200 for e in inner)
+        assert _most_at_once(inner) <= 3
+
+
+def test_batch_workers_must_be_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ValueError, match="batch_workers must be at least 1, got 0"):
+        GraphEmulator.start(scenario=None, batch_workers=0)
+    with pytest.raises(SystemExit) as exit_:
+        emulator_main(["--batch-workers", "0"])
+    assert exit_.value.code == 2
+    assert "--batch-workers: must be at least 1, got 0" in capsys.readouterr().err
