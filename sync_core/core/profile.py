@@ -12,6 +12,7 @@ once, and `parse_config` returns a value only when the whole file is valid (an i
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 import re
@@ -134,7 +135,7 @@ class Profile:
         """Contact fields whose policy is one of `policies`, in CONTACT_FIELDS order."""
         return tuple(name for name, policy in self.fields if policy in policies)
 
-    @property
+    @functools.cached_property
     def mapped_fields(self) -> tuple[str, ...]:
         """Fields galsync writes at least on create (policy always or if_empty)."""
         return self.fields_with("always", "if_empty")
