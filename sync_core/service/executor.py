@@ -33,7 +33,7 @@ from sync_core.core.mapping import normalise_contact
 from sync_core.core.profile import Profile
 from sync_core.core.records import TargetRecord
 from sync_core.core.tags import CONTACT_TAG_EXPAND, read_contact_tag
-from sync_core.graph import BatchRequest, BatchResult, GraphClient, MaybeApplied, TransientError
+from sync_core.graph import BatchRequest, BatchResult, GraphClient, MaybeApplied, NotFound, TransientError
 from sync_core.state.base import StateStore
 
 from .contact_photos import write_photos
@@ -147,10 +147,16 @@ def _find_tagged(client: GraphClient, profile: Profile, works: Sequence[TargetWo
         by_key: dict[str, list[dict[str, Any]]] = {}
         items = client.iter_pages(contact_url(work.mailbox, work.folder_id),
                                   params={"$select": "id,changeKey", "$expand": CONTACT_TAG_EXPAND, "$top": "1000"})
-        for item in items:
-            tag = read_contact_tag(item)
-            if tag is not None and tag.profile == profile.name:
-                by_key.setdefault(tag.source_key, []).append(item)
+        try:
+            for item in items:
+                tag = read_contact_tag(item)
+                if tag is not None and tag.profile == profile.name:
+                    by_key.setdefault(tag.source_key, []).append(item)
+        except NotFound:
+            # The mailbox (a deleted user's) or the folder is gone, and with it every contact of ours: nothing
+            # to adopt or delete. Raising would fail this push, and the replayed push, forever (chaos suite).
+            log.info("profile %s: mailbox %s or its managed folder no longer exists", profile.name, work.mailbox)
+            by_key = {}
         out[work.mailbox] = by_key
         log.info("profile %s: looked up %d tagged contacts in mailbox %s to recover in-flight writes",
                  profile.name, sum(len(v) for v in by_key.values()), work.mailbox)

@@ -189,12 +189,19 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
 
     # 3. targets
     stored_targets = store.get_targets(profile.name)
+    unfinished_removal = set((outbox or {}).get("remove", []))
+    back: set[str] = set()
     if memberships.changed or config_changed or not stored_targets:
         tchanges = target_set.resolve(client, store, profile, memberships.members, stored_targets)
+        # A mailbox an unfinished run was removing is a target again: fill it instead of emptying it.
+        back = unfinished_removal & set(tchanges.active)
+        unfinished_removal -= back
     else:
-        tchanges = target_set.TargetChanges({m: t for m, t in stored_targets.items() if t.active}, (), ())
-    fill = set(tchanges.new) | set((outbox or {}).get("fill", []))
-    removed_targets = set(tchanges.removed) | set((outbox or {}).get("remove", []))
+        # No membership change since the unfinished run: its removals stand, and nothing else goes there.
+        tchanges = target_set.TargetChanges({m: t for m, t in stored_targets.items()
+                                             if t.active and m not in unfinished_removal}, (), ())
+    fill = set(tchanges.new) | set((outbox or {}).get("fill", [])) | back
+    removed_targets = set(tchanges.removed) | unfinished_removal
     report.targets, report.new_targets, report.removed_targets = len(tchanges.active), len(fill), len(removed_targets)
 
     changed_keys: set[str] | None = set(new_records) | set(removed_keys)
@@ -224,9 +231,11 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
         if read.delta_link:
             store.set_delta_link(profile.name, read.source.name, read.delta_link)
     store.put_doc("delta-times", profile.name, {r.source.name: rt.now_iso() for r in reads if r.delta_link})
-    group_watch.save(store, profile, memberships)
+    # New targets before the membership watch: once the watch is saved, the next run no longer resolves
+    # targets, so a crash in between must not leave a new target unknown (it would never be filled).
     for mailbox in tchanges.new:
         store.put_target(profile.name, tchanges.active[mailbox])
+    group_watch.save(store, profile, memberships)
     store.put_doc("profile-state", profile.name, {"config": config_fp})
 
     report.messages = _fan_out(rt, profile, fanout, tchanges, fill, removed_targets, changed_keys, report)

@@ -18,10 +18,9 @@ import pytest
 
 from graph_emulator import GraphEmulator
 from sync_core.core.tags import read_contact_tag
-from sync_core.graph import GraphClient
 from sync_core.service.runtime import Runtime
 from sync_core.service.sync import InlineFanOut, sync_profile
-from sync_core.state.base import StateStore
+from tests.crash_injection import Crash, CrashingGraph, CrashingStore
 
 from .conftest import MakeRuntime
 
@@ -36,67 +35,6 @@ type = "users"
 [profile.targets]
 groups = ["Phones"]
 """
-
-STATE_WRITES = {"put_source_records", "delete_source_records", "put_target_records", "delete_target_records",
-                "put_target", "delete_target", "set_delta_link", "put_doc", "delete_doc", "record_run"}
-
-
-class Crash(Exception):
-    """The worker died here."""
-
-
-class CrashingStore:
-    """Forwards to a real store; raises Crash right after the `crash_at`-th state write was applied."""
-
-    def __init__(self, inner: StateStore, crash_at: int | None) -> None:
-        self._inner, self.crash_at, self.writes = inner, crash_at, 0
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if name not in STATE_WRITES:
-            return attr
-
-        def write(*args: Any, **kwargs: Any) -> Any:
-            if self.crash_at is not None and self.writes >= self.crash_at:
-                raise Crash("the worker is dead: no more writes")
-            if name in ("put_source_records", "put_target_records"):
-                args = (*args[:-1], list(args[-1]))  # generators are consumed once, by the real store
-            result = attr(*args, **kwargs)
-            self.writes += 1
-            if self.writes == self.crash_at:
-                raise Crash(f"after state write {self.writes} ({name})")
-            return result
-        return write
-
-
-class CrashingGraph:
-    """Counts Graph writes ($batch inner requests and plain POST/PATCH/DELETE); dies after the `crash_at`-th."""
-
-    def __init__(self, client: GraphClient, crash_at: int | None) -> None:
-        self.client, self.crash_at, self.writes = client, crash_at, 0
-        self._batch, self._request = client.batch, client.request
-        client.batch = self.batch  # type: ignore[method-assign]
-        client.request = self.request  # type: ignore[method-assign]
-
-    def batch(self, requests: Any) -> Any:
-        if self.crash_at is not None and self.writes >= self.crash_at:
-            raise Crash("the worker is dead: no more requests")
-        if self.crash_at is not None and self.writes + len(requests) >= self.crash_at:
-            self._batch(list(requests)[: self.crash_at - self.writes])
-            self.writes = self.crash_at
-            raise Crash(f"after Graph write {self.crash_at}")
-        self.writes += len(requests)
-        return self._batch(requests)
-
-    def request(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        if self.crash_at is not None and self.writes >= self.crash_at:
-            raise Crash("the worker is dead: no more requests")
-        result = self._request(method, *args, **kwargs)
-        if method.upper() != "GET":
-            self.writes += 1
-            if self.writes == self.crash_at:
-                raise Crash(f"after Graph write {self.writes} ({method})")
-        return result
 
 
 def small_tenant(g: GraphEmulator) -> list[str]:
@@ -168,9 +106,10 @@ def test_a_crash_after_any_graph_write_is_recovered_without_duplicates(
 ) -> None:
     g = emulators()
     _, _, clean = crashed_then_rerun(g, make_runtime, f"sqlite:{tmp_path / 'clean.db'}")
-    assert clean.writes == 3 + 3 * 6  # three managed folders, six contacts in each
-    for n in range(1, clean.writes + 1):
+    # in $batch calls: three userPurpose reads, three folder look-ups, three managed folders, six contacts in each
+    assert clean.calls == 3 + 3 + 3 + 3 * 6
+    for n in range(1, clean.calls + 1):
         g = emulators()
         rt, _, graph = crashed_then_rerun(g, make_runtime, f"sqlite:{tmp_path / f'g{n}.db'}", graph_crash=n)
-        assert graph.writes == n
+        assert graph.calls == n
         assert_converged(g, rt)
