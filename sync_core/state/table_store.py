@@ -212,15 +212,8 @@ class TableStore(StateStore):
         wanted = dict.fromkeys(check_each("source key", keys))
         if len(wanted) > SCAN_ABOVE_KEYS:
             return {r.source_key: r for r in self.iter_source_records(profile) if r.source_key in wanted}
-        found: dict[str, SourceRecord] = {}
-        it = iter(wanted)
-        while chunk := list(islice(it, MAX_FILTER_KEYS)):
-            params = {"pk": pk, **{f"k{i}": table_key(k) for i, k in enumerate(chunk)}}
-            either = " or ".join(f"RowKey eq @k{i}" for i in range(len(chunk)))
-            for entity in self._query("sources", f"PartitionKey eq @pk and ( {either} )", params):
-                record = rows.source_record(_row(entity))
-                found[record.source_key] = record
-        return found
+        found = (rows.source_record(_row(e)) for e in self._by_row_keys("sources", pk, wanted))
+        return {r.source_key: r for r in found}
 
     @_storage_call
     def put_source_records(self, profile: str, records: Iterable[SourceRecord]) -> None:
@@ -247,15 +240,16 @@ class TableStore(StateStore):
         if wanted is None or len(wanted) > SCAN_ABOVE_KEYS:
             found = (rows.target_record(_row(e)) for e in self._partition("targetrecords", pk))
             return {r.source_key: r for r in found if wanted is None or r.source_key in wanted}
-        out: dict[str, TargetRecord] = {}
-        it = iter(wanted)
+        records = (rows.target_record(_row(e)) for e in self._by_row_keys("targetrecords", pk, wanted))
+        return {r.source_key: r for r in records}
+
+    def _by_row_keys(self, table: str, pk: str, keys: Iterable[str]) -> Iterator[Any]:
+        """Entities of one partition by source key, MAX_FILTER_KEYS point look-ups per query."""
+        it = iter(keys)
         while chunk := list(islice(it, MAX_FILTER_KEYS)):
             params = {"pk": pk, **{f"k{i}": table_key(k) for i, k in enumerate(chunk)}}
             either = " or ".join(f"RowKey eq @k{i}" for i in range(len(chunk)))
-            for entity in self._query("targetrecords", f"PartitionKey eq @pk and ( {either} )", params):
-                record = rows.target_record(_row(entity))
-                out[record.source_key] = record
-        return out
+            yield from self._query(table, f"PartitionKey eq @pk and ( {either} )", params)
 
     @_storage_call
     def put_target_records(self, profile: str, mailbox: str, records: Iterable[TargetRecord]) -> None:
