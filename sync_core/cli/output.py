@@ -20,6 +20,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sync_core.service.status import parse_time
+
 if TYPE_CHECKING:
     from .errors import Advice
 
@@ -133,12 +135,9 @@ def age_text(iso: str | None, now: datetime | None = None) -> str:
     """'3 h ago' style age of an ISO 8601 time, for tables ('-' when unknown)."""
     if not iso:
         return "-"
-    try:
-        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
+    when = parse_time(iso)
+    if when is None:
         return iso
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     seconds = ((now or datetime.now(UTC)) - when).total_seconds()
     if -60 < seconds < 1:  # report times are to the second; a run that started this second is "just now"
         return "just now"
@@ -161,10 +160,7 @@ def short_time(iso: str | None) -> str:
     """An ISO time as 'YYYY-MM-DD HH:MM:SS UTC' for people."""
     if not iso:
         return "-"
-    try:
-        when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
+    when = parse_time(iso)
+    if when is None:
         return iso
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

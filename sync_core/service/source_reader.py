@@ -20,7 +20,6 @@ from sync_core.core.mapping import folder_contact_select, manager_ref, org_conta
 from sync_core.core.profile import Profile, Source
 from sync_core.core.sources import (
     Gone,
-    Mapped,
     SourceChange,
     read_folder_contact,
     read_org_contact,
@@ -180,7 +179,3 @@ def _folder_source(client: GraphClient, store: StateStore, profile: Profile, sou
     folder_id = str(folders[0]["id"])
     store.put_doc("folder-source", key, {"mailbox": mailbox, "folder": folder_id})
     return mailbox, folder_id
-
-
-def is_mapped(change: SourceChange) -> bool:
-    return isinstance(change, Mapped)

@@ -14,6 +14,18 @@ from sync_core.service.runtime import Runtime
 from sync_core.settings import Settings
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "galsync.example.toml"
+# A one-profile config for small tenants: directory users into the mailboxes of the group "Phones".
+SMALL_CONFIG = """
+[[profile]]
+name = "Small"
+folder = "Directory"
+
+[[profile.source]]
+type = "users"
+
+[profile.targets]
+groups = ["Phones"]
+"""
 
 
 def emulator_env(g: GraphEmulator, state: str) -> dict[str, str]:

@@ -22,19 +22,9 @@ from sync_core.service.runtime import Runtime
 from sync_core.service.sync import InlineFanOut, sync_profile
 from tests.crash_injection import Crash, CrashingGraph, CrashingStore
 
-from .conftest import MakeRuntime
+from .conftest import SMALL_CONFIG, MakeRuntime
 
-CONFIG = """
-[[profile]]
-name = "Small"
-folder = "Directory"
-
-[[profile.source]]
-type = "users"
-
-[profile.targets]
-groups = ["Phones"]
-"""
+CONFIG = SMALL_CONFIG
 
 
 def small_tenant(g: GraphEmulator) -> list[str]:

@@ -22,19 +22,9 @@ from sync_core.service.reconcile import reconcile_profile
 from sync_core.service.runtime import Runtime
 from sync_core.service.sync import InlineFanOut, SyncReport, sync_profile
 
-from .conftest import MakeRuntime
+from .conftest import SMALL_CONFIG, MakeRuntime
 
-CONFIG = """
-[[profile]]
-name = "Small"
-folder = "Directory"
-
-[[profile.source]]
-type = "users"
-
-[profile.targets]
-groups = ["Phones"]
-"""
+CONFIG = SMALL_CONFIG
 PHOTOS_OFF = CONFIG + "\n[profile.photos]\nenabled = false\n"
 
 META = "/users/{user}/photo"
