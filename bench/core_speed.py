@@ -10,7 +10,7 @@ counted in CPU seconds, best of five (the machine is shared: wall time would mea
 
 Memory (goal: peak RSS under 300 MB, flat in the number of users): for each size, a fresh emulator process
 holds the users and a fresh galsync process reads them, so each peak (VmHWM, see `_peak_mb`) is galsync's:
-- reader: `read_source` walks the whole /users/delta, page by page;
+- reader: `read_source` walks the whole /users/delta, mapping it a chunk at a time (handed on to nothing);
 - sync: a first `sync_profile` with no targets (read, compare, store every source record).
 
     python -m bench.core_speed [--contacts 100000] [--rss-sizes 25000,50000,100000]
@@ -199,7 +199,8 @@ def _rss_child(mode: str) -> None:
     baseline = _peak_mb()
     started = time.perf_counter()
     if mode == "reader":
-        read = len(read_source(rt.client, rt.store, profile, profile.sources[0], {}, full=True).changes)
+        read = len(read_source(rt.client, rt.store, profile, profile.sources[0], {}, full=True,
+                               on_chunk=lambda chunk: None).seen)
     else:
         report = sync_profile(rt, PROFILE, InlineFanOut(rt))
         read = report.changed

@@ -1,18 +1,23 @@
-"""Read a profile's sources by delta and turn what changed into source records.
+"""Read a profile's sources by delta and hand what changed, a chunk at a time, to the sync.
 
 First run (or after an expired token or a config change): a full read, after which every stored source key
 of that source that was not seen is removed. Later runs: only what changed since the stored delta link, so
 a quiet directory costs one request per source (I4).
 
+The walk never holds a whole directory: items are mapped and handed on CHUNK_ITEMS at a time, so a
+100,000-user first read needs about the memory of one chunk plus the set of keys it saw.
+
 The manager's name is not in a user's delta item (only the manager's id), so it is looked up: first among
-the users of this run, then in the stored records, and only then with one GET per unknown manager.
+the users of this run, then in the stored records, and only then with one GET per unknown manager. A user
+whose manager has not appeared yet in this walk waits for the end of the walk (the manager may come later).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from sync_core.core.filters import GroupMembers
@@ -32,32 +37,38 @@ from sync_core.state.base import StateStore
 
 log = logging.getLogger("galsync.sources")
 
+CHUNK_ITEMS = 500  # delta items mapped, compared and stored together (a Graph page holds up to 999)
+
+Chunk = dict[str, SourceChange]
+
 
 @dataclass
 class SourceRead:
-    """What one source returned: changes by key, whether it was a full read, and the link to save."""
+    """What one source's walk did: whether it was a full read, the keys it saw, and the link to save."""
 
     source: Source
-    changes: dict[str, SourceChange] = field(default_factory=dict)
     full: bool = False
     delta_link: str | None = None
     items: int = 0
     folder_mailbox: str | None = None  # user id of a folder source's mailbox
+    seen: set[str] = field(default_factory=set)  # every key handed on (a full read removes the others)
 
 
 def read_source(client: GraphClient, store: StateStore, profile: Profile, source: Source,
-                members: GroupMembers, *, full: bool) -> SourceRead:
-    """Delta-read one source; on an expired token, start over with a full read."""
+                members: GroupMembers, *, full: bool, on_chunk: Callable[[Chunk], None]) -> SourceRead:
+    """Delta-read one source, handing each chunk of changes to `on_chunk` as it is read; on an expired token,
+    start over with a full read (chunks already handed on are handed on again: their processing is idempotent).
+    """
     link = None if full else store.get_delta_link(profile.name, source.name)
     try:
-        return _read(client, store, profile, source, members, link)
+        return _read(client, store, profile, source, members, link, on_chunk)
     except DeltaTokenExpired:
         log.info("profile %s: delta token of %s expired; reading it in full", profile.name, source.name)
-        return _read(client, store, profile, source, members, None)
+        return _read(client, store, profile, source, members, None, on_chunk)
 
 
 def _read(client: GraphClient, store: StateStore, profile: Profile, source: Source, members: GroupMembers,
-          link: str | None) -> SourceRead:
+          link: str | None, on_chunk: Callable[[Chunk], None]) -> SourceRead:
     out = SourceRead(source, full=link is None)
     if source.kind == "users":
         path, params = "/users/delta", {"$select": ",".join(user_select(profile))}
@@ -69,56 +80,93 @@ def _read(client: GraphClient, store: StateStore, profile: Profile, source: Sour
         path = f"/users/{mailbox}/contactFolders/{folder_id}/contacts/delta"
         params = {"$select": ",".join(folder_contact_select(profile))}
     delta = client.delta(link, None) if link else client.delta(path, params)
-    if source.kind == "users":
-        out.changes = _users(client, store, profile, delta, members)
-    else:
-        for item in delta:
-            out.items += 1
-            change = (read_org_contact(item, profile) if source.kind == "org_contacts"
-                      else read_folder_contact(item, profile, out.folder_mailbox or ""))
-            out.changes[change.source_key] = change
-    out.items = max(out.items, len(out.changes))
+    chunks = (_user_chunks(client, store, profile, delta, members, out) if source.kind == "users"
+              else _contact_chunks(profile, source.kind, delta, out))
+    for chunk in chunks:
+        out.seen.update(chunk)
+        on_chunk(chunk)
+    out.items = max(out.items, len(out.seen))
     out.delta_link = delta.delta_link
     return out
 
 
-def _users(client: GraphClient, store: StateStore, profile: Profile, items: Iterator[dict[str, Any]],
-           members: GroupMembers) -> dict[str, SourceChange]:
-    """Map user delta items, resolving managers' names after the walk (a manager may come later)."""
-    wants_manager = "manager" in profile.mapped_fields
-    changes: dict[str, SourceChange] = {}
-    names: dict[str, str] = {}  # user id -> displayName, from this run's items
-    waiting: list[tuple[dict[str, Any], str | None, bool]] = []  # (item, manager id, manager stated)
+def _batched(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _contact_chunks(profile: Profile, kind: str, items: Iterable[dict[str, Any]], out: SourceRead
+                    ) -> Iterator[Chunk]:
+    for batch in _batched(items, CHUNK_ITEMS):
+        out.items += len(batch)
+        changes = (read_org_contact(item, profile) if kind == "org_contacts"
+                   else read_folder_contact(item, profile, out.folder_mailbox or "") for item in batch)
+        yield {change.source_key: change for change in changes}
+
+
+def _user_chunks(client: GraphClient, store: StateStore, profile: Profile, items: Iterable[dict[str, Any]],
+                 members: GroupMembers, out: SourceRead) -> Iterator[Chunk]:
+    """Map user delta items a chunk at a time; a user whose manager has not been seen yet waits for the end."""
+    if "manager" not in profile.mapped_fields:
+        for batch in _batched(items, CHUNK_ITEMS):
+            out.items += len(batch)
+            changes = (read_user(item, profile, members) for item in batch)
+            yield {change.source_key: change for change in changes}
+        return
+    resolver = _ManagerNames(client, store, profile)
+    waiting: list[dict[str, Any]] = []
+    for batch in _batched(items, CHUNK_ITEMS):
+        out.items += len(batch)
+        resolver.learn(batch)
+        ready: list[dict[str, Any]] = []
+        for item in batch:
+            ref = manager_ref(item)
+            (waiting if ref.stated and ref.manager_id and not resolver.seen(ref.manager_id) else ready).append(item)
+        if ready:
+            yield _map_users(store, profile, ready, members, resolver)
+    for batch in _batched(waiting, CHUNK_ITEMS):
+        yield _map_users(store, profile, batch, members, resolver)
+
+
+def _map_users(store: StateStore, profile: Profile, items: list[dict[str, Any]], members: GroupMembers,
+               resolver: _ManagerNames) -> Chunk:
+    """Map users with their manager's name; an item that says nothing of its manager keeps the stored name."""
+    unstated = [user_key(str(item["id"])) for item in items if not manager_ref(item).stated]
+    previous = store.get_source_records(profile.name, unstated) if unstated else {}
+    changes: Chunk = {}
     for item in items:
-        if "@removed" not in item and isinstance(item.get("displayName"), str):
-            names[str(item["id"])] = item["displayName"]
-        if not wants_manager:
-            change = read_user(item, profile, members)
-            changes[change.source_key] = change
-            continue
         ref = manager_ref(item)
-        waiting.append((item, ref.manager_id, ref.stated))
-    if waiting:
-        resolver = _ManagerNames(client, store, profile, names)
-        keys = [user_key(str(item["id"])) for item, _, stated in waiting if not stated]
-        previous = store.get_source_records(profile.name, keys) if keys else {}
-        for item, manager_id, stated in waiting:
-            if stated:
-                name = resolver.name(manager_id) if manager_id else None
-            else:
-                prev = previous.get(user_key(str(item["id"])))
-                name = prev.payload.get("manager") if prev is not None else None
-            change = read_user(item, profile, members, manager_name=name)
-            changes[change.source_key] = change
+        if ref.stated:
+            name = resolver.name(ref.manager_id) if ref.manager_id else None
+        else:
+            prev = previous.get(user_key(str(item["id"])))
+            name = prev.payload.get("manager") if prev is not None else None
+        change = read_user(item, profile, members, manager_name=name)
+        changes[change.source_key] = change
     return changes
 
 
 class _ManagerNames:
-    def __init__(self, client: GraphClient, store: StateStore, profile: Profile, names: Mapping[str, str]) -> None:
+    """Managers' display names: this walk's users first, then the stored records, then one GET each."""
+
+    def __init__(self, client: GraphClient, store: StateStore, profile: Profile) -> None:
         self._client, self._store, self._profile = client, store, profile
-        self._names = dict(names)
+        self._walk: dict[str, str] = {}  # user id -> displayName, from this walk's items
+        self._names: dict[str, str] = {}
+
+    def learn(self, items: Iterable[dict[str, Any]]) -> None:
+        for item in items:
+            if "@removed" not in item and isinstance(item.get("displayName"), str):
+                self._walk[str(item["id"])] = item["displayName"]
+
+    def seen(self, user_id: str) -> bool:
+        """Whether this walk has already returned the user (then its name is this run's name)."""
+        return user_id in self._walk
 
     def name(self, manager_id: str) -> str | None:
+        if manager_id in self._walk:
+            return self._walk[manager_id]
         if manager_id in self._names:
             return self._names[manager_id]
         stored = self._store.get_source_records(self._profile.name, [user_key(manager_id)]).get(user_key(manager_id))
@@ -157,7 +205,7 @@ def removed_after_full_read(store: StateStore, profile: Profile, read: SourceRea
     prefix = source_key_prefix(read.source, read.folder_mailbox)
     out: dict[str, SourceChange] = {}
     for record in store.iter_source_records(profile.name):
-        if record.source_key.startswith(prefix) and record.source_key not in read.changes:
+        if record.source_key.startswith(prefix) and record.source_key not in read.seen:
             out[record.source_key] = Gone(record.source_key, "not in a full read")
     return out
 

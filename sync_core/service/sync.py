@@ -25,15 +25,15 @@ from sync_core.core.actions import Create
 from sync_core.core.plan import create_action, plan_removed_target, plan_target
 from sync_core.core.profile import Profile
 from sync_core.core.records import Run, SourceRecord, Target
-from sync_core.core.sources import DesiredContact, Gone, Mapped, SourceChange, merge_sources, source_key_prefix
+from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
 from sync_core.state.leases import run_exclusively
 
 from . import groups as group_watch
-from . import photos
 from . import targets as target_set
 from .executor import ExecReport, TargetWork, execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
+from .source_changes import SourceChanges
 from .source_reader import SourceRead, fetch_users, read_source, removed_after_full_read
 
 log = logging.getLogger("galsync.sync")
@@ -49,7 +49,6 @@ class TargetsBusy(RuntimeError):
         super().__init__(f"profile {profile}: {len(mailboxes)} target mailbox(es) are being written by another "
                          f"worker ({', '.join(mailboxes[:3])}{', ...' if len(mailboxes) > 3 else ''}); retry later")
         self.mailboxes = mailboxes
-MAX_KEYS_PER_MESSAGE = 1000  # beyond this a push plans against every source key (queue messages are 64 KB)
 
 
 @dataclass
@@ -168,24 +167,19 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     old_members = group_watch.load(store, profile, refs) if refs else {}
     memberships = group_watch.read_memberships(client, store, profile, force=config_changed)
 
-    # 2. sources
-    reads: list[SourceRead] = [read_source(client, store, profile, source, memberships.members, full=config_changed)
-                               for source in profile.sources]
-    changes: dict[str, SourceChange] = {}
+    # 2. sources, a chunk at a time: compared and (in a real run) stored as they are read, outbox first
+    found = SourceChanges(rt, profile, report.run_id, dry_run, outbox)
+    reads: list[SourceRead] = [read_source(client, store, profile, source, memberships.members, full=config_changed,
+                                           on_chunk=found.add) for source in profile.sources]
     for read in reads:
-        changes.update(read.changes)
         if read.full:
-            changes.update(removed_after_full_read(store, profile, read))
+            found.add(removed_after_full_read(store, profile, read))
     if memberships.changed and old_members is not None and profile.group_refs:
-        flipped = _filter_flips(profile, old_members, memberships.members, changes)
-        changes.update(fetch_users(client, store, profile, flipped, memberships.members))
-    new_records, removed_keys, previous = _compare(store, profile, changes)
-    if "manager" in profile.mapped_fields:
-        new_records.update(_manager_renames(store, profile, previous, new_records))
-    if not dry_run:
-        # Photos (issue 10): not in the users delta; each user whose delta item arrived gets one check.
-        new_records.update(photos.arrived_photo_changes(client, profile, changes, new_records, previous))
-    report.changed, report.removed = len(new_records), len(removed_keys)
+        seen = set().union(*(read.seen for read in reads))
+        flipped = _filter_flips(profile, old_members, memberships.members, seen)
+        found.add(fetch_users(client, store, profile, flipped, memberships.members))
+    found.apply_manager_renames()
+    report.changed, report.removed = found.changed, found.removed
 
     # 3. targets
     stored_targets = store.get_targets(profile.name)
@@ -204,29 +198,22 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     removed_targets = set(tchanges.removed) | unfinished_removal
     report.targets, report.new_targets, report.removed_targets = len(tchanges.active), len(fill), len(removed_targets)
 
-    changed_keys: set[str] | None = set(new_records) | set(removed_keys)
+    changed_keys = None if found.keys is None else set(found.keys)
     if outbox is not None:
         changed_keys = None if outbox.get("keys") is None or changed_keys is None else \
             changed_keys | set(outbox["keys"])
-    if config_changed or (changed_keys is not None and len(changed_keys) > MAX_KEYS_PER_MESSAGE):
+    if config_changed:
         changed_keys = None
 
     if dry_run:
-        _dry_run(rt, profile, tchanges, fill, removed_targets, new_records, removed_keys, previous, changed_keys,
-                 report)
+        _dry_run(rt, profile, tchanges, fill, removed_targets, found.new_records, found.removed_keys,
+                 found.previous, changed_keys, report)
         return
 
-    # 4. persist (outbox first), fan out, drop the outbox
+    # 4. persist the rest (the outbox now names exactly what changed), fan out, drop the outbox
     store.put_doc("outbox", profile.name, {
         "run_id": report.run_id, "keys": None if changed_keys is None else sorted(changed_keys),
         "fill": sorted(fill), "remove": sorted(removed_targets)})
-    if previous:
-        for key, old in previous.items():
-            if key in new_records or key in removed_keys:
-                store.put_doc("prev", f"{profile.name}|{key}", {"fingerprint": old.fingerprint,
-                                                                "payload": dict(old.payload)})
-    store.put_source_records(profile.name, new_records.values())
-    store.delete_source_records(profile.name, removed_keys)
     for read in reads:
         if read.delta_link:
             store.set_delta_link(profile.name, read.source.name, read.delta_link)
@@ -242,50 +229,13 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     store.delete_doc("outbox", profile.name)
 
 
-def _compare(store: Any, profile: Profile, changes: Mapping[str, SourceChange]
-             ) -> tuple[dict[str, SourceRecord], set[str], dict[str, SourceRecord]]:
-    """Changed source records, removed keys, and the stored records they replace."""
-    previous = store.get_source_records(profile.name, list(changes)) if changes else {}
-    new_records: dict[str, SourceRecord] = {}
-    removed: set[str] = set()
-    for key, change in changes.items():
-        old = previous.get(key)
-        if isinstance(change, Mapped):
-            if old is None or old.fingerprint != change.fingerprint:
-                new_records[key] = SourceRecord(key, change.fingerprint, change.payload,
-                                                old.photo_etag if old is not None else None)
-        elif isinstance(change, Gone) and old is not None:
-            removed.add(key)
-    return new_records, removed, previous
-
-
 def _filter_flips(profile: Profile, old: Mapping[str, frozenset[str]], new: Mapping[str, frozenset[str]],
-                  changes: Mapping[str, SourceChange]) -> list[str]:
-    """Users whose membership of a filter group changed and who are not already in this run's changes."""
+                  seen: set[str]) -> list[str]:
+    """Users whose membership of a filter group changed and who are not already among this run's changes."""
     flipped: set[str] = set()
     for ref in profile.group_refs:
         flipped |= set(old.get(ref, frozenset())) ^ set(new.get(ref, frozenset()))
-    return sorted(u for u in flipped if f"user:{u}" not in changes)
-
-
-def _manager_renames(store: Any, profile: Profile, previous: Mapping[str, SourceRecord],
-                     new_records: Mapping[str, SourceRecord]) -> dict[str, SourceRecord]:
-    """Reports of a manager whose name changed get the new name (their own delta items did not change)."""
-    renamed = {old.payload.get("displayName"): new_records[key].payload.get("displayName")
-               for key, old in previous.items()
-               if key in new_records and old.payload.get("displayName") != new_records[key].payload.get("displayName")}
-    renamed.pop(None, None)
-    if not renamed:
-        return {}
-    from sync_core.core.fingerprint import fingerprint
-
-    out: dict[str, SourceRecord] = {}
-    for record in store.iter_source_records(profile.name):
-        manager = record.payload.get("manager")
-        if manager in renamed and record.source_key not in new_records:
-            payload = {**record.payload, "manager": renamed[manager]}
-            out[record.source_key] = SourceRecord(record.source_key, fingerprint(payload), payload, record.photo_etag)
-    return out
+    return sorted(u for u in flipped if f"user:{u}" not in seen)
 
 
 def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, tchanges: target_set.TargetChanges, fill: set[str],
