@@ -72,6 +72,13 @@ def test_values_without_a_stable_form_are_refused(bad: dict[Any, Any]) -> None:
         fingerprint(bad)
 
 
+def test_a_refused_value_is_named_by_its_path() -> None:
+    with pytest.raises(TypeError, match=r"floats are not allowed .*\(at \$\.emailAddresses\[1\]\.score\)"):
+        fingerprint({"emailAddresses": [{"address": "a@b.example"}, {"score": 0.5}]})
+    with pytest.raises(ValueError, match=r"two keys at \$\.a are the same after NFC"):
+        fingerprint({"a": {"e\u0301": 1, "\u00e9": 2}})
+
+
 @settings(deadline=None)  # no timing in tests: the machine is shared
 @given(st.dictionaries(st.text(max_size=10), json_values, max_size=6), st.randoms())
 def test_key_order_never_matters(payload: dict[str, Any], rnd: Any) -> None:
