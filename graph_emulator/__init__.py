@@ -24,7 +24,7 @@ import requests
 
 from .faults import Faults
 from .identity import Identity, certificate_credentials
-from .pipeline import BATCH_WORKERS
+from .pipeline import BATCH_WORKERS, BatchWorkers
 from .requestlog import RequestLog
 from .server import GraphServer
 from .tenant import App, Tenant
@@ -64,6 +64,7 @@ class GraphEmulator:
         self.throttle: Throttle = server.throttle
         self.faults: Faults = server.faults
         self.identity: Identity = server.identity
+        self.batch_workers: BatchWorkers = server.pipeline.batch_workers
 
     @classmethod
     def start(
@@ -77,8 +78,8 @@ class GraphEmulator:
     ) -> GraphEmulator:
         """Build the tenant, register galsync's app, load the scenario (None: empty tenant), serve.
 
-        `batch_workers`: how many inner requests of $batch calls run at once across all calls (each call
-        runs at most 4 at a time, as Graph does); Graph itself has no such cap.
+        `batch_workers`: how many inner requests of $batch calls are worked on at once across all calls
+        (each call runs at most 4 at a time, as Graph does); Graph itself has no such cap.
         """
         tenant = Tenant(seed=seed)
         app = tenant.register_app("galsync", roles=set(DEFAULT_ROLES), secret=_new_secret())

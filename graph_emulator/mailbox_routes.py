@@ -399,6 +399,8 @@ def _contact_out(
     expand: list[str] | None,
 ) -> dict[str, Any]:
     etagged = {"@odata.etag": f'W/"{contact["changeKey"]}"', **contact}
+    if select is None and not expand:
+        return etagged  # what _shape would return, without copying it again
     return _shape(etagged, ext, select, expand)
 
 
@@ -417,8 +419,13 @@ def _list_contacts(ctx: Ctx) -> Response:
 
 def _create_contact(ctx: Ctx) -> Response:
     contact = ctx.tenant.mailboxes.create_contact(ctx.params["user"], ctx.req.json_object(), _folder_id(ctx))
-    body = {"@odata.context": _contact_context(ctx, entity=True), **_contact_out(contact, {}, None, None)}
-    return json_response(201, body, **_preference_headers(ctx))
+    return json_response(201, _written_contact(ctx, contact), **_preference_headers(ctx))
+
+
+def _written_contact(ctx: Ctx, contact: dict[str, Any]) -> dict[str, Any]:
+    """What a create or update answers: the whole contact with its context and etag, built in one copy."""
+    context = _contact_context(ctx, entity=True)
+    return {"@odata.context": context, "@odata.etag": f'W/"{contact["changeKey"]}"', **contact}
 
 
 def _get_contact(ctx: Ctx) -> Response:
@@ -439,8 +446,7 @@ def _update_contact(ctx: Ctx) -> Response:
     contact = ctx.tenant.mailboxes.update_contact(
         ctx.params["user"], ctx.params["contact"], ctx.req.json_object(), _folder_id(ctx)
     )
-    body = {"@odata.context": _contact_context(ctx, entity=True), **_contact_out(contact, {}, None, None)}
-    return json_response(200, body, **_preference_headers(ctx))
+    return json_response(200, _written_contact(ctx, contact), **_preference_headers(ctx))
 
 
 def _delete_contact(ctx: Ctx) -> Response:

@@ -6,12 +6,15 @@ Graph answers every failure with the same JSON envelope (graph-facts.md, "Errors
 
 from __future__ import annotations
 
+import functools
 import json
-import uuid
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
+
+from .ids import random_uuid
 
 
 class Headers:
@@ -30,6 +33,18 @@ class Headers:
         return list(self._items.items())
 
 
+JSON_CONTENT_TYPE = "application/json; odata.metadata=minimal"
+
+
+class _Unparsed:
+    def __repr__(self) -> str:
+        return "UNPARSED"
+
+
+# A request body nobody has parsed as JSON yet (see Request.parsed).
+UNPARSED: Any = _Unparsed()
+
+
 @dataclass
 class Request:
     """One Graph request as a route sees it: already split into path and query, body still bytes."""
@@ -40,15 +55,27 @@ class Request:
     headers: Headers
     body: bytes = b""
     raw_query: str = ""
+    # The JSON value `body` encodes, when the caller already has it: a $batch's inner JSON bodies arrive
+    # parsed with the batch, and decoding them again would only cost time. `json()` checks all the same.
+    parsed: Any = field(default=UNPARSED, repr=False)
 
     @classmethod
-    def build(cls, method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes) -> Request:
+    def build(
+        cls,
+        method: str,
+        path: str,
+        raw_query: str,
+        headers: dict[str, str],
+        body: bytes,
+        parsed: Any = UNPARSED,
+    ) -> Request:
         query: dict[str, str] = {}
-        for key, value in parse_qsl(raw_query, keep_blank_values=True):
-            if key in query:
-                raise GraphError(400, "BadRequest", f"Query option '{key}' is specified more than once.")
-            query[key] = value
-        return cls(method.upper(), path, query, Headers(headers), body, raw_query)
+        if raw_query:
+            for key, value in parse_qsl(raw_query, keep_blank_values=True):
+                if key in query:
+                    raise GraphError(400, "BadRequest", f"Query option '{key}' is specified more than once.")
+                query[key] = value
+        return cls(method.upper(), path, query, Headers(headers), body, raw_query, parsed)
 
     def json(self) -> Any:
         """The body as JSON; Graph answers 400 BadRequest to a body that is not JSON."""
@@ -57,6 +84,8 @@ class Request:
         ctype = (self.headers.get("content-type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
             raise GraphError(415, "UnsupportedMediaType", "Content-Type must be application/json.")
+        if self.parsed is not UNPARSED:
+            return self.parsed
         try:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -86,15 +115,27 @@ class Response:
     body: Any = None  # dict/list -> JSON, bytes -> as is, str -> text/plain, None -> empty
     headers: dict[str, str] = field(default_factory=dict)
 
+    def content_type(self) -> str | None:
+        """The content type the body defaults to (None: no body)."""
+        if self.body is None:
+            return None
+        if isinstance(self.body, bytes):
+            return "application/octet-stream"
+        if isinstance(self.body, str):
+            return "text/plain; charset=utf-8"
+        return JSON_CONTENT_TYPE
+
     def encode(self) -> tuple[bytes, str | None]:
         """The body bytes and the content type they default to."""
         if self.body is None:
             return b"", None
         if isinstance(self.body, bytes):
-            return self.body, "application/octet-stream"
-        if isinstance(self.body, str):
-            return self.body.encode(), "text/plain; charset=utf-8"
-        return json.dumps(self.body, separators=(",", ":")).encode(), "application/json; odata.metadata=minimal"
+            payload = self.body
+        elif isinstance(self.body, str):
+            payload = self.body.encode()
+        else:
+            payload = json.dumps(self.body, separators=(",", ":")).encode()
+        return payload, self.content_type()
 
 
 def json_response(status: int, body: Any, **headers: str) -> Response:
@@ -124,12 +165,19 @@ def not_found(what: str) -> GraphError:
 
 
 def new_request_id() -> str:
-    return str(uuid.uuid4())
+    return random_uuid()
 
 
 def utc_now_iso(seconds_only: bool = False) -> str:
     """Graph's timestamp format: 2026-11-26T03:20:28Z (directory) or with 7 fraction digits (Outlook)."""
-    now = datetime.now(UTC)
+    micros = time.time_ns() // 1000
+    seconds, fraction = divmod(micros, 1_000_000)
     if seconds_only:
-        return now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond:06d}0Z"
+        return _utc_second(seconds) + "Z"
+    return f"{_utc_second(seconds)}.{fraction:06d}0Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(seconds: int) -> str:
+    """The date and time part, formatted once per second (every write stamps one)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")

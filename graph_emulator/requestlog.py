@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 # Status recorded for a request whose connection the emulator dropped before answering.
 DROPPED = 0
 
 
-@dataclass(frozen=True, slots=True)  # slots: benchmarks log millions of these
-class LoggedRequest:
+class LoggedRequest(NamedTuple):
+    """One answered request.
+
+    The log keeps each as a plain tuple of these values and builds the named tuple when it is read: a
+    benchmark logs hundreds of thousands of requests, and the garbage collector stops scanning plain
+    tuples of strings and numbers (objects it scanned again on every full collection).
+    """
+
     seq: int
     start: float  # time.monotonic() when the emulator started working on it
     end: float
@@ -35,11 +42,17 @@ class LoggedRequest:
 
 StatusFilter = int | Collection[int] | None
 
+# Positions in a raw entry (a plain tuple of LoggedRequest's values).
+_METHOD, _ROUTE, _MAILBOX, _STATUS, _VIA_BATCH, _IN_FLIGHT = (
+    LoggedRequest._fields.index(name)
+    for name in ("method", "route", "mailbox", "status", "via_batch", "in_flight_for_mailbox")
+)
+
 
 class RequestLog:
     def __init__(self, resolve_mailbox: Callable[[str], str] | None = None) -> None:
         self._lock = threading.Lock()
-        self._entries: list[LoggedRequest] = []
+        self._entries: list[tuple[Any, ...]] = []  # LoggedRequest values, as plain tuples
         self._seq = 0
         self._in_flight: dict[str, int] = {}
         # Lets tests filter by UPN as well as by user id.
@@ -79,23 +92,23 @@ class RequestLog:
                 else:
                     self._in_flight.pop(mailbox, None)
             self._seq += 1
-            entry = LoggedRequest(
-                seq=self._seq,
-                start=start,
-                end=time.monotonic(),
-                app_id=app_id,
-                method=method,
-                route=route,
-                path=path,
-                mailbox=mailbox,
-                status=status,
-                via_batch=via_batch,
-                in_flight_for_mailbox=in_flight,
-                request_id=request_id,
-                dropped=dropped,
+            entry = (
+                self._seq,
+                start,
+                time.monotonic(),
+                app_id,
+                method,
+                route,
+                path,
+                mailbox,
+                status,
+                via_batch,
+                in_flight,
+                request_id,
+                dropped,
             )
             self._entries.append(entry)
-            return entry
+        return LoggedRequest._make(entry)
 
     # --- reading (tests, control surface) ----------------------------------------------------------
 
@@ -108,21 +121,7 @@ class RequestLog:
         via_batch: bool | None = None,
     ) -> list[LoggedRequest]:
         """Logged requests in the order they finished, filtered by every argument that is not None."""
-        if mailbox is not None:
-            mailbox = self._mailbox_id(mailbox)
-        statuses = {status} if isinstance(status, int) else (set(status) if status is not None else None)
-        method = method.upper() if method else None
-        with self._lock:
-            snapshot = list(self._entries)
-        return [
-            e
-            for e in snapshot
-            if (method is None or e.method == method)
-            and (route is None or e.route == route)
-            and (mailbox is None or e.mailbox == mailbox)
-            and (statuses is None or e.status in statuses)
-            and (via_batch is None or e.via_batch == via_batch)
-        ]
+        return list(map(LoggedRequest._make, self._matching(method, route, mailbox, status, via_batch)))
 
     def count(
         self,
@@ -132,7 +131,32 @@ class RequestLog:
         status: StatusFilter = None,
         via_batch: bool | None = None,
     ) -> int:
-        return len(self.entries(method, route, mailbox, status, via_batch))
+        return len(self._matching(method, route, mailbox, status, via_batch))
+
+    def _matching(
+        self,
+        method: str | None,
+        route: str | None,
+        mailbox: str | None,
+        status: StatusFilter,
+        via_batch: bool | None,
+    ) -> list[tuple[Any, ...]]:
+        """The raw entries that pass every filter that is not None."""
+        if mailbox is not None:
+            mailbox = self._mailbox_id(mailbox)
+        statuses = {status} if isinstance(status, int) else (set(status) if status is not None else None)
+        method = method.upper() if method else None
+        with self._lock:
+            snapshot = list(self._entries)
+        return [
+            e
+            for e in snapshot
+            if (method is None or e[_METHOD] == method)
+            and (route is None or e[_ROUTE] == route)
+            and (mailbox is None or e[_MAILBOX] == mailbox)
+            and (statuses is None or e[_STATUS] in statuses)
+            and (via_batch is None or e[_VIA_BATCH] == via_batch)
+        ]
 
     def round_trips(self) -> int:
         """HTTP requests the client made: a $batch counts once, whatever it carried."""
@@ -149,25 +173,18 @@ class RequestLog:
 
     def summary(self) -> dict[str, object]:
         """Counts per status, route, mailbox and method, for the HTTP control surface and the demo."""
-        entries = self.entries()
-        by: dict[str, dict[str, int]] = {"status": {}, "route": {}, "mailbox": {}, "method": {}}
-        for e in entries:
-            for key, value in (
-                ("status", str(e.status)),
-                ("route", f"{e.method} {e.route}" if e.route else None),
-                ("mailbox", e.mailbox),
-                ("method", e.method),
-            ):
-                if value is not None:
-                    by[key][value] = by[key].get(value, 0) + 1
+        with self._lock:
+            entries = list(self._entries)
+        routes = Counter((e[_METHOD], e[_ROUTE]) for e in entries if e[_ROUTE])
+        mailboxes = Counter(e[_MAILBOX] for e in entries if e[_MAILBOX] is not None)
         return {
             "total": len(entries),
-            "roundTrips": sum(1 for e in entries if not e.via_batch),
-            "maxInFlight": max((e.in_flight_for_mailbox for e in entries), default=0),
-            "byStatus": by["status"],
-            "byRoute": by["route"],
-            "byMailbox": by["mailbox"],
-            "byMethod": by["method"],
+            "roundTrips": sum(1 for e in entries if not e[_VIA_BATCH]),
+            "maxInFlight": max((e[_IN_FLIGHT] for e in entries), default=0),
+            "byStatus": {str(k): n for k, n in Counter(e[_STATUS] for e in entries).items()},
+            "byRoute": {f"{m} {r}": n for (m, r), n in routes.items()},
+            "byMailbox": dict(mailboxes),
+            "byMethod": dict(Counter(e[_METHOD] for e in entries)),
         }
 
     def _mailbox_id(self, mailbox: str) -> str:

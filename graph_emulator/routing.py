@@ -28,8 +28,7 @@ class Ctx:
     tenant: Tenant
     app: App
     request_id: str
-    # Set by the server: lets $batch run inner requests through the full pipeline.
-    dispatch: Callable[..., Response] | None = None
+    # Set by the pipeline: "pipeline" and "roles" (a $batch runs its inner requests through them), "base_url".
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -48,8 +47,16 @@ class Route:
 
 
 class RouteTable:
+    """Routes indexed by shape, so that `match` tries a few regular expressions instead of every route's.
+
+    A parameter matches exactly one segment (`[^/]+`), so a template can only match paths with as many
+    segments and, where the template has literal first and last segments, the same ones. Templates whose
+    first or last segment holds a parameter are indexed under None there and tried for every path.
+    """
+
     def __init__(self) -> None:
         self.routes: list[Route] = []
+        self._by_shape: dict[tuple[int, str | None, str | None], list[tuple[int, Route]]] = {}
 
     def add(
         self,
@@ -61,15 +68,24 @@ class RouteTable:
         mailbox_param: str | None = None,
     ) -> None:
         regex = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
-        self.routes.append(
-            Route(method.upper(), template, handler, frozenset(roles), workload, mailbox_param, re.compile(regex))
-        )
+        r = Route(method.upper(), template, handler, frozenset(roles), workload, mailbox_param, re.compile(regex))
+        count, first, last = _shape(template)
+        key = (count, None if "{" in first else first, None if "{" in last else last)
+        self._by_shape.setdefault(key, []).append((len(self.routes), r))
+        self.routes.append(r)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         """The route for a path; 405 when the path exists with another method, 400 like Graph otherwise."""
         path_known = False
         best: tuple[Route, dict[str, str]] | None = None
-        for r in self.routes:
+        count, first, last = _shape(path[:-1] if path.endswith("\n") else path)  # `$` allows one "\n"
+        buckets = [
+            bucket
+            for key in ((count, first, last), (count, first, None), (count, None, last), (count, None, None))
+            if (bucket := self._by_shape.get(key))
+        ]
+        candidates = buckets[0] if len(buckets) == 1 else sorted(r for b in buckets for r in b)
+        for _, r in candidates:  # in the order routes were added, as ties go to the first
             m = r.pattern.match(path)
             if not m:
                 continue
@@ -84,6 +100,11 @@ class RouteTable:
         raise GraphError(
             400, "BadRequest", f"Resource not found for the segment '{path.strip('/').split('/')[-1]}'."
         )
+
+
+def _shape(path: str) -> tuple[int, str, str]:
+    """(number of "/", first segment, last segment) of a path or template."""
+    return path.count("/"), path[1:].split("/", 1)[0], path.rsplit("/", 1)[-1]
 
 
 ROUTES = RouteTable()

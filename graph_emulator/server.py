@@ -120,7 +120,6 @@ class GraphServer:
             self._thread = None
         self.httpd.close_connections()
         self.httpd.server_close()
-        self.pipeline.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def issue_server_cert(self, *hostnames: str) -> tuple[str, str]:

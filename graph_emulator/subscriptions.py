@@ -107,6 +107,13 @@ def parse_time(name: str, value: Any) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _watches(target: Target, change: Change) -> bool:
+    """Whether a subscription to `target` may be notified of `change` (`_notification` decides exactly)."""
+    if target.kind in ("users", "groups"):
+        return change.resource == target.kind
+    return change.resource.startswith(f"users/{target.user_id}/contactFolders/")
+
+
 @dataclass(frozen=True)
 class Target:
     """What a subscription's resource points at."""
@@ -526,6 +533,8 @@ class Subscriptions:
     def _on_change(self, change: Change) -> None:
         """Tenant listener: queue a notification per matching subscription; the worker sends them."""
         with self._tenant.lock:
+            if not any(_watches(s.target, change) for s in self._subs.values()):
+                return  # the usual case (a fill writes contacts nobody subscribed to): nothing to build
             outgoing = [
                 _Outgoing(s.notification_url, s.id, item)
                 for s in self._live()

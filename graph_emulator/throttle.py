@@ -12,6 +12,7 @@ leave it. One mailbox's state never touches another's: a throttled mailbox does 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import threading
 import time
@@ -145,7 +146,7 @@ class Throttle:
             raise _throttled("ApplicationThrottled", "Application is over its MailboxUploadSize limit.",
                              upload_wait)
         if wait is None:
-            return Slot(lambda: self._leave(key))
+            return Slot(functools.partial(self._leave, key))
         if wait < 0:
             raise _throttled(
                 "ApplicationThrottled",

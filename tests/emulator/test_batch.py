@@ -156,11 +156,53 @@ def test_independent_requests_run_four_at_a_time(graph_empty: GraphEmulator) -> 
         )
     )
     worker.start()
-    gate.wait_entered(4)  # four inner requests are inside their handlers at once
-    gate.open()
-    worker.join(timeout=20)
+    try:
+        gate.wait_entered(1)  # the first wave is being handled: its four requests hold ann's slots
+        assert g.throttle.in_flight(g.client_id, ann) == 4
+        # Those four are what ann's 4-concurrent limit sees: a fifth request from outside is refused.
+        outside = g.session().get(g.base_url + f"/users/{ann}/probe/hold")
+        error = assert_graph_error(outside, 429, "ApplicationThrottled")
+        assert error["message"] == "Application is over its MailboxConcurrency limit."
+    finally:
+        gate.open()
+        worker.join(timeout=20)
     assert all(r["status"] == 200 for r in _by_id(result[0]).values())
-    assert g.log.max_in_flight(ann) == 4  # never the 5th: a batch alone stays within the mailbox limit
+    inner = g.log.entries(mailbox=ann, via_batch=True)
+    assert len(inner) == 6
+    # Never the 5th: a batch alone stays within the mailbox limit, and four were worked on at once.
+    assert max(e.in_flight_for_mailbox for e in inner) == 4
+    assert max(sum(1 for o in inner if o.start <= e.start < o.end) for e in inner) == 4
+    assert g.throttle.in_flight(g.client_id, ann) == 0  # every slot is free again
+
+
+def test_an_inner_request_throttled_at_admission_does_not_take_a_place_in_the_wave(
+    graph_empty: GraphEmulator,
+) -> None:
+    g = graph_empty
+    ann, bob = probe.add_mailbox_user(g, "ann"), probe.add_mailbox_user(g, "bob")
+    g.throttle.configure(requests=2, window_seconds=600)
+    gate = probe.new_gate()
+    result: list[Any] = []
+    # ann's budget lets two through; the next two are refused at once and bob's two fill the first wave.
+    requests_ = [{"id": f"ann{i}", "method": "GET", "url": f"/users/{ann}/probe/hold"} for i in range(4)]
+    requests_ += [{"id": f"bob{i}", "method": "GET", "url": f"/users/{bob}/probe/hold"} for i in range(2)]
+    worker = threading.Thread(target=lambda: result.append(_batch(g, requests_)))
+    worker.start()
+    try:
+        gate.wait_entered(1)
+        assert g.throttle.in_flight(g.client_id, ann) == 2
+        assert g.throttle.in_flight(g.client_id, bob) == 2
+    finally:
+        gate.open()
+        worker.join(timeout=20)
+    statuses = {k: r["status"] for k, r in _by_id(result[0]).items()}
+    assert statuses == {"ann0": 200, "ann1": 200, "ann2": 429, "ann3": 429, "bob0": 200, "bob1": 200}
+    # The two refusals were answered before the wave was handled; the wave's four then ran together.
+    waved = g.log.entries(status=200, via_batch=True)
+    refused = g.log.entries(status=429, via_batch=True)
+    assert len(waved) == 4 and len(refused) == 2
+    assert max(r.end for r in refused) <= min(w.end for w in waved)
+    assert all(w.start <= min(o.end for o in waved) for w in waved)
 
 
 def test_inner_requests_use_the_batch_token_roles_and_scope(graph_empty: GraphEmulator) -> None:

@@ -1,12 +1,16 @@
-"""How many inner requests of $batch calls the emulator runs at once: `batch_workers`, across all calls.
+"""How many inner requests of $batch calls the emulator works on at once: `batch_workers`, across all calls.
 
 Graph runs 4 inner requests of one $batch at a time and has no tenant-wide cap, so the default must let
-many busy mailboxes run side by side (the benchmark fills 100 at once); a smaller pool is an option.
+many busy mailboxes run side by side (the benchmark fills 100 at once); a smaller cap is an option.
+A batch runs in waves of up to 4 (batch.py): a wave's requests all hold their mailbox's throttle slots
+while its first handler runs, so a held probe handler shows a whole wave at work.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,8 +26,10 @@ def _hold_batch(g: GraphEmulator, user: str, results: list[Any]) -> None:
     results.append(g.session().post(g.base_url + "/$batch", json=body))
 
 
-def _batches_side_by_side(g: GraphEmulator, mailboxes: int, entered: int) -> list[Any]:
-    """One $batch of 4 held requests per mailbox, all sent at once; `entered` must be inside at once."""
+def _batches_side_by_side(
+    g: GraphEmulator, mailboxes: int, check: Callable[[list[str]], None]
+) -> list[Any]:
+    """One $batch of 4 held requests per mailbox, all sent at once; `check` runs while the first is held."""
     users = [probe.add_mailbox_user(g, f"driver{i}") for i in range(mailboxes)]
     gate = probe.new_gate()
     results: list[Any] = []
@@ -31,7 +37,8 @@ def _batches_side_by_side(g: GraphEmulator, mailboxes: int, entered: int) -> lis
     for t in threads:
         t.start()
     try:
-        gate.wait_entered(entered)
+        gate.wait_entered(1)
+        check(users)
     finally:
         gate.open()
         for t in threads:
@@ -39,23 +46,48 @@ def _batches_side_by_side(g: GraphEmulator, mailboxes: int, entered: int) -> lis
     return results
 
 
+def _in_flight(g: GraphEmulator, users: list[str]) -> int:
+    return sum(g.throttle.in_flight(g.client_id, u) for u in users)
+
+
+def _eventually(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
 def _most_at_once(entries: list[LoggedRequest]) -> int:
     return max((sum(1 for o in entries if o.start <= e.start < o.end) for e in entries), default=0)
 
 
 def test_by_default_many_batches_run_their_inner_requests_side_by_side(graph_empty: GraphEmulator) -> None:
-    results = _batches_side_by_side(graph_empty, mailboxes=12, entered=48)  # more than a pool of 32 allows
+    g = graph_empty
+
+    def all_inside(users: list[str]) -> None:  # more than a cap of 32 would allow
+        probe.gate.wait_entered(len(users) - 1)  # every batch's first wave is being handled
+        assert _in_flight(g, users) == 4 * len(users) == 48
+
+    results = _batches_side_by_side(g, mailboxes=12, check=all_inside)
     assert len(results) == 12
     assert all(r.status_code == 200 and all(x["status"] == 200 for x in r.json()["responses"]) for r in results)
+    assert _most_at_once(g.log.entries(via_batch=True)) == 48
 
 
 def test_batch_workers_caps_inner_requests_across_all_batches() -> None:
     with GraphEmulator.start(scenario=None, batch_workers=3) as g:
-        results = _batches_side_by_side(g, mailboxes=3, entered=3)
+
+        def capped(users: list[str]) -> None:
+            # One wave of 3 holds the whole room; the two other batches wait for it.
+            _eventually(lambda: g.batch_workers.waiting == 2, "the other batches never waited for room")
+            assert _in_flight(g, users) == 3
+
+        results = _batches_side_by_side(g, mailboxes=3, check=capped)
         assert all(r.status_code == 200 for r in results)
         inner = g.log.entries(via_batch=True)
         assert len(inner) == 12 and all(e.status == 200 for e in inner)
-        assert _most_at_once(inner) <= 3
+        assert _most_at_once(inner) == 3
+        assert g.batch_workers.waiting == 0
 
 
 def test_batch_workers_must_be_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:
