@@ -33,7 +33,7 @@ from typing import Any
 from .fields import write_value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Create:
     source_key: str
     body: Mapping[str, Any]  # contact fields + "singleValueExtendedProperties" (galsync's tag)
@@ -53,7 +53,7 @@ class Create:
         return {name: write_value(name, fields.get(name)) for name in self.owned_fields}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Update:
     source_key: str
     contact_id: str
@@ -61,13 +61,13 @@ class Update:
     fingerprint: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delete:
     source_key: str
     contact_id: str | None  # None: find the contact by this source's tag first
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     source_key: str
     contact_id: str | None
@@ -76,19 +76,19 @@ class Record:
     deleted_on_device: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Forget:
     source_key: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SetPhoto:
     source_key: str
     contact_id: str
     photo_etag: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeleteForeign:
     contact_id: str
 

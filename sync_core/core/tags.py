@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .profile import PROFILE_NAME_RE
@@ -48,10 +49,17 @@ class ContactTag:
 
 def contact_tag_value(profile: str, source_key: str) -> str:
     """The value stored on a managed contact for `source_key` of `profile`."""
-    _check_profile(profile)
+    profile_part = _profile_part(profile)
     if not source_key:
         raise ValueError("a contact tag needs a non-empty source key")
-    return f"{_VERSION};{_escape(profile)};{_escape(source_key)}"
+    return f"{_VERSION};{profile_part};{_escape(source_key)}"
+
+
+@lru_cache(maxsize=64)
+def _profile_part(profile: str) -> str:
+    """A profile name checked and escaped, once per profile (a fill tags every contact with it)."""
+    _check_profile(profile)
+    return _escape(profile)
 
 
 def folder_tag_value(profile: str) -> str:
@@ -128,6 +136,8 @@ def _is_our_id(prop_id: object, name: str) -> bool:
 
 
 def _escape(part: str) -> str:
+    if _ESCAPED.search(part) is None:
+        return part
     return _ESCAPED.sub(lambda m: f"%{ord(m.group()):02X}", part)
 
 

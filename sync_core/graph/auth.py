@@ -1,13 +1,19 @@
 """Graph access tokens from msal: client secret, certificate, or managed identity (the default in Azure).
 
-msal caches each token in memory and renews it before it expires; the client asks for a token on every
-request (a cache hit) and calls `invalidate()` once when Graph answers 401 to a token msal still trusted.
-Start-up failures become one AuthError line that names the setting to fix. Tokens are never logged.
+msal caches each token in memory and renews it before it expires. The providers here keep the token msal
+gave them until msal itself would stop handing it out (5 minutes before it expires, or msal's proactive
+refresh time), then ask msal again, which decides whether to refresh: a cache look-up in msal on every one
+of thousands of requests cost more CPU than the request's own JSON. The client calls `invalidate()` once
+when Graph answers 401 to a token msal still trusted; that drops both copies. Start-up failures become
+one AuthError line that names the setting to fix. Tokens are never logged.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msal
@@ -64,6 +70,33 @@ _AADSTS: dict[int, tuple[str, str]] = {
 }
 
 
+# msal stops handing out a cached token 5 minutes before it expires (and renews it then).
+MSAL_EXPIRY_MARGIN_SECONDS = 5 * 60
+
+
+@dataclass(frozen=True)
+class HeldToken:
+    """A token from msal, kept until `until` (monotonic seconds): when msal would no longer return it."""
+
+    value: str = field(repr=False)
+    until: float
+
+    @classmethod
+    def of(cls, result: Mapping[str, Any]) -> HeldToken | None:
+        """From msal's answer; None when it does not say how long the token lives (then it is not kept)."""
+        try:
+            keep = float(result["expires_in"]) - MSAL_EXPIRY_MARGIN_SECONDS
+            refresh_on = result.get("refresh_on")  # msal's proactive refresh time, seconds since the epoch
+            if refresh_on is not None:
+                keep = min(keep, float(refresh_on) - time.time())
+        except (KeyError, TypeError, ValueError):
+            return None
+        return cls(str(result["access_token"]), time.monotonic() + keep) if keep > 0 else None
+
+    def fresh(self) -> bool:
+        return time.monotonic() < self.until
+
+
 class ClientCredentialToken:
     """msal ConfidentialClientApplication with a secret or a certificate (client credentials flow)."""
 
@@ -72,19 +105,25 @@ class ClientCredentialToken:
         self._scopes = [scope]
         self._credential_setting = credential_setting
         self._lock = threading.Lock()
+        self._held: HeldToken | None = None
 
     def token(self) -> str:
+        held = self._held
+        if held is not None and held.fresh():
+            return held.value
         with self._lock:
             try:
                 result = self._app.acquire_token_for_client(scopes=self._scopes)
             except requests.RequestException as exc:
                 raise _unreachable("GALSYNC_AUTHORITY_HOST", exc) from None
-        if result and "access_token" in result:
-            return str(result["access_token"])
+            if result and "access_token" in result:
+                self._held = HeldToken.of(result)
+                return str(result["access_token"])
         raise _msal_error(result or {}, self._credential_setting)
 
     def invalidate(self) -> None:
         with self._lock:
+            self._held = None
             self._app.remove_tokens_for_client()
 
 
@@ -97,6 +136,7 @@ class ManagedIdentityToken:
         self._session = session
         self._lock = threading.Lock()
         self._client = self._new_client()
+        self._held: HeldToken | None = None
 
     def _new_client(self) -> msal.ManagedIdentityClient:
         return msal.ManagedIdentityClient(self._identity, http_client=self._session, token_cache=msal.TokenCache())
@@ -107,6 +147,9 @@ class ManagedIdentityToken:
         return "GALSYNC_MANAGED_IDENTITY_CLIENT_ID" if user_assigned else "GALSYNC_AUTH_MODE"
 
     def token(self) -> str:
+        held = self._held
+        if held is not None and held.fresh():
+            return held.value
         with self._lock:
             try:
                 result = self._client.acquire_token_for_client(resource=self._resource)
@@ -121,14 +164,16 @@ class ManagedIdentityToken:
                     f"{self._setting}: managed identity token failed ({_first_line(str(exc))})",
                     setting=self._setting,
                 ) from None
-        if result and "access_token" in result:
-            return str(result["access_token"])
+            if result and "access_token" in result:
+                self._held = HeldToken.of(result)
+                return str(result["access_token"])
         result = result or {}
         detail = _first_line(str(result.get("error_description") or result.get("error") or "no token"))
         raise AuthError(f"{self._setting}: managed identity token failed ({detail})", setting=self._setting)
 
     def invalidate(self) -> None:
         with self._lock:
+            self._held = None
             self._client = self._new_client()
 
 

@@ -7,7 +7,6 @@ typed error from `errors`. Reading (pages, delta) lives in `paging`, writing in 
 
 from __future__ import annotations
 
-import json as jsonlib
 import logging
 import threading
 import time
@@ -23,8 +22,9 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from sync_core.settings import Settings
 
+from . import jsonbody
 from .auth import TokenProvider, token_provider
-from .batch import BatchRequest, BatchResult, run_batch
+from .batch import IMMUTABLE_ID, BatchRequest, BatchResult, run_batch
 from .clouds import endpoints
 from .concurrency import Limiter
 from .errors import GraphError, MaybeApplied, Throttled, TransientError, error_from_response
@@ -35,7 +35,6 @@ from .session import GraphSession
 
 log = logging.getLogger("galsync.graph")
 
-IMMUTABLE_ID = 'IdType="ImmutableId"'
 # Methods whose repetition cannot create a second object; POST and PATCH are reported as MaybeApplied
 # instead of repeated when their answer is lost.
 REPLAY_SAFE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -51,7 +50,31 @@ class GraphResponse:
 
     def json(self) -> Any:
         """The body as JSON; None for an empty body (204)."""
-        return jsonlib.loads(self.content) if self.content else None
+        return jsonbody.decode(self.content) if self.content else None
+
+
+@dataclass
+class _Call:
+    """One request as its retry loop sees it (the loop is shared, so what a retry logs travels here)."""
+
+    method: str
+    rel: str
+    url: str
+    headers: dict[str, str]
+    params: Mapping[str, Any] | None
+    body: bytes | None
+    demand: Mapping[str, int]
+    replay_safe: bool
+    cid: str
+    attempts: int = 0
+
+
+def _json_bytes(body: Any, method: str, rel: str) -> bytes:
+    """A request body as compact JSON (what requests would send, without the spaces)."""
+    try:
+        return jsonbody.encode(body)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the body of Graph {method} {redact(rel)} is not JSON data: {exc}") from None
 
 
 class GraphStats:
@@ -113,6 +136,7 @@ class GraphClient:
         self.stats = GraphStats()
         self._workers: ThreadPoolExecutor | None = None
         self._workers_lock = threading.Lock()
+        self._retrying: tuple[RetryPolicy, tenacity.Retrying] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, check: bool = True) -> GraphClient:
@@ -244,106 +268,124 @@ class GraphClient:
         """Send until a final answer (any status but 429/503/504) and return it with its client-request-id.
 
         Raises Throttled / TransientError when the bounds are reached, MaybeApplied when a request that is
-        not `replay_safe` lost its answer. `demand` is the mailbox slots the request occupies.
+        not `replay_safe` lost its answer. `demand` is the mailbox slots the request occupies. A JSON body
+        is encoded once here, not again for each attempt; one that is not JSON data raises ValueError.
         """
         if replay_safe is None:
             replay_safe = method in REPLAY_SAFE_METHODS
         cid = str(uuid.uuid4())
         hdrs = self._headers(rel, headers, cid)
-        url = self.base_url + rel
-        attempts = 0
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            failure = state.outcome.exception() if state.outcome else None
-            sleep = state.upcoming_sleep
-            if isinstance(failure, RetryableFailure) and failure.status == 429:
-                for mailbox in failure.mailboxes:
-                    self.limiter.hold_off(mailbox, sleep)
-            self.stats.add("retries")
-            self.stats.add("retry_wait_ms", round(sleep * 1000))
-            log.info(
-                "Graph %s %s: %s; attempt %d/%d in %.2f s (request-id %s, client-request-id %s)",
-                method,
-                redact(rel),
-                getattr(failure, "detail", failure),
-                state.attempt_number + 1,
-                self.retry.max_attempts,
-                sleep,
-                _request_id_of(failure),
-                cid,
-            )
-
+        body = data
+        if json_body is not None and not data:
+            body = _json_bytes(json_body, method, rel)
+            if not any(name.lower() == "content-type" for name in hdrs):
+                hdrs["Content-Type"] = "application/json"
+        call = _Call(method, rel, self.base_url + rel, hdrs, params, body, demand, replay_safe, cid)
         try:
-            for attempt in self.retry.retrying(before_sleep):
-                with attempt:
-                    attempts += 1
-                    resp = self._attempt(method, url, rel, hdrs, params, json_body, data, demand, replay_safe)
-                    self._raise_if_retryable(resp, method, rel, demand, replay_safe, cid)
+            resp = self._retry_loop()(self._attempt, call)
         except tenacity.RetryError as exc:
-            raise self._exhausted(exc.last_attempt.exception(), method, rel, cid, attempts) from None
+            raise self._exhausted(exc.last_attempt.exception(), method, rel, cid, call.attempts) from None
         return resp, cid
+
+    def _retry_loop(self) -> tenacity.Retrying:
+        """The tenacity loop of the current policy, built once (its state is per thread, so it is shared).
+
+        Rebuilt only when `retry` is replaced (tests shorten it on a running client).
+        """
+        built = self._retrying
+        if built is None or built[0] is not self.retry:
+            built = (self.retry, self.retry.retrying(self._before_sleep))
+            self._retrying = built
+        return built[1]
+
+    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+        call: _Call = state.args[0]
+        failure = state.outcome.exception() if state.outcome else None
+        sleep = state.upcoming_sleep
+        if isinstance(failure, RetryableFailure) and failure.status == 429:
+            for mailbox in failure.mailboxes:
+                self.limiter.hold_off(mailbox, sleep)
+        self.stats.add("retries")
+        self.stats.add("retry_wait_ms", round(sleep * 1000))
+        log.info(
+            "Graph %s %s: %s; attempt %d/%d in %.2f s (request-id %s, client-request-id %s)",
+            call.method,
+            redact(call.rel),
+            getattr(failure, "detail", failure),
+            state.attempt_number + 1,
+            self.retry.max_attempts,
+            sleep,
+            _request_id_of(failure),
+            call.cid,
+        )
 
     def _headers(self, rel: str, extra: Mapping[str, str] | None, cid: str) -> dict[str, str]:
         hdrs = {"client-request-id": cid}
+        in_mailbox = mailbox_of(rel) is not None
+        if not extra:
+            if in_mailbox:
+                hdrs["Prefer"] = IMMUTABLE_ID
+            return hdrs
         prefer: list[str] = []
-        for name, value in (extra or {}).items():
+        for name, value in extra.items():
             if name.lower() == "prefer":
                 prefer.append(value)
             else:
                 hdrs[name] = value
         # Contact ids must survive moves between folders (graph-facts.md, immutable ids).
-        if mailbox_of(rel) is not None and not any("idtype" in p.lower() for p in prefer):
+        if in_mailbox and not any("idtype" in p.lower() for p in prefer):
             prefer.insert(0, IMMUTABLE_ID)
         if prefer:
             hdrs["Prefer"] = ", ".join(prefer)
         return hdrs
 
-    def _attempt(
-        self,
-        method: str,
-        url: str,
-        rel: str,
-        hdrs: dict[str, str],
-        params: Mapping[str, Any] | None,
-        json_body: Any,
-        data: bytes | None,
-        demand: Mapping[str, int],
-        replay_safe: bool,
-    ) -> requests.Response:
-        """One HTTP exchange inside the concurrency slots; a 401 gets one fresh token and one more try."""
-        with self.limiter.slot(demand):
-            for fresh_token in (False, True):
-                if fresh_token:
-                    self._tokens.invalidate()
-                sent = dict(hdrs, Authorization=f"Bearer {self._tokens.token()}")
-                started = time.monotonic()
-                try:
+    def _attempt(self, call: _Call) -> requests.Response:
+        """One try: the HTTP exchange inside the concurrency slots, then the retry decision.
+
+        A 401 gets one fresh token and one more exchange within the same try.
+        """
+        call.attempts += 1
+        with self.limiter.slot(call.demand):
+            resp = self._exchange(call)
+        self._raise_if_retryable(resp, call.method, call.rel, call.demand, call.replay_safe, call.cid)
+        return resp
+
+    def _exchange(self, call: _Call) -> requests.Response:
+        for fresh_token in (False, True):
+            if fresh_token:
+                self._tokens.invalidate()
+            sent = dict(call.headers)
+            sent["Authorization"] = f"Bearer {self._tokens.token()}"
+            started = time.monotonic()
+            try:
+                if isinstance(self._session, GraphSession):
+                    resp = self._session.send_graph(
+                        call.method, call.url, headers=sent, body=call.body, params=call.params
+                    )
+                else:
                     resp = self._session.request(
-                        method,
-                        url,
-                        params=params,
-                        json=json_body,
-                        data=data,
-                        headers=sent,
+                        call.method, call.url, params=call.params, data=call.body, headers=sent,
                         allow_redirects=False,
                     )
-                except requests.RequestException as exc:
-                    self.stats.add("http_requests")
-                    raise self._connection_failure(exc, method, rel, demand, replay_safe, hdrs) from None
+            except requests.RequestException as exc:
                 self.stats.add("http_requests")
-                if log.isEnabledFor(logging.DEBUG):
-                    log.debug(
-                        "Graph %s %s -> %d in %.0f ms (request-id %s, client-request-id %s)",
-                        method,
-                        redact(rel),
-                        resp.status_code,
-                        (time.monotonic() - started) * 1000,
-                        resp.headers.get("request-id"),
-                        hdrs["client-request-id"],
-                    )
-                if resp.status_code != 401 or fresh_token:
-                    return resp
-                resp.close()
+                raise self._connection_failure(
+                    exc, call.method, call.rel, call.demand, call.replay_safe, call.headers
+                ) from None
+            self.stats.add("http_requests")
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "Graph %s %s -> %d in %.0f ms (request-id %s, client-request-id %s)",
+                    call.method,
+                    redact(call.rel),
+                    resp.status_code,
+                    (time.monotonic() - started) * 1000,
+                    resp.headers.get("request-id"),
+                    call.cid,
+                )
+            if resp.status_code != 401 or fresh_token:
+                return resp
+            resp.close()
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _connection_failure(

@@ -7,6 +7,7 @@ hold each mailbox to its own limit without the caller saying which mailbox a req
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 # Second path segment after /users/{id} that makes a request an Outlook (per-mailbox) one.
@@ -40,11 +41,13 @@ def _segments(path: str) -> list[str]:
     return [s for s in path.split("?", 1)[0].split("/") if s]
 
 
+@lru_cache(maxsize=4096)
 def mailbox_of(path: str) -> str | None:
     """The mailbox a request lands in, normalised (URL-decoded, lower case), or None for directory calls.
 
     Ids and UPNs are both accepted by Graph; a user addressed once by id and once by UPN counts as two
-    mailboxes here, so callers should address each mailbox one way (galsync uses ids).
+    mailboxes here, so callers should address each mailbox one way (galsync uses ids). Remembered per
+    path: a fill asks it for the same few hundred folder paths tens of thousands of times.
     """
     segs = _segments(path)
     if len(segs) >= 3 and segs[0].lower() == "users" and segs[2].lower() in MAILBOX_SEGMENTS:

@@ -69,11 +69,16 @@ class ExecReport:
         self.errors += other.errors
 
 
-@dataclass
-class _Pending:
+# What the executor reads from the answer to a create or an adoption; the rest of the contact is not kept.
+CREATED_FIELDS = ("id", "changeKey")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Write(BatchRequest):
+    """A batch request with what to record when it is answered (one object per write: a fill holds 25,000)."""
+
     work: TargetWork
     action: Action
-    request: BatchRequest
     intent: bool = False  # an in-flight record was written for this create
 
 
@@ -85,18 +90,24 @@ def execute(client: GraphClient, store: StateStore, profile: Profile, works: Seq
     if not works:
         return report
     found = _find_tagged(client, profile, [w for w in works if _needs_lookup(w.actions)])
-    pending: list[_Pending] = []
+    pending: list[_Write] = []
+    # Records written together carry one time (written_at is for people: "last written at").
+    written_at = now()
     for work in works:
-        pending += _prepare(client, store, profile, work, found.get(work.mailbox, {}), now, report)
-    retry: list[_Pending] = []
+        pending += _prepare(client, store, profile, work, found.get(work.mailbox, {}), written_at, report)
+    retry: list[_Write] = []
     outcome = _Outcome()
-    for item, result in zip(pending, _run(client, pending), strict=True):
-        retry += _apply_result(outcome, profile, item, result, now, report)
+    results = _run(client, pending)
+    written_at = now()
+    for item, result in zip(pending, results, strict=True):
+        retry += _apply_result(outcome, profile, item, result, written_at, report)
     outcome.flush(store, profile)
     if retry:
         # Contacts deleted on a phone whose update came back 404, recreated per policy.
-        for item, result in zip(retry, _run(client, retry), strict=True):
-            _apply_result(outcome, profile, item, result, now, report)
+        results = _run(client, retry)
+        written_at = now()
+        for item, result in zip(retry, results, strict=True):
+            _apply_result(outcome, profile, item, result, written_at, report)
         outcome.flush(store, profile)
     # Photos (issue 10): SetPhoto and Create.photo_etag, after every field write is recorded, so a photo
     # never holds a field back and a photo failure is a per-contact error (contact_photos.py).
@@ -112,8 +123,13 @@ class _Outcome:
         self.drop: dict[str, set[str]] = {}
 
     def record(self, record: TargetRecord) -> None:
-        self.drop.get(record.mailbox, set()).discard(record.source_key)
-        self.put.setdefault(record.mailbox, {})[record.source_key] = record
+        dropped = self.drop.get(record.mailbox)
+        if dropped:
+            dropped.discard(record.source_key)
+        put = self.put.get(record.mailbox)
+        if put is None:
+            put = self.put[record.mailbox] = {}
+        put[record.source_key] = record
 
     def forget(self, mailbox: str, key: str) -> None:
         self.put.get(mailbox, {}).pop(key, None)
@@ -164,10 +180,10 @@ def _find_tagged(client: GraphClient, profile: Profile, works: Sequence[TargetWo
 
 
 def _prepare(client: GraphClient, store: StateStore, profile: Profile, work: TargetWork,
-             found: Mapping[str, list[dict[str, Any]]], now: Callable[[], str], report: ExecReport
-             ) -> list[_Pending]:
+             found: Mapping[str, list[dict[str, Any]]], written_at: str, report: ExecReport
+             ) -> list[_Write]:
     """Turn actions into batch requests; write in-flight records and state-only actions first."""
-    out: list[_Pending] = []
+    out: list[_Write] = []
     intents: list[TargetRecord] = []
     records_now: list[TargetRecord] = []
     forget: list[str] = []
@@ -177,31 +193,30 @@ def _prepare(client: GraphClient, store: StateStore, profile: Profile, work: Tar
             existing = found.get(action.source_key, []) if action.recover else []
             if existing:
                 contact_id = str(existing[0]["id"])
-                request = BatchRequest("PATCH", contact_url(work.mailbox, work.folder_id, contact_id),
-                                       body=action.adoption_patch())
-                out.append(_Pending(work, action, request))
+                out.append(_Write("PATCH", contact_url(work.mailbox, work.folder_id, contact_id),
+                                  body=action.adoption_patch(), keep=CREATED_FIELDS, work=work, action=action))
                 continue
-            intents.append(TargetRecord(work.mailbox, action.source_key, None, "", None, now()))
-            out.append(_Pending(work, action, BatchRequest("POST", url, body=dict(action.body)), intent=True))
+            intents.append(TargetRecord(work.mailbox, action.source_key, None, "", None, written_at))
+            out.append(_create_write(work, url, action))
         elif isinstance(action, Update):
-            out.append(_Pending(work, action, BatchRequest(
-                "PATCH", contact_url(work.mailbox, work.folder_id, action.contact_id), body=dict(action.changes))))
+            out.append(_Write("PATCH", contact_url(work.mailbox, work.folder_id, action.contact_id),
+                              body=dict(action.changes), work=work, action=action))
         elif isinstance(action, Delete):
             ids = [action.contact_id] if action.contact_id else [str(c["id"]) for c in found.get(action.source_key, [])]
             if not ids:
                 forget.append(action.source_key)
                 report.counts["forgotten"] += 1
             for contact_id in ids:
-                out.append(_Pending(work, replace(action, contact_id=contact_id),
-                                    BatchRequest("DELETE", contact_url(work.mailbox, work.folder_id, contact_id))))
+                out.append(_Write("DELETE", contact_url(work.mailbox, work.folder_id, contact_id),
+                                  work=work, action=replace(action, contact_id=contact_id)))
         elif isinstance(action, DeleteForeign):
-            out.append(_Pending(work, action,
-                                BatchRequest("DELETE", contact_url(work.mailbox, work.folder_id, action.contact_id))))
+            out.append(_Write("DELETE", contact_url(work.mailbox, work.folder_id, action.contact_id),
+                              work=work, action=action))
         elif isinstance(action, Record):
             old = work.records.get(action.source_key)
             records_now.append(TargetRecord(
                 work.mailbox, action.source_key, action.contact_id, action.fingerprint, action.change_key,
-                old.written_at if old is not None else now(), old.photo_etag if old is not None else None,
+                old.written_at if old is not None else written_at, old.photo_etag if old is not None else None,
                 deleted_on_device=action.deleted_on_device))
             report.counts["recorded"] += 1
         elif isinstance(action, Forget):
@@ -218,27 +233,34 @@ def _prepare(client: GraphClient, store: StateStore, profile: Profile, work: Tar
     return out
 
 
-def _run(client: GraphClient, pending: Sequence[_Pending]) -> list[BatchResult]:
+def _create_write(work: TargetWork, url: str, create: Create) -> _Write:
+    body = create.body if type(create.body) is dict else dict(create.body)  # the planner's dict, not copied
+    return _Write("POST", url, body=body, keep=CREATED_FIELDS, work=work, action=create, intent=True)
+
+
+def _run(client: GraphClient, pending: Sequence[_Write]) -> list[BatchResult]:
     if not pending:
         return []
-    return client.batch([p.request for p in pending])
+    return client.batch(pending)
 
 
-def _apply_result(outcome: _Outcome, profile: Profile, item: _Pending, result: BatchResult,
-                  now: Callable[[], str], report: ExecReport) -> list[_Pending]:
+def _apply_result(outcome: _Outcome, profile: Profile, item: _Write, result: BatchResult,
+                  written_at: str, report: ExecReport) -> list[_Write]:
     """Record one write's outcome; return follow-up writes (a recreate after a 404)."""
     work, action, mailbox = item.work, item.action, item.work.mailbox
     body = result.body if isinstance(result.body, dict) else {}
     if result.ok:
         if isinstance(action, Create):
             outcome.record(TargetRecord(
-                mailbox, action.source_key, str(body.get("id")), action.fingerprint, body.get("changeKey"), now()))
+                mailbox, action.source_key, str(body.get("id")), action.fingerprint, body.get("changeKey"),
+                written_at))
             report.counts["created" if item.intent else "adopted"] += 1
         elif isinstance(action, Update):
             old = work.records.get(action.source_key)
             outcome.record(TargetRecord(
                 mailbox, action.source_key, action.contact_id, action.fingerprint,
-                _change_key_if_as_desired(profile, action, body), now(), old.photo_etag if old is not None else None))
+                _change_key_if_as_desired(profile, action, body), written_at,
+                old.photo_etag if old is not None else None))
             report.counts["updated"] += 1
         elif isinstance(action, Delete):
             _drop_record(outcome, profile, work, action)
@@ -253,7 +275,7 @@ def _apply_result(outcome: _Outcome, profile: Profile, item: _Pending, result: B
         return []
     if status == 404 and isinstance(action, Update | Create) and not item.intent:
         # The contact was deleted outside galsync (on a phone) since we last wrote it.
-        return _deleted_on_device(outcome, profile, item, now, report)
+        return _deleted_on_device(outcome, profile, item, written_at, report)
     _failed(outcome, profile, item, result, report)
     return []
 
@@ -271,14 +293,14 @@ def _change_key_if_as_desired(profile: Profile, action: Update, body: Mapping[st
     return str(change_key) if change_key and fingerprint(shown) == action.fingerprint else None
 
 
-def _deleted_on_device(outcome: _Outcome, profile: Profile, item: _Pending, now: Callable[[], str],
-                       report: ExecReport) -> list[_Pending]:
+def _deleted_on_device(outcome: _Outcome, profile: Profile, item: _Write, written_at: str,
+                       report: ExecReport) -> list[_Write]:
     work, action = item.work, item.action
     key = action.source_key  # type: ignore[union-attr]
     if profile.policies.deleted_on_device == "respect":
         old = work.records.get(key)
         fp = old.fingerprint if old is not None else ""
-        outcome.record(TargetRecord(work.mailbox, key, None, fp, None, now(), deleted_on_device=True))
+        outcome.record(TargetRecord(work.mailbox, key, None, fp, None, written_at, deleted_on_device=True))
         report.counts["deletion_respected"] += 1
         return []
     create = replace(action, recover=False) if isinstance(action, Create) else (
@@ -287,10 +309,9 @@ def _deleted_on_device(outcome: _Outcome, profile: Profile, item: _Pending, now:
         outcome.forget(work.mailbox, key)
         report.counts["forgotten"] += 1
         return []
-    outcome.record(TargetRecord(work.mailbox, key, None, "", None, now()))
+    outcome.record(TargetRecord(work.mailbox, key, None, "", None, written_at))
     report.counts["recreated"] += 1
-    return [_Pending(work, create, BatchRequest("POST", contact_url(work.mailbox, work.folder_id),
-                                                body=dict(create.body)), intent=True)]
+    return [_create_write(work, contact_url(work.mailbox, work.folder_id), create)]
 
 
 def _drop_record(outcome: _Outcome, profile: Profile, work: TargetWork, action: Delete) -> None:
@@ -299,7 +320,7 @@ def _drop_record(outcome: _Outcome, profile: Profile, work: TargetWork, action: 
         outcome.forget(work.mailbox, action.source_key)
 
 
-def _failed(outcome: _Outcome, profile: Profile, item: _Pending, result: BatchResult, report: ExecReport) -> None:
+def _failed(outcome: _Outcome, profile: Profile, item: _Write, result: BatchResult, report: ExecReport) -> None:
     """A write that did not succeed: keep an in-flight record only if the create may have happened."""
     error = result.error
     code = getattr(error, "code", "") or str(result.status)
@@ -310,4 +331,4 @@ def _failed(outcome: _Outcome, profile: Profile, item: _Pending, result: BatchRe
     report.counts["failed"] += 1
     report.errors.append(f"{item.work.mailbox} {key}: {result.status} {code} (request-id {result.request_id})")
     log.warning("profile %s: %s to mailbox %s failed: %s %s (request-id %s)", profile.name,
-                item.request.method, item.work.mailbox, result.status, code, result.request_id)
+                item.method, item.work.mailbox, result.status, code, result.request_id)

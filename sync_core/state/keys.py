@@ -35,7 +35,7 @@ def check(what: str, value: object) -> str:
         raise StateValueError(f"{what} is empty")
     if len(value) > MAX_KEY_CHARS:
         raise StateValueError(f"{what} is {len(value)} characters long; at most {MAX_KEY_CHARS} are allowed")
-    if _LONE_SURROGATE.search(value):
+    if not value.isascii() and _LONE_SURROGATE.search(value):
         raise StateValueError(f"{what} is not valid Unicode (it holds a lone surrogate)")
     return value
 

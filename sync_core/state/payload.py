@@ -22,6 +22,8 @@ def utf16_units(text: str) -> int:
 
 def check_string(what: str, text: str) -> str:
     """Return `text` if a Table string property can hold it, else raise ValueTooLargeError naming `what`."""
+    if len(text) <= MAX_STRING_UNITS // 2:  # a code point is at most 2 UTF-16 units: fits without counting
+        return text
     units = utf16_units(text)
     if units > MAX_STRING_UNITS:
         raise ValueTooLargeError(

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from sync_core.core.records import Run, SourceRecord, Target, TargetRecord
 from sync_core.state import keys
 from sync_core.state.base import StateValueError
-from sync_core.state.payload import check_string, from_json, to_json
+from sync_core.state.payload import MAX_STRING_UNITS, check_string, from_json, to_json
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -59,12 +59,36 @@ def source_record(row: Mapping[str, Any]) -> SourceRecord:
     )
 
 
+def _short(value: object) -> bool:
+    """A string short enough for a Table property whatever its characters (what `text` accepts at once)."""
+    return type(value) is str and len(value) <= MAX_STRING_UNITS // 2
+
+
+def _short_or_none(value: object) -> bool:
+    return value is None or _short(value)
+
+
 def target_record_row(mailbox: str, record: TargetRecord) -> Row:
     key = keys.check("source key", record.source_key)
     if record.mailbox != mailbox:
         raise StateValueError(
             f"target record of source {key} is for mailbox {record.mailbox!r}, not {mailbox!r} as written"
         )
+    if (  # the usual record, checked without composing the names an error would need (a fill writes 100,000)
+        _short(record.fingerprint) and _short(record.written_at) and _short_or_none(record.contact_id)
+        and _short_or_none(record.change_key) and _short_or_none(record.photo_etag)
+        and type(record.deleted_on_device) is bool
+    ):
+        return {
+            "mailbox": mailbox,
+            "source_key": key,
+            "contact_id": record.contact_id,
+            "fingerprint": record.fingerprint,
+            "change_key": record.change_key,
+            "written_at": record.written_at,
+            "photo_etag": record.photo_etag,
+            "deleted_on_device": record.deleted_on_device,
+        }
     what = f"target record of source {key} in mailbox {mailbox}"
     return {
         "mailbox": mailbox,

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from graph_emulator import GraphEmulator
 from sync_core.graph import AuthError, GraphClient, Unauthorized
+from sync_core.graph.auth import HeldToken
 from sync_core.graph.clouds import CLOUDS, endpoints
 
 from .support import Mailbox, settings_for
@@ -54,6 +55,41 @@ def test_client_secret_gets_a_token_and_calls_graph(emu: GraphEmulator, mailbox:
         assert _purpose(client, mailbox) == "user"
         assert _purpose(client, mailbox) == "user"
     assert emu.log.count(route="/users/{user}/mailboxSettings/userPurpose", status=200) == 2
+
+
+def test_the_token_is_asked_of_msal_once_per_lifetime_not_per_request(
+    emu: GraphEmulator, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[object] = []
+    real = msal.ConfidentialClientApplication.acquire_token_for_client
+
+    def counting(self: msal.ConfidentialClientApplication, *args: Any, **kwargs: Any) -> Any:
+        asked.append(args)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(msal.ConfidentialClientApplication, "acquire_token_for_client", counting)
+    with GraphClient.from_settings(settings_for(emu)) as client:  # asks once, at start
+        for _ in range(5):
+            assert _purpose(client, mailbox) == "user"
+    assert len(asked) == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "kept_for"),
+    [
+        ({"access_token": "t", "expires_in": 3600}, 3300.0),  # until msal itself would renew it
+        ({"access_token": "t", "expires_in": 3600, "refresh_on": 1200}, 1200.0),  # msal's proactive refresh
+        ({"access_token": "t", "expires_in": 299}, None),  # msal renews it on the next ask anyway
+        ({"access_token": "t"}, None),  # no lifetime given: always ask msal
+    ],
+)
+def test_a_token_is_kept_until_msal_would_renew_it(
+    answer: dict[str, Any], kept_for: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(time, "monotonic", lambda: 1000.0)
+    monkeypatch.setattr(time, "time", lambda: 0.0)
+    held = HeldToken.of(answer)
+    assert (held.until - 1000.0 if held else None) == kept_for
 
 
 def test_wrong_secret_fails_at_start_naming_the_setting(emu: GraphEmulator) -> None:

@@ -146,3 +146,16 @@ def test_bad_batch_input_sends_nothing(emu: GraphEmulator, client: GraphClient, 
     with pytest.raises(ValueError, match="used twice"):
         client.batch([BatchRequest("GET", mailbox.contacts, id="x"), BatchRequest("GET", mailbox.contacts, id="x")])
     assert emu.log.count() == 0
+
+
+def test_keep_holds_only_the_named_fields_of_a_successful_answer(
+    emu: GraphEmulator, client: GraphClient, mailbox: Mailbox
+) -> None:
+    reqs = [BatchRequest("POST", mailbox.contacts, body={"displayName": "Kept"}, keep=("id", "changeKey")),
+            BatchRequest("PATCH", f"{mailbox.contacts}/AAMkAGVmMDEzMTM4LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAA=",
+                         body={"displayName": "Ghost"}, keep=("id", "changeKey"))]
+    created, missing = client.batch(reqs)
+    stored = emu.tenant.mailboxes.contacts(mailbox.user_id, mailbox.folder_id)[0]
+    assert created.ok and created.body == {"id": stored["id"], "changeKey": stored["changeKey"]}
+    # A failed answer keeps its whole body: the typed error is read from it.
+    assert isinstance(missing.error, NotFound) and missing.body["error"]["code"] == "ErrorItemNotFound"

@@ -316,6 +316,20 @@ def test_payload_over_the_table_limit_is_refused_by_name_and_nothing_is_written(
     assert store.get_source_records("Company") == {}
 
 
+def test_target_record_fields_are_held_to_the_table_limit_in_utf16_units(store: StateStore) -> None:
+    # 16,384 emoji are 32,768 UTF-16 code units: exactly what a Table string property holds.
+    at_limit = TargetRecord(mailbox="mbx", source_key="user:at", contact_id="c", fingerprint="fp",
+                            change_key="😀" * 16_384, written_at="2026-11-20T10:00:00Z")
+    over = TargetRecord(mailbox="mbx", source_key="user:over", contact_id="c", fingerprint="fp",
+                        change_key="😀" * 16_385, written_at="2026-11-20T10:00:00Z")
+    with pytest.raises(ValueTooLargeError, match="change_key of target record of source user:over in mailbox mbx"):
+        store.put_target_records("Company", "mbx", [at_limit, over])
+    assert store.get_target_records("Company", "mbx") == {}
+
+    store.put_target_records("Company", "mbx", [at_limit])
+    assert store.get_target_records("Company", "mbx") == {"user:at": at_limit}
+
+
 def test_payload_just_under_the_limit_round_trips(store: StateStore) -> None:
     big = source("user:big", 1, personalNotes="日" * 32_000)
     store.put_source_records("Company", [big])
