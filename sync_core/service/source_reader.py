@@ -51,7 +51,54 @@ class SourceRead:
     delta_link: str | None = None
     items: int = 0
     folder_mailbox: str | None = None  # user id of a folder source's mailbox
-    seen: set[str] = field(default_factory=set)  # every key handed on (a full read removes the others)
+    seen: SeenKeys = field(default_factory=lambda: SeenKeys())  # every key handed on (a full read removes the others)
+
+
+class SeenKeys:
+    """The keys a walk handed on, held compactly: the one thing a full read keeps per user.
+
+    A key whose id is a GUID in its usual lower-case form (users and org contacts: nearly a whole directory)
+    is held as one integer, exactly (the text is rebuilt and compared before an id is turned into a number);
+    any other key as its text. That is about half the memory of the text at 100,000 users.
+    """
+
+    _KINDS = {"user": 1, "orgcontact": 2}
+
+    def __init__(self) -> None:
+        self._ids: set[int] = set()
+        self._other: set[str] = set()
+
+    def add_all(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            compact = self._compact(key)
+            if isinstance(compact, int):
+                self._ids.add(compact)
+            else:
+                self._other.add(compact)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        compact = self._compact(key)
+        return compact in self._ids if isinstance(compact, int) else compact in self._other
+
+    def __len__(self) -> int:
+        return len(self._ids) + len(self._other)
+
+    @classmethod
+    def _compact(cls, key: str) -> int | str:
+        prefix, _, rest = key.partition(":")
+        kind = cls._KINDS.get(prefix)
+        if kind is None or len(rest) != 36:
+            return key
+        try:
+            number = int(rest.replace("-", ""), 16)
+        except ValueError:
+            return key
+        h = f"{number:032x}"
+        if f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" != rest:
+            return key  # not the canonical form: keep the text, so distinct keys stay distinct
+        return (kind << 128) | number
 
 
 def read_source(client: GraphClient, store: StateStore, profile: Profile, source: Source,
@@ -83,7 +130,7 @@ def _read(client: GraphClient, store: StateStore, profile: Profile, source: Sour
     chunks = (_user_chunks(client, store, profile, delta, members, out) if source.kind == "users"
               else _contact_chunks(profile, source.kind, delta, out))
     for chunk in chunks:
-        out.seen.update(chunk)
+        out.seen.add_all(chunk)
         on_chunk(chunk)
     out.items = max(out.items, len(out.seen))
     out.delta_link = delta.delta_link

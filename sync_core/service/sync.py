@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,8 +175,7 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
         if read.full:
             found.add(removed_after_full_read(store, profile, read))
     if memberships.changed and old_members is not None and profile.group_refs:
-        seen = set().union(*(read.seen for read in reads))
-        flipped = _filter_flips(profile, old_members, memberships.members, seen)
+        flipped = _filter_flips(profile, old_members, memberships.members, [read.seen for read in reads])
         found.add(fetch_users(client, store, profile, flipped, memberships.members))
     found.apply_manager_renames()
     report.changed, report.removed = found.changed, found.removed
@@ -230,12 +229,12 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
 
 
 def _filter_flips(profile: Profile, old: Mapping[str, frozenset[str]], new: Mapping[str, frozenset[str]],
-                  seen: set[str]) -> list[str]:
+                  seen: Sequence[Container[str]]) -> list[str]:
     """Users whose membership of a filter group changed and who are not already among this run's changes."""
     flipped: set[str] = set()
     for ref in profile.group_refs:
         flipped |= set(old.get(ref, frozenset())) ^ set(new.get(ref, frozenset()))
-    return sorted(u for u in flipped if f"user:{u}" not in seen)
+    return sorted(u for u in flipped if not any(f"user:{u}" in keys for keys in seen))
 
 
 def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, tchanges: target_set.TargetChanges, fill: set[str],

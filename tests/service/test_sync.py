@@ -211,3 +211,18 @@ def test_a_user_added_to_a_nested_group_becomes_a_target_and_a_source(
     graph.log.clear()
     run(rt, "Company directory")
     assert graph.log.count() == 3  # and quiet again: one watch request covers the nested groups too
+
+
+def test_keys_seen_by_a_full_read_are_held_exactly_however_compactly() -> None:
+    """A full read removes every stored key it did not see, so "seen" must never confuse two keys: GUID ids
+    are held as numbers, and a key whose text differs from the canonical GUID form stays text."""
+    from sync_core.service.source_reader import SeenKeys
+
+    seen = SeenKeys()
+    guid = "0a1b2c3d-0000-4000-8000-00000000abcd"
+    seen.add_all([f"user:{guid}", "folder:mbx:AAMkAD-_=", "user:not-a-guid"])
+    assert f"user:{guid}" in seen and "folder:mbx:AAMkAD-_=" in seen and "user:not-a-guid" in seen
+    assert f"user:{guid.upper()}" not in seen  # another key, however close
+    assert f"orgcontact:{guid}" not in seen  # same id, other kind of source
+    assert "user:0a1b2c3d-0000-4000-8000-00000000abce" not in seen
+    assert len(seen) == 3
