@@ -33,7 +33,7 @@ from . import targets as target_set
 from .executor import ExecReport, TargetWork, execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
-from .source_changes import SourceChanges
+from .source_changes import MAX_KEYS_PER_MESSAGE, SourceChanges
 from .source_reader import SourceRead, fetch_users, read_source, removed_after_full_read
 
 log = logging.getLogger("galsync.sync")
@@ -201,7 +201,7 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     if outbox is not None:
         changed_keys = None if outbox.get("keys") is None or changed_keys is None else \
             changed_keys | set(outbox["keys"])
-    if config_changed:
+    if config_changed or (changed_keys is not None and len(changed_keys) > MAX_KEYS_PER_MESSAGE):
         changed_keys = None
 
     if dry_run:

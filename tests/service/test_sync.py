@@ -226,3 +226,29 @@ def test_keys_seen_by_a_full_read_are_held_exactly_however_compactly() -> None:
     assert f"orgcontact:{guid}" not in seen  # same id, other kind of source
     assert "user:0a1b2c3d-0000-4000-8000-00000000abce" not in seen
     assert len(seen) == 3
+
+
+def test_an_unfinished_runs_keys_and_this_runs_past_one_message_push_every_key(
+    graph: GraphEmulator, make_runtime: MakeRuntime, monkeypatch: Any
+) -> None:
+    """A push message names at most MAX_KEYS_PER_MESSAGE keys (queue messages are 64 KB); when this run's
+    changes and those an unfinished run left in its outbox pass that together, the pushes plan every key."""
+    import sync_core.service.sync as sync_module
+
+    rt = make_runtime(graph)
+    run(rt, "Dispatch")
+    stored = sorted(rt.store.get_source_records("Dispatch"))
+    rt.store.put_doc("outbox", "Dispatch", {"run_id": "unfinished", "keys": stored[:2], "fill": [], "remove": []})
+    for driver in graph.scenario["drivers"][:2]:
+        graph.tenant.directory.update_user(driver, mobilePhone="+33 6 98 76 54 32")
+    monkeypatch.setattr(sync_module, "MAX_KEYS_PER_MESSAGE", 3)  # 2 + 2 keys: one too many for a message
+    sent: list[Any] = []
+
+    class Recording(InlineFanOut):
+        def push(self, message: Any) -> Any:
+            sent.append(message)
+            return super().push(message)
+
+    report = sync_profile(rt, "Dispatch", Recording(rt))
+    assert report.changed == 2 and sent
+    assert all(message.keys is None for message in sent)
