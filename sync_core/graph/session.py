@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlparse
 
 import requests
@@ -29,23 +29,9 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import (
     address_in_network,
     check_header_validity,
-    get_encoding_from_headers,
     is_ipv4_address,
     is_valid_cidr,
 )
-from urllib3 import exceptions as urllib3_exceptions
-from urllib3.exceptions import (
-    ClosedPoolError,
-    ConnectTimeoutError,
-    DecodeError,
-    LocationValueError,
-    MaxRetryError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-    ResponseError,
-)
-from urllib3.util import Timeout
 
 from .errors import AuthError
 
@@ -132,7 +118,7 @@ class GraphSession(requests.Session):
         CPU. The Graph client sends its own headers (bearer token, ids), follows no redirect and keeps no
         cookies. Kept exactly as `request` does it: URL quoting and header checks, the session's default
         headers, the environment's proxies and CA bundle (read once), the default timeouts, the adapter's
-        TLS context and pool, requests' exceptions, and the body read before returning.
+        TLS context and pool, and its `send` (requests' exceptions, the body read before returning).
         """
         prepared = requests.PreparedRequest()
         prepared.prepare_method(method)
@@ -151,15 +137,9 @@ class GraphSession(requests.Session):
         proxies.update(self.environment.proxies_for(target))
         adapter = self.get_adapter(target)
         verify = self.environment.ca_bundle or self.verify
-        if isinstance(adapter, _Adapter):
-            connect, read = self.default_timeout
-            timeout = Timeout(connect=connect, read=read)
-            return adapter.exchange(prepared, timeout, verify=verify, cert=self.cert, proxies=proxies)
-        response = adapter.send(
-            prepared, stream=True, timeout=self.default_timeout, verify=verify, cert=self.cert, proxies=proxies
+        return adapter.send(
+            prepared, stream=False, timeout=self.default_timeout, verify=verify, cert=self.cert, proxies=proxies
         )
-        _read_body(response)
-        return response
 
     def merge_environment_settings(
         self, url: str, proxies: dict[str, str] | None, stream: bool | None, verify: Any, cert: Any
@@ -184,55 +164,6 @@ class GraphSession(requests.Session):
         return super().rebuild_proxies(prepared_request, merged)
 
 
-def _requests_error(error: Exception, request: requests.PreparedRequest) -> Exception:
-    """The requests exception `HTTPAdapter.send` (and reading the body) would raise for a urllib3 error."""
-    exc = requests.exceptions
-    if isinstance(error, MaxRetryError):
-        reason = error.reason
-        if isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError):
-            return exc.ConnectTimeout(error, request=request)
-        if isinstance(reason, ResponseError):
-            return exc.RetryError(error, request=request)
-        if isinstance(reason, urllib3_exceptions.ProxyError):
-            return exc.ProxyError(error, request=request)
-        if isinstance(reason, urllib3_exceptions.SSLError):
-            return exc.SSLError(error, request=request)
-        return exc.ConnectionError(error, request=request)
-    if isinstance(error, ProtocolError | OSError | ClosedPoolError):
-        return exc.ConnectionError(error, request=request)
-    if isinstance(error, urllib3_exceptions.ProxyError):
-        return exc.ProxyError(error)
-    if isinstance(error, urllib3_exceptions.SSLError):
-        return exc.SSLError(error, request=request)
-    if isinstance(error, ReadTimeoutError):
-        return exc.ReadTimeout(error, request=request)
-    if isinstance(error, urllib3_exceptions.InvalidHeader):
-        return exc.InvalidHeader(error, request=request)
-    if isinstance(error, DecodeError):
-        return exc.ContentDecodingError(error, request=request)
-    return error
-
-
-def _read_body(response: requests.Response) -> None:
-    """Read the whole body now (inside the caller's concurrency slot), in one read.
-
-    What `Response.content` does, in one call instead of 10 KiB chunks through a generator, with the same
-    exceptions for a body that breaks off (`iter_content`'s mapping of urllib3's errors).
-    """
-    try:
-        body = response.raw.read(decode_content=True)
-    except ProtocolError as error:
-        raise requests.exceptions.ChunkedEncodingError(error) from None
-    except DecodeError as error:
-        raise requests.exceptions.ContentDecodingError(error) from None
-    except ReadTimeoutError as error:
-        raise requests.exceptions.ConnectionError(error) from None
-    except urllib3_exceptions.SSLError as error:
-        raise requests.exceptions.SSLError(error) from None
-    response._content = body or b""
-    response._content_consumed = True
-
-
 @lru_cache(maxsize=1024)
 def _quoted_url(url: str) -> str:
     """The URL as requests sends it (checked, IDNA host, quoted path); a run sends the same few many times."""
@@ -252,58 +183,6 @@ class _Adapter(HTTPAdapter):
     def __init__(self, context: ssl.SSLContext | None, **kwargs: Any) -> None:
         self._context = context
         super().__init__(**kwargs)
-
-    def exchange(
-        self,
-        request: requests.PreparedRequest,
-        timeout: Timeout,
-        *,
-        verify: Any,
-        cert: Any,
-        proxies: Mapping[str, str],
-    ) -> requests.Response:
-        """`send` for a Graph call, with the answer read by urllib3 in one piece.
-
-        The same pool (proxy, TLS context), certificate checks, retries setting and exceptions as `send`;
-        what it leaves out is the Response's own cookie jar (Graph sets no cookie galsync reads) and reading
-        the body in 10 KiB chunks through a generator, which together cost as much CPU as the JSON.
-        """
-        try:
-            conn = self.get_connection_with_tls_context(request, verify, proxies=dict(proxies), cert=cert)
-        except LocationValueError as error:
-            raise requests.exceptions.InvalidURL(error, request=request) from None
-        self.cert_verify(conn, str(request.url), verify, cert)
-        try:
-            raw = conn.urlopen(
-                method=str(request.method),
-                url=self.request_url(request, dict(proxies)),
-                body=cast(bytes | None, request.body),  # send_graph prepares bytes or nothing
-                headers=cast(Mapping[str, str], request.headers),  # as HTTPAdapter.send passes them
-                redirect=False,
-                assert_same_host=False,
-                preload_content=True,
-                decode_content=True,
-                retries=self.max_retries,
-                timeout=timeout,
-                chunked=False,
-            )
-        except Exception as error:
-            mapped = _requests_error(error, request)
-            if mapped is error:
-                raise
-            raise mapped from None
-        response = requests.Response()
-        response.status_code = raw.status
-        response.headers = CaseInsensitiveDict(raw.headers)
-        response.encoding = get_encoding_from_headers(response.headers)
-        response.raw = raw
-        response.reason = cast(str, raw.reason)  # as HTTPAdapter.build_response sets it
-        response.url = str(request.url)
-        response.request = request
-        response.connection = self
-        response._content = raw.data or b""
-        response._content_consumed = True
-        return response
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
