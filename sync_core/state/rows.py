@@ -74,31 +74,27 @@ def target_record_row(mailbox: str, record: TargetRecord) -> Row:
         raise StateValueError(
             f"target record of source {key} is for mailbox {record.mailbox!r}, not {mailbox!r} as written"
         )
-    if (  # the usual record, checked without composing the names an error would need (a fill writes 100,000)
+    if not (  # the usual record passes without composing the names an error needs (a fill writes 100,000)
         _short(record.fingerprint) and _short(record.written_at) and _short_or_none(record.contact_id)
         and _short_or_none(record.change_key) and _short_or_none(record.photo_etag)
         and type(record.deleted_on_device) is bool
     ):
-        return {
-            "mailbox": mailbox,
-            "source_key": key,
-            "contact_id": record.contact_id,
-            "fingerprint": record.fingerprint,
-            "change_key": record.change_key,
-            "written_at": record.written_at,
-            "photo_etag": record.photo_etag,
-            "deleted_on_device": record.deleted_on_device,
-        }
-    what = f"target record of source {key} in mailbox {mailbox}"
+        what = f"target record of source {key} in mailbox {mailbox}"  # raises naming the value that is wrong
+        text(f"contact_id of {what}", record.contact_id, optional=True)
+        text(f"fingerprint of {what}", record.fingerprint)
+        text(f"change_key of {what}", record.change_key, optional=True)
+        text(f"written_at of {what}", record.written_at)
+        text(f"photo_etag of {what}", record.photo_etag, optional=True)
+        flag(f"deleted_on_device of {what}", record.deleted_on_device)
     return {
         "mailbox": mailbox,
         "source_key": key,
-        "contact_id": text(f"contact_id of {what}", record.contact_id, optional=True),
-        "fingerprint": text(f"fingerprint of {what}", record.fingerprint),
-        "change_key": text(f"change_key of {what}", record.change_key, optional=True),
-        "written_at": text(f"written_at of {what}", record.written_at),
-        "photo_etag": text(f"photo_etag of {what}", record.photo_etag, optional=True),
-        "deleted_on_device": flag(f"deleted_on_device of {what}", record.deleted_on_device),
+        "contact_id": record.contact_id,
+        "fingerprint": record.fingerprint,
+        "change_key": record.change_key,
+        "written_at": record.written_at,
+        "photo_etag": record.photo_etag,
+        "deleted_on_device": record.deleted_on_device,
     }
 
 
