@@ -126,20 +126,29 @@ def prepare(base_url: str, requests: Sequence[BatchRequest]) -> list[_Item]:
 
 def _inner_headers(req: BatchRequest, in_mailbox: bool) -> dict[str, str]:
     """The request's headers plus what Graph needs: Content-Type with a body, immutable ids in a mailbox."""
-    if not req.headers:  # the usual case, without looking at each header
-        if req.body is None:
-            return {"Prefer": IMMUTABLE_ID} if in_mailbox else {}
-        if in_mailbox:
-            return {"Content-Type": "application/json", "Prefer": IMMUTABLE_ID}
-        return {"Content-Type": "application/json"}
-    headers = dict(req.headers)
+    headers = with_immutable_id(req.headers, in_mailbox)
     if req.body is not None and not any(k.lower() == "content-type" for k in headers):
         headers["Content-Type"] = "application/json"  # Graph rejects an inner body without it
-    if in_mailbox and not any(k.lower() == "prefer" and "idtype" in v.lower() for k, v in headers.items()):
-        prefer = [v for k, v in headers.items() if k.lower() == "prefer"]
-        headers = {k: v for k, v in headers.items() if k.lower() != "prefer"}
-        headers["Prefer"] = ", ".join([IMMUTABLE_ID, *prefer])
     return headers
+
+
+def with_immutable_id(headers: Mapping[str, str] | None, in_mailbox: bool) -> dict[str, str]:
+    """`headers` with their Prefer values in one header, led by immutable ids for a mailbox's items (contact
+    ids must survive moves between folders, graph-facts.md) unless the caller already asks for an IdType."""
+    if not headers:  # the usual case, without looking at each header
+        return {"Prefer": IMMUTABLE_ID} if in_mailbox else {}
+    out: dict[str, str] = {}
+    prefer: list[str] = []
+    for name, value in headers.items():
+        if name.lower() == "prefer":
+            prefer.append(value)
+        else:
+            out[name] = value
+    if in_mailbox and not any("idtype" in p.lower() for p in prefer):
+        prefer.insert(0, IMMUTABLE_ID)
+    if prefer:
+        out["Prefer"] = ", ".join(prefer)
+    return out
 
 
 def chunk(items: Sequence[_Item], size: int = MAX_BATCH) -> list[list[_Item]]:

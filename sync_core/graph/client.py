@@ -24,7 +24,7 @@ from sync_core.settings import Settings
 
 from . import jsonbody
 from .auth import TokenProvider, token_provider
-from .batch import IMMUTABLE_ID, BatchRequest, BatchResult, run_batch
+from .batch import BatchRequest, BatchResult, run_batch, with_immutable_id
 from .clouds import endpoints
 from .concurrency import Limiter
 from .errors import GraphError, MaybeApplied, Throttled, TransientError, error_from_response
@@ -320,24 +320,7 @@ class GraphClient:
         )
 
     def _headers(self, rel: str, extra: Mapping[str, str] | None, cid: str) -> dict[str, str]:
-        hdrs = {"client-request-id": cid}
-        in_mailbox = mailbox_of(rel) is not None
-        if not extra:
-            if in_mailbox:
-                hdrs["Prefer"] = IMMUTABLE_ID
-            return hdrs
-        prefer: list[str] = []
-        for name, value in extra.items():
-            if name.lower() == "prefer":
-                prefer.append(value)
-            else:
-                hdrs[name] = value
-        # Contact ids must survive moves between folders (graph-facts.md, immutable ids).
-        if in_mailbox and not any("idtype" in p.lower() for p in prefer):
-            prefer.insert(0, IMMUTABLE_ID)
-        if prefer:
-            hdrs["Prefer"] = ", ".join(prefer)
-        return hdrs
+        return {"client-request-id": cid, **with_immutable_id(extra, mailbox_of(rel) is not None)}
 
     def _attempt(self, call: _Call) -> requests.Response:
         """One try: the HTTP exchange inside the concurrency slots, then the retry decision.
