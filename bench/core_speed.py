@@ -199,8 +199,8 @@ def _rss_child(mode: str) -> None:
     baseline = _peak_mb()
     started = time.perf_counter()
     if mode == "reader":
-        read = len(read_source(rt.client, rt.store, profile, profile.sources[0], {}, full=True,
-                               on_chunk=lambda chunk: None).seen)
+        read = read_source(rt.client, rt.store, profile, profile.sources[0], {}, full=True,
+                           on_chunk=lambda chunk: None).items
     else:
         report = sync_profile(rt, PROFILE, InlineFanOut(rt))
         read = report.changed

@@ -147,7 +147,6 @@ def _read(client: GraphClient, store: StateStore, profile: Profile, source: Sour
     for chunk in chunks:
         out.seen.add_all(chunk)
         on_chunk(chunk)
-    out.items = max(out.items, len(out.seen))
     out.delta_link = delta.delta_link
     return out
 
