@@ -18,7 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sync_core.core.actions import Create
@@ -26,6 +26,7 @@ from sync_core.core.plan import create_action, plan_removed_target, plan_target
 from sync_core.core.profile import Profile
 from sync_core.core.records import Run, SourceRecord, Target
 from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
+from sync_core.graph import GraphError
 from sync_core.state.leases import run_exclusively
 
 from . import groups as group_watch
@@ -167,25 +168,22 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     old_members = group_watch.load(store, profile, refs) if refs else {}
     memberships = group_watch.read_memberships(client, store, profile, force=config_changed)
 
-    # 2. sources, a chunk at a time: compared and (in a real run) stored as they are read, outbox first
-    found = SourceChanges(rt, profile, report.run_id, dry_run, outbox)
-    reads: list[SourceRead] = [read_source(client, store, profile, source, memberships.members, full=config_changed,
-                                           on_chunk=found.add) for source in profile.sources]
-    for read in reads:
-        if read.full:
-            found.add(removed_after_full_read(store, profile, read))
-    if memberships.changed and old_members is not None and profile.group_refs:
-        flipped = _filter_flips(profile, old_members, memberships.members, [read.seen for read in reads])
-        found.add(fetch_users(client, store, profile, flipped, memberships.members))
-    found.apply_manager_renames()
-    report.changed, report.removed = found.changed, found.removed
-
-    # 3. targets
+    # 2. sources, a chunk at a time: compared and (in a real run) stored as they are read, outbox first;
+    # 3. meanwhile the targets: they depend only on the memberships, so their look-ups (and a real run's new
+    #    folders) take no time of their own when the sources take several delta pages.
     stored_targets = store.get_targets(profile.name)
     unfinished_removal = set((outbox or {}).get("remove", []))
+    resolving = memberships.changed or config_changed or not stored_targets
+    with ThreadPoolExecutor(1, thread_name_prefix="galsync-targets") as pool:
+        resolved = pool.submit(_resolve_targets, rt, profile, memberships.members, stored_targets, dry_run) \
+            if resolving else None
+        found = SourceChanges(rt, profile, report.run_id, dry_run, outbox)
+        reads = _read_sources(rt, profile, found, memberships, old_members, full=config_changed)
+        tchanges = resolved.result() if resolved is not None else None
+    report.changed, report.removed = found.changed, found.removed
+
     back: set[str] = set()
-    if memberships.changed or config_changed or not stored_targets:
-        tchanges = target_set.resolve(client, store, profile, memberships.members, stored_targets)
+    if tchanges is not None:
         # A mailbox an unfinished run was removing is a target again: fill it instead of emptying it.
         back = unfinished_removal & set(tchanges.active)
         unfinished_removal -= back
@@ -226,6 +224,45 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
 
     report.messages = _fan_out(rt, profile, fanout, tchanges, fill, removed_targets, changed_keys, report)
     store.delete_doc("outbox", profile.name)
+
+
+def _read_sources(rt: Runtime, profile: Profile, found: SourceChanges, memberships: group_watch.Memberships,
+                  old_members: Mapping[str, frozenset[str]] | None, *, full: bool) -> list[SourceRead]:
+    """Read every source (by delta, or in full), handing each chunk to `found`; then what the walks imply:
+    removals after a full read, users whose filter-group membership flipped, managers' new names."""
+    client, store = rt.client, rt.store
+    reads = [read_source(client, store, profile, source, memberships.members, full=full, on_chunk=found.add)
+             for source in profile.sources]
+    for read in reads:
+        if read.full:
+            found.add(removed_after_full_read(store, profile, read))
+    if memberships.changed and old_members is not None and profile.group_refs:
+        flipped = _filter_flips(profile, old_members, memberships.members, [read.seen for read in reads])
+        found.add(fetch_users(client, store, profile, flipped, memberships.members))
+    found.apply_manager_renames()
+    return reads
+
+
+def _resolve_targets(rt: Runtime, profile: Profile, members: Mapping[str, Iterable[str]],
+                     stored: Mapping[str, Target], dry_run: bool) -> target_set.TargetChanges:
+    """The target set, with a real run's new targets given their managed folders at once (in `$batch` calls).
+
+    Runs beside the source read. Finding or creating a folder is idempotent (the folder carries galsync's
+    tag), so a crash before the new targets are stored costs nothing: the next run finds the same folders.
+    A folder that cannot be had here (a foreign namesake, an error) is left to the push, which reports it.
+    """
+    tchanges = target_set.resolve(rt.client, rt.store, profile, members, stored)
+    if dry_run or not tchanges.new:
+        return tchanges
+    try:
+        folders = ensure_folders(rt.client, profile, list(tchanges.new))
+    except GraphError as exc:
+        log.info("profile %s: managed folders left to the push (%s)", profile.name, type(exc).__name__)
+        return tchanges
+    for mailbox, folder in folders.items():
+        if isinstance(folder, str):
+            tchanges.active[mailbox] = replace(tchanges.active[mailbox], folder_id=folder)
+    return tchanges
 
 
 def _filter_flips(profile: Profile, old: Mapping[str, frozenset[str]], new: Mapping[str, frozenset[str]],

@@ -7,9 +7,13 @@ one contact too many or reads what it should not.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import pytest
+
 from graph_emulator import GraphEmulator
+from sync_core.service import sync as sync_module
 from sync_core.core.tags import read_contact_tag
 from sync_core.service.runtime import Runtime
 from sync_core.service.sync import InlineFanOut, sync_profile
@@ -175,6 +179,36 @@ def test_dry_run_plans_and_writes_nothing(graph: GraphEmulator, make_runtime: Ma
     assert report.planned == {"Create": 400}
     assert writes(graph) == 0 and graph.log.count(method="POST", route="/users/{user}/contactFolders") == 0
     assert rt.store.get_source_records("Dispatch") == {} and rt.store.recent_runs("Dispatch") == []
+
+
+def test_a_first_fill_sets_up_its_targets_while_the_directory_is_read(
+    graph: GraphEmulator, make_runtime: MakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The target look-ups and the new targets' folders need only the memberships, so they do not wait for the
+    directory read (25 delta pages at 500 users): here the read waits until every target has its folder,
+    which only ends if the two run side by side. The requests are the same ones, in the same $batch calls."""
+    read_source = sync_module.read_source
+    folders_before_read: list[int] = []
+
+    def read_once_folders_exist(*args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + 30
+        while graph.log.count(method="POST", route="/users/{user}/contactFolders") < 120:
+            assert time.monotonic() < deadline, "the folders were not created while the directory was read"
+            time.sleep(0.01)
+        folders_before_read.append(graph.log.count(method="POST", route="/users/{user}/contactFolders"))
+        return read_source(*args, **kwargs)
+
+    monkeypatch.setattr(sync_module, "read_source", read_once_folders_exist)
+    rt = make_runtime(graph)
+    report = run(rt, "Company directory")
+    assert folders_before_read == [120, 120]  # users, then org contacts: both read after the folders were made
+    assert report.new_targets == 120 and report.exec.counts["failed"] == 0
+    targets = rt.store.get_targets("Company directory")
+    for mailbox, target in targets.items():
+        [name] = [f["displayName"] for f in graph.tenant.mailboxes.folders(mailbox) if f["id"] == target.folder_id]
+        assert [f["id"] for f in graph.tenant.mailboxes.folders(mailbox) if f["displayName"] == name] == \
+            [target.folder_id], mailbox
+    assert graph.log.count(method="POST", route="/users/{user}/contactFolders") == 120  # none made twice
 
 
 def test_a_same_named_folder_galsync_did_not_create_is_never_taken_over(
