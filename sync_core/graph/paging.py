@@ -8,6 +8,7 @@ on the first request, because next and delta links already carry the original qu
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from .errors import GraphError
@@ -82,3 +83,17 @@ class Delta(Iterator[dict[str, Any]]):
                 raise GraphError(
                     200, "MissingDeltaLink", "a delta page had neither @odata.nextLink nor @odata.deltaLink"
                 )
+
+    def batches(self, size: int) -> Iterator[list[dict[str, Any]]]:
+        """The items in lists of at most `size`, a list never waiting for a page beyond the one that arrived.
+
+        A caller that stores or writes what it reads can start on a page while Graph prepares the next.
+        """
+        while True:
+            batch = list(islice(self._items, size))
+            if not batch:
+                first = next(self, None)  # the next page (or the end of the walk, which sets delta_link)
+                if first is None:
+                    return
+                batch = [first, *islice(self._items, size - 1)]
+            yield batch

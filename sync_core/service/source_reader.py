@@ -33,7 +33,7 @@ from sync_core.core.sources import (
     source_key_prefix,
     user_key,
 )
-from sync_core.graph import DeltaTokenExpired, GraphClient, NotFound
+from sync_core.graph import Delta, DeltaTokenExpired, GraphClient, NotFound
 from sync_core.state.base import StateStore
 
 log = logging.getLogger("galsync.sources")
@@ -152,6 +152,10 @@ def _read(client: GraphClient, store: StateStore, profile: Profile, source: Sour
 
 
 def _batched(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """Lists of at most `size` items; from a delta walk, a page's items are handed on when the page arrives."""
+    if isinstance(items, Delta):
+        yield from items.batches(size)
+        return
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch

@@ -57,6 +57,21 @@ def test_delta_yields_items_then_a_link_that_returns_only_changes(
     assert changes.delta_link and emu.log.count(route=DELTA) == 6
 
 
+def test_delta_batches_hand_each_page_on_before_the_next_is_asked_for(
+    emu: GraphEmulator, client: GraphClient, mailbox: Mailbox
+) -> None:
+    """What a sync stores (and writes) a page at a time can start before Graph is asked for the next page."""
+    _fill(emu, mailbox, 25)
+    delta = client.delta(_delta_path(mailbox), headers={"Prefer": "odata.maxpagesize=10"})
+    sizes, asked = [], []
+    for batch in delta.batches(4):
+        sizes.append(len(batch))
+        asked.append(emu.log.count(route=DELTA))
+    assert sizes == [4, 4, 2, 4, 4, 2, 4, 1]  # never more than 4, and never across a page boundary
+    assert asked == [1, 1, 1, 2, 2, 2, 3, 3]
+    assert delta.delta_link is not None and delta.pages == 3
+
+
 def test_deleted_contacts_come_back_as_removed(emu: GraphEmulator, client: GraphClient, mailbox: Mailbox) -> None:
     _fill(emu, mailbox, 3)
     delta = client.delta(_delta_path(mailbox))
