@@ -7,13 +7,14 @@ A profile that fails is reported and the others still run; the exit code is 1 if
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from sync_core.core.records import Target
 from sync_core.service.executor import ExecReport
 from sync_core.service.reconcile import ReconcileReport, reconcile_profile
 from sync_core.service.runtime import PushMessage, Runtime
@@ -44,6 +45,9 @@ class ProgressFanOut:
         result = self._inline.push(message)
         self._advance(len(message.mailboxes))
         return result
+
+    def early_push(self, message: PushMessage, targets: Mapping[str, Target]) -> ExecReport:
+        return self._inline.early_push(message, targets)
 
     def push_all(self, messages: Sequence[PushMessage]) -> list[ExecReport]:
         return self._inline.push_all(messages, push=self.push)

@@ -12,7 +12,7 @@ A dry run stores nothing: it keeps the changes in memory for the planner instead
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,8 @@ class SourceChanges:
     run_id: str
     dry_run: bool
     outbox: Mapping[str, Any] | None  # the outbox an earlier, unfinished run left (None: none)
+    # Told the keys of each set of new or changed records once they are stored (a real run only).
+    on_stored: Callable[[Collection[str]], None] | None = None
     changed: int = 0
     removed: int = 0
     # Changed and removed keys; None once there are more than a push message can name (push everything).
@@ -111,6 +113,8 @@ class SourceChanges:
                 store.put_doc("prev", f"{name}|{key}", {"fingerprint": old.fingerprint, "payload": dict(old.payload)})
         store.put_source_records(name, new_records.values())
         store.delete_source_records(name, removed)
+        if self.on_stored is not None and new_records:
+            self.on_stored(list(new_records))
 
     def _write_outbox_first(self) -> None:
         if self._outbox_written:

@@ -17,7 +17,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,6 +31,7 @@ from sync_core.state.leases import run_exclusively
 
 from . import groups as group_watch
 from . import targets as target_set
+from .early_fill import EarlyFill
 from .executor import ExecReport, TargetWork, execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
@@ -89,6 +90,13 @@ class InlineFanOut:
 
     def push(self, message: PushMessage) -> ExecReport:
         result = push_targets(self.rt, message)
+        with self._lock:
+            self.report.merge(result)
+        return result
+
+    def early_push(self, message: PushMessage, targets: Mapping[str, Target]) -> ExecReport:
+        """A push to targets this run found and has not stored yet (early_fill.py): pushes run in this process."""
+        result = push_targets(self.rt, message, targets=targets)
         with self._lock:
             self.report.merge(result)
         return result
@@ -170,15 +178,25 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
 
     # 2. sources, a chunk at a time: compared and (in a real run) stored as they are read, outbox first;
     # 3. meanwhile the targets: they depend only on the memberships, so their look-ups (and a real run's new
-    #    folders) take no time of their own when the sources take several delta pages.
+    #    folders) take no time of their own when the sources take several delta pages; and when the pushes
+    #    run in this process, new targets get the stored records while the read goes on (early_fill.py).
     stored_targets = store.get_targets(profile.name)
     unfinished_removal = set((outbox or {}).get("remove", []))
     resolving = memberships.changed or config_changed or not stored_targets
     with ThreadPoolExecutor(1, thread_name_prefix="galsync-targets") as pool:
         resolved = pool.submit(_resolve_targets, rt, profile, memberships.members, stored_targets, dry_run) \
             if resolving else None
-        found = SourceChanges(rt, profile, report.run_id, dry_run, outbox)
-        reads = _read_sources(rt, profile, found, memberships, old_members, full=config_changed)
+        early = _early_fill(profile, fanout, resolved, report.run_id) if not dry_run else None
+        found = SourceChanges(rt, profile, report.run_id, dry_run, outbox,
+                              on_stored=early.stored if early is not None else None)
+        try:
+            reads = _read_sources(rt, profile, found, memberships, old_members, full=config_changed)
+        except BaseException:
+            if early is not None:
+                early.cancel()
+            raise
+        if early is not None:
+            report.exec.merge(early.finish())
         tchanges = resolved.result() if resolved is not None else None
     report.changed, report.removed = found.changed, found.removed
 
@@ -241,6 +259,17 @@ def _read_sources(rt: Runtime, profile: Profile, found: SourceChanges, membershi
         found.add(fetch_users(client, store, profile, flipped, memberships.members))
     found.apply_manager_renames()
     return reads
+
+
+def _early_fill(profile: Profile, fanout: FanOut, targets: Future[target_set.TargetChanges] | None, run_id: str
+                ) -> EarlyFill | None:
+    """Early writes to new targets (early_fill.py), when the pushes run in this process and the profile has one
+    source; None otherwise."""
+    early_push = getattr(fanout, "early_push", None)
+    if targets is None or early_push is None or len(profile.sources) != 1:
+        return None
+    return EarlyFill(profile.name, targets, lambda keys, found: early_push(
+        PushMessage(profile.name, tuple(sorted(found)), keys, "changes", run_id), found))
 
 
 def _resolve_targets(rt: Runtime, profile: Profile, members: Mapping[str, Iterable[str]],
@@ -309,8 +338,9 @@ def profile_fingerprint(profile: Profile) -> str:
 # --- push_targets ---------------------------------------------------------------------------------------------
 
 
-def push_targets(rt: Runtime, message: PushMessage) -> ExecReport:
-    """Plan and apply a profile's contacts to a chunk of target mailboxes.
+def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Target] | None = None) -> ExecReport:
+    """Plan and apply a profile's contacts to a chunk of target mailboxes (`targets`: instead of the stored
+    ones, for targets this run found and has not stored yet).
 
     Each mailbox is written under its own lease, so two pushes that overlap (two quick changes fanned out
     to the same targets, handled by two instances) never both create the same contact (I2). Mailboxes held
@@ -326,7 +356,7 @@ def push_targets(rt: Runtime, message: PushMessage) -> ExecReport:
          else busy).append(mailbox)
     try:
         report = _push_held(rt, profile, PushMessage(message.profile, tuple(held), message.keys, message.mode,
-                                                      message.run_id))
+                                                      message.run_id), targets)
     finally:
         for mailbox in held:
             store.release_lease(_target_lease(profile, mailbox), rt.owner)
@@ -339,9 +369,11 @@ def _target_lease(profile: Profile, mailbox: str) -> str:
     return f"push:{profile.name}:{mailbox}"
 
 
-def _push_held(rt: Runtime, profile: Profile, message: PushMessage) -> ExecReport:
+def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target] | None
+               ) -> ExecReport:
     store, client = rt.store, rt.client
-    targets = store.get_targets(profile.name)
+    if targets is None:
+        targets = store.get_targets(profile.name)
     if message.mode == "remove":
         return _remove_targets(rt, profile, message, targets)
     desired, previous, wanted_keys = _desired(store, profile, message.keys)

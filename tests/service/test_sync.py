@@ -18,7 +18,7 @@ from sync_core.core.tags import read_contact_tag
 from sync_core.service.runtime import Runtime
 from sync_core.service.sync import InlineFanOut, sync_profile
 
-from .conftest import MakeRuntime
+from .conftest import SMALL_CONFIG, MakeRuntime
 
 CONTACTS = "/users/{user}/contactFolders/{folder}/contacts"
 CONTACT = "/users/{user}/contactFolders/{folder}/contacts/{contact}"
@@ -209,6 +209,41 @@ def test_a_first_fill_sets_up_its_targets_while_the_directory_is_read(
         assert [f["id"] for f in graph.tenant.mailboxes.folders(mailbox) if f["displayName"] == name] == \
             [target.folder_id], mailbox
     assert graph.log.count(method="POST", route="/users/{user}/contactFolders") == 120  # none made twice
+
+
+def test_a_first_fill_writes_to_new_targets_while_the_directory_is_still_read(
+    make_runtime: MakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New targets get the first page's contacts before the second page is asked for (early_fill.py), and the
+    run's fan-out that follows writes only what the early writes left: every contact exactly once."""
+    with GraphEmulator.start(scenario=None) as g:
+        g.tenant.directory.delta_page_size = 2
+        users = [g.tenant.directory.add_user(displayName=f"Driver {i}", mailNickname=f"d{i}",
+                                             mobilePhone=f"+44 7700 90000{i}")["id"] for i in range(6)]
+        g.tenant.directory.add_group("Phones", members=users[:3])
+        read_source = sync_module.read_source
+        seen_at_first_writes: list[int] = []
+
+        def read_pausing_after_the_first_page(*args: Any, on_chunk: Any, **kwargs: Any) -> Any:
+            def hand_on(chunk: Any) -> None:
+                on_chunk(chunk)
+                if seen_at_first_writes:
+                    return
+                deadline = time.monotonic() + 30
+                while g.log.count(method="POST", route=CONTACTS) < 3 * len(chunk):
+                    assert time.monotonic() < deadline, "nothing was written while the directory was read"
+                    time.sleep(0.01)
+                seen_at_first_writes.append(g.log.count(method="GET", route="/users/delta"))
+            return read_source(*args, on_chunk=hand_on, **kwargs)
+
+        monkeypatch.setattr(sync_module, "read_source", read_pausing_after_the_first_page)
+        rt = make_runtime(g, SMALL_CONFIG)
+        report = run(rt, "Small")
+        assert seen_at_first_writes == [1]  # the first page's contacts were on the phones before page 2 was read
+        assert report.exec.counts["created"] == 3 * 6 == writes(g)  # no contact written twice
+        for mailbox in users[:3]:
+            tags = sorted(read_contact_tag(c).source_key for c in managed_contacts(g, rt, "Small", mailbox))
+            assert tags == sorted(f"user:{u}" for u in users), mailbox
 
 
 def test_a_same_named_folder_galsync_did_not_create_is_never_taken_over(
