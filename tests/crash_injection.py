@@ -5,10 +5,14 @@ the worker never learns what came next, which is what a killed process leaves be
 tests/service/test_crash_recovery.py (a crash at every point of one run) and tests/chaos (crashes at drawn
 points in random histories). Leases are not crash points: an exception releases them (a real SIGKILL, which
 leaves them held, is tests/chaos/test_sigkill.py).
+
+A worker has several threads (the early fill's lanes, pushes side by side), and a killed process stops them
+all at once: here the counted calls are made one at a time, so none slips in after the N-th.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from sync_core.graph import GraphClient
@@ -31,6 +35,7 @@ class CrashingStore:
 
     def __init__(self, inner: StateStore, crash_at: int | None, *, counting: set[str] | None = None) -> None:
         self._inner, self.crash_at, self.writes, self.dead = inner, crash_at, 0, False
+        self._lock = threading.Lock()
         self._counting = STATE_WRITES if counting is None else counting & STATE_WRITES
 
     def __getattr__(self, name: str) -> Any:
@@ -39,17 +44,18 @@ class CrashingStore:
             return attr
 
         def write(*args: Any, **kwargs: Any) -> Any:
-            if self.dead:
-                raise Crash("the worker is dead: no more writes")
-            if name in ("put_source_records", "put_target_records"):
-                args = (*args[:-1], list(args[-1]))  # generators are consumed once, by the real store
-            result = attr(*args, **kwargs)
-            if name in self._counting:
-                self.writes += 1
-                if self.writes == self.crash_at:
-                    self.dead = True
-                    raise Crash(f"after state write {self.writes} ({name})")
-            return result
+            with self._lock:
+                if self.dead:
+                    raise Crash("the worker is dead: no more writes")
+                if name in ("put_source_records", "put_target_records"):
+                    args = (*args[:-1], list(args[-1]))  # generators are consumed once, by the real store
+                result = attr(*args, **kwargs)
+                if name in self._counting:
+                    self.writes += 1
+                    if self.writes == self.crash_at:
+                        self.dead = True
+                        raise Crash(f"after state write {self.writes} ({name})")
+                return result
         return write
 
 
@@ -62,11 +68,20 @@ class CrashingGraph:
 
     def __init__(self, client: GraphClient, crash_at: int | None, *, reads: bool = False) -> None:
         self.client, self.crash_at, self.reads, self.calls = client, crash_at, reads, 0
+        self._lock = threading.Lock()
         self._batch, self._request = client.batch, client.request
         client.batch = self.batch  # type: ignore[method-assign]
         client.request = self.request  # type: ignore[method-assign]
 
     def batch(self, requests: Any) -> Any:
+        with self._lock:
+            return self._counted_batch(requests)
+
+    def request(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._counted_request(method, *args, **kwargs)
+
+    def _counted_batch(self, requests: Any) -> Any:
         if self.crash_at is not None and self.calls >= self.crash_at:
             raise Crash("the worker is dead: no more requests")
         if self.crash_at is not None and self.calls + len(requests) >= self.crash_at:
@@ -76,7 +91,7 @@ class CrashingGraph:
         self.calls += len(requests)
         return self._batch(requests)
 
-    def request(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    def _counted_request(self, method: str, *args: Any, **kwargs: Any) -> Any:
         if self.crash_at is not None and self.calls >= self.crash_at:
             raise Crash("the worker is dead: no more requests")
         result = self._request(method, *args, **kwargs)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from graph_emulator import GraphEmulator
-from sync_core.service import sync as sync_module
 from sync_core.core.tags import read_contact_tag
+from sync_core.service import sync as sync_module
 from sync_core.service.runtime import Runtime
 from sync_core.service.sync import InlineFanOut, sync_profile
 
@@ -237,7 +237,7 @@ def test_a_first_fill_writes_to_new_targets_while_the_directory_is_still_read(
             return read_source(*args, on_chunk=hand_on, **kwargs)
 
         monkeypatch.setattr(sync_module, "read_source", read_pausing_after_the_first_page)
-        rt = make_runtime(g, SMALL_CONFIG)
+        rt = make_runtime(g, SMALL_CONFIG + "\n[profile.photos]\nenabled = false\n")
         report = run(rt, "Small")
         assert seen_at_first_writes == [1]  # the first page's contacts were on the phones before page 2 was read
         assert report.exec.counts["created"] == 3 * 6 == writes(g)  # no contact written twice
