@@ -70,7 +70,7 @@ class _Item:
     method: str
     path: str  # relative, with leading slash
     body: Any
-    headers: dict[str, str]
+    headers: Mapping[str, str]  # shared between items (_inner_headers): read only
     depends_on: tuple[str, ...]
     mailbox: str | None
     keep: tuple[str, ...] | None = None
@@ -124,8 +124,15 @@ def prepare(base_url: str, requests: Sequence[BatchRequest]) -> list[_Item]:
     return items
 
 
+# The inner headers of the usual write (no headers of its own, a JSON body, in a mailbox): one dict shared
+# by every such request (a fill sends 50,000 of them), so nothing may change an _Item's headers.
+_MAILBOX_JSON_HEADERS = {"Prefer": IMMUTABLE_ID, "Content-Type": "application/json"}
+
+
 def _inner_headers(req: BatchRequest, in_mailbox: bool) -> dict[str, str]:
     """The request's headers plus what Graph needs: Content-Type with a body, immutable ids in a mailbox."""
+    if not req.headers and in_mailbox and req.body is not None:
+        return _MAILBOX_JSON_HEADERS
     headers = with_immutable_id(req.headers, in_mailbox)
     if req.body is not None and not any(k.lower() == "content-type" for k in headers):
         headers["Content-Type"] = "application/json"  # Graph rejects an inner body without it
@@ -154,8 +161,17 @@ def with_immutable_id(headers: Mapping[str, str] | None, in_mailbox: bool) -> di
 def chunk(items: Sequence[_Item], size: int = MAX_BATCH) -> list[list[_Item]]:
     """Chunks of at most `size`: dependency groups kept whole, requests to one mailbox kept together."""
     if not any(it.depends_on for it in items):
-        # Every request is its own group: the packing below comes down to slicing the sorted list.
-        ordered_items = sorted(items, key=lambda it: (it.mailbox or "", it.index))
+        # Every request is its own group: the packing below comes down to slicing each mailbox's requests
+        # (in input order) in the order of the mailboxes.
+        by_mailbox: dict[str, list[_Item]] = {}
+        for it in items:
+            mailbox = it.mailbox or ""
+            same = by_mailbox.get(mailbox)
+            if same is None:
+                by_mailbox[mailbox] = [it]
+            else:
+                same.append(it)
+        ordered_items = [it for mailbox in sorted(by_mailbox) for it in by_mailbox[mailbox]]
         return _interleave([ordered_items[i : i + size] for i in range(0, len(ordered_items), size)])
     parent = {it.id: it.id for it in items}
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sync_core.core.actions import Create
-from sync_core.core.plan import create_action, plan_removed_target, plan_target
+from sync_core.core.plan import SharedCreates, create_action, plan_removed_target, plan_target
 from sync_core.core.profile import Profile
 from sync_core.core.records import Run, SourceRecord, Target
 from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
@@ -382,10 +382,11 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
     works: list[TargetWork] = []
     report = ExecReport()
     active = [targets[m] for m in message.mailboxes if m in targets and targets[m].active]
+    shared = SharedCreates(profile)  # a contact's create is the same for every target of the push
     for target in _with_folders(rt, profile, active, report):
         mailbox = target.mailbox
         records = store.get_target_records(profile.name, mailbox, wanted_keys)
-        actions = plan_target(mailbox, want, previous, records, profile)
+        actions = plan_target(mailbox, want, previous, records, profile, shared)
         works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
     report.merge(execute(client, store, profile, works, rt.now_iso))
     log.info("profile %s: push %s to %d mailbox(es): %s", profile.name, message.run_id, len(works),

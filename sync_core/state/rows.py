@@ -59,43 +59,41 @@ def source_record(row: Mapping[str, Any]) -> SourceRecord:
     )
 
 
-def _short(value: object) -> bool:
-    """A string short enough for a Table property whatever its characters (what `text` accepts at once)."""
-    return type(value) is str and len(value) <= MAX_STRING_UNITS // 2
+_SHORT = MAX_STRING_UNITS // 2  # a string this short fits a Table property whatever its characters
+
+# The columns of a target record row, in the order `target_record_values` gives them.
+TARGET_RECORD_COLUMNS = ("mailbox", "source_key", "contact_id", "fingerprint", "change_key", "written_at",
+                         "photo_etag", "deleted_on_device")
 
 
-def _short_or_none(value: object) -> bool:
-    return value is None or _short(value)
-
-
-def target_record_row(mailbox: str, record: TargetRecord) -> Row:
+def target_record_values(mailbox: str, record: TargetRecord) -> tuple[Any, ...]:
+    """The checked values of a target record, in TARGET_RECORD_COLUMNS order (a fill writes 100,000)."""
     key = keys.check("source key", record.source_key)
     if record.mailbox != mailbox:
         raise StateValueError(
             f"target record of source {key} is for mailbox {record.mailbox!r}, not {mailbox!r} as written"
         )
-    if not (  # the usual record passes without composing the names an error needs (a fill writes 100,000)
-        _short(record.fingerprint) and _short(record.written_at) and _short_or_none(record.contact_id)
-        and _short_or_none(record.change_key) and _short_or_none(record.photo_etag)
-        and type(record.deleted_on_device) is bool
+    contact_id, fp, change_key = record.contact_id, record.fingerprint, record.change_key
+    written_at, photo_etag, deleted = record.written_at, record.photo_etag, record.deleted_on_device
+    if not (  # the usual record passes this quick check without composing the names an error needs
+        type(fp) is str and len(fp) <= _SHORT and type(written_at) is str and len(written_at) <= _SHORT
+        and (contact_id is None or (type(contact_id) is str and len(contact_id) <= _SHORT))
+        and (change_key is None or (type(change_key) is str and len(change_key) <= _SHORT))
+        and (photo_etag is None or (type(photo_etag) is str and len(photo_etag) <= _SHORT))
+        and type(deleted) is bool
     ):
         what = f"target record of source {key} in mailbox {mailbox}"  # raises naming the value that is wrong
-        text(f"contact_id of {what}", record.contact_id, optional=True)
-        text(f"fingerprint of {what}", record.fingerprint)
-        text(f"change_key of {what}", record.change_key, optional=True)
-        text(f"written_at of {what}", record.written_at)
-        text(f"photo_etag of {what}", record.photo_etag, optional=True)
-        flag(f"deleted_on_device of {what}", record.deleted_on_device)
-    return {
-        "mailbox": mailbox,
-        "source_key": key,
-        "contact_id": record.contact_id,
-        "fingerprint": record.fingerprint,
-        "change_key": record.change_key,
-        "written_at": record.written_at,
-        "photo_etag": record.photo_etag,
-        "deleted_on_device": record.deleted_on_device,
-    }
+        text(f"contact_id of {what}", contact_id, optional=True)
+        text(f"fingerprint of {what}", fp)
+        text(f"change_key of {what}", change_key, optional=True)
+        text(f"written_at of {what}", written_at)
+        text(f"photo_etag of {what}", photo_etag, optional=True)
+        flag(f"deleted_on_device of {what}", deleted)
+    return (mailbox, key, contact_id, fp, change_key, written_at, photo_etag, deleted)
+
+
+def target_record_row(mailbox: str, record: TargetRecord) -> Row:
+    return dict(zip(TARGET_RECORD_COLUMNS, target_record_values(mailbox, record), strict=True))
 
 
 def target_record(row: Mapping[str, Any]) -> TargetRecord:

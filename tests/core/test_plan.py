@@ -7,13 +7,14 @@ import random
 from collections import Counter
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sync_core.core.actions import Create, Delete, Forget, Record, SetPhoto, Update
 from sync_core.core.fields import ADDRESS_KEYS
 from sync_core.core.fingerprint import fingerprint
-from sync_core.core.plan import plan_removed_target, plan_target
+from sync_core.core.plan import SharedCreates, plan_removed_target, plan_target
 from sync_core.core.profile import Photos, Policies, Profile, field_policies
 from sync_core.core.records import TargetRecord
 from sync_core.core.sources import DesiredContact
@@ -138,6 +139,37 @@ def test_removed_source_is_deleted_or_kept_per_policy() -> None:
     assert plan == [Delete("user:b", folder.records["user:b"].contact_id)]
     keep = dataclasses.replace(PROFILE, policies=Policies(removed_source="keep"))
     assert plan_target(MAILBOX, after, source_records(before), folder.records, keep) == []
+
+
+def test_targets_of_one_push_share_each_create_and_plan_as_alone() -> None:
+    desired = desired_of(a=ANA, b={"displayName": "Bo"})
+    shared = SharedCreates(PROFILE)
+    first = plan_target(MAILBOX, desired, {}, {}, PROFILE, shared)
+    second = plan_target("mailbox-2", desired, {}, {}, PROFILE, shared)
+    assert first == second == plan_target(MAILBOX, desired, {}, {}, PROFILE)
+    assert all(a is b for a, b in zip(first, second, strict=True))  # built once, not once per target
+
+
+def test_shared_creates_follow_a_changed_desired_contact() -> None:
+    shared = SharedCreates(PROFILE)
+    (before,) = plan_target(MAILBOX, desired_of(a=ANA), {}, {}, PROFILE, shared)
+    (after,) = plan_target(MAILBOX, desired_of(a={**ANA, "jobTitle": "Planner"}), {}, {}, PROFILE, shared)
+    assert isinstance(after, Create) and after.fields["jobTitle"] == "Planner" and after is not before
+
+
+def test_shared_creates_of_another_profile_are_refused() -> None:
+    other = dataclasses.replace(PROFILE, name="Other")
+    with pytest.raises(ValueError, match="Other"):
+        plan_target(MAILBOX, desired_of(a=ANA), {}, {}, other, SharedCreates(PROFILE))
+
+
+def test_in_flight_create_is_not_shared() -> None:
+    desired = desired_of(a=ANA)
+    in_flight = {"user:a": TargetRecord(MAILBOX, "user:a", None, "", None, "2024-01-01T00:00:00Z")}
+    shared = SharedCreates(PROFILE)
+    (fresh,) = plan_target("mailbox-2", desired, {}, {}, PROFILE, shared)
+    (recover,) = plan_target(MAILBOX, desired, {}, in_flight, PROFILE, shared)
+    assert isinstance(recover, Create) and recover.recover and not fresh.recover  # type: ignore[union-attr]
 
 
 def test_create_in_flight_is_recovered_not_repeated() -> None:

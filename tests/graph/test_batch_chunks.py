@@ -63,6 +63,16 @@ def test_bodies_get_content_type_and_mailbox_calls_immutable_ids() -> None:
     assert item.headers["Prefer"] == 'IdType="ImmutableId", return=minimal'
 
 
+def test_plain_writes_carry_exactly_immutable_ids_and_json_whatever_their_neighbours_ask() -> None:
+    own = BatchRequest("PATCH", "/users/m/contacts/c1", body={"displayName": "A"}, headers={"Prefer": "return=minimal"})
+    plain, patched, again = prepare(BASE, [_post("m", 1), own, _post("n", 2)])
+    expected = {"Prefer": 'IdType="ImmutableId"', "Content-Type": "application/json"}
+    assert dict(plain.headers) == dict(again.headers) == expected
+    assert patched.headers["Prefer"] == 'IdType="ImmutableId", return=minimal'
+    directory = prepare(BASE, [BatchRequest("POST", "/users/m/manager", body={"a": 1})])[0]
+    assert dict(directory.headers) == {"Content-Type": "application/json"}  # not a mailbox: no IdType
+
+
 @pytest.mark.parametrize(
     ("reqs", "message"),
     [
