@@ -10,12 +10,20 @@
   on that mailbox. `dependsOn` orders them; a request whose dependency failed gets 424.
 - Responses come back shuffled (seeded), so clients must match them by `id`.
 
-How "4 at a time" is run: in *waves*, in the connection's own thread. A wave admits the next requests in
-order until 4 hold a throttle slot (a refused or throttled one is answered at once and does not count),
-sleeps the latency once, then handles them and frees their slots. For the latency the 4 count against
-their mailbox's concurrency limit exactly as 4 parallel requests would, and n requests take ceil(n/4)
-latencies, as before; but no thread per request (their hand-offs cost more CPU than the requests did).
-Route handlers answer at once, so running them one after the other changes nothing a client can see.
+How "4 at a time" is run: in *waves* (`_Level`). A wave admits the next requests in order until 4 hold a
+throttle slot (a refused or throttled one is answered at once and does not count), waits the latency once,
+then handles them and frees their slots. For the latency the 4 count against their mailbox's concurrency
+limit exactly as 4 parallel requests would, and n requests take ceil(n/4) latencies; but no thread per
+request (their hand-offs cost more CPU than the requests did). Route handlers answer at once, so running
+them one after the other changes nothing a client can see.
+
+Where the wait happens: with latency on and only Outlook requests in a level (a fill's creates), each
+wave's latency is a deadline on the pipeline's `LatencyClock`, whose one thread completes the wave and
+admits the next when it is due; the batch's thread waits once per level instead of once per wave. A hundred
+batch threads each waking five times per batch to queue for the interpreter lock cost the emulator more
+CPU than the requests themselves. Otherwise (no latency, or a directory or subscription request whose
+handler may do more than touch the in-memory store) the batch's own thread sleeps each wave's latency.
+Both run the same steps in the same order, with the same slots held for the same time.
 """
 
 from __future__ import annotations
@@ -23,12 +31,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .protocol import JSON_CONTENT_TYPE, UNPARSED, GraphError, Response, new_request_id
+from .protocol import JSON_CONTENT_TYPE, UNPARSED, GraphError, Response, json_bytes, media_type, new_request_id
 from .routing import Ctx, route
+from .throttle import OUTLOOK
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import Call, Pipeline
@@ -43,8 +54,8 @@ def post_batch(ctx: Ctx) -> Response:
     items = _validated(ctx.req.json_object())
     pipeline: Pipeline = ctx.extra["pipeline"]
     roles = ctx.extra["roles"]
-    # Each answer is encoded as soon as it is known, so a batch in progress holds text, not object trees.
-    answers: dict[str, str] = {}
+    # Each answer is encoded as soon as it is known, so a batch in progress holds bytes, not object trees.
+    answers: dict[str, bytes] = {}
     statuses: dict[str, int] = {}
     done: set[str] = set()
     while len(done) < len(items):  # one dependency level at a time
@@ -70,47 +81,119 @@ def post_batch(ctx: Ctx) -> Response:
             )
             for k in runnable
         ]
-        for index, response in _run(pipeline, calls):
+
+        def answer(index: int, response: Response, runnable: list[str] = runnable) -> None:
             key = runnable[index]
             statuses[key] = response.status
             answers[key] = _encoded(_inner_response(items[key]["id"], response))
+
+        _Level(pipeline, calls, answer).run()
         done.update(ready)
     ordered = [answers[k] for k in items]
     shuffled = list(ordered)
     pipeline.batch_rng.shuffle(shuffled)
     if len(shuffled) > 1 and shuffled == ordered:
         shuffled.reverse()
-    body = '{"responses":[' + ",".join(shuffled) + "]}"  # what Response.encode makes of the dict
-    return Response(200, body.encode(), {"Content-Type": JSON_CONTENT_TYPE})
+    body = b'{"responses":[' + b",".join(shuffled) + b"]}"  # what Response.encode makes of the dict
+    return Response(200, body, {"Content-Type": JSON_CONTENT_TYPE})
 
 
-def _run(pipeline: Pipeline, calls: list[Call]) -> Iterator[tuple[int, Response]]:
-    """Run independent requests in waves of at most PARALLEL; yields (index in `calls`, response).
+class _Level:
+    """The independent requests of one dependency level, run in waves of at most PARALLEL.
 
-    A wave is answered and logged whole before its answers are handed on. `calls` is emptied: each call
-    is let go as soon as it is answered.
+    A wave takes its room (`BatchWorkers`), admits requests in order until the room is full (a refused or
+    throttled one is answered at once and takes no place), waits the latency, then completes its requests,
+    frees their slots and gives the room back. Waits go on the pipeline's latency clock when the latency is
+    not zero and every request that may run is an Outlook one (their handlers only touch the in-memory
+    store, so they may run on the clock's thread); otherwise, and when the clock finds no room free for the
+    next wave, the batch's own thread sleeps the latency and goes on as before.
     """
-    pending = deque(enumerate(calls))
-    calls.clear()
-    while pending:
-        answered: list[tuple[int, Response]] = []
-        wave: list[tuple[int, Call]] = []
-        with pipeline.batch_workers.room(min(PARALLEL, len(pending))) as room:
-            try:
-                while pending and len(wave) < room:
-                    index, call = pending.popleft()
-                    refused = pipeline.admit(call)  # a refused request takes no place in the wave
-                    if refused is None:
-                        wave.append((index, call))
-                    else:
-                        answered.append((index, refused))
-                if wave:
+
+    def __init__(self, pipeline: Pipeline, calls: list[Call], answer: Callable[[int, Response], None]) -> None:
+        """`answer(index in calls, response)` is called once per request as soon as it is answered."""
+        self._pipeline = pipeline
+        self._pending = deque(enumerate(calls))  # each call is let go as soon as it is answered
+        calls.clear()
+        self._answer = answer
+        self._wave: list[tuple[int, Call]] = []
+        self._room = 0
+        self._on_clock = pipeline.faults.latency_seconds > 0 and all(
+            call.error is not None or (call.route is not None and call.route.workload == OUTLOOK)
+            for _, call in self._pending
+        )
+        self._clock_done = threading.Event()
+        self._clock_error: BaseException | None = None
+
+    def run(self) -> None:
+        """Answer every request of the level; returns when all are answered."""
+        pipeline = self._pipeline
+        while self._pending:
+            room = pipeline.batch_workers.take(min(PARALLEL, len(self._pending)))
+            if not self._admit(room):
+                continue
+            latency = pipeline.faults.latency_seconds
+            if self._on_clock and latency > 0:
+                self._clock_done.clear()
+                pipeline.clock.at(time.monotonic() + latency, self._wave_due)
+                self._clock_done.wait()
+                if self._clock_error is not None:
+                    raise self._clock_error
+            else:
+                try:
                     pipeline.wait_latency()
-                    answered.extend((index, pipeline.complete(call)) for index, call in wave)
-            finally:  # never leave a slot taken, even if completing a request failed
-                for _, call in wave:
-                    call.slot.release()
-        yield from answered
+                except BaseException:  # never leave a slot or room taken
+                    self._complete(run=False)
+                    raise
+                self._complete()
+
+    def _admit(self, room: int) -> bool:
+        """Admit the next wave into `room` places already taken; False (room given back) if none was admitted."""
+        try:
+            while self._pending and len(self._wave) < room:
+                index, call = self._pending.popleft()
+                refused = self._pipeline.admit(call)
+                if refused is None:
+                    self._wave.append((index, call))
+                else:
+                    self._answer(index, refused)
+        except BaseException:
+            self._room = room
+            self._complete(run=False)
+            raise
+        if self._wave:
+            self._room = room
+            return True
+        self._pipeline.batch_workers.give_back(room)
+        return False
+
+    def _complete(self, run: bool = True) -> None:
+        """Complete the admitted wave (after its latency), free its slots, give its room back."""
+        try:
+            if run:
+                for index, call in self._wave:
+                    self._answer(index, self._pipeline.complete(call))
+        finally:  # never leave a slot or room taken, even if completing a request failed
+            for _, call in self._wave:
+                call.slot.release()
+            self._wave = []
+            self._pipeline.batch_workers.give_back(self._room)
+            self._room = 0
+
+    def _wave_due(self) -> None:
+        """On the clock: complete the wave, admit the next one if there is room now, else hand back."""
+        pipeline = self._pipeline
+        try:
+            self._complete()
+            while self._pending:
+                room = pipeline.batch_workers.try_take(min(PARALLEL, len(self._pending)))
+                if not room:
+                    break  # the batch's thread waits for room, as a wave always has
+                if self._admit(room):
+                    pipeline.clock.at(time.monotonic() + pipeline.faults.latency_seconds, self._wave_due)
+                    return
+        except BaseException as exc:  # handed to the batch's thread, which raises it
+            self._clock_error = exc
+        self._clock_done.set()
 
 
 def _validated(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -173,7 +256,8 @@ def _body(request_id: str, raw: dict[str, Any], headers: dict[str, str]) -> tupl
             f"Invalid batch payload format: request '{request_id}' has a body but no Content-Type header."
         )
     body = raw["body"]
-    if content_type.split(";")[0].strip().lower() == "application/json":
+    if media_type(content_type) == "application/json":
+        # The standard library's spacing, as before: these bytes are what the upload budget counts.
         return json.dumps(body).encode(), body
     if not isinstance(body, str):
         raise _bad(
@@ -223,11 +307,8 @@ def _inner_response(request_id: str, response: Response) -> dict[str, Any]:
     return out
 
 
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))  # as Response.encode writes JSON
-
-
-def _encoded(answer: dict[str, Any]) -> str:
-    return _COMPACT_JSON.encode(answer)
+def _encoded(answer: dict[str, Any]) -> bytes:
+    return json_bytes(answer)  # as Response.encode writes JSON
 
 
 def _failed_dependency(request_id: str, dependency_id: str) -> dict[str, Any]:

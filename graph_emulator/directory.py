@@ -480,8 +480,9 @@ class Directory:
             if not changed:
                 return self._user_json(rec)
             if "userPrincipalName" in changed:
-                del self._upn[old_upn.lower()]
-                self._upn[str(new_upn).lower()] = rec.id
+                self._upn[str(new_upn).lower()] = rec.id  # before the old one goes: see resolve_user
+                if old_upn.lower() != str(new_upn).lower():
+                    del self._upn[old_upn.lower()]
             self._commit("users", rec, seq, "updated")
             return self._user_json(rec)
 
@@ -568,20 +569,31 @@ class Directory:
             return None if rec is None else self._user_json(rec)
 
     def resolve_user(self, id_or_upn: str) -> str:
-        """The id of an active user given its id or UPN; Graph's 404 otherwise."""
-        with self.tenant.lock:
-            rec = self._find_user(id_or_upn)
-            if rec is None:
-                raise not_found(id_or_upn)
-            return rec.id
+        """The id of an active user given its id or UPN; Graph's 404 otherwise.
+
+        Reads without the tenant lock: every Graph request names its mailbox and resolves it, and threads
+        queueing for the lock cost more than the look-up. A dict look-up is atomic, and each mutation leaves
+        the id and UPN index whole at every step (a renamed UPN is added before the old one goes), so a reader
+        finds the user as it was before or after a change, never half of one.
+        """
+        rec = self._find_user(id_or_upn)
+        if rec is None:
+            raise not_found(id_or_upn)
+        return rec.id
 
     def has_mailbox(self, user_id: str) -> bool:
         """A user with `mail` and either a license or created as a shared mailbox (Exchange gave it one)."""
         with self.tenant.lock:
             rec = self._find_user(user_id)
-            if rec is None or not rec.props.get("mail"):
-                return False
-            return bool(rec.props.get("assignedLicenses")) or rec.shared
+            return rec is not None and _has_mailbox(rec)
+
+    def mailbox_owner(self, id_or_upn: str) -> tuple[str, bool]:
+        """(id, `has_mailbox`) of an active user given its id or UPN, in one look-up; Graph's 404 otherwise."""
+        with self.tenant.lock:  # several properties decide: never half of an update
+            rec = self._find_user(id_or_upn)
+            if rec is None:
+                raise not_found(id_or_upn)
+            return rec.id, _has_mailbox(rec)
 
     def users(self) -> list[dict[str, Any]]:
         """Every active user's JSON, in creation order."""
@@ -942,3 +954,7 @@ def _check_props(type_name: str, props: dict[str, Any], allowed: frozenset[str])
             "groupTypes",
         ) and not all(isinstance(v, str) for v in value):
             raise _bad_request(f"Invalid value specified for property '{name}': items must be strings.")
+
+
+def _has_mailbox(rec: UserRecord) -> bool:
+    return bool(rec.props.get("mail")) and (bool(rec.props.get("assignedLicenses")) or rec.shared)

@@ -10,8 +10,9 @@ Two ways to ask for them:
 
 `latency_ms` is the time every Graph request takes inside the emulator: the $batch request itself and
 each request in it (up to four of which run at once), spent after throttling admitted the request, so it
-holds that mailbox's concurrency slot as real work would. It sleeps only the request's own thread (a
-$batch sleeps it once per wave of up to four inner requests: batch.py).
+holds that mailbox's concurrency slot as real work would. It holds up only the request's own connection
+(a $batch waits it once per wave of up to four inner requests, on the pipeline's latency clock or in its
+own thread: batch.py).
 
 A dropped connection is closed without a response, either before the handler runs (nothing happened)
 or after it (the change was made but the client never heard): the case a client must not duplicate.

@@ -114,10 +114,20 @@ PHOTO_MAX_BYTES = (
 _NAME_PARTS = ("givenName", "middleName", "surname")
 
 _ODATA_TYPE = "Microsoft.OutlookServices.Contact"
-# Set forms of the field lists, for the membership tests every write makes.
-_STRING_FIELD_SET = frozenset(STRING_FIELDS)
-_STRING_LIST_FIELD_SET = frozenset(STRING_LIST_FIELDS)
-_ADDRESS_FIELD_SET = frozenset(ADDRESS_FIELDS)
+# What validate_contact_body does with each property a body may name (any other is refused).
+_STRING, _STRING_LIST, _ADDRESS, _EMAILS, _BIRTHDAY, _EXTENDED, _READ_ONLY, _UNSUPPORTED = (
+    "string", "string list", "address", "email addresses", "birthday", "extended", "read-only", "unsupported"
+)
+_FIELD_KINDS: dict[str, str] = {
+    **dict.fromkeys(STRING_FIELDS, _STRING),
+    **dict.fromkeys(STRING_LIST_FIELDS, _STRING_LIST),
+    **dict.fromkeys(ADDRESS_FIELDS, _ADDRESS),
+    "emailAddresses": _EMAILS,
+    "birthday": _BIRTHDAY,
+    "singleValueExtendedProperties": _EXTENDED,
+    **dict.fromkeys(READ_ONLY_FIELDS, _READ_ONLY),
+    **dict.fromkeys(UNSUPPORTED_FIELDS, _UNSUPPORTED),
+}
 
 
 def _body_error(message: str) -> GraphError:
@@ -204,7 +214,7 @@ def parse_extended_properties(value: Any) -> dict[str, tuple[str, str]]:
     for item in value:
         if not isinstance(item, dict):
             raise _type_error("singleValueExtendedProperties", item, "singleValueLegacyExtendedProperty")
-        unknown = set(item) - {"id", "value"}
+        unknown = () if len(item) == 2 and "id" in item and "value" in item else set(item) - {"id", "value"}
         if unknown:
             raise _body_error(
                 f"The property '{sorted(unknown)[0]}' does not exist on type "
@@ -246,39 +256,37 @@ def validate_contact_body(body: Any) -> tuple[dict[str, Any], dict[str, tuple[st
     fields: dict[str, Any] = {}
     ext: dict[str, tuple[str, str]] = {}
     for name, value in body.items():
-        if name.startswith("@odata."):
-            continue  # annotations such as @odata.type are allowed in bodies
-        if name == "singleValueExtendedProperties":
-            ext = parse_extended_properties(value)
-        elif name in _STRING_FIELD_SET:
+        kind = _FIELD_KINDS.get(name)  # one look-up per property: every write checks every property
+        if kind is _STRING:
             if value is not None and not isinstance(value, str):
                 raise _type_error(name, value, "Edm.String")
             fields[name] = value
-        elif name in _STRING_LIST_FIELD_SET:
+        elif kind is _EXTENDED:
+            ext = parse_extended_properties(value)
+        elif kind is _STRING_LIST:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise _type_error(name, value, "Collection(Edm.String)")
             fields[name] = tuple(value)
-        elif name in _ADDRESS_FIELD_SET:
-            address = _check_object(name, value, ADDRESS_KEYS, "Microsoft.OutlookServices.PhysicalAddress")
-            fields[name] = tuple(address.items())
-        elif name == "emailAddresses":
+        elif kind is _ADDRESS:
+            fields[name] = _checked_pairs(name, value, ADDRESS_KEYS, "Microsoft.OutlookServices.PhysicalAddress")
+        elif kind is _EMAILS:
             if not isinstance(value, list):
                 raise _type_error(name, value, "Collection(Microsoft.OutlookServices.EmailAddress)")
-            fields[name] = tuple(
-                tuple(_check_object(name, v, EMAIL_KEYS, "Microsoft.OutlookServices.EmailAddress").items())
-                for v in value
-            )
-        elif name == "birthday":
+            emails = []
+            for v in value:
+                emails.append(_checked_pairs(name, v, EMAIL_KEYS, "Microsoft.OutlookServices.EmailAddress"))
+            fields[name] = tuple(emails)
+        elif kind is _BIRTHDAY:
             fields[name] = None if value is None else _check_datetime(name, value)
-        elif name in READ_ONLY_FIELDS:
+        elif kind is _READ_ONLY:
             raise GraphError(400, "ErrorInvalidPropertySet", f"The property '{name}' is read-only.")
-        elif name in UNSUPPORTED_FIELDS:
+        elif kind is _UNSUPPORTED:
             raise GraphError(
                 400,
                 "BadRequest",
                 f"The emulator does not model '{name}' on contacts; galsync must not send it.",
             )
-        else:
+        elif not name.startswith("@odata."):  # annotations such as @odata.type are allowed in bodies
             raise _body_error(
                 f"The property '{name}' does not exist on type '{_ODATA_TYPE}'. Make sure to only use "
                 "property names that are defined by the type or mark the type as open type."
@@ -286,12 +294,13 @@ def validate_contact_body(body: Any) -> tuple[dict[str, Any], dict[str, tuple[st
     return fields, ext
 
 
-def _check_object(name: str, value: Any, keys: tuple[str, ...], type_name: str) -> dict[str, Any]:
+def _checked_pairs(name: str, value: Any, keys: tuple[str, ...], type_name: str) -> tuple[tuple[str, Any], ...]:
+    """An address or email address object's (name, value) pairs, as stored; the 400 Graph gives otherwise."""
     if value is None and name in ADDRESS_FIELDS:
-        return {}
+        return ()
     if not isinstance(value, dict):
         raise _type_error(name, value, type_name)
-    out: dict[str, Any] = {}
+    out = []
     for k, v in value.items():
         if k.startswith("@odata."):
             continue
@@ -299,8 +308,8 @@ def _check_object(name: str, value: Any, keys: tuple[str, ...], type_name: str) 
             raise _body_error(f"The property '{k}' does not exist on type '{type_name}'.")
         if v is not None and not isinstance(v, str):
             raise _type_error(k, v, "Edm.String")
-        out[k] = v
-    return out
+        out.append((k, v))
+    return tuple(out)
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
@@ -356,19 +365,14 @@ class _Contact:
 
     def to_json(self) -> dict[str, Any]:
         """The contact as Graph returns it, in Graph's property order; lists and addresses are copies."""
-        out = dict(_UNSET_CONTACT)  # every property in Graph's order; unset ones null
-        for name, value in self.fields.items():  # only what was written: stored tuples become lists, dicts
-            kind = _STORED_AS.get(name)
-            if kind is None:
-                out[name] = value
-            elif kind is list:
-                out[name] = list(value)
-            elif kind is dict:
-                out[name] = dict(value)
-            else:
-                out[name] = [dict(pairs) for pairs in value]
-        for name in _COLLECTIONS.difference(self.fields):
-            out[name] = {} if _STORED_AS[name] is dict else []
+        fields = self.fields
+        out = {**_UNSET_CONTACT, **fields}  # every property in Graph's order, unset ones null
+        # Stored tuples become lists and dicts (empty ones when unset).
+        for name in STRING_LIST_FIELDS:
+            out[name] = list(fields.get(name, ()))
+        for name in ADDRESS_FIELDS:
+            out[name] = dict(fields.get(name, ()))
+        out["emailAddresses"] = [dict(pairs) for pairs in fields.get("emailAddresses", ())]
         out["id"] = self.id
         out["createdDateTime"] = self.created
         out["lastModifiedDateTime"] = self.modified
@@ -377,15 +381,9 @@ class _Contact:
         return out
 
 
-_UNSET_CONTACT: dict[str, Any] = dict.fromkeys(CONTACT_PROPERTIES)
 # How collections are stored (validate_contact_body): tuples of strings, tuples of (name, value) pairs, and
 # a tuple of such pair tuples for the email addresses.
-_STORED_AS: dict[str, type | str] = {
-    **dict.fromkeys(STRING_LIST_FIELDS, list),
-    **dict.fromkeys(ADDRESS_FIELDS, dict),
-    "emailAddresses": "emails",
-}
-_COLLECTIONS = frozenset(_STORED_AS)
+_UNSET_CONTACT: dict[str, Any] = dict.fromkeys(CONTACT_PROPERTIES)
 
 
 @dataclass
@@ -426,8 +424,12 @@ class Mailboxes:
 
     def user_id(self, mailbox: str) -> str:
         """The user id for an id or UPN; Outlook answers an unknown user with 404 ErrorInvalidUser."""
+        return self._owner(mailbox)[0]
+
+    def _owner(self, mailbox: str) -> tuple[str, bool]:
+        """(user id, whether the user has a mailbox) for an id or UPN; 404 ErrorInvalidUser if unknown."""
         try:
-            return self._tenant.directory.resolve_user(mailbox)
+            return self._tenant.directory.mailbox_owner(mailbox)
         except GraphError as exc:
             if exc.status != 404:
                 raise
@@ -435,8 +437,8 @@ class Mailboxes:
 
     def _box(self, mailbox: str) -> _Mailbox:
         with self._tenant.lock:  # one wait for the lock; the directory's own takes are re-entrant
-            uid = self.user_id(mailbox)
-            if not self._tenant.directory.has_mailbox(uid):
+            uid, enabled = self._owner(mailbox)
+            if not enabled:
                 raise GraphError(
                     404,
                     "MailboxNotEnabledForRESTAPI",
@@ -589,14 +591,15 @@ class Mailboxes:
     def create_contact(self, mailbox: str, body: Any, folder_id: str | None = None) -> dict[str, Any]:
         """POST .../contacts: validate like Graph, store, emit "created"; returns the contact's JSON."""
         fields, ext = validate_contact_body(body)
+        if "displayName" not in fields or fields["displayName"] is None:
+            fields["displayName"] = _generated_display_name(fields)
+        contact_id, key = outlook_id(), change_key()  # drawn before the lock: others wait less for it
         with self._tenant.lock:
             box = self._box(mailbox)
             folder = self._folder(box, folder_id)
-            if "displayName" not in fields or fields["displayName"] is None:
-                fields["displayName"] = _generated_display_name(fields)
             now = utc_now_iso()
             seq = self._tenant.next_seq()
-            contact = _Contact(outlook_id(), folder.id, fields, ext, change_key(), now, now, seq)
+            contact = _Contact(contact_id, folder.id, fields, ext, key, now, now, seq)
             box.contacts[contact.id] = contact
             self._emit(box, folder.id, "created", contact.id, seq)
             return contact.to_json()

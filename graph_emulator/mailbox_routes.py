@@ -17,6 +17,7 @@ delta pages hold `Prefer: odata.maxpagesize` items, at most 200 (also the defaul
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from collections.abc import Callable
@@ -71,7 +72,13 @@ def _link(ctx: Ctx, query: dict[str, str]) -> str:
 
 
 def _context(ctx: Ctx, suffix: str) -> str:
-    return f"{_root(ctx)}/$metadata#users('{quote(ctx.params['user'], safe='@')}')/{suffix}"
+    return _context_url(_root(ctx), ctx.params["user"], suffix)
+
+
+@functools.lru_cache(maxsize=1024)
+def _context_url(root: str, user: str, suffix: str) -> str:
+    """Built once per mailbox and folder: every answer about a mailbox's contacts names them again."""
+    return f"{root}/$metadata#users('{quote(user, safe='@')}')/{suffix}"
 
 
 def _check_options(ctx: Ctx, allowed: set[str]) -> None:

@@ -7,20 +7,22 @@ repeatable) and then run them four at a time as Graph does.
 
 Running is itself split in two around the added latency: `admit` logs the start and takes the request's
 throttle slot, `complete` (after the latency) applies the fault, calls the handler, frees the slot and logs
-the end. A $batch admits a *wave* of up to four inner requests, sleeps the latency once for all of them and
-completes them one after the other in the connection's own thread: for the latency each one holds its
-mailbox's concurrency slot, exactly as four parallel requests would, without a thread per request (thread
-hand-offs under the GIL used to cost more CPU than the requests themselves).
+the end. A $batch admits a *wave* of up to four inner requests, waits the latency once for all of them and
+completes them one after the other: for the latency each one holds its mailbox's concurrency slot, exactly
+as four parallel requests would, without a thread per request (thread hand-offs under the GIL used to cost
+more CPU than the requests themselves). The wait is a sleep in the connection's thread, or, for waves of
+Outlook requests, a deadline on the `LatencyClock`, whose thread then completes the wave (batch.py).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -31,7 +33,7 @@ from .protocol import UNPARSED, GraphError, Request, Response, new_request_id
 from .requestlog import DROPPED, RequestLog
 from .routing import ROUTES, Ctx, Route, RouteTable
 from .tenant import App, Tenant
-from .throttle import OUTLOOK, Slot, Throttle
+from .throttle import NO_SLOT, OUTLOOK, Slot, Throttle
 
 logger = logging.getLogger("graph_emulator")
 
@@ -50,7 +52,7 @@ class ConnectionDropped(Exception):
     """The emulator decided to close the connection without answering."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     """One Graph request on its way through the pipeline."""
 
@@ -73,7 +75,7 @@ class Call:
     # Set by Pipeline.admit: when the request started, its mailbox's in-flight count, its throttle slot.
     start: float = 0.0
     in_flight: int = 0
-    slot: Slot = field(default_factory=Slot)
+    slot: Slot = NO_SLOT
     client_request_id: str | None = field(init=False)  # from `headers`, read for every answer
 
     def __post_init__(self) -> None:
@@ -105,6 +107,7 @@ class Pipeline:
         # Orders $batch responses; separate from the fault sequence so one never shifts the other.
         self.batch_rng = random.Random(seed)
         self.batch_workers = BatchWorkers(batch_workers)
+        self.clock = LatencyClock()
 
     # --- entry points -------------------------------------------------------------------------------
 
@@ -294,7 +297,9 @@ class BatchWorkers:
     """How many $batch inner requests may be worked on at once across all batches (`batch_workers`).
 
     A wave of a batch takes its room before it admits its requests and gives it back when they are done;
-    a wave that finds too little room waits for it.
+    a wave that finds too little room waits for it (`take`). The latency clock must never wait: when it finds
+    too little room, or other waves already waiting, it leaves the rest of the batch to the batch's own
+    thread, which queues for room like every other wave (`try_take`).
     """
 
     def __init__(self, limit: int) -> None:
@@ -309,21 +314,83 @@ class BatchWorkers:
         with self._changed:
             return self._waiting
 
-    @contextmanager
-    def room(self, wanted: int) -> Iterator[int]:
-        """Hold room for min(wanted, limit) requests while the block runs; yields how many."""
+    def take(self, wanted: int) -> int:
+        """Wait for room for min(wanted, limit) requests and take it; returns how many."""
         size = min(wanted, self.limit)
         with self._changed:
             self._waiting += 1
             self._changed.wait_for(lambda: self._free >= size)
             self._waiting -= 1
             self._free -= size
-        try:
-            yield size
-        finally:
-            with self._changed:
-                self._free += size
-                self._changed.notify_all()
+        return size
+
+    def try_take(self, wanted: int) -> int:
+        """Room for min(wanted, limit) requests if it is free now and no wave waits (returns how many), else 0."""
+        size = min(wanted, self.limit)
+        with self._changed:
+            if self._free < size or self._waiting:
+                return 0
+            self._free -= size
+        return size
+
+    def give_back(self, size: int) -> None:
+        with self._changed:
+            self._free += size
+            self._changed.notify_all()
+
+
+class LatencyClock:
+    """Runs callbacks when their time comes, one after the other, in one thread of its own.
+
+    A $batch's waves run on it (batch.py): each wave's latency is a deadline here instead of a sleep in the
+    batch's thread, and the clock completes the wave and admits the next one when it is due. One thread
+    working through every batch's due waves replaces a hundred threads each waking five times per batch
+    to queue for the interpreter lock (and for the tenant lock, which a thread the interpreter switched out
+    may be holding): in a benchmark's fill that queueing cost more CPU than the requests. Callbacks must
+    not block (they hold up every batch on the clock) and must catch their own errors. The thread starts
+    with the first deadline and ends after IDLE_SECONDS without one.
+    """
+
+    IDLE_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self._due = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()  # ties run in the order they were set
+        self._running = False
+
+    def at(self, deadline: float, callback: Callable[[], None]) -> None:
+        """Run `callback` on the clock's thread once time.monotonic() reaches `deadline`."""
+        with self._due:
+            heapq.heappush(self._heap, (deadline, next(self._order), callback))
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="graph-emulator-clock", daemon=True).start()
+            elif self._heap[0][2] is callback:
+                self._due.notify()  # the thread may be waiting for a later deadline
+
+    def _run(self) -> None:
+        while True:
+            with self._due:
+                while True:
+                    if not self._heap:
+                        if not self._due.wait(self.IDLE_SECONDS) and not self._heap:
+                            self._running = False
+                            return
+                        continue
+                    wait = self._heap[0][0] - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._due.wait(wait)
+                now = time.monotonic()
+                due = []
+                while self._heap and self._heap[0][0] <= now:
+                    due.append(heapq.heappop(self._heap)[2])
+            for callback in due:
+                try:
+                    callback()
+                except Exception:  # a bug: the clock goes on for the other batches
+                    logger.exception("graph emulator: a latency clock callback failed")
 
 
 def _upload_size(call: Call) -> int:
@@ -332,4 +399,7 @@ def _upload_size(call: Call) -> int:
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
-    return next((v for k, v in headers.items() if k.lower() == name), None)
+    for key, value in headers.items():  # a loop, not next(generator): read for every request
+        if key.lower() == name:
+            return value
+    return None

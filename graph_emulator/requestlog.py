@@ -83,7 +83,8 @@ class RequestLog:
         via_batch: bool,
         request_id: str,
         dropped: bool = False,
-    ) -> LoggedRequest:
+    ) -> None:
+        """Record an answered request (`entries` reads it back as a LoggedRequest)."""
         with self._lock:
             if mailbox is not None:
                 remaining = self._in_flight.get(mailbox, 1) - 1
@@ -108,7 +109,6 @@ class RequestLog:
                 dropped,
             )
             self._entries.append(entry)
-        return LoggedRequest._make(entry)
 
     # --- reading (tests, control surface) ----------------------------------------------------------
 

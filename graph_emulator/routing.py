@@ -46,17 +46,24 @@ class Route:
     pattern: re.Pattern[str]
 
 
+# How many (method, path) matches RouteTable keeps: a fill posts to each mailbox's folder 500 times.
+MATCH_CACHE = 4096
+
+
 class RouteTable:
     """Routes indexed by shape, so that `match` tries a few regular expressions instead of every route's.
 
     A parameter matches exactly one segment (`[^/]+`), so a template can only match paths with as many
     segments and, where the template has literal first and last segments, the same ones. Templates whose
     first or last segment holds a parameter are indexed under None there and tried for every path.
+    The last MATCH_CACHE paths that matched are remembered (cleared when full and when a route is added);
+    a path that matches nothing is worked out again each time.
     """
 
     def __init__(self) -> None:
         self.routes: list[Route] = []
         self._by_shape: dict[tuple[int, str | None, str | None], list[tuple[int, Route]]] = {}
+        self._matched: dict[tuple[str, str], tuple[Route, dict[str, str]]] = {}
 
     def add(
         self,
@@ -73,9 +80,22 @@ class RouteTable:
         key = (count, None if "{" in first else first, None if "{" in last else last)
         self._by_shape.setdefault(key, []).append((len(self.routes), r))
         self.routes.append(r)
+        self._matched.clear()
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
-        """The route for a path; 405 when the path exists with another method, 400 like Graph otherwise."""
+        """The route for a path and its parameters (a dict of the caller's own to keep).
+
+        405 when the path exists with another method, 400 like Graph otherwise.
+        """
+        hit = self._matched.get((method, path))
+        if hit is None:
+            hit = self._match(method, path)
+            if len(self._matched) >= MATCH_CACHE:
+                self._matched.clear()
+            self._matched[(method, path)] = hit  # its params dict is never handed out, only copies
+        return hit[0], dict(hit[1])
+
+    def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         path_known = False
         best: tuple[Route, dict[str, str]] | None = None
         count, first, last = _shape(path[:-1] if path.endswith("\n") else path)  # `$` allows one "\n"

@@ -532,6 +532,8 @@ class Subscriptions:
 
     def _on_change(self, change: Change) -> None:
         """Tenant listener: queue a notification per matching subscription; the worker sends them."""
+        if not self._subs:
+            return  # no subscription at all (a benchmark's fill): not even the lock (stores emit holding it)
         with self._tenant.lock:
             if not any(_watches(s.target, change) for s in self._subs.values()):
                 return  # the usual case (a fill writes contacts nobody subscribed to): nothing to build

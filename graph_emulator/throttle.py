@@ -51,6 +51,9 @@ class Slot:
             release()
 
 
+NO_SLOT = Slot()  # what a request that holds no concurrency slot has: releasing it does nothing
+
+
 class Throttle:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -115,7 +118,7 @@ class Throttle:
                 wait = self._count(key, limits.directory_requests, limits.directory_window_seconds)
             if wait is not None:
                 raise _throttled("TooManyRequests", "Too many requests.", wait)
-        return Slot()
+        return NO_SLOT
 
     def in_flight(self, app_id: str, mailbox: str) -> int:
         with self._lock:
@@ -162,7 +165,9 @@ class Throttle:
         Graph refuses request bodies over 4 MB long before the 150 MB budget matters).
         """
         now = self._clock()
-        window = self._uploads.setdefault(key, _UploadWindow())
+        window = self._uploads.get(key)
+        if window is None:
+            window = self._uploads[key] = _UploadWindow()
         window.prune(now - limits.upload_window_seconds)
         if window.total + size <= limits.upload_bytes or not window.stamps:
             window.add(now, size)
@@ -186,7 +191,9 @@ class Throttle:
     def _count(self, key: tuple[str, str, str], limit: int, window: float) -> float | None:
         """Record one request (throttled ones count too); seconds to wait if over the limit, else None."""
         now = self._clock()
-        stamps = self._windows.setdefault(key, deque())
+        stamps = self._windows.get(key)
+        if stamps is None:
+            stamps = self._windows[key] = deque()
         while stamps and stamps[0] <= now - window:
             stamps.popleft()
         over = len(stamps) >= limit

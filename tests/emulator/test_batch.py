@@ -1,9 +1,15 @@
-"""POST /$batch over real HTTPS: limits, validation, dependsOn/424, inner throttling, response order."""
+"""POST /$batch over real HTTPS: limits, validation, dependsOn/424, inner throttling, response order.
+
+Every test runs twice: without latency (a batch's waves run in its own thread) and with it (waves of
+Outlook requests wait on the pipeline's latency clock, which also completes them): a client must not be
+able to tell the two apart.
+"""
 
 from __future__ import annotations
 
 import base64
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +17,12 @@ import pytest
 from graph_emulator import DEFAULT_ROLES, GraphEmulator
 from tests.emulator import probe
 from tests.emulator.probe import assert_graph_error
+
+
+@pytest.fixture(params=[0, 5], ids=["no-latency", "latency-5ms"])
+def graph_empty(request: pytest.FixtureRequest) -> Iterator[GraphEmulator]:
+    with GraphEmulator.start(scenario=None, latency_ms=request.param) as g:
+        yield g
 
 
 def _batch(g: GraphEmulator, requests_: list[dict[str, Any]], client_id: str | None = None) -> Any:

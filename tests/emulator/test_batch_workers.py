@@ -90,6 +90,36 @@ def test_batch_workers_caps_inner_requests_across_all_batches() -> None:
         assert g.batch_workers.waiting == 0
 
 
+def test_with_latency_the_cap_still_holds_and_every_batch_is_answered() -> None:
+    """With latency, waves wait on the latency clock; one that finds no room queues in its batch's thread."""
+    with GraphEmulator.start(scenario=None, batch_workers=4, latency_ms=10) as g:
+        users = [probe.add_mailbox_user(g, f"driver{i}") for i in range(3)]
+        results: list[Any] = []
+
+        def send(user: str) -> None:
+            body = {
+                "requests": [
+                    {"id": str(i), "method": "POST", "url": f"/users/{user}/probe/count"} for i in range(8)
+                ]
+            }
+            results.append(g.session().post(g.base_url + "/$batch", json=body))
+
+        threads = [threading.Thread(target=send, args=(u,)) for u in users]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=20)
+        assert len(results) == 3
+        assert all(r.status_code == 200 and all(x["status"] == 201 for x in r.json()["responses"]) for r in results)
+        assert all(probe.calls[u] == 8 for u in users)
+        inner = g.log.entries(via_batch=True)
+        assert len(inner) == 24
+        assert _most_at_once(inner) == 4  # never more than the cap, across the three batches
+        assert max(e.in_flight_for_mailbox for e in inner) == 4
+        assert g.batch_workers.waiting == 0
+        assert all(g.throttle.in_flight(g.client_id, u) == 0 for u in users)
+
+
 def test_batch_workers_must_be_at_least_one(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ValueError, match="batch_workers must be at least 1, got 0"):
         GraphEmulator.start(scenario=None, batch_workers=0)

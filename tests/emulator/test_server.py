@@ -58,6 +58,58 @@ def test_keeps_the_connection_alive_between_requests(graph_empty: GraphEmulator)
     assert g.log.round_trips() == 3
 
 
+def _raw_exchange(g: GraphEmulator, head: bytes) -> tuple[int, bytes]:
+    """Send a request head as given over TLS; the status and the raw answer.
+
+    An answer to a request line http.server cannot read is HTTP/0.9 style (no status line): its status is
+    then the one http.server's error page names.
+    """
+    context = ssl.create_default_context(cafile=g.ca_file)
+    address = ("127.0.0.1", int(g.url.rsplit(":", 1)[1]))
+    with (
+        socket.create_connection(address, timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=address[0]) as tls,
+    ):
+        tls.sendall(head)
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+            if answer.startswith(b"HTTP/") and b"\r\n\r\n" in answer:
+                break
+    if answer.startswith(b"HTTP/"):
+        return int(answer.split(b" ", 2)[1]), answer
+    return int(answer.split(b"Error code: ", 1)[1][:3]), answer
+
+
+def test_header_fields_are_read_in_any_case_and_folded_lines_continue_them(graph_empty: GraphEmulator) -> None:
+    g = graph_empty
+    token = g.access_token()
+    head = (
+        f"GET /v1.0{probe.DIRECTORY} HTTP/1.1\r\nhost: 127.0.0.1\r\naUtHoRiZaTiOn: Bearer {token}\r\n"
+        "CLIENT-REQUEST-ID: first\r\n part\r\nConnection: close\r\n\r\n"
+    ).encode()
+    status, answer = _raw_exchange(g, head)
+    assert status == 200
+    assert b"client-request-id: first part\r\n" in answer.lower()
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"GET /v1.0/users HTTP/1.x\r\n\r\n", 400),  # a version that is not two numbers
+        (b"GET /v1.0/users HTTP/2.0\r\n\r\n", 505),
+        (b"GET /v1.0/users extra HTTP/1.1\r\n\r\n", 400),  # four words
+        (b"POST /v1.0/users\r\n\r\n", 400),  # HTTP/0.9 knows only GET
+        (b"GET /v1.0/users HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n", 431),
+        (b"GET /v1.0/users HTTP/1.1\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+    ],
+    ids=["bad-version", "http2", "four-words", "http09-post", "too-many-fields", "field-too-long"],
+)
+def test_malformed_request_heads_get_http_servers_answers(graph_empty: GraphEmulator, head: bytes, status: int) -> None:
+    assert _raw_exchange(graph_empty, head)[0] == status
+    assert graph_empty.log.round_trips() == 0  # refused before Graph saw anything
+
+
 def test_every_response_carries_a_request_id_and_echoes_client_request_id(graph_empty: GraphEmulator) -> None:
     g = graph_empty
     response = g.session().get(g.base_url + probe.DIRECTORY, headers={"client-request-id": "abc-123"})
