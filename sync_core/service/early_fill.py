@@ -29,20 +29,31 @@ from .targets import TargetChanges
 
 log = logging.getLogger("galsync.sync")
 
+# Counts of writes a push left undone (the fan-out's fill push picks them up again).
+UNFINISHED = ("failed", "photos_failed", "photos_deferred")
+
 # Writes the stored records of `keys` to `targets` (sync.push_targets for this run's profile).
 Push = Callable[[tuple[str, ...], Mapping[str, Target]], ExecReport]
 
 
 class EarlyFill:
-    """Pushes stored keys to this run's new targets from a thread of its own; `finish` waits for it."""
+    """Pushes stored keys to this run's new targets from a thread of its own; `finish` waits for it.
 
-    def __init__(self, profile: str, targets: Future[TargetChanges], push: Push) -> None:
+    `is_empty(mailbox)`: whether galsync has no record of any contact in that mailbox yet (see `covering`).
+    """
+
+    def __init__(self, profile: str, targets: Future[TargetChanges], push: Push,
+                 is_empty: Callable[[str], bool]) -> None:
         self.profile = profile
         self.report = ExecReport()
         self._targets = targets
         self._push = push
+        self._is_empty = is_empty
         self._pending: list[str] = []
         self._closed = False
+        self._failed = False
+        self._pushed: set[str] = set()  # keys written to every one of the targets, without a failure
+        self._fresh: set[str] = set()  # targets that held no record of ours when the early fill began
         self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="galsync-early-fill", daemon=True)
         self._thread.start()
@@ -62,6 +73,18 @@ class EarlyFill:
         self._thread.join()
         return self.report
 
+    def covering(self, source_keys: Collection[str]) -> set[str]:
+        """Targets the early fill brought fully in step, given every source key stored after the read.
+
+        True of a target that held no record of ours when the early fill began, when every push succeeded and
+        the keys written are exactly the stored ones: its records are then this run's creates of every
+        stored key, so the fan-out's fill would only plan and write nothing (for 100,000 users, 100,000
+        comparisons per target). Otherwise none: the fan-out fills them as it always does.
+        """
+        if self._failed or self._pushed != set(source_keys):
+            return set()
+        return set(self._fresh)
+
     def cancel(self) -> None:
         """Write nothing more (the read failed); returns once a push under way has ended."""
         self._stop()
@@ -78,7 +101,7 @@ class EarlyFill:
 
     def _stop(self) -> None:
         with self._wake:
-            self._closed = True
+            self._closed = self._failed = True
             self._pending = []
             self._wake.notify()
 
@@ -93,14 +116,20 @@ class EarlyFill:
             self._stop()
             return
         pushes = 0
-        while (keys := self._next_keys()) is not None:
-            try:
-                self.report.merge(self._push(keys, targets))
-            except Exception as exc:  # noqa: BLE001 - the fan-out that follows does the rest and reports it
-                log.warning("profile %s: early fill stopped after %d push(es), the fan-out does the rest: %s",
-                            self.profile, pushes, type(exc).__name__)
-                self._stop()
-                return
-            pushes += 1
+        try:
+            self._fresh = {m for m in targets if self._is_empty(m)}
+            while (keys := self._next_keys()) is not None:
+                report = self._push(keys, targets)
+                self.report.merge(report)
+                left = sum(report.counts[k] for k in UNFINISHED)
+                if left:
+                    raise RuntimeError(f"{left} write(s) failed or deferred")
+                self._pushed.update(keys)
+                pushes += 1
+        except Exception as exc:  # noqa: BLE001 - the fan-out that follows does the rest and reports it
+            log.warning("profile %s: early fill stopped after %d push(es), the fan-out does the rest: %s",
+                        self.profile, pushes, type(exc).__name__)
+            self._stop()
+            return
         log.info("profile %s: early fill of %d new target(s) in %d push(es): %s", self.profile, len(targets),
                  pushes, dict(self.report.counts))

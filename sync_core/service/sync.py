@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -186,7 +186,7 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     with ThreadPoolExecutor(1, thread_name_prefix="galsync-targets") as pool:
         resolved = pool.submit(_resolve_targets, rt, profile, memberships.members, stored_targets, dry_run) \
             if resolving else None
-        early = _early_fill(profile, fanout, resolved, report.run_id) if not dry_run else None
+        early = _early_fill(rt, profile, fanout, resolved, report.run_id) if not dry_run else None
         found = SourceChanges(rt, profile, report.run_id, dry_run, outbox,
                               on_stored=early.stored if early is not None else None)
         try:
@@ -198,6 +198,9 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
         if early is not None:
             report.exec.merge(early.finish())
         tchanges = resolved.result() if resolved is not None else None
+    # New targets the early fill brought fully in step need no fill push (it would plan and write nothing).
+    filled_early = early.covering([r.source_key for r in store.iter_source_records(profile.name)]) \
+        if early is not None and early.report.writes else set()
     report.changed, report.removed = found.changed, found.removed
 
     back: set[str] = set()
@@ -240,7 +243,8 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     group_watch.save(store, profile, memberships)
     store.put_doc("profile-state", profile.name, {"config": config_fp})
 
-    report.messages = _fan_out(rt, profile, fanout, tchanges, fill, removed_targets, changed_keys, report)
+    report.messages = _fan_out(rt, profile, fanout, tchanges, fill, removed_targets, changed_keys, report,
+                               filled_early)
     store.delete_doc("outbox", profile.name)
 
 
@@ -261,15 +265,16 @@ def _read_sources(rt: Runtime, profile: Profile, found: SourceChanges, membershi
     return reads
 
 
-def _early_fill(profile: Profile, fanout: FanOut, targets: Future[target_set.TargetChanges] | None, run_id: str
-                ) -> EarlyFill | None:
+def _early_fill(rt: Runtime, profile: Profile, fanout: FanOut, targets: Future[target_set.TargetChanges] | None,
+                run_id: str) -> EarlyFill | None:
     """Early writes to new targets (early_fill.py), when the pushes run in this process and the profile has one
     source; None otherwise."""
     early_push = getattr(fanout, "early_push", None)
     if targets is None or early_push is None or len(profile.sources) != 1:
         return None
     return EarlyFill(profile.name, targets, lambda keys, found: early_push(
-        PushMessage(profile.name, tuple(sorted(found)), keys, "changes", run_id), found))
+        PushMessage(profile.name, tuple(sorted(found)), keys, "changes", run_id), found),
+        lambda mailbox: not rt.store.get_target_records(profile.name, mailbox))
 
 
 def _resolve_targets(rt: Runtime, profile: Profile, members: Mapping[str, Iterable[str]],
@@ -304,8 +309,10 @@ def _filter_flips(profile: Profile, old: Mapping[str, frozenset[str]], new: Mapp
 
 
 def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, tchanges: target_set.TargetChanges, fill: set[str],
-             removed_targets: set[str], changed_keys: set[str] | None, report: SyncReport) -> int:
-    """Send the push messages; an inline fan-out's write counts go into this run's report."""
+             removed_targets: set[str], changed_keys: set[str] | None, report: SyncReport,
+             filled_early: Collection[str] = ()) -> int:
+    """Send the push messages (none to the targets the early fill brought in step, `filled_early`); an inline
+    fan-out's write counts go into this run's report."""
     size = rt.settings.targets_per_message
     run_id = report.run_id
     messages: list[PushMessage] = []
@@ -314,7 +321,7 @@ def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, tchanges: target_set
         keys = None if changed_keys is None else tuple(sorted(changed_keys))
         messages += [PushMessage(profile.name, tuple(c), keys, "changes", run_id) for c in _chunks(existing, size)]
     messages += [PushMessage(profile.name, tuple(c), None, "changes", run_id)
-                 for c in _chunks(sorted(m for m in fill if m in tchanges.active), size)]
+                 for c in _chunks(sorted(m for m in fill if m in tchanges.active and m not in filled_early), size)]
     messages += [PushMessage(profile.name, tuple(c), None, "remove", run_id)
                  for c in _chunks(sorted(removed_targets), size)]
     push_all = getattr(fanout, "push_all", None)
