@@ -95,7 +95,7 @@ def strategy_runs(options: Options, run: Callable[..., StrategyRuns]) -> Strateg
 
 
 def profiled_fill(options: Options) -> dict[str, Any]:
-    """A separate galsync fill under the profiler: where its time goes, by phase."""
+    """A separate galsync fill with its Graph calls recorded: when each kind ran (bench/phases.py)."""
     with emulator_process.start(options.users, options.targets, latency_ms=options.latency_ms, seed=options.seed,
                                 batch_workers=options.batch_workers) as emulator, \
             tempfile.TemporaryDirectory(prefix="galsync-bench-") as workdir:
@@ -107,7 +107,8 @@ def profiled_fill(options: Options) -> dict[str, Any]:
         finally:
             rt.close()
     return {"seconds": round(total, 3),
-            "phases": [{"phase": p.label, "seconds": round(p.seconds, 3), "calls": p.calls} for p in phases]}
+            "phases": [{"phase": p.label, "calls": p.calls, "first_start": round(p.first_start, 3),
+                        "last_end": round(p.last_end, 3), "p50": round(p.p50, 3)} for p in phases]}
 
 
 # --- goals -----------------------------------------------------------------------------------------------------
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", default="10000/600", help="per-mailbox request budget, REQUESTS/SECONDS")
     parser.add_argument("--set", action="append", default=[], metavar="GALSYNC_NAME=VALUE",
                         help="another galsync setting for this run (an experiment; say so when quoting numbers)")
-    parser.add_argument("--profile", action="store_true", help="also profile a separate galsync fill by phase")
+    parser.add_argument("--profile", action="store_true", help="also record when each kind of Graph call runs in a separate galsync fill")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--skip-core", action="store_true")
     parser.add_argument("--core-contacts", type=int, default=100_000)
@@ -313,9 +314,10 @@ def main(argv: list[str] | None = None) -> int:
         if strategy is not None and strategy.problems:
             print(f"\n{strategy.strategy}: the final check found problems:\n  " + "\n  ".join(strategy.problems[:10]))
     if phases is not None:
-        print(f"\nprofiled galsync fill: {phases['seconds']:.2f} s in the use case's thread")
+        print(f"\ntimeline of a separate galsync fill ({phases['seconds']:.2f} s), seconds from its start:")
         for p in phases["phases"]:
-            print(f"  {p['phase']:<46} {p['seconds']:>8.2f} s  ({p['calls']} calls)")
+            calls = f"{p['calls']:>5} calls, one takes {p['p50'] * 1000:.0f} ms (p50)" if p["calls"] else ""
+            print(f"  {p['phase']:<46} {p['first_start']:>6.2f} - {p['last_end']:>6.2f} s  {calls}")
     missed = [f"{g.run}: {g.measure}" for g in rows if g.met is False]
     print("\ngoals missed: " + ("; ".join(missed) if missed else "none"))
 
