@@ -254,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", default="10000/600", help="per-mailbox request budget, REQUESTS/SECONDS")
     parser.add_argument("--set", action="append", default=[], metavar="GALSYNC_NAME=VALUE",
                         help="another galsync setting for this run (an experiment; say so when quoting numbers)")
-    parser.add_argument("--profile", action="store_true", help="also record when each kind of Graph call runs in a separate galsync fill")
+    parser.add_argument("--profile", action="store_true",
+                        help="also record when each kind of Graph call runs in a separate galsync fill")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--skip-core", action="store_true")
     parser.add_argument("--core-contacts", type=int, default=100_000)
