@@ -12,7 +12,8 @@ early write). Everything else (removals, filter-group flips, managers' new names
 not change) is left to the run's normal fan-out, which follows and finds the early writes already recorded:
 it writes only what is still missing. A crash costs nothing either: target records are written before each
 create (I2), so the next run's fill adopts what an early push created instead of creating it twice.
-If an early push fails, early writes stop and the normal fan-out does the rest (and reports the error).
+If an early push fails, early writes stop and the normal fan-out does the rest: it writes the failed writes
+again, and the run reports what fails then (not the early attempt, which it repaired).
 """
 
 from __future__ import annotations
@@ -120,8 +121,12 @@ class EarlyFill:
             self._fresh = {m for m in targets if self._is_empty(m)}
             while (keys := self._next_keys()) is not None:
                 report = self._push(keys, targets)
-                self.report.merge(report)
                 left = sum(report.counts[k] for k in UNFINISHED)
+                if left:  # the fan-out's fill push writes these again, and reports what fails then
+                    for k in UNFINISHED:
+                        del report.counts[k]
+                    report.errors.clear()
+                self.report.merge(report)
                 if left:
                     raise RuntimeError(f"{left} write(s) failed or deferred")
                 self._pushed.update(keys)

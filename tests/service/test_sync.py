@@ -247,6 +247,29 @@ def test_a_first_fill_writes_to_new_targets_while_the_directory_is_still_read(
             assert tags == sorted(f"user:{u}" for u in users), mailbox
 
 
+def test_a_write_that_fails_during_the_early_fill_is_written_by_the_fan_out_and_the_run_is_ok(
+    make_runtime: MakeRuntime,
+) -> None:
+    """An early write Graph refuses stops the early fill; the run's fill push writes it again. The run reports
+    what is true at its end (everything written), not the attempt it repaired."""
+    with GraphEmulator.start(scenario=None) as g:
+        g.tenant.directory.delta_page_size = 2
+        users = [g.tenant.directory.add_user(displayName=f"Driver {i}", mailNickname=f"d{i}",
+                                             mobilePhone=f"+44 7700 90000{i}")["id"] for i in range(6)]
+        g.tenant.directory.add_group("Phones", members=users[:3])
+        g.faults.fail_next(1, 400, route=f"POST {CONTACTS}", mailbox=users[1])
+        rt = make_runtime(g, SMALL_CONFIG + "\n[profile.photos]\nenabled = false\n")
+        report = run(rt, "Small")
+        assert g.log.count(method="POST", route=CONTACTS, status=400) == 1  # the early write Graph refused
+        assert report.outcome == "ok" and report.exec.counts["failed"] == 0 and report.exec.errors == []
+        assert report.exec.counts["created"] == 3 * 6 == writes(g) - 1  # each contact once, the refused one again
+        for mailbox in users[:3]:
+            tags = sorted(read_contact_tag(c).source_key for c in managed_contacts(g, rt, "Small", mailbox))
+            assert tags == sorted(f"user:{u}" for u in users), mailbox
+        [recorded] = rt.store.recent_runs("Small")
+        assert recorded.outcome == "ok"
+
+
 def test_a_same_named_folder_galsync_did_not_create_is_never_taken_over(
     graph: GraphEmulator, make_runtime: MakeRuntime
 ) -> None:
