@@ -8,12 +8,13 @@ the read goes on. Keys that arrive while a push runs wait for the next one, so p
 
 Only creates of stored records go out early, and only to targets new in this run (no records of their own),
 of a profile with one source (with several, a later page of another source may win a merge and undo an
-early write). Everything else (removals, filter-group flips, managers' new names, photos of users that did
-not change) is left to the run's normal fan-out, which follows and finds the early writes already recorded:
-it writes only what is still missing. A crash costs nothing either: target records are written before each
-create (I2), so the next run's fill adopts what an early push created instead of creating it twice.
-If an early push fails, early writes stop and the normal fan-out does the rest: it writes the failed writes
-again, and the run reports what fails then (not the early attempt, which it repaired).
+early write). Everything else (removals; source records this run did not change, after a full re-read) is
+left to the run's fan-out, which follows and finds the early writes already recorded: it writes only what is
+still missing, and skips a target the early fill brought fully in step (`covering`). A crash costs nothing
+either: target records are written before each create (I2), so the next run's fill adopts what an early
+push created instead of creating it twice. If an early push fails, early writes stop and the fan-out does
+the rest: it writes the failed writes again, and the run reports what fails then (not the early attempt,
+which it repaired).
 """
 
 from __future__ import annotations
