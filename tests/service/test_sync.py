@@ -270,6 +270,33 @@ def test_a_write_that_fails_during_the_early_fill_is_written_by_the_fan_out_and_
         assert recorded.outcome == "ok"
 
 
+def test_a_target_that_joins_later_gets_early_what_changed_and_the_rest_from_its_fill_push(
+    make_runtime: MakeRuntime,
+) -> None:
+    """A later run with a new target and one changed user: the early fill writes only what this run stored
+    (the changed user), so the target still gets its fill push for the others. Every contact once; the
+    targets that were there get only the change."""
+    with GraphEmulator.start(scenario=None) as g:
+        g.tenant.directory.delta_page_size = 2
+        users = [g.tenant.directory.add_user(displayName=f"Driver {i}", mailNickname=f"d{i}",
+                                             mobilePhone=f"+44 7700 90000{i}")["id"] for i in range(6)]
+        phones = g.tenant.directory.add_group("Phones", members=users[:3])
+        rt = make_runtime(g, SMALL_CONFIG + "\n[profile.photos]\nenabled = false\n")
+        assert run(rt, "Small").exec.counts["created"] == 3 * 6
+        g.log.clear()
+        g.tenant.directory.add_member(phones["id"], users[3])
+        g.tenant.directory.update_user(users[5], mobilePhone="+44 7700 900999")
+        report = run(rt, "Small")
+        assert report.new_targets == 1 and report.messages == 2  # the change to 3 targets, the fill of the new one
+        assert report.exec.counts["created"] == 6 == g.log.count(method="POST", route=CONTACTS)
+        assert report.exec.counts["updated"] == 3 == g.log.count(method="PATCH", route=CONTACT)
+        for mailbox in users[:4]:
+            contacts = managed_contacts(g, rt, "Small", mailbox)
+            assert sorted(read_contact_tag(c).source_key for c in contacts) == sorted(f"user:{u}" for u in users)
+            [changed] = [c for c in contacts if read_contact_tag(c).source_key == f"user:{users[5]}"]
+            assert changed["mobilePhone"] == "+44 7700 900999", mailbox
+
+
 def test_a_same_named_folder_galsync_did_not_create_is_never_taken_over(
     graph: GraphEmulator, make_runtime: MakeRuntime
 ) -> None:
