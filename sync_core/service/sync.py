@@ -101,6 +101,9 @@ class InlineFanOut:
             self.report.merge(result)
         return result
 
+    def filled_early(self, mailboxes: int) -> None:
+        """That many targets were brought in step by early pushes and get no push message (progress only)."""
+
     def push_all(self, messages: Sequence[PushMessage],
                  push: Callable[[PushMessage], ExecReport] | None = None) -> list[ExecReport]:
         """Run the pushes side by side (`push` defaults to this fan-out's own); if any fails, the others still
@@ -243,6 +246,9 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     group_watch.save(store, profile, memberships)
     store.put_doc("profile-state", profile.name, {"config": config_fp})
 
+    progress = getattr(fanout, "filled_early", None)  # an inline fan-out counts these targets as done
+    if filled_early and progress is not None:
+        progress(len(filled_early))
     report.messages = _fan_out(rt, profile, fanout, tchanges, fill, removed_targets, changed_keys, report,
                                filled_early)
     store.delete_doc("outbox", profile.name)

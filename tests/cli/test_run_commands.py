@@ -46,6 +46,7 @@ def test_sync_table_for_people(cli: Cli) -> None:
     result = cli("sync")
     assert result.exit_code == 0, result.stderr
     assert "galsync sync" in result.stdout and "Dispatch" in result.stdout and "400 / 0 / 0" in result.stdout
+    assert "4/4" in result.stdout  # the progress counts the four trucks, filled while the directory was read
 
 
 def test_an_unknown_profile_exits_2_naming_the_profiles(cli: Cli) -> None:
