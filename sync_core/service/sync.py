@@ -3,7 +3,10 @@
 sync_profile, under the profile's lease (a burst of triggers runs once more, not N times):
   1. memberships of the profile's groups (one delta request; members re-read only when a group changed);
   2. each source by delta (one request when nothing changed); fingerprints tell real changes from noise;
-  3. the target set (new targets are filled completely, removed ones cleaned per policy);
+     each page is compared and stored as it arrives;
+  3. meanwhile, the target set (new targets are filled completely, removed ones cleaned per policy), new
+     targets' folders made, and, with an inline fan-out, new targets filled from the stored pages
+     (early_fill.py);
   4. persist in crash-safe order: an outbox document naming the changed keys and targets first, then the
      source records, then the delta links; then fan out; then drop the outbox. A crash anywhere replays
      the outbox on the next run, and every push is idempotent, so nothing is lost and nothing duplicated.
