@@ -48,6 +48,7 @@ def hire(g: GraphEmulator, n: int, kind: str = "member", mobile: str | None = No
 
 def small_tenant(g: GraphEmulator, staff: int, phones: int) -> list[str]:
     """`staff` members with a mobile number; the first `phones` of them are the targets (group "Phones")."""
+    g.tenant.directory.delta_page_size = 2  # a first fill's early writes interleave with the read (early_fill.py)
     people = [hire(g, n, mobile=f"+33 6 00 00 00 {n:02d}") for n in range(staff)]
     g.tenant.directory.add_group(TARGET_GROUP, members=people[:phones], id=GROUP_ID)
     return people
