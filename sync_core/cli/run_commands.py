@@ -49,8 +49,9 @@ class ProgressFanOut:
     def early_push(self, message: PushMessage, targets: Mapping[str, Target]) -> ExecReport:
         return self._inline.early_push(message, targets)
 
-    def filled_early(self, mailboxes: int) -> None:
-        self._advance(mailboxes)  # written while the directory was read: done, with no push message
+    def add_early(self, report: ExecReport, in_step: int) -> None:
+        self._inline.add_early(report, in_step)
+        self._advance(in_step)  # written while the directory was read: done, with no push message
 
     def push_all(self, messages: Sequence[PushMessage]) -> list[ExecReport]:
         return self._inline.push_all(messages, push=self.push)

@@ -99,13 +99,12 @@ class InlineFanOut:
 
     def early_push(self, message: PushMessage, targets: Mapping[str, Target]) -> ExecReport:
         """A push to targets this run found and has not stored yet (early_fill.py): pushes run in this process."""
-        result = push_targets(self.rt, message, targets=targets)
-        with self._lock:
-            self.report.merge(result)
-        return result
+        return push_targets(self.rt, message, targets=targets)
 
-    def filled_early(self, mailboxes: int) -> None:
-        """That many targets were brought in step by early pushes and get no push message (progress only)."""
+    def add_early(self, report: ExecReport, in_step: int) -> None:
+        """What the early pushes wrote, as the sync reports it; `in_step` targets need no push message."""
+        with self._lock:
+            self.report.merge(report)
 
     def push_all(self, messages: Sequence[PushMessage],
                  push: Callable[[PushMessage], ExecReport] | None = None) -> list[ExecReport]:
@@ -201,12 +200,15 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
             if early is not None:
                 early.cancel()
             raise
-        if early is not None:
-            report.exec.merge(early.finish())
+        early_report = early.finish() if early is not None else None
         tchanges = resolved.result() if resolved is not None else None
     # New targets the early fill brought fully in step need no fill push (it would plan and write nothing).
-    filled_early = early.covering([r.source_key for r in store.iter_source_records(profile.name)]) \
-        if early is not None and early.report.writes else set()
+    filled_early: set[str] = set()
+    if early is not None and early_report is not None:
+        if early_report.writes:
+            filled_early = early.covering([r.source_key for r in store.iter_source_records(profile.name)])
+        report.exec.merge(early_report)
+        fanout.add_early(early_report, len(filled_early))  # type: ignore[attr-defined]
     report.changed, report.removed = found.changed, found.removed
 
     back: set[str] = set()
@@ -249,9 +251,6 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     group_watch.save(store, profile, memberships)
     store.put_doc("profile-state", profile.name, {"config": config_fp})
 
-    progress = getattr(fanout, "filled_early", None)  # an inline fan-out counts these targets as done
-    if filled_early and progress is not None:
-        progress(len(filled_early))
     report.messages = _fan_out(rt, profile, fanout, tchanges, fill, removed_targets, changed_keys, report,
                                filled_early)
     store.delete_doc("outbox", profile.name)

@@ -259,9 +259,11 @@ def test_a_write_that_fails_during_the_early_fill_is_written_by_the_fan_out_and_
         g.tenant.directory.add_group("Phones", members=users[:3])
         g.faults.fail_next(1, 400, route=f"POST {CONTACTS}", mailbox=users[1])
         rt = make_runtime(g, SMALL_CONFIG + "\n[profile.photos]\nenabled = false\n")
-        report = run(rt, "Small")
+        fanout = InlineFanOut(rt)
+        report = sync_profile(rt, "Small", fanout)
         assert g.log.count(method="POST", route=CONTACTS, status=400) == 1  # the early write Graph refused
         assert report.outcome == "ok" and report.exec.counts["failed"] == 0 and report.exec.errors == []
+        assert fanout.report.counts == report.exec.counts  # the fan-out's own tally tells the same
         assert report.exec.counts["created"] == 3 * 6 == writes(g) - 1  # each contact once, the refused one again
         for mailbox in users[:3]:
             tags = sorted(read_contact_tag(c).source_key for c in managed_contacts(g, rt, "Small", mailbox))
