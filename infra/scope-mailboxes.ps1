@@ -63,7 +63,7 @@ param(
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 
-# RBAC for Applications roles matching galsync's Graph mailbox permissions (see docs/deploy.md).
+# RBAC for Applications roles matching galsync's Graph mailbox permissions (see the README, section "Limit mailbox access to the target mailboxes").
 $Roles = @('Application Contacts.ReadWrite', 'Application MailboxSettings.Read')
 
 function Write-Step([string] $Action, [string] $What) {

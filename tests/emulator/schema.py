@@ -1,4 +1,4 @@
-"""Validate emulator responses against Microsoft's OpenAPI descriptions in ../shared/graph-openapi/.
+"""Validate emulator responses against Microsoft's OpenAPI descriptions in tests/emulator/openapi/ (see SOURCE.md).
 
 Two adjustments, both documented here because they are the only ones:
 - a `$ref` to a schema the slice does not contain (user-schema.yml is an excerpt) resolves to "any
@@ -21,7 +21,7 @@ import yaml
 from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 
-OPENAPI_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "graph-openapi"
+OPENAPI_DIR = Path(__file__).resolve().parent / "openapi"
 _ENTITY = {"type": "object", "properties": {"id": {"type": "string"}}}
 
 

@@ -31,7 +31,7 @@ def test_funcignore_keeps_development_files_out_of_the_package() -> None:
     ignore = pathspec.GitIgnoreSpec.from_lines((ROOT / ".funcignore").read_text().splitlines())
     left_out = [
         "tests/infra/test_bicep.py", "bench/run.py", "graph_emulator/server.py", "infra/main.bicep",
-        "docs/deploy.md", "node_modules/azurite/package.json", ".venv/bin/python",
+        "docs/config.md", "node_modules/azurite/package.json", ".venv/bin/python",
         ".venv-checkov/bin/checkov", "scripts/test.sh", "local.settings.json", "local.settings.json.example",
         "package.json", "package-lock.json", "pyproject.toml", "azure.yaml", "galsync-state.db",
         "sync_core/__pycache__/settings.cpython-311.pyc", ".git/HEAD", ".azure/dev/.env",
