@@ -59,6 +59,10 @@ class ExecReport:
 
     counts: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)  # "mailbox key: status code (request-id)"
+    # Per mailbox: the (status, code) of its refused writes, and the code of the first 404 it answered. They
+    # tell a mailbox that refuses, or a deleted managed folder, from one contact's failure (mailbox_checks.py).
+    refused: dict[str, Counter[tuple[int, str]]] = field(default_factory=dict)
+    not_found: dict[str, str] = field(default_factory=dict)
 
     @property
     def writes(self) -> int:
@@ -67,6 +71,16 @@ class ExecReport:
     def merge(self, other: ExecReport) -> None:
         self.counts.update(other.counts)
         self.errors += other.errors
+        for mailbox, refused in other.refused.items():
+            self.refused.setdefault(mailbox, Counter()).update(refused)
+        for mailbox, code in other.not_found.items():
+            self.not_found.setdefault(mailbox, code)
+
+    def drop_failures(self, mailbox: str) -> None:
+        """Forget a mailbox's failed writes: its work was done again (its deleted folder was made and filled)."""
+        self.counts["failed"] -= sum(self.refused.pop(mailbox, Counter()).values())
+        self.not_found.pop(mailbox, None)
+        self.errors = [e for e in self.errors if not e.startswith(f"{mailbox} ")]
 
 
 # What the executor reads from the answer to a create or an adoption; the rest of the contact is not kept.
@@ -269,6 +283,8 @@ def _apply_result(outcome: _Outcome, profile: Profile, item: _Write, result: Bat
             report.counts["foreign_deleted"] += 1
         return []
     status = result.status
+    if status == 404:
+        report.not_found.setdefault(mailbox, getattr(result.error, "code", ""))
     if status == 404 and isinstance(action, Delete):
         _drop_record(outcome, profile, work, action)  # already gone: the goal is reached
         report.counts["already_deleted"] += 1
@@ -329,6 +345,7 @@ def _failed(outcome: _Outcome, profile: Profile, item: _Write, result: BatchResu
     if item.intent and not in_doubt:
         outcome.forget(item.work.mailbox, key)
     report.counts["failed"] += 1
+    report.refused.setdefault(item.work.mailbox, Counter())[(result.status, code)] += 1
     report.errors.append(f"{item.work.mailbox} {key}: {result.status} {code} (request-id {result.request_id})")
     log.warning("profile %s: %s to mailbox %s failed: %s %s (request-id %s)", profile.name,
                 item.method, item.work.mailbox, result.status, code, result.request_id)

@@ -10,6 +10,8 @@ so a night with no drift costs about one request per target. What delta shows is
   in a per-mailbox document the doctor and `explain` read.
 What delta cannot see (a push that never happened, a record without its contact) is planned from state
 alone, with the same planner the push uses. Each target is reconciled under the same lease as pushes.
+A folder whose delta answers 404 ErrorItemNotFound was deleted: it is made again and filled the same night
+(folder_heal.py). A mailbox that refuses fails alone and is listed as a failing target (failing_targets.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from sync_core.graph import DeltaTokenExpired, GraphClient, GraphError, NotFound
 
 from . import photos
 from .executor import ExecReport, TargetWork, contact_url, execute
+from .failing_targets import RECONCILE, FailingTargets, TargetFailure
+from .folder_heal import FolderGone, folder_gone, folder_link, forget_folder
 from .folders import FolderConflict
 from .runtime import Runtime, new_run_id
 from .sync import TARGET_LEASE_SECONDS, _target_lease, _with_folder
@@ -53,6 +57,7 @@ class ReconcileReport:
     foreign: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # mailbox -> foreign contacts
     requests: int = 0
     errors: list[str] = field(default_factory=list)
+    failing: list[TargetFailure] = field(default_factory=list)  # targets that failed this night (they alone)
 
 
 def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) -> ReconcileReport:
@@ -67,6 +72,7 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) 
         if checks.checked:
             report.exec.counts.update({"photos_checked": checks.checked, "photos_changed": len(checks.changed)})
     desired = _desired(rt, profile)
+    failing = FailingTargets(rt.store, rt.client, profile.name, report.run_id, rt.now_iso)
     for mailbox, target in sorted(rt.store.get_targets(profile.name).items()):
         if not target.active:
             continue
@@ -76,17 +82,21 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) 
             report.busy += 1
             continue
         try:
-            _reconcile_target(rt, profile, target, desired, report)
-        except FolderConflict as exc:
-            report.errors.append(str(exc))
-        except GraphError as exc:
-            # One mailbox failing (throttled past the retry bounds, or deleted before the sync noticed) is
-            # recorded and the other targets are still reconciled (chaos suite: a deleted target stopped them all).
-            report.errors.append(f"mailbox {mailbox}: {exc}")
-            log.warning("profile %s: reconcile of mailbox %s failed: %s", profile.name, mailbox, exc)
+            _reconcile_or_heal(rt, profile, target, desired, report)
+        except (FolderConflict, GraphError) as exc:
+            # One mailbox failing (out of scope, gone, throttled past the retry bounds) fails alone: the other
+            # targets are still reconciled (I10), and the sync tries this one again.
+            failing.fail_error(mailbox, RECONCILE, exc, address=target.address)
+            if dry_run:
+                report.errors.append(f"mailbox {target.address or mailbox}: {exc}")
+        else:
+            failing.fail_refused(mailbox, RECONCILE, report.exec.refused.get(mailbox), address=target.address)
         finally:
             if not dry_run:
                 rt.store.release_lease(lease, rt.owner)
+    if not dry_run:
+        report.failing = failing.save()
+        report.errors += [f.line() for f in report.failing]
     after = rt.client.stats.snapshot()
     report.requests = sum(after.values()) - sum(before.values()) if after else 0
     if not dry_run:
@@ -107,6 +117,21 @@ def _desired(rt: Runtime, profile: Profile) -> dict[str, DesiredContact]:
     return {r.source_key: DesiredContact(r.payload, r.fingerprint, r.photo_etag) for r in records}
 
 
+def _reconcile_or_heal(rt: Runtime, profile: Profile, target: Target, desired: Mapping[str, DesiredContact],
+                       report: ReconcileReport) -> None:
+    """Reconcile one target; if its managed folder was deleted, forget it, make it again and fill it, now (a
+    dry run counts what that would write)."""
+    try:
+        _reconcile_target(rt, profile, target, desired, report)
+    except FolderGone:
+        report.drift["folder_deleted"] += 1
+        if report.dry_run:
+            report.planned["Create"] += len(desired)
+            return
+        report.exec.counts["folders_recreated"] += 1
+        _reconcile_target(rt, profile, forget_folder(rt.store, profile, target), desired, report)
+
+
 def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Mapping[str, DesiredContact],
                       report: ReconcileReport) -> None:
     store, client = rt.store, rt.client
@@ -117,9 +142,14 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
         target = _with_folder(rt, profile, target)
     folder_id = target.folder_id or ""
     records = store.get_target_records(profile.name, target.mailbox)
-    link_name = f"folder:{target.mailbox}"
-    seen, removed_ids, link, full = _folder_changes(client, profile, target.mailbox, folder_id,
-                                                    store.get_delta_link(profile.name, link_name))
+    link_name = folder_link(target.mailbox)
+    try:
+        seen, removed_ids, link, full = _folder_changes(client, profile, target.mailbox, folder_id,
+                                                        store.get_delta_link(profile.name, link_name))
+    except NotFound as exc:
+        if folder_gone(exc):
+            raise FolderGone(target.mailbox) from exc
+        raise
     by_id = {r.contact_id: r for r in records.values() if r.contact_id}
     if full:
         # A full read lists every contact: a recorded one that is not there was deleted (delta only says so

@@ -1,8 +1,9 @@
 """`galsync status`: what galsync has been doing, read from the state store alone (no Graph call).
 
 It answers "is it working?" the way an admin asks it: the last runs with their counts, the failures among
-them, work the queues gave up on (poison messages), and the Graph subscriptions with their expiry. Being
-store-only, it works when Graph or the credentials are what is broken.
+them, target mailboxes that fail alone and since when, work the queues gave up on (poison messages), and the
+Graph subscriptions with their expiry. Being store-only, it works when Graph or the credentials are what is
+broken.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from sync_core.core.records import Run, Target
 from sync_core.state.base import StateStore
 
+from .failing_targets import TargetFailure, load_all
 from .notifications import SUBSCRIPTION_DOC
 from .poison import PoisonRecord, list_poison
 
@@ -58,6 +60,7 @@ class StatusReport:
     runs: tuple[Run, ...]
     poison: tuple[PoisonRecord, ...]
     subscriptions: tuple[SubscriptionState, ...]
+    failing_targets: tuple[TargetFailure, ...] = ()  # target mailboxes failing alone, oldest first
 
     @property
     def failures(self) -> tuple[Run, ...]:
@@ -70,7 +73,8 @@ class StatusReport:
     @property
     def healthy(self) -> bool:
         now = parse_time(self.checked_at) or datetime.now(UTC)
-        return not self.failures and not self.poison and not any(s.expired(now) for s in self.subscriptions)
+        return not self.failures and not self.poison and not self.failing_targets and \
+            not any(s.expired(now) for s in self.subscriptions)
 
     def to_json(self) -> dict[str, Any]:
         now = parse_time(self.checked_at) or datetime.now(UTC)
@@ -86,6 +90,7 @@ class StatusReport:
             "failures": [run_json(r) for r in self.failures],
             "poison": [poison_json(p) for p in self.poison],
             "subscriptions": [s.to_json(now) for s in self.subscriptions],
+            "failing_targets": [f.to_json() for f in self.failing_targets],
         }
 
 
@@ -104,7 +109,7 @@ def status(store: StateStore, profiles: Iterable[str], *, limit: int = 20, now: 
             next((r for r in own if r.kind == "reconcile"), None),
         ))
     return StatusReport(iso(now), tuple(per_profile), runs, tuple(list_poison(store)),
-                        tuple(subscriptions(store)))
+                        tuple(subscriptions(store)), tuple(load_all(store, [p.name for p in per_profile])))
 
 
 def subscriptions(store: StateStore) -> list[SubscriptionState]:

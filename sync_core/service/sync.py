@@ -32,11 +32,14 @@ from sync_core.core.sources import DesiredContact, merge_sources, source_key_pre
 from sync_core.graph import GraphError
 from sync_core.state.leases import run_exclusively
 
+from . import failing_targets
 from . import groups as group_watch
 from . import targets as target_set
 from .early_fill import EarlyFill
 from .executor import ExecReport, TargetWork, execute
+from .failing_targets import RESOLVE, FailingTargets, TargetFailure
 from .folders import FolderConflict, ensure_folder, ensure_folders
+from .mailbox_checks import MailboxChecks
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
 from .source_changes import MAX_KEYS_PER_MESSAGE, SourceChanges
 from .source_reader import SourceRead, fetch_users, read_source, removed_after_full_read
@@ -71,6 +74,7 @@ class SyncReport:
     messages: int = 0
     planned: dict[str, int] = field(default_factory=dict)  # dry run: action kind -> count
     exec: ExecReport = field(default_factory=ExecReport)
+    failing: list[TargetFailure] = field(default_factory=list)  # targets that failed in this run (they alone)
 
     def counts(self) -> dict[str, int]:
         return {"changed": self.changed, "removed": self.removed, "targets": self.targets,
@@ -158,10 +162,12 @@ def _sync_once(rt: Runtime, profile: Profile, fanout: FanOut, *, dry_run: bool) 
     after = client.stats.snapshot()
     report.requests = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     if not dry_run:
-        outcome = "partial" if report.exec.counts["failed"] else "ok"
+        report.failing = [f for f in failing_targets.load(store, profile.name).values() if f.run_id == report.run_id]
+        outcome = "partial" if report.exec.counts["failed"] or report.failing else "ok"
         report.outcome = outcome
+        errors = [f.line() for f in report.failing] + report.exec.errors[:5]
         store.record_run(Run(report.run_id, profile.name, "sync", started, rt.now_iso(), outcome, report.counts(),
-                             error="; ".join(report.exec.errors[:5]) or None))
+                             error="; ".join(errors[:5]) or None))
     log.info("profile %s: sync %s %s: changed=%d removed=%d targets=%d new_targets=%d messages=%d writes=%d",
              profile.name, report.run_id, report.outcome, report.changed, report.removed, report.targets,
              report.new_targets, report.messages, report.exec.writes)
@@ -187,7 +193,8 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     #    run in this process, new targets get the stored records while the read goes on (early_fill.py).
     stored_targets = store.get_targets(profile.name)
     unfinished_removal = set((outbox or {}).get("remove", []))
-    resolving = memberships.changed or config_changed or not stored_targets
+    failing = FailingTargets(store, client, profile.name, report.run_id, rt.now_iso)
+    resolving = memberships.changed or config_changed or not stored_targets or failing.unresolved
     with ThreadPoolExecutor(1, thread_name_prefix="galsync-targets") as pool:
         resolved = pool.submit(_resolve_targets, rt, profile, memberships.members, stored_targets, dry_run) \
             if resolving else None
@@ -251,9 +258,25 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     group_watch.save(store, profile, memberships)
     store.put_doc("profile-state", profile.name, {"config": config_fp})
 
-    report.messages = _fan_out(rt, profile, fanout, tchanges, fill, removed_targets, changed_keys, report,
+    retry = _failing_targets(failing, tchanges, resolved=resolving)
+    report.messages = _fan_out(rt, profile, fanout, tchanges, fill | retry, removed_targets, changed_keys, report,
                                filled_early)
     store.delete_doc("outbox", profile.name)
+
+
+def _failing_targets(failing: FailingTargets, tchanges: target_set.TargetChanges, *, resolved: bool) -> set[str]:
+    """Record the targets whose look-up failed, forget the failures of mailboxes that are no longer targets,
+    and return the targets still listed as failing: this run fills them again (each push first asks a failing
+    target for its folder, so one that still refuses costs one request)."""
+    for key, (address, error) in tchanges.failed.items():
+        failing.fail_error(key, RESOLVE, error, address=address)
+    for key, known in failing.known.items():
+        if key not in tchanges.failed and ((known.stage == RESOLVE and resolved) or
+                                           (known.stage != RESOLVE and key not in tchanges.active)):
+            failing.drop(key)
+    retry = {k for k, f in failing.known.items() if f.stage != RESOLVE and k in tchanges.active}
+    failing.save(others_work=bool(set(tchanges.active) - retry))
+    return retry
 
 
 def _read_sources(rt: Runtime, profile: Profile, found: SourceChanges, memberships: group_watch.Memberships,
@@ -396,16 +419,37 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
     recreate = _recreator(profile, want)
     works: list[TargetWork] = []
     report = ExecReport()
-    active = [targets[m] for m in message.mailboxes if m in targets and targets[m].active]
+    checks = MailboxChecks(rt, profile, message.run_id, targets)  # one mailbox fails alone; deleted folders heal
+    active = checks.ready([targets[m] for m in message.mailboxes if m in targets and targets[m].active], report)
     shared = SharedCreates(profile)  # a contact's create is the same for every target of the push
-    for target in _with_folders(rt, profile, active, report):
+    written = _with_folders(rt, profile, active, report, checks)
+    for target in written:
         mailbox = target.mailbox
         records = store.get_target_records(profile.name, mailbox, wanted_keys)
         actions = plan_target(mailbox, want, previous, records, profile, shared)
         works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
     report.merge(execute(client, store, profile, works, rt.now_iso))
+    healed = checks.settle(written, report)
+    if healed:
+        refill = _refill(rt, profile, healed, checks)
+        checks.settle(healed, refill, heal=False)
+        report.merge(refill)
+    checks.save()
     log.info("profile %s: push %s to %d mailbox(es): %s", profile.name, message.run_id, len(works),
              dict(report.counts))
+    return report
+
+
+def _refill(rt: Runtime, profile: Profile, targets: list[Target], checks: MailboxChecks) -> ExecReport:
+    """Every contact, into the folders made again for targets whose managed folder was deleted (their records
+    were forgotten, and a new folder is empty: a plain fill)."""
+    report = ExecReport()
+    desired, _, _ = _desired(rt.store, profile, None)
+    shared = SharedCreates(profile)
+    works = [TargetWork(t.mailbox, t.folder_id or "", plan_target(t.mailbox, desired, {}, {}, profile, shared), {},
+                        _recreator(profile, desired))
+             for t in _with_folders(rt, profile, targets, report, checks)]
+    report.merge(execute(rt.client, rt.store, profile, works, rt.now_iso))
     return report
 
 
@@ -449,9 +493,11 @@ def _recreator(profile: Profile, desired: Mapping[str, DesiredContact]) -> Any:
     return recreate
 
 
-def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport) -> list[Target]:
+def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport,
+                  checks: MailboxChecks) -> list[Target]:
     """The targets with their managed folder, found or created in `$batch` calls for those that have none yet;
-    a target whose folder name is taken by a foreign folder is reported and left out."""
+    a target whose folder name is taken by a foreign folder, or whose mailbox refuses, is reported and left
+    out."""
     missing = [t for t in targets if not t.folder_id]
     found = ensure_folders(rt.client, profile, [t.mailbox for t in missing]) if missing else {}
     out: list[Target] = []
@@ -461,6 +507,8 @@ def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: 
             report.counts["failed"] += 1
             report.errors.append(str(folder))
             log.error("profile %s: %s", profile.name, folder)
+        if isinstance(folder, FolderConflict | GraphError):
+            checks.folder_failed(target, folder)
             continue
         if folder != target.folder_id:
             target = Target(target.mailbox, target.address, folder, target.purpose, target.active)

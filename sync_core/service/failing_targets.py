@@ -1,0 +1,234 @@
+"""Target mailboxes that fail: which ones, since when, why, and what the admin can do about it.
+
+A mailbox that refuses (outside galsync's Exchange scope, gone, full, a foreign folder in the way) fails
+alone (I10): the run goes on with the other targets and ends "partial". Each failing target has a document
+of its own (kind "failing-target", key "profile|mailbox"), written by whoever met the failure (the sync's
+target look-ups, a push, reconcile) under the lease that covers that mailbox, so two workers never write the
+same document. The first failure's time stays until the target works again; then the document goes. The
+sync tries every failing target again on each run, and `galsync status` and `galsync doctor` list them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sync_core.core.profile import looks_like_object_id
+from sync_core.graph import AuthError, GraphClient, GraphError
+from sync_core.state.base import StateStore
+
+from .folders import FolderConflict
+
+log = logging.getLogger("galsync.targets")
+
+FAILING_DOC = "failing-target"
+GRANT_SCRIPT = "infra/grant-graph-permissions.sh"
+SCOPE_SCRIPT = "infra/scope-mailboxes.ps1"
+
+# Where the failure was met: the target's look-up (its userPurpose, or its address), its managed folder,
+# the writes of a push, the nightly reconcile.
+RESOLVE, FOLDER, WRITE, RECONCILE = "resolve", "folder", "write", "reconcile"
+_DOING = {RESOLVE: "reading its mailbox type", FOLDER: "finding or making its folder",
+          WRITE: "writing its contacts", RECONCILE: "reading its folder"}
+
+# Exchange's codes for a mailbox that is not there (user deleted, licence removed, hosted on-premises) and
+# for a full one; 507 is Graph's status for a storage quota reached (concepts/errors.md).
+MAILBOX_GONE = frozenset({"ErrorInvalidUser", "MailboxNotEnabledForRESTAPI", "ErrorNonExistentMailbox",
+                          "ResourceNotFound", "Request_ResourceNotFound"})
+MAILBOX_FULL = frozenset({"ErrorQuotaExceeded", "ErrorQuotaExceededOnDelete"})
+FOLDER_CONFLICT = "FolderConflict"  # galsync's own refusal: a folder with the managed name is not its own
+
+
+def refuses_mailbox(status: int, code: str) -> bool:
+    """True for an answer about the whole mailbox (out of scope, gone, full), not about one contact."""
+    return status in (403, 507) or code in MAILBOX_GONE or code in MAILBOX_FULL
+
+
+def mailbox_refusal(refused: Mapping[tuple[int, str], int]) -> tuple[int, str] | None:
+    """Of a mailbox's refused writes ((status, code) -> count), the one that says the mailbox refuses."""
+    return next((answer for answer in refused if refuses_mailbox(*answer)), None)
+
+
+@dataclass(frozen=True)
+class TargetFailure:
+    """A target mailbox that failed, as `status`, `doctor` and run reports show it (no contact data)."""
+
+    profile: str
+    key: str  # the mailbox's user id, or the configured address when no user has it
+    address: str  # how people know the mailbox ("" when it could not be found out)
+    stage: str  # RESOLVE | FOLDER | WRITE | RECONCILE
+    status: int
+    code: str
+    hint: str
+    since: str  # first failure of this streak (ISO 8601)
+    last: str  # latest failure
+    run_id: str  # the run (or push) that met the latest failure
+    request_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.address} ({self.key})" if self.address and self.address != self.key else self.key
+
+    def line(self) -> str:
+        """One line for run reports: the mailbox by address, Graph's answer, and what to do."""
+        answer = f"{self.status} {self.code}" if self.status else self.code
+        return f"mailbox {self.label}: {answer} while {_DOING.get(self.stage, self.stage)}; {self.hint}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TargetFailure:
+        text = {name: str(data.get(name) or "") for name in
+                ("profile", "key", "address", "stage", "code", "hint", "since", "last", "run_id")}
+        request_id = data.get("request_id")
+        return cls(text["profile"], text["key"], text["address"], text["stage"], int(data.get("status") or 0),
+                   text["code"], text["hint"], text["since"], text["last"], text["run_id"],
+                   request_id if isinstance(request_id, str) else None)
+
+
+def load(store: StateStore, profile: str) -> dict[str, TargetFailure]:
+    """The profile's failing targets by key (one read of the documents)."""
+    prefix = f"{profile}|"
+    return {key[len(prefix):]: TargetFailure.from_json(data) for key, data in store.list_docs(FAILING_DOC)
+            if key.startswith(prefix)}
+
+
+def load_all(store: StateStore, profiles: Iterable[str]) -> list[TargetFailure]:
+    """The failing targets of these profiles, oldest failure first."""
+    wanted = set(profiles)
+    failures = [TargetFailure.from_json(data) for _, data in store.list_docs(FAILING_DOC)]
+    return sorted((f for f in failures if f.profile in wanted), key=lambda f: (f.since, f.profile, f.key))
+
+
+def hint(profile: str, stage: str, status: int, code: str, key: str, *, others_work: bool,
+         request_id: str | None = None) -> str:
+    """What the admin can do about one failing target, from Graph's answer and whether other targets work."""
+    if stage == RESOLVE and status == 404 and not looks_like_object_id(key):
+        return (f'no user in the directory has this address: correct it in profile "{profile}" '
+                "(targets.mailboxes), or create the mailbox; galsync looks it up again on every run")
+    if code in MAILBOX_GONE or (stage == RESOLVE and status == 404):
+        return ("the mailbox no longer exists or has no Exchange Online mailbox (user deleted, licence removed, "
+                f'or hosted on-premises): restore it, or take it out of profile "{profile}"\'s targets')
+    if status == 507 or code in MAILBOX_FULL:
+        return "the mailbox is full (over its storage quota): free space in it or raise its quota"
+    if status == 403:
+        if others_work:
+            return ("galsync works in the other target mailboxes, so this one is outside galsync's Exchange scope "
+                    "(RBAC for Applications), or a scope change has not applied yet (that takes 30 minutes to 2 "
+                    f"hours): add the mailbox to the scope ({SCOPE_SCRIPT}); galsync tries it again on every run")
+        permission = "MailboxSettings.Read" if stage == RESOLVE else "Contacts.ReadWrite"
+        return (f"grant the application permission {permission} ({GRANT_SCRIPT}), or add the mailbox to "
+                f"galsync's Exchange scope ({SCOPE_SCRIPT}; a scope change takes 30 minutes to 2 hours to apply); "
+                "`galsync doctor` checks both")
+    ids = f" (request-id {request_id})" if request_id else ""
+    return f"quote the request-id{ids} when asking Microsoft support; galsync tries it again on every run"
+
+
+class FailingTargets:
+    """One run's (or push's) bookkeeping of its targets' failures: met ones recorded, working ones cleared.
+
+    `known` is read once when made; `save` writes only what changed (nothing on a run where every target
+    works and none was failing).
+    """
+
+    def __init__(self, store: StateStore, client: GraphClient, profile: str, run_id: str,
+                 now: Callable[[], str]) -> None:
+        self.store, self.client, self.profile, self.run_id, self.now = store, client, profile, run_id, now
+        self.known = load(store, profile)
+        self._failed: dict[str, tuple[str, int, str, str | None, str]] = {}  # key -> stage, status, code, ...
+        self._hints: dict[str, str] = {}
+        self._working: set[str] = set()
+
+    def fail(self, key: str, stage: str, status: int, code: str, *, address: str = "",
+             request_id: str | None = None, advice: str | None = None) -> None:
+        self._failed[key] = (stage, status, code, request_id, address)
+        self._working.discard(key)
+        if advice is not None:
+            self._hints[key] = advice
+        log.warning("profile %s: target %s failed while %s: %s %s", self.profile,
+                    key if looks_like_object_id(key) else "(named by address)", _DOING.get(stage, stage), status, code)
+
+    def fail_error(self, key: str, stage: str, error: GraphError | FolderConflict, *, address: str = "") -> None:
+        """Record a failure from the error that stopped the target (AuthError is no target's: re-raised)."""
+        if isinstance(error, AuthError):
+            raise error
+        if isinstance(error, FolderConflict):
+            self.fail(key, FOLDER, 0, FOLDER_CONFLICT, address=address, advice=error.advice)
+        else:
+            self.fail(key, stage, error.status, error.code, address=address, request_id=error.request_id)
+
+    def fail_refused(self, key: str, stage: str, refused: Mapping[tuple[int, str], int] | None, *,
+                     address: str = "") -> bool:
+        """Record a failure if the mailbox's refused writes say the mailbox refuses; else note it works."""
+        answer = mailbox_refusal(refused or Counter())
+        if answer is None:
+            self.works(key)
+            return False
+        self.fail(key, stage, *answer, address=address)
+        return True
+
+    def works(self, key: str) -> None:
+        """The target answered: its failing document (if any) goes when saved."""
+        if key not in self._failed:
+            self._working.add(key)
+
+    def drop(self, key: str) -> None:
+        """No longer a target (or no longer named): its failing document goes when saved."""
+        self._failed.pop(key, None)
+        self._working.add(key)
+
+    @property
+    def unresolved(self) -> bool:
+        """Whether a wanted target's look-up failed before: then the target set is looked up again."""
+        return any(f.stage == RESOLVE for f in self.known.values())
+
+    @property
+    def failed(self) -> set[str]:
+        return set(self._failed)
+
+    def save(self, *, others_work: bool | None = None) -> list[TargetFailure]:
+        """Write the failures met (keeping each streak's first time) and clear the targets that work again.
+
+        `others_work`: whether other targets of the profile work (for the hint on a 403); by default, whether
+        any target met here worked. Returns this run's failures.
+        """
+        if others_work is None:
+            others_work = bool(self._working)
+        now = self.now()
+        out: list[TargetFailure] = []
+        for key, (stage, status, code, request_id, address) in sorted(self._failed.items()):
+            before = self.known.get(key)
+            address = address or (before.address if before is not None else "") or self._address(key)
+            advice = self._hints.get(key) or hint(self.profile, stage, status, code, key, others_work=others_work,
+                                                  request_id=request_id)
+            failure = TargetFailure(self.profile, key, address, stage, status, code, advice,
+                                    before.since if before is not None else now, now, self.run_id, request_id)
+            self.store.put_doc(FAILING_DOC, f"{self.profile}|{key}", failure.to_json())
+            out.append(failure)
+        for key in sorted(self._working & set(self.known)):
+            self.store.delete_doc(FAILING_DOC, f"{self.profile}|{key}")
+            log.info("profile %s: target %s works again", self.profile, key)
+        self.known = {**{k: f for k, f in self.known.items() if k not in self._working},
+                      **{f.key: f for f in out}}
+        self._failed, self._working, self._hints = {}, set(), {}
+        return out
+
+    def _address(self, key: str) -> str:
+        """The mailbox's address from the directory (a directory read: the Exchange scope does not limit it)."""
+        if not looks_like_object_id(key):
+            return key
+        try:
+            user = self.client.get(f"/users/{key}", params={"$select": "mail,userPrincipalName"})
+        except GraphError:
+            return ""
+        return str(user.get("mail") or user.get("userPrincipalName") or "")
+
+
+def clear(store: StateStore, profile: str, keys: Iterable[str]) -> None:
+    """Forget failing targets that are no longer targets (left the profile, or now resolved elsewhere)."""
+    for key in keys:
+        store.delete_doc(FAILING_DOC, f"{profile}|{key}")
