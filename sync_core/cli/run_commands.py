@@ -94,7 +94,8 @@ def sync_json(report: SyncReport) -> dict[str, Any]:
         "writes": {k: counts.get(k, 0) for k in ("created", "updated", "deleted", "adopted", "photos_set", "failed")},
         "write_total": report.exec.writes,
         "planned": dict(report.planned), "graph_requests": dict(report.requests),
-        "errors": list(report.exec.errors[:20]),
+        "failing_targets": [f.to_json() for f in report.failing],
+        "errors": ([f.line() for f in report.failing] + report.exec.errors)[:20],
     }
 
 
@@ -154,7 +155,8 @@ def reconcile_json(report: ReconcileReport) -> dict[str, Any]:
         "write_total": report.exec.writes,
         "foreign_found": sum(len(v) for v in report.foreign.values()),
         "foreign_by_mailbox": {m: len(v) for m, v in report.foreign.items() if v},
-        "graph_requests": report.requests, "errors": errors[:20],
+        "graph_requests": report.requests, "failing_targets": [f.to_json() for f in report.failing],
+        "errors": errors[:20],
     }
 
 
@@ -187,8 +189,11 @@ def _render(console: Console, kind: str, runs: list[ProfileRun], dry_run: bool) 
                              "foreign contacts", "Graph requests"],
                             [reconcile_row(r.profile, r.data, r.error) for r in runs]))
     for r in runs:
-        for line in r.data.get("errors", [])[:5]:
-            console.print(f"  {r.profile}: {line}", style="red")
+        errors = r.data.get("errors", [])
+        for line in errors[:5]:
+            console.print(f"  {r.profile}: {line}", style="red", markup=False)
+        if len(errors) > 5:
+            console.print(f"  {r.profile}: ... and {len(errors) - 5} more (--json lists up to 20)", style="red")
 
 
 def reconcile_row(profile: str, data: dict[str, Any], error: str | None = None) -> list[Any]:

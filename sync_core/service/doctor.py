@@ -7,7 +7,8 @@ Per profile it checks, cheapest first:
   Applications limits galsync to its targets (good); 200 means galsync could touch every mailbox (warning);
 - subscriptions (state docs "subscription", compared with Graph's own list) and their expiry;
 - delta link ages (directory delta tokens last 7 days; an older link costs a full re-read);
-- failed runs and poison work (the queues gave up on a message);
+- failed runs, target mailboxes that fail alone (since when, and why), and poison work (the queues gave up
+  on a message);
 - targets that are shared mailboxes, and the foreign contacts the nightly reconcile found in them
   (state docs "foreign", written by reconcile): the "Maman" diagnosis.
 
@@ -27,14 +28,13 @@ from sync_core.core.profile import Profile
 from sync_core.core.records import Run, Target
 from sync_core.graph import Forbidden, GraphClient, GraphError, NotFound
 
+from .failing_targets import GRANT_SCRIPT, SCOPE_SCRIPT, load_all
 from .poison import PoisonRecord, list_poison
 from .runtime import Runtime
 from .status import SubscriptionState, iso, parse_time, poison_json, run_json, subscriptions, when_text
 
 log = logging.getLogger("galsync.doctor")
 
-GRANT_SCRIPT = "infra/grant-graph-permissions.sh"
-SCOPE_SCRIPT = "infra/scope-mailboxes.ps1"
 FOREIGN_DOC = "foreign"  # key "profile|mailbox id": {"checked_at", "contacts": [{id, displayName, ...}]}
 DELTA_TIMES_DOC = "delta-times"  # key profile: {source name: ISO time the link was stored}
 DIRECTORY_TOKEN_DAYS = 7  # directory delta tokens expire after 7 days (graph-facts.md)
@@ -225,8 +225,12 @@ def doctor(rt: Runtime, profile_names: Sequence[str] | None = None, *, now: date
     stored_targets = {p.name: store.get_targets(p.name) for p in profiles}
     all_target_ids = {m for targets in stored_targets.values() for m in targets}
     permissions, users = _app_permissions(client, profiles)
+    failing = load_all(store, [p.name for p in profiles])
     for p in profiles:
-        permissions += _mailbox_permissions(client, p, stored_targets[p.name])
+        # Probed on a target that works, if any: a failing one's 403 is its own (out of scope), not a permission.
+        down = {f.key for f in failing if f.profile == p.name}
+        working = {m: t for m, t in stored_targets[p.name].items() if m not in down}
+        permissions += _mailbox_permissions(client, p, working or stored_targets[p.name])
     permissions = list(_dedupe(permissions))
     for check in permissions:
         if check.outcome == "missing":
@@ -257,6 +261,10 @@ def doctor(rt: Runtime, profile_names: Sequence[str] | None = None, *, now: date
             PROBLEM, "poison", f"a {record.queue} message was given up on ({record.recorded_at}): {record.reason}",
             "fix the cause, then run the work by hand (`galsync sync --profile P`); the record stays until it "
             "is deleted from the state store", record.profile))
+
+    for failure in failing:
+        findings.append(Finding(PROBLEM, "target", f"{failure.what()}, failing since {when_text(failure.since)} "
+                                "(the other targets are still served)", failure.hint, failure.profile))
 
     foreign_docs = _foreign_docs(store.list_docs(FOREIGN_DOC))
     health: list[ProfileHealth] = []

@@ -72,10 +72,14 @@ class TargetFailure:
     def label(self) -> str:
         return f"{self.address} ({self.key})" if self.address and self.address != self.key else self.key
 
-    def line(self) -> str:
-        """One line for run reports: the mailbox by address, Graph's answer, and what to do."""
+    def what(self) -> str:
+        """The mailbox by address and Graph's answer: "mailbox ann@x (id): 403 ErrorAccessDenied while ..."."""
         answer = f"{self.status} {self.code}" if self.status else self.code
-        return f"mailbox {self.label}: {answer} while {_DOING.get(self.stage, self.stage)}; {self.hint}"
+        return f"mailbox {self.label}: {answer} while {_DOING.get(self.stage, self.stage)}"
+
+    def line(self) -> str:
+        """One line for run reports: what failed, and what to do."""
+        return f"{self.what()}; {self.hint}"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
