@@ -29,10 +29,11 @@ GRANT_SCRIPT = "infra/grant-graph-permissions.sh"
 SCOPE_SCRIPT = "infra/scope-mailboxes.ps1"
 
 # Where the failure was met: the target's look-up (its userPurpose, or its address), its managed folder,
-# the writes of a push, the nightly reconcile.
-RESOLVE, FOLDER, WRITE, RECONCILE = "resolve", "folder", "write", "reconcile"
+# the writes of a push, the nightly reconcile, the removal of its contacts after it left the targets.
+RESOLVE, FOLDER, WRITE, RECONCILE, REMOVE = "resolve", "folder", "write", "reconcile", "remove"
 _DOING = {RESOLVE: "reading its mailbox type", FOLDER: "finding or making its folder",
-          WRITE: "writing its contacts", RECONCILE: "reading its folder"}
+          WRITE: "writing its contacts", RECONCILE: "reading its folder",
+          REMOVE: "removing its contacts (it left the targets)"}
 
 # Exchange's codes for a mailbox that is not there (user deleted, licence removed, hosted on-premises) and
 # for a full one; 507 is Graph's status for a storage quota reached (concepts/errors.md).
@@ -119,6 +120,10 @@ def hint(profile: str, stage: str, status: int, code: str, key: str, *, others_w
                 f'or hosted on-premises): restore it, or take it out of profile "{profile}"\'s targets')
     if status == 507 or code in MAILBOX_FULL:
         return "the mailbox is full (over its storage quota): free space in it or raise its quota"
+    if status == 403 and stage == REMOVE:
+        return ("the mailbox left the targets but galsync may no longer open it, so galsync's contacts are still "
+                f"in it: keep it in galsync's Exchange scope ({SCOPE_SCRIPT}) until a sync has emptied it, or delete "
+                "galsync's folder in it by hand")
     if status == 403:
         if others_work:
             return ("galsync works in the other target mailboxes, so this one is outside galsync's Exchange scope "

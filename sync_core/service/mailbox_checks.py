@@ -7,6 +7,8 @@ request per run, not one per contact. After writing, each mailbox's answers are 
 - any other 404 may be a contact deleted on a phone or the whole folder deleted: one GET of the folder
   tells; a deleted folder is forgotten (folder_heal.py), and the caller makes it again and fills it;
 - a mailbox that answered is cleared from the failing targets.
+A mailbox that left the targets and refused the removal of galsync's contacts stays listed (stage "remove"):
+the sync empties it again on its next run.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sync_core.core.records import Target
 from sync_core.graph import GraphError
 
 from .executor import ExecReport
-from .failing_targets import FOLDER, MAILBOX_GONE, WRITE, FailingTargets, TargetFailure
+from .failing_targets import FOLDER, MAILBOX_GONE, REMOVE, WRITE, FailingTargets, TargetFailure
 from .folder_heal import folder_gone, forget_folder, probe_folders
 from .folders import FolderConflict
 from .runtime import Runtime
@@ -33,20 +35,22 @@ class MailboxChecks:
         self._active = [m for m, t in targets.items() if t.active]
         self._forgotten: list[Target] = []
 
-    def ready(self, targets: Sequence[Target], report: ExecReport) -> list[Target]:
+    def ready(self, targets: Sequence[Target], report: ExecReport, *, heal: bool = True) -> list[Target]:
         """The targets to write to now. Those listed as failing are asked for their folder first: one that still
-        refuses is left out; one whose folder is gone is forgotten, to be filled again after the writes."""
+        refuses is left out; one whose folder is gone is forgotten, to be filled again after the writes (with
+        `heal` False, for a removal, it is kept: its deletes find nothing and drop its records)."""
         again = [t for t in targets if t.mailbox in self.failing.known and t.folder_id]
         answers = probe_folders(self.rt.client, again) if again else {}
         out: list[Target] = []
         for target in targets:
             error = answers.get(target.mailbox)
-            if error is None:
+            if error is None or (folder_gone(error) and not heal):
                 out.append(target)
             elif folder_gone(error):
                 self._forget(target, report)
-            else:
-                self.failing.fail_error(target.mailbox, WRITE, error, address=target.address)
+            else:  # still refuses: listed as before (a removal stays a removal)
+                self.failing.fail_error(target.mailbox, self.failing.known[target.mailbox].stage, error,
+                                        address=target.address)
         return out
 
     def folder_failed(self, target: Target, error: FolderConflict | GraphError) -> None:
@@ -78,6 +82,12 @@ class MailboxChecks:
                 self.failing.fail_error(target.mailbox, WRITE, error, address=target.address)
         forgotten, self._forgotten = self._forgotten, []
         return forgotten
+
+    def removed(self, targets: Iterable[Target], report: ExecReport) -> None:
+        """After emptying mailboxes that left the targets: one that refused stays listed, to be emptied again."""
+        for target in targets:
+            self.failing.fail_refused(target.mailbox, REMOVE, report.refused.get(target.mailbox),
+                                      address=target.address)
 
     def save(self) -> list[TargetFailure]:
         """Record the failures met and clear the targets that work again; a 403's hint says whether other

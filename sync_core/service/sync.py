@@ -37,7 +37,7 @@ from . import groups as group_watch
 from . import targets as target_set
 from .early_fill import EarlyFill
 from .executor import ExecReport, TargetWork, execute
-from .failing_targets import RESOLVE, FailingTargets, TargetFailure
+from .failing_targets import REMOVE, RESOLVE, FailingTargets, TargetFailure
 from .folders import FolderConflict, ensure_folder, ensure_folders
 from .mailbox_checks import MailboxChecks
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
@@ -242,6 +242,8 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
         _dry_run(rt, profile, tchanges, fill, removed_targets, found.new_records, found.removed_keys,
                  found.previous, changed_keys, report)
         return
+    retry, unremoved = _failing_targets(failing, tchanges, resolved=resolving)
+    removed_targets |= unremoved
 
     # 4. persist the rest (the outbox now names exactly what changed), fan out, drop the outbox
     store.put_doc("outbox", profile.name, {
@@ -258,25 +260,30 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     group_watch.save(store, profile, memberships)
     store.put_doc("profile-state", profile.name, {"config": config_fp})
 
-    retry = _failing_targets(failing, tchanges, resolved=resolving)
     report.messages = _fan_out(rt, profile, fanout, tchanges, fill | retry, removed_targets, changed_keys, report,
                                filled_early)
     store.delete_doc("outbox", profile.name)
 
 
-def _failing_targets(failing: FailingTargets, tchanges: target_set.TargetChanges, *, resolved: bool) -> set[str]:
-    """Record the targets whose look-up failed, forget the failures of mailboxes that are no longer targets,
-    and return the targets still listed as failing: this run fills them again (each push first asks a failing
-    target for its folder, so one that still refuses costs one request)."""
+def _failing_targets(failing: FailingTargets, tchanges: target_set.TargetChanges, *, resolved: bool
+                     ) -> tuple[set[str], set[str]]:
+    """Record the targets whose look-up failed and forget the failures that no longer apply. Returns the
+    targets still listed as failing, which this run fills again (each push first asks a failing target for
+    its folder, so one that still refuses costs one request), and the mailboxes that left the targets but
+    refused their removal, which this run empties again."""
     for key, (address, error) in tchanges.failed.items():
         failing.fail_error(key, RESOLVE, error, address=address)
+    active = set(tchanges.active)
     for key, known in failing.known.items():
-        if key not in tchanges.failed and ((known.stage == RESOLVE and resolved) or
-                                           (known.stage != RESOLVE and key not in tchanges.active)):
-            failing.drop(key)
-    retry = {k for k, f in failing.known.items() if f.stage != RESOLVE and k in tchanges.active}
-    failing.save(others_work=bool(set(tchanges.active) - retry))
-    return retry
+        if key in tchanges.failed:
+            continue
+        if (known.stage == RESOLVE and resolved) or (known.stage == REMOVE and key in active) or \
+                (known.stage not in (RESOLVE, REMOVE) and key not in active):
+            failing.drop(key)  # looked up now, back as a target, or no longer a target
+    retry = {k for k, f in failing.known.items() if f.stage not in (RESOLVE, REMOVE) and k in active}
+    unremoved = {k for k, f in failing.known.items() if f.stage == REMOVE and k not in active}
+    failing.save(others_work=bool(active - retry))
+    return retry, unremoved
 
 
 def _read_sources(rt: Runtime, profile: Profile, found: SourceChanges, memberships: group_watch.Memberships,
@@ -530,13 +537,17 @@ def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets
                     ) -> ExecReport:
     """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target."""
     store = rt.store
+    report = ExecReport()
+    checks = MailboxChecks(rt, profile, message.run_id, targets)  # a mailbox that refuses is emptied next run
+    leaving = checks.ready([targets[m] for m in message.mailboxes if m in targets], report, heal=False)
     works: list[TargetWork] = []
-    for mailbox in message.mailboxes:
-        target = targets.get(mailbox)
-        records = store.get_target_records(profile.name, mailbox)
-        if target is not None and target.folder_id and records:
-            works.append(TargetWork(mailbox, target.folder_id, plan_removed_target(records, profile), records))
-    report = execute(rt.client, store, profile, works, rt.now_iso)
+    for target in leaving:
+        records = store.get_target_records(profile.name, target.mailbox)
+        if target.folder_id and records:
+            works.append(TargetWork(target.mailbox, target.folder_id, plan_removed_target(records, profile), records))
+    report.merge(execute(rt.client, store, profile, works, rt.now_iso))
+    checks.removed(leaving, report)
+    checks.save()
     for mailbox in message.mailboxes:
         if profile.policies.removed_target == "keep":
             store.delete_target_records(profile.name, mailbox, list(store.get_target_records(profile.name, mailbox)))

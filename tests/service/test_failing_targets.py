@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from graph_emulator import GraphEmulator
+from graph_emulator import DEFAULT_ROLES, GraphEmulator
 from sync_core.core.tags import read_contact_tag
 from sync_core.service.reconcile import reconcile_profile
 from sync_core.service.runtime import Runtime
@@ -27,11 +27,14 @@ FOLDERS = "/users/{user}/contactFolders"
 DELTA = "/users/{user}/contactFolders/{folder}/contacts/delta"
 
 
+PHONES = "00000000-0000-4000-9000-000000000001"
+
+
 def small_tenant(g: GraphEmulator) -> list[str]:
-    """Six users; the first three are in "Phones", the targets of SMALL_CONFIG."""
+    """Six users; the first three are in "Phones" (id PHONES), the targets of SMALL_CONFIG."""
     users = [g.tenant.directory.add_user(displayName=f"Driver {i}", mailNickname=f"d{i}",
                                          mobilePhone=f"+44 7700 90000{i}")["id"] for i in range(6)]
-    g.tenant.directory.add_group("Phones", members=users[:3])
+    g.tenant.directory.add_group("Phones", members=users[:3], id=PHONES)
     return users
 
 
@@ -100,6 +103,18 @@ def test_a_new_target_outside_the_scope_fails_alone_and_is_filled_once_the_scope
         assert third.outcome == "ok" and third.failing == [] and failing(rt) == {}
         assert third.exec.counts["created"] == 6 == writes(g) == writes(g, outside)
         assert keys_in(g, rt, outside) == sorted(f"user:{u}" for u in users)
+
+
+def test_when_no_target_answers_the_hint_names_the_permission_as_well(make_runtime: MakeRuntime) -> None:
+    with GraphEmulator.start(scenario=None) as g:
+        users = small_tenant(g)
+        app = g.register_app(roles=DEFAULT_ROLES - {"MailboxSettings.Read"})
+        rt = make_runtime(g, CONFIG, GALSYNC_CLIENT_ID=app.client_id, GALSYNC_CLIENT_SECRET=app.secret)
+        report = run(rt)
+        assert report.outcome == "partial" and writes(g) == 0 and rt.store.get_targets("Small") == {}
+        assert sorted(f.key for f in report.failing) == sorted(users[:3])
+        assert all("grant the application permission MailboxSettings.Read" in f.hint for f in report.failing)
+        assert len(rt.store.get_source_records("Small")) == 6  # the directory was read and kept all the same
 
 
 def test_a_filled_target_that_leaves_the_scope_fails_alone_and_gets_what_it_missed_when_back(
@@ -189,3 +204,34 @@ def test_a_target_whose_mailbox_is_gone_fails_alone_in_sync_and_reconcile_and_no
         assert any("spare.phone@contoso.com" in e and "MailboxNotEnabledForRESTAPI" in e for e in night.errors)
         assert g.log.count(method="POST", route=FOLDERS) == 0
         assert next(r for r in rt.store.recent_runs("Small") if r.kind == "reconcile").outcome == "partial"
+
+
+def test_a_mailbox_that_leaves_the_targets_and_the_scope_together_is_emptied_once_it_answers_again(
+    make_runtime: MakeRuntime
+) -> None:
+    with GraphEmulator.start(scenario=None) as g:
+        users = small_tenant(g)
+        rt = make_runtime(g, CONFIG)
+        assert run(rt).exec.counts["created"] == 3 * 6
+        leaving = users[2]
+        folder = rt.store.get_targets("Small")[leaving].folder_id
+        g.tenant.directory.remove_member(PHONES, leaving)
+        scope(g, users[:2])  # the admin took it out of the scope at the same time
+        g.log.clear()
+        report = run(rt)
+        assert report.outcome == "partial" and report.removed_targets == 1
+        assert g.log.count(method="DELETE", route=CONTACT, mailbox=leaving, status=403) == 6
+        [failure] = report.failing
+        assert (failure.key, failure.stage, failure.code) == (leaving, "remove", "ErrorAccessDenied")
+        assert "left the targets" in failure.line() and "Exchange scope" in failure.hint
+        assert len(g.tenant.mailboxes.contacts(leaving, folder)) == 6
+
+        g.log.clear()
+        again = run(rt)  # still refused: one look at its folder
+        assert again.outcome == "partial" and g.log.count(mailbox=leaving) == 1 and writes(g) == 0
+
+        scope(g, None)
+        g.log.clear()
+        emptied = run(rt)
+        assert emptied.outcome == "ok" and failing(rt) == {} and emptied.exec.counts["deleted"] == 6
+        assert writes(g) == writes(g, leaving) == 6 and g.tenant.mailboxes.contacts(leaving, folder) == []
