@@ -2,10 +2,11 @@
 
 A mailbox that refuses (outside galsync's Exchange scope, gone, full, a foreign folder in the way) fails
 alone (I10): the run goes on with the other targets and ends "partial". Each failing target has a document
-of its own (kind "failing-target", key "profile|mailbox"), written by whoever met the failure (the sync's
-target look-ups, a push, reconcile) under the lease that covers that mailbox, so two workers never write the
-same document. The first failure's time stays until the target works again; then the document goes. The
-sync tries every failing target again on each run, and `galsync status` and `galsync doctor` list them.
+of its own (kind "failing-target", key "profile|mailbox"), written by whoever met the failure: the sync's
+target look-ups (under the profile's lease), a push or reconcile (under that mailbox's lease). The first
+failure's time stays until the target works again; then the document goes, as it does when the mailbox is
+no longer a target. The sync tries every failing target again on each run, and `galsync status` and
+`galsync doctor` list them.
 """
 
 from __future__ import annotations
@@ -137,6 +138,18 @@ def hint(profile: str, stage: str, status: int, code: str, key: str, *, others_w
     return f"quote the request-id{ids} when asking Microsoft support; galsync tries it again on every run"
 
 
+@dataclass(frozen=True)
+class _Met:
+    """A failure met in this run, before it is saved."""
+
+    stage: str
+    status: int
+    code: str
+    address: str
+    request_id: str | None
+    advice: str | None
+
+
 class FailingTargets:
     """One run's (or push's) bookkeeping of its targets' failures: met ones recorded, working ones cleared.
 
@@ -148,18 +161,15 @@ class FailingTargets:
                  now: Callable[[], str]) -> None:
         self.store, self.client, self.profile, self.run_id, self.now = store, client, profile, run_id, now
         self.known = load(store, profile)
-        self._failed: dict[str, tuple[str, int, str, str | None, str]] = {}  # key -> stage, status, code, ...
-        self._hints: dict[str, str] = {}
+        self._failed: dict[str, _Met] = {}
         self._working: set[str] = set()
 
     def fail(self, key: str, stage: str, status: int, code: str, *, address: str = "",
              request_id: str | None = None, advice: str | None = None) -> None:
-        self._failed[key] = (stage, status, code, request_id, address)
+        self._failed[key] = _Met(stage, status, code, address, request_id, advice)
         self._working.discard(key)
-        if advice is not None:
-            self._hints[key] = advice
-        log.warning("profile %s: target %s failed while %s: %s %s", self.profile,
-                    key if looks_like_object_id(key) else "(named by address)", _DOING.get(stage, stage), status, code)
+        log.warning("profile %s: target %s failed while %s: %s %s", self.profile, _logged(key),
+                    _DOING.get(stage, stage), status, code)
 
     def fail_error(self, key: str, stage: str, error: GraphError | FolderConflict, *, address: str = "") -> None:
         """Record a failure from the error that stopped the target (AuthError is no target's: re-raised)."""
@@ -209,21 +219,21 @@ class FailingTargets:
             others_work = bool(self._working)
         now = self.now()
         out: list[TargetFailure] = []
-        for key, (stage, status, code, request_id, address) in sorted(self._failed.items()):
+        for key, met in sorted(self._failed.items()):
             before = self.known.get(key)
-            address = address or (before.address if before is not None else "") or self._address(key)
-            advice = self._hints.get(key) or hint(self.profile, stage, status, code, key, others_work=others_work,
-                                                  request_id=request_id)
-            failure = TargetFailure(self.profile, key, address, stage, status, code, advice,
-                                    before.since if before is not None else now, now, self.run_id, request_id)
+            address = met.address or (before.address if before is not None else "") or self._address(key)
+            advice = met.advice or hint(self.profile, met.stage, met.status, met.code, key, others_work=others_work,
+                                        request_id=met.request_id)
+            failure = TargetFailure(self.profile, key, address, met.stage, met.status, met.code, advice,
+                                    before.since if before is not None else now, now, self.run_id, met.request_id)
             self.store.put_doc(FAILING_DOC, f"{self.profile}|{key}", failure.to_json())
             out.append(failure)
         for key in sorted(self._working & set(self.known)):
             self.store.delete_doc(FAILING_DOC, f"{self.profile}|{key}")
-            log.info("profile %s: target %s works again", self.profile, key)
+            log.info("profile %s: target %s is no longer failing", self.profile, _logged(key))
         self.known = {**{k: f for k, f in self.known.items() if k not in self._working},
                       **{f.key: f for f in out}}
-        self._failed, self._working, self._hints = {}, set(), {}
+        self._failed, self._working = {}, set()
         return out
 
     def _address(self, key: str) -> str:
@@ -237,7 +247,6 @@ class FailingTargets:
         return str(user.get("mail") or user.get("userPrincipalName") or "")
 
 
-def clear(store: StateStore, profile: str, keys: Iterable[str]) -> None:
-    """Forget failing targets that are no longer targets (left the profile, or now resolved elsewhere)."""
-    for key in keys:
-        store.delete_doc(FAILING_DOC, f"{profile}|{key}")
+def _logged(key: str) -> str:
+    """A target's key as logs show it: mailbox ids only, never a configured address."""
+    return key if looks_like_object_id(key) else "(named by address)"
