@@ -37,14 +37,15 @@ class MailboxChecks:
 
     def ready(self, targets: Sequence[Target], report: ExecReport, *, heal: bool = True) -> list[Target]:
         """The targets to write to now. Those listed as failing are asked for their folder first: one that still
-        refuses is left out; one whose folder is gone is forgotten, to be filled again after the writes (with
-        `heal` False, for a removal, it is kept: its deletes find nothing and drop its records)."""
+        refuses is left out; one whose folder is gone is forgotten, to be filled again after the writes. With
+        `heal` False (a removal), a folder or a mailbox that is gone is kept: its deletes find nothing, which
+        is what a removal wants, and drop its records."""
         again = [t for t in targets if t.mailbox in self.failing.known and t.folder_id]
         answers = probe_folders(self.rt.client, again) if again else {}
         out: list[Target] = []
         for target in targets:
             error = answers.get(target.mailbox)
-            if error is None or (folder_gone(error) and not heal):
+            if error is None or (not heal and (folder_gone(error) or error.code in MAILBOX_GONE)):
                 out.append(target)
             elif folder_gone(error):
                 self._forget(target, report)

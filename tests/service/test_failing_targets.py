@@ -235,3 +235,18 @@ def test_a_mailbox_that_leaves_the_targets_and_the_scope_together_is_emptied_onc
         emptied = run(rt)
         assert emptied.outcome == "ok" and failing(rt) == {} and emptied.exec.counts["deleted"] == 6
         assert writes(g) == writes(g, leaving) == 6 and g.tenant.mailboxes.contacts(leaving, folder) == []
+
+
+def test_a_refused_removal_ends_when_the_mailbox_is_deleted(make_runtime: MakeRuntime) -> None:
+    with GraphEmulator.start(scenario=None) as g:
+        users = small_tenant(g)
+        rt = make_runtime(g, CONFIG)
+        run(rt)
+        leaving = users[2]
+        g.tenant.directory.remove_member(PHONES, leaving)
+        scope(g, users[:2])
+        assert run(rt).outcome == "partial"
+        g.tenant.directory.delete_user(leaving)  # its mailbox goes, and galsync's contacts with it
+        scope(g, None)
+        report = run(rt)
+        assert report.outcome == "ok" and report.failing == [] and failing(rt) == {}
