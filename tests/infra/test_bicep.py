@@ -235,3 +235,23 @@ def test_outputs_name_the_app_and_its_urls_without_the_key(bicep: dict[str, dict
     for name, output in outputs.items():
         leaves = " ".join(strings(output["value"])).lower()
         assert "code=" not in leaves and "webhookkey" not in leaves and "secret" not in leaves, name
+
+
+def test_the_webhook_can_have_always_ready_instances_off_by_default(bicep: dict[str, dict[str, Any]]) -> None:
+    (_, _, site), = resources(bicep, "Microsoft.Web/sites")
+    scale = site["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+    operands = scale["alwaysReady"]["operator"]["operands"]
+    assert operands["condition"]["operator"]["operands"] == {"operand_1": "httpAlwaysReadyInstances", "operand_2": 0}
+    # Flex Consumption calls the group of all HTTP functions 'http'; an empty list means none always ready.
+    assert operands["true_value"] == [{"name": "http", "instanceCount": "httpAlwaysReadyInstances"}]
+    assert operands["false_value"] == []
+    main = bicep["main.bicep"]["parameters"]["httpAlwaysReadyInstances"]
+    assert main["default"] == 0, "a warm instance is billed around the clock: the admin opts in"
+    assert parameters_file()["httpAlwaysReadyInstances"] == "${AZURE_HTTP_ALWAYS_READY=0}"
+
+
+def test_the_instance_limit_follows_flex_consumption_limits(bicep: dict[str, dict[str, Any]]) -> None:
+    limit = bicep["main.bicep"]["parameters"]["maximumInstanceCount"]
+    bounds = {d["type"]: d["argument"] for d in limit["decorators"] if d["type"] in ("min_value", "max_value")}
+    assert bounds == {"min_value": 1, "max_value": 1000} and limit["default"] == 100
+    assert parameters_file()["maximumInstanceCount"] == "${AZURE_MAXIMUM_INSTANCE_COUNT=100}"
