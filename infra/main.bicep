@@ -44,6 +44,14 @@ param storageSkuName string = 'Standard_GZRS'
 @maxValue(90)
 param keyVaultSoftDeleteRetentionDays int = 7
 
+@description('E-mail address the alerts go to (azd env set GALSYNC_ALERT_EMAIL admin@contoso.com); azd asks for it when it is not set. Not an app setting: galsync never reads it.')
+@minLength(3)
+param alertEmail string
+
+@description('Minutes without a successful sync of a profile before the alert: twice the sync schedule (GALSYNC_SYNC_SCHEDULE, every 15 minutes by default).')
+@minValue(10)
+param noSyncAlertMinutes int = 30
+
 @description('Days Log Analytics keeps logs.')
 @minValue(30)
 @maxValue(730)
@@ -160,6 +168,30 @@ module monitoring 'core/monitoring.bicep' = {
     location: location
     tags: tags
     retentionInDays: logRetentionDays
+  }
+}
+
+module workbook 'monitoring/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    storageAccountName: storage.outputs.name
+  }
+}
+
+module alerts 'monitoring/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    alertEmail: alertEmail
+    noSyncAlertMinutes: noSyncAlertMinutes
+    workbookName: workbook.outputs.name
   }
 }
 

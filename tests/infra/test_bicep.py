@@ -38,6 +38,12 @@ DERIVED_SETTINGS = {
     "GALSYNC_WEBHOOK_BASE_URL": "the function app's host name",
 }
 
+# azd variables named GALSYNC_* that feed the deployment only: galsync never reads them (not app settings).
+DEPLOYMENT_VARIABLES = {
+    "GALSYNC_ALERT_EMAIL": "where the alerts go (infra/monitoring/alerts.bicep)",
+    "GALSYNC_NO_SYNC_ALERT_MINUTES": "the no-sync alert's threshold",
+}
+
 ROLE_IDS = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
@@ -188,7 +194,8 @@ def test_parameters_come_from_azd_variables_named_like_the_settings(bicep: dict[
         match = PARAMETER_FROM_ENV.match(value)
         assert match, f"{parameter}: {value!r} is not ${{VARIABLE}} or ${{VARIABLE=default}}"
         variable, default = match.groups()
-        if not variable.startswith("GALSYNC_"):
+        if not variable.startswith("GALSYNC_") or variable in DEPLOYMENT_VARIABLES:
+            assert variable not in SETTING_NAMES, f"{variable} is a setting; it must become an app setting"
             continue
         assert variable in SETTING_NAMES, f"{parameter} reads {variable}, which galsync does not have"
         assert default == spec(variable).default, f"{variable}: default {default!r} in main.parameters.json"
