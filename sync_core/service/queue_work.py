@@ -17,6 +17,7 @@ from sync_core.core.profile import ConfigError
 from . import poison
 from .doctor import doctor
 from .groups import GroupConfigError
+from .push import push_targets
 from .queue_messages import (
     PUSH_TARGETS_QUEUE,
     SYNC_SOURCE_QUEUE,
@@ -31,7 +32,7 @@ from .queue_messages import (
 from .reconcile import reconcile_profile
 from .runtime import PushMessage, Runtime
 from .subscriptions import handle_lifecycle
-from .sync import push_targets, sync_profile
+from .sync import sync_profile
 
 log = logging.getLogger("galsync.queue")
 

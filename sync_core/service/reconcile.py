@@ -32,8 +32,8 @@ from sync_core.graph import DeltaTokenExpired, GraphClient, GraphError, NotFound
 from . import photos
 from .executor import ExecReport, TargetWork, contact_url, execute
 from .folders import FolderConflict
+from .push import TARGET_LEASE_SECONDS, target_lease, with_folder
 from .runtime import Runtime, new_run_id
-from .sync import TARGET_LEASE_SECONDS, _target_lease, _with_folder
 
 log = logging.getLogger("galsync.reconcile")
 
@@ -71,7 +71,7 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) 
         if not target.active:
             continue
         report.targets += 1
-        lease = _target_lease(profile, mailbox)
+        lease = target_lease(profile, mailbox)
         if not dry_run and not rt.store.acquire_lease(lease, rt.owner, TARGET_LEASE_SECONDS):
             report.busy += 1
             continue
@@ -114,7 +114,7 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
         if report.dry_run:
             report.planned["Create"] += len(desired)
             return
-        target = _with_folder(rt, profile, target)
+        target = with_folder(rt, profile, target)
     folder_id = target.folder_id or ""
     records = store.get_target_records(profile.name, target.mailbox)
     link_name = f"folder:{target.mailbox}"

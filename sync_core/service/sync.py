@@ -1,4 +1,4 @@
-"""The sync use cases: `sync_profile` (read sources, find what changed, fan out) and `push_targets` (plan + write).
+"""The sync use case: `sync_profile` reads the sources, finds what changed and fans out pushes (push.py).
 
 sync_profile, under the profile's lease (a burst of triggers runs once more, not N times):
   1. memberships of the profile's groups (one delta request; members re-read only when a group changed);
@@ -10,8 +10,6 @@ sync_profile, under the profile's lease (a burst of triggers runs once more, not
   4. persist in crash-safe order: an outbox document naming the changed keys and targets first, then the
      source records, then the delta links; then fan out; then drop the outbox. A crash anywhere replays
      the outbox on the next run, and every push is idempotent, so nothing is lost and nothing duplicated.
-push_targets, per chunk of target mailboxes: plan each target against its records (pure planner) and apply
-all plans in one `$batch` stream (executor). An unchanged contact costs nothing (I4).
 """
 
 from __future__ import annotations
@@ -22,21 +20,20 @@ import threading
 from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from sync_core.core.actions import Create
-from sync_core.core.plan import SharedCreates, create_action, plan_removed_target, plan_target
+from sync_core.core.plan import plan_removed_target, plan_target
 from sync_core.core.profile import Profile
 from sync_core.core.records import Run, SourceRecord, Target
-from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
+from sync_core.core.sources import DesiredContact
 from sync_core.graph import GraphError
 from sync_core.state.leases import run_exclusively
 
 from . import groups as group_watch
 from . import targets as target_set
 from .early_fill import EarlyFill
-from .executor import ExecReport, TargetWork, execute
-from .folders import FolderConflict, ensure_folder, ensure_folders
+from .executor import ExecReport
+from .folders import ensure_folders
+from .push import push_targets
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
 from .source_changes import MAX_KEYS_PER_MESSAGE, SourceChanges
 from .source_reader import SourceRead, fetch_users, read_source, removed_after_full_read
@@ -44,16 +41,6 @@ from .source_reader import SourceRead, fetch_users, read_source, removed_after_f
 log = logging.getLogger("galsync.sync")
 
 LEASE_SECONDS = 15 * 60
-TARGET_LEASE_SECONDS = 10 * 60
-
-
-class TargetsBusy(RuntimeError):
-    """Another worker is writing to these target mailboxes; the push must be retried later (queue retry)."""
-
-    def __init__(self, profile: str, mailboxes: list[str]) -> None:
-        super().__init__(f"profile {profile}: {len(mailboxes)} target mailbox(es) are being written by another "
-                         f"worker ({', '.join(mailboxes[:3])}{', ...' if len(mailboxes) > 3 else ''}); retry later")
-        self.mailboxes = mailboxes
 
 
 @dataclass
@@ -348,155 +335,6 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 def profile_fingerprint(profile: Profile) -> str:
     """Changes when anything in the profile changes (then sources are re-read and targets re-planned)."""
     return hashlib.sha256(repr(profile).encode()).hexdigest()[:32]
-
-
-# --- push_targets ---------------------------------------------------------------------------------------------
-
-
-def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Target] | None = None) -> ExecReport:
-    """Plan and apply a profile's contacts to a chunk of target mailboxes (`targets`: instead of the stored
-    ones, for targets this run found and has not stored yet).
-
-    Each mailbox is written under its own lease, so two pushes that overlap (two quick changes fanned out
-    to the same targets, handled by two instances) never both create the same contact (I2). Mailboxes held
-    by another worker are skipped and reported with TargetsBusy once the others are done: the queue retries
-    the message, and a retried push of an up-to-date mailbox writes nothing.
-    """
-    profile = rt.config.profile(message.profile)
-    store = rt.store
-    held: list[str] = []
-    busy: list[str] = []
-    for mailbox in message.mailboxes:
-        (held if store.acquire_lease(_target_lease(profile, mailbox), rt.owner, TARGET_LEASE_SECONDS)
-         else busy).append(mailbox)
-    try:
-        report = _push_held(rt, profile, PushMessage(message.profile, tuple(held), message.keys, message.mode,
-                                                      message.run_id), targets)
-    finally:
-        for mailbox in held:
-            store.release_lease(_target_lease(profile, mailbox), rt.owner)
-    if busy:
-        raise TargetsBusy(profile.name, busy)
-    return report
-
-
-def _target_lease(profile: Profile, mailbox: str) -> str:
-    return f"push:{profile.name}:{mailbox}"
-
-
-def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target] | None
-               ) -> ExecReport:
-    store, client = rt.store, rt.client
-    if targets is None:
-        targets = store.get_targets(profile.name)
-    if message.mode == "remove":
-        return _remove_targets(rt, profile, message, targets)
-    desired, previous, wanted_keys = _desired(store, profile, message.keys)
-    want = desired if wanted_keys is None else {k: d for k, d in desired.items() if k in wanted_keys}
-    recreate = _recreator(profile, want)
-    works: list[TargetWork] = []
-    report = ExecReport()
-    active = [targets[m] for m in message.mailboxes if m in targets and targets[m].active]
-    shared = SharedCreates(profile)  # a contact's create is the same for every target of the push
-    for target in _with_folders(rt, profile, active, report):
-        mailbox = target.mailbox
-        records = store.get_target_records(profile.name, mailbox, wanted_keys)
-        actions = plan_target(mailbox, want, previous, records, profile, shared)
-        works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
-    report.merge(execute(client, store, profile, works, rt.now_iso))
-    log.info("profile %s: push %s to %d mailbox(es): %s", profile.name, message.run_id, len(works),
-             dict(report.counts))
-    return report
-
-
-def _desired(store: Any, profile: Profile, keys: tuple[str, ...] | None
-             ) -> tuple[dict[str, DesiredContact], dict[str, SourceRecord], set[str] | None]:
-    """Desired contacts (for `keys`, or all), previous versions to diff against, and the keys to plan."""
-    multi = len({s.kind for s in profile.sources}) > 1 or len(profile.sources) > 1
-    if keys is None or multi:
-        records = list(store.iter_source_records(profile.name))
-    else:
-        records = list(store.get_source_records(profile.name, keys).values())
-    precedence = [source_key_prefix(s, None) if s.kind != "folder" else "folder:" for s in profile.sources]
-    desired = merge_sources(records, precedence) if multi else {
-        r.source_key: DesiredContact(r.payload, r.fingerprint, r.photo_etag) for r in records}
-    wanted: set[str] | None = None
-    if keys is not None:
-        wanted = set(keys)
-        if multi:
-            wanted |= _same_person(records, wanted)
-    previous: dict[str, SourceRecord] = {}
-    for key in sorted(wanted or ()):
-        doc = store.get_doc("prev", f"{profile.name}|{key}")
-        if doc is not None:
-            previous[key] = SourceRecord(key, str(doc[0]["fingerprint"]), doc[0]["payload"])
-    return desired, previous, wanted
-
-
-def _same_person(records: list[SourceRecord], keys: set[str]) -> set[str]:
-    """Keys that may win or lose a merge because one of `keys` changed (same first email address)."""
-    def email(r: SourceRecord) -> str | None:
-        emails = r.payload.get("emailAddresses") or []
-        return str(emails[0].get("address", "")).casefold() if emails else None
-    identities = {email(r) for r in records if r.source_key in keys} - {None}
-    return {r.source_key for r in records if email(r) in identities}
-
-
-def _recreator(profile: Profile, desired: Mapping[str, DesiredContact]) -> Any:
-    def recreate(key: str) -> Create | None:
-        want = desired.get(key)
-        return create_action(key, want, profile) if want is not None else None
-    return recreate
-
-
-def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport) -> list[Target]:
-    """The targets with their managed folder, found or created in `$batch` calls for those that have none yet;
-    a target whose folder name is taken by a foreign folder is reported and left out."""
-    missing = [t for t in targets if not t.folder_id]
-    found = ensure_folders(rt.client, profile, [t.mailbox for t in missing]) if missing else {}
-    out: list[Target] = []
-    for target in targets:
-        folder = found.get(target.mailbox, target.folder_id)
-        if isinstance(folder, FolderConflict):
-            report.counts["failed"] += 1
-            report.errors.append(str(folder))
-            log.error("profile %s: %s", profile.name, folder)
-            continue
-        if folder != target.folder_id:
-            target = Target(target.mailbox, target.address, folder, target.purpose, target.active)
-            rt.store.put_target(profile.name, target)
-        out.append(target)
-    return out
-
-
-def _with_folder(rt: Runtime, profile: Profile, target: Target) -> Target:
-    if target.folder_id:
-        return target
-    folder_id = ensure_folder(rt.client, profile, target.mailbox)
-    updated = Target(target.mailbox, target.address, folder_id, target.purpose, target.active)
-    rt.store.put_target(profile.name, updated)
-    return updated
-
-
-def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target]
-                    ) -> ExecReport:
-    """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target."""
-    store = rt.store
-    works: list[TargetWork] = []
-    for mailbox in message.mailboxes:
-        target = targets.get(mailbox)
-        records = store.get_target_records(profile.name, mailbox)
-        if target is not None and target.folder_id and records:
-            works.append(TargetWork(mailbox, target.folder_id, plan_removed_target(records, profile), records))
-    report = execute(rt.client, store, profile, works, rt.now_iso)
-    for mailbox in message.mailboxes:
-        if profile.policies.removed_target == "keep":
-            store.delete_target_records(profile.name, mailbox, list(store.get_target_records(profile.name, mailbox)))
-        target = targets.get(mailbox)
-        if target is not None:
-            store.put_target(profile.name, Target(mailbox, target.address, target.folder_id, target.purpose,
-                                                  active=False))
-    return report
 
 
 # --- dry run --------------------------------------------------------------------------------------------------
