@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 from sync_core.core.plan import plan_removed_target, plan_target
 from sync_core.core.profile import Profile
-from sync_core.core.records import Run, SourceRecord, Target
+from sync_core.core.records import Run, Target
 from sync_core.core.sources import DesiredContact
 from sync_core.graph import GraphError
 from sync_core.state.leases import run_exclusively
@@ -155,7 +155,35 @@ def _sync_once(rt: Runtime, profile: Profile, fanout: FanOut, *, dry_run: bool) 
     return report
 
 
+@dataclass(frozen=True)
+class Findings:
+    """What a sync's read phase found: all that its persist-and-fan-out phase (or a dry run) acts on."""
+
+    config_fp: str  # the profile's fingerprint, stored once the run is through
+    memberships: group_watch.Memberships
+    reads: tuple[SourceRead, ...]
+    changes: SourceChanges  # this run's source changes (in a real run already stored)
+    targets: target_set.TargetChanges
+    fill: frozenset[str]  # mailboxes to give every contact
+    removed_targets: frozenset[str]
+    changed_keys: frozenset[str] | None  # None: push every key
+    filled_early: frozenset[str] = frozenset()  # new targets the early fill brought fully in step
+
+
 def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> None:
+    found = _read(rt, profile, fanout, report)
+    report.changed, report.removed = found.changes.changed, found.changes.removed
+    report.targets, report.new_targets = len(found.targets.active), len(found.fill)
+    report.removed_targets = len(found.removed_targets)
+    if report.dry_run:
+        _dry_run(rt, profile, found, report)
+    else:
+        _persist_and_fan_out(rt, profile, fanout, found, report)
+
+
+def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> Findings:
+    """Steps 1 to 3 (see the module doc): memberships, sources and targets; a real run stores the source
+    records as they come (outbox first) and, with an inline fan-out, fills new targets early."""
     store, client, dry_run = rt.store, rt.client, report.dry_run
     config_fp = profile_fingerprint(profile)
     state = store.get_doc("profile-state", profile.name)
@@ -179,10 +207,10 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
         resolved = pool.submit(_resolve_targets, rt, profile, memberships.members, stored_targets, dry_run) \
             if resolving else None
         early = _early_fill(rt, profile, fanout, resolved, report.run_id) if not dry_run else None
-        found = SourceChanges(rt, profile, report.run_id, dry_run, outbox,
-                              on_stored=early.stored if early is not None else None)
+        changes = SourceChanges(rt, profile, report.run_id, dry_run, outbox,
+                                on_stored=early.stored if early is not None else None)
         try:
-            reads = _read_sources(rt, profile, found, memberships, old_members, full=config_changed)
+            reads = _read_sources(rt, profile, changes, memberships, old_members, full=config_changed)
         except BaseException:
             if early is not None:
                 early.cancel()
@@ -196,7 +224,6 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
             filled_early = early.covering([r.source_key for r in store.iter_source_records(profile.name)])
         report.exec.merge(early_report)
         fanout.add_early(early_report, len(filled_early))  # type: ignore[attr-defined]
-    report.changed, report.removed = found.changed, found.removed
 
     back: set[str] = set()
     if tchanges is not None:
@@ -208,38 +235,38 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
         tchanges = target_set.TargetChanges({m: t for m, t in stored_targets.items()
                                              if t.active and m not in unfinished_removal}, (), ())
     fill = set(tchanges.new) | set((outbox or {}).get("fill", [])) | back
-    removed_targets = set(tchanges.removed) | unfinished_removal
-    report.targets, report.new_targets, report.removed_targets = len(tchanges.active), len(fill), len(removed_targets)
 
-    changed_keys = None if found.keys is None else set(found.keys)
+    changed_keys = None if changes.keys is None else set(changes.keys)
     if outbox is not None:
         changed_keys = None if outbox.get("keys") is None or changed_keys is None else \
             changed_keys | set(outbox["keys"])
     if config_changed or (changed_keys is not None and len(changed_keys) > MAX_KEYS_PER_MESSAGE):
         changed_keys = None
+    return Findings(config_fp, memberships, tuple(reads), changes, tchanges, frozenset(fill),
+                    frozenset(set(tchanges.removed) | unfinished_removal),
+                    None if changed_keys is None else frozenset(changed_keys), frozenset(filled_early))
 
-    if dry_run:
-        _dry_run(rt, profile, tchanges, fill, removed_targets, found.new_records, found.removed_keys,
-                 found.previous, changed_keys, report)
-        return
 
-    # 4. persist the rest (the outbox now names exactly what changed), fan out, drop the outbox
+def _persist_and_fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, report: SyncReport
+                         ) -> None:
+    """Step 4: persist the rest (the outbox now names exactly what changed), fan out, drop the outbox."""
+    store = rt.store
     store.put_doc("outbox", profile.name, {
-        "run_id": report.run_id, "keys": None if changed_keys is None else sorted(changed_keys),
-        "fill": sorted(fill), "remove": sorted(removed_targets)})
-    for read in reads:
+        "run_id": report.run_id, "keys": None if found.changed_keys is None else sorted(found.changed_keys),
+        "fill": sorted(found.fill), "remove": sorted(found.removed_targets)})
+    for read in found.reads:
         if read.delta_link:
             store.set_delta_link(profile.name, read.source.name, read.delta_link)
-    store.put_doc("delta-times", profile.name, {r.source.name: rt.now_iso() for r in reads if r.delta_link})
+    store.put_doc("delta-times", profile.name,
+                  {r.source.name: rt.now_iso() for r in found.reads if r.delta_link})
     # New targets before the membership watch: once the watch is saved, the next run no longer resolves
     # targets, so a crash in between must not leave a new target unknown (it would never be filled).
-    for mailbox in tchanges.new:
-        store.put_target(profile.name, tchanges.active[mailbox])
-    group_watch.save(store, profile, memberships)
-    store.put_doc("profile-state", profile.name, {"config": config_fp})
+    for mailbox in found.targets.new:
+        store.put_target(profile.name, found.targets.active[mailbox])
+    group_watch.save(store, profile, found.memberships)
+    store.put_doc("profile-state", profile.name, {"config": found.config_fp})
 
-    report.messages = _fan_out(rt, profile, fanout, tchanges, fill, removed_targets, changed_keys, report,
-                               filled_early)
+    report.messages = _fan_out(rt, profile, fanout, found, report)
     store.delete_doc("outbox", profile.name)
 
 
@@ -303,22 +330,21 @@ def _filter_flips(profile: Profile, old: Mapping[str, frozenset[str]], new: Mapp
     return sorted(u for u in flipped if not any(f"user:{u}" in keys for keys in seen))
 
 
-def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, tchanges: target_set.TargetChanges, fill: set[str],
-             removed_targets: set[str], changed_keys: set[str] | None, report: SyncReport,
-             filled_early: Collection[str] = ()) -> int:
-    """Send the push messages (none to the targets the early fill brought in step, `filled_early`); an inline
-    fan-out's write counts go into this run's report."""
+def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, report: SyncReport) -> int:
+    """Send the push messages (none to the targets the early fill brought in step); an inline fan-out's
+    write counts go into this run's report."""
     size = rt.settings.targets_per_message
     run_id = report.run_id
     messages: list[PushMessage] = []
-    existing = sorted(m for m in tchanges.active if m not in fill)
-    if changed_keys is None or changed_keys:
-        keys = None if changed_keys is None else tuple(sorted(changed_keys))
+    active, fill = found.targets.active, found.fill
+    existing = sorted(m for m in active if m not in fill)
+    if found.changed_keys is None or found.changed_keys:
+        keys = None if found.changed_keys is None else tuple(sorted(found.changed_keys))
         messages += [PushMessage(profile.name, tuple(c), keys, "changes", run_id) for c in _chunks(existing, size)]
     messages += [PushMessage(profile.name, tuple(c), None, "changes", run_id)
-                 for c in _chunks(sorted(m for m in fill if m in tchanges.active and m not in filled_early), size)]
+                 for c in _chunks(sorted(m for m in fill if m in active and m not in found.filled_early), size)]
     messages += [PushMessage(profile.name, tuple(c), None, "remove", run_id)
-                 for c in _chunks(sorted(removed_targets), size)]
+                 for c in _chunks(sorted(found.removed_targets), size)]
     push_all = getattr(fanout, "push_all", None)
     pushed = push_all(messages) if push_all is not None else [fanout.push(m) for m in messages]
     for result in pushed:
@@ -340,25 +366,24 @@ def profile_fingerprint(profile: Profile) -> str:
 # --- dry run --------------------------------------------------------------------------------------------------
 
 
-def _dry_run(rt: Runtime, profile: Profile, tchanges: target_set.TargetChanges, fill: set[str],
-             removed_targets: set[str], new_records: Mapping[str, SourceRecord], removed_keys: set[str],
-             previous: Mapping[str, SourceRecord], changed_keys: set[str] | None, report: SyncReport) -> None:
+def _dry_run(rt: Runtime, profile: Profile, found: Findings, report: SyncReport) -> None:
     """Plan every target as a push would, with this run's changes applied in memory; write nothing."""
-    store = rt.store
-    current = {r.source_key: r for r in store.iter_source_records(profile.name) if r.source_key not in removed_keys}
-    current.update(new_records)
+    store, changes, changed_keys = rt.store, found.changes, found.changed_keys
+    current = {r.source_key: r for r in store.iter_source_records(profile.name)
+               if r.source_key not in changes.removed_keys}
+    current.update(changes.new_records)
     desired = {k: DesiredContact(r.payload, r.fingerprint, r.photo_etag) for k, r in current.items()}
     planned: dict[str, int] = {}
-    for mailbox in sorted(tchanges.active):
-        if mailbox not in fill and changed_keys is not None:
+    for mailbox in sorted(found.targets.active):
+        if mailbox not in found.fill and changed_keys is not None:
             records = store.get_target_records(profile.name, mailbox, changed_keys)
             want = {k: d for k, d in desired.items() if k in changed_keys}
         else:
             records = store.get_target_records(profile.name, mailbox)
             want = desired
-        for action in plan_target(mailbox, want, previous, records, profile):
+        for action in plan_target(mailbox, want, changes.previous, records, profile):
             planned[type(action).__name__] = planned.get(type(action).__name__, 0) + 1
-    for mailbox in sorted(removed_targets):
+    for mailbox in sorted(found.removed_targets):
         for action in plan_removed_target(store.get_target_records(profile.name, mailbox), profile):
             planned[type(action).__name__] = planned.get(type(action).__name__, 0) + 1
     report.planned = planned
