@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from typing import Protocol, runtime_checkable
 
 from sync_core.core.plan import plan_removed_target, plan_target
 from sync_core.core.profile import Profile
@@ -63,6 +64,25 @@ class SyncReport:
         return {"changed": self.changed, "removed": self.removed, "targets": self.targets,
                 "new_targets": self.new_targets, "removed_targets": self.removed_targets,
                 "messages": self.messages, **dict(self.exec.counts)}
+
+
+@runtime_checkable
+class InProcessFanOut(FanOut, Protocol):
+    """A fan-out whose pushes run in this process (the command line's), so a sync can do more with it: write
+    to this run's new targets while the read goes on (early_fill.py), hand it what those early writes did,
+    and run the run's pushes side by side. A queue fan-out has none of this: its pushes run elsewhere."""
+
+    def early_push(self, message: PushMessage, targets: Mapping[str, Target]) -> ExecReport:
+        """Push to targets this run found and has not stored yet (`targets` stands for the stored ones)."""
+        ...
+
+    def add_early(self, report: ExecReport, in_step: int) -> None:
+        """What the early pushes wrote; `in_step` new targets were brought fully in step by them."""
+        ...
+
+    def push_all(self, messages: Sequence[PushMessage]) -> list[ExecReport]:
+        """Run every push of the run and return what each wrote."""
+        ...
 
 
 class InlineFanOut:
@@ -206,7 +226,8 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> 
     with ThreadPoolExecutor(1, thread_name_prefix="galsync-targets") as pool:
         resolved = pool.submit(_resolve_targets, rt, profile, memberships.members, stored_targets, dry_run) \
             if resolving else None
-        early = _early_fill(rt, profile, fanout, resolved, report.run_id) if not dry_run else None
+        inline = fanout if isinstance(fanout, InProcessFanOut) and not dry_run else None
+        early = _early_fill(rt, profile, inline, resolved, report.run_id) if inline is not None else None
         changes = SourceChanges(rt, profile, report.run_id, dry_run, outbox,
                                 on_stored=early.stored if early is not None else None)
         try:
@@ -219,11 +240,11 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> 
         tchanges = resolved.result() if resolved is not None else None
     # New targets the early fill brought fully in step need no fill push (it would plan and write nothing).
     filled_early: set[str] = set()
-    if early is not None and early_report is not None:
+    if inline is not None and early is not None and early_report is not None:
         if early_report.writes:
             filled_early = early.covering([r.source_key for r in store.iter_source_records(profile.name)])
         report.exec.merge(early_report)
-        fanout.add_early(early_report, len(filled_early))  # type: ignore[attr-defined]
+        inline.add_early(early_report, len(filled_early))
 
     back: set[str] = set()
     if tchanges is not None:
@@ -287,14 +308,12 @@ def _read_sources(rt: Runtime, profile: Profile, found: SourceChanges, membershi
     return reads
 
 
-def _early_fill(rt: Runtime, profile: Profile, fanout: FanOut, targets: Future[target_set.TargetChanges] | None,
-                run_id: str) -> EarlyFill | None:
-    """Early writes to new targets (early_fill.py), when the pushes run in this process and the profile has one
-    source; None otherwise."""
-    early_push = getattr(fanout, "early_push", None)
-    if targets is None or early_push is None or len(profile.sources) != 1:
+def _early_fill(rt: Runtime, profile: Profile, fanout: InProcessFanOut,
+                targets: Future[target_set.TargetChanges] | None, run_id: str) -> EarlyFill | None:
+    """Early writes to new targets (early_fill.py), when the profile has one source; None otherwise."""
+    if targets is None or len(profile.sources) != 1:
         return None
-    return EarlyFill(profile.name, targets, lambda keys, found: early_push(
+    return EarlyFill(profile.name, targets, lambda keys, found: fanout.early_push(
         PushMessage(profile.name, tuple(sorted(found)), keys, "changes", run_id), found),
         lambda mailbox: not rt.store.get_target_records(profile.name, mailbox))
 
@@ -345,8 +364,7 @@ def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, rep
                  for c in _chunks(sorted(m for m in fill if m in active and m not in found.filled_early), size)]
     messages += [PushMessage(profile.name, tuple(c), None, "remove", run_id)
                  for c in _chunks(sorted(found.removed_targets), size)]
-    push_all = getattr(fanout, "push_all", None)
-    pushed = push_all(messages) if push_all is not None else [fanout.push(m) for m in messages]
+    pushed = fanout.push_all(messages) if isinstance(fanout, InProcessFanOut) else [fanout.push(m) for m in messages]
     for result in pushed:
         if isinstance(result, ExecReport):
             report.exec.merge(result)
