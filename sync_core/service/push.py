@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from sync_core.core.actions import Create
 from sync_core.core.plan import SharedCreates, create_action, plan_removed_target, plan_target
 from sync_core.core.profile import Profile
 from sync_core.core.records import SourceRecord, Target
 from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
+from sync_core.state import docs
+from sync_core.state.base import StateStore
 
 from .executor import ExecReport, TargetWork, execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
@@ -102,7 +103,7 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
     return report
 
 
-def _desired(store: Any, profile: Profile, keys: tuple[str, ...] | None
+def _desired(store: StateStore, profile: Profile, keys: tuple[str, ...] | None
              ) -> tuple[dict[str, DesiredContact], dict[str, SourceRecord], set[str] | None]:
     """Desired contacts (for `keys`, or all), previous versions to diff against, and the keys to plan."""
     multi = len({s.kind for s in profile.sources}) > 1 or len(profile.sources) > 1
@@ -120,9 +121,9 @@ def _desired(store: Any, profile: Profile, keys: tuple[str, ...] | None
             wanted |= _same_person(records, wanted)
     previous: dict[str, SourceRecord] = {}
     for key in sorted(wanted or ()):
-        doc = store.get_doc("prev", f"{profile.name}|{key}")
-        if doc is not None:
-            previous[key] = SourceRecord(key, str(doc[0]["fingerprint"]), doc[0]["payload"])
+        prev = docs.read(store, docs.Prev, docs.prev_key(profile.name, key))
+        if prev is not None:
+            previous[key] = prev.record(key)
     return desired, previous, wanted
 
 

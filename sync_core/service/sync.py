@@ -27,6 +27,7 @@ from sync_core.core.profile import Profile
 from sync_core.core.records import Run, Target
 from sync_core.core.sources import DesiredContact
 from sync_core.graph import GraphError
+from sync_core.state import docs
 from sync_core.state.leases import run_exclusively
 
 from . import groups as group_watch
@@ -206,10 +207,9 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> 
     records as they come (outbox first) and, with an inline fan-out, fills new targets early."""
     store, client, dry_run = rt.store, rt.client, report.dry_run
     config_fp = profile_fingerprint(profile)
-    state = store.get_doc("profile-state", profile.name)
-    config_changed = state is None or state[0].get("config") != config_fp
-    outbox_doc = store.get_doc("outbox", profile.name)
-    outbox = outbox_doc[0] if outbox_doc is not None else None
+    state = docs.read(store, docs.ProfileState, profile.name)
+    config_changed = state is None or state.config != config_fp
+    outbox = docs.read(store, docs.Outbox, profile.name)  # left by an earlier run that did not finish
 
     # 1. group memberships (targets and user filters)
     refs = group_watch.group_refs(profile)
@@ -221,7 +221,7 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> 
     #    folders) take no time of their own when the sources take several delta pages; and when the pushes
     #    run in this process, new targets get the stored records while the read goes on (early_fill.py).
     stored_targets = store.get_targets(profile.name)
-    unfinished_removal = set((outbox or {}).get("remove", []))
+    unfinished_removal = set(outbox.remove) if outbox is not None else set()
     resolving = memberships.changed or config_changed or not stored_targets
     with ThreadPoolExecutor(1, thread_name_prefix="galsync-targets") as pool:
         resolved = pool.submit(_resolve_targets, rt, profile, memberships.members, stored_targets, dry_run) \
@@ -255,12 +255,11 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> 
         # No membership change since the unfinished run: its removals stand, and nothing else goes there.
         tchanges = target_set.TargetChanges({m: t for m, t in stored_targets.items()
                                              if t.active and m not in unfinished_removal}, (), ())
-    fill = set(tchanges.new) | set((outbox or {}).get("fill", [])) | back
+    fill = set(tchanges.new) | set(outbox.fill if outbox is not None else ()) | back
 
     changed_keys = None if changes.keys is None else set(changes.keys)
     if outbox is not None:
-        changed_keys = None if outbox.get("keys") is None or changed_keys is None else \
-            changed_keys | set(outbox["keys"])
+        changed_keys = None if outbox.keys is None or changed_keys is None else changed_keys | set(outbox.keys)
     if config_changed or (changed_keys is not None and len(changed_keys) > MAX_KEYS_PER_MESSAGE):
         changed_keys = None
     return Findings(config_fp, memberships, tuple(reads), changes, tchanges, frozenset(fill),
@@ -272,23 +271,22 @@ def _persist_and_fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: F
                          ) -> None:
     """Step 4: persist the rest (the outbox now names exactly what changed), fan out, drop the outbox."""
     store = rt.store
-    store.put_doc("outbox", profile.name, {
-        "run_id": report.run_id, "keys": None if found.changed_keys is None else sorted(found.changed_keys),
-        "fill": sorted(found.fill), "remove": sorted(found.removed_targets)})
+    keys = None if found.changed_keys is None else tuple(sorted(found.changed_keys))
+    docs.write(store, profile.name, docs.Outbox(report.run_id, keys, tuple(sorted(found.fill)),
+                                                tuple(sorted(found.removed_targets))))
     for read in found.reads:
         if read.delta_link:
             store.set_delta_link(profile.name, read.source.name, read.delta_link)
-    store.put_doc("delta-times", profile.name,
-                  {r.source.name: rt.now_iso() for r in found.reads if r.delta_link})
+    docs.write(store, profile.name, docs.DeltaTimes({r.source.name: rt.now_iso() for r in found.reads if r.delta_link}))
     # New targets before the membership watch: once the watch is saved, the next run no longer resolves
     # targets, so a crash in between must not leave a new target unknown (it would never be filled).
     for mailbox in found.targets.new:
         store.put_target(profile.name, found.targets.active[mailbox])
     group_watch.save(store, profile, found.memberships)
-    store.put_doc("profile-state", profile.name, {"config": found.config_fp})
+    docs.write(store, profile.name, docs.ProfileState(found.config_fp))
 
     report.messages = _fan_out(rt, profile, fanout, found, report)
-    store.delete_doc("outbox", profile.name)
+    docs.delete(store, docs.Outbox, profile.name)
 
 
 def _read_sources(rt: Runtime, profile: Profile, found: SourceChanges, memberships: group_watch.Memberships,
