@@ -12,7 +12,7 @@ a run loudly, never be taken for "nothing left to push".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, Self, TypeVar
 
@@ -62,9 +62,22 @@ def read(store: StateStore, kind: type[D], key: str) -> D | None:
     return None if found is None else _parse(kind, key, found[0])
 
 
-def read_all(store: StateStore, kind: type[D]) -> list[tuple[str, D]]:
-    """Every document of `kind` as (key, document), ordered by key."""
-    return [(key, _parse(kind, key, data)) for key, data in store.list_docs(kind.KIND)]
+def read_all(store: StateStore, kind: type[D], *,
+             on_damaged: Callable[[str, DocumentError], None] | None = None) -> list[tuple[str, D]]:
+    """Every document of `kind` as (key, document), ordered by key.
+
+    With `on_damaged`, a document that cannot be read is handed to it and left out instead of raising: for
+    the callers that must go on with the others (a listing the admin uses to find and delete that one).
+    """
+    out: list[tuple[str, D]] = []
+    for key, data in store.list_docs(kind.KIND):
+        try:
+            out.append((key, _parse(kind, key, data)))
+        except DocumentError as error:
+            if on_damaged is None:
+                raise
+            on_damaged(key, error)
+    return out
 
 
 def write(store: StateStore, key: str, doc: Document) -> None:
