@@ -86,7 +86,7 @@ def list_poison(store: StateStore) -> list[PoisonRecord]:
     out: list[PoisonRecord] = []
 
     def damaged(key: str, error: docs.DocumentError) -> None:
-        out.append(PoisonRecord(key, "?", "", None, str(error), "", 0, key.split("|", 1)[0]))
+        out.append(PoisonRecord(key, "?", "", None, str(error), "", 0, docs.poison_recorded_at(key)))
 
     out += [_record(key, doc) for key, doc in docs.read_all(store, docs.Poison, on_damaged=damaged)]
     return sorted(out, key=lambda record: record.key)

@@ -135,6 +135,11 @@ def poison_key(recorded_at: str, queue: str, message_ref: str) -> str:
     return _JOIN.join((recorded_at, queue, message_ref))
 
 
+def poison_recorded_at(key: str) -> str:
+    """When a poison record was made, from its key (for a record whose body cannot be read)."""
+    return key.partition(_JOIN)[0]
+
+
 # --- the kinds --------------------------------------------------------------------------------------------------
 
 

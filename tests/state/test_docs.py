@@ -148,6 +148,8 @@ def test_keys_join_their_parts_as_the_stored_documents_always_did() -> None:
     assert docs.foreign_key("Dispatch", "u1") == "Dispatch|u1"
     assert docs.foreign_mailbox(docs.foreign_key("Dispatch", "u1")) == "u1"
     assert docs.poison_key("2026-03-01T12:00:00Z", "sync-source", "m1") == "2026-03-01T12:00:00Z|sync-source|m1"
+    assert docs.poison_recorded_at(docs.poison_key("2026-03-01T12:00:00Z", "sync-source", "m1")) == \
+        "2026-03-01T12:00:00Z"
 
 
 def test_a_previous_version_becomes_the_source_record_a_push_diffs_against() -> None:
