@@ -18,6 +18,7 @@ from . import poison
 from .doctor import doctor
 from .executor import ExecReport
 from .groups import GroupConfigError
+from .push import push_targets
 from .queue_messages import (
     PUSH_TARGETS_QUEUE,
     SYNC_SOURCE_QUEUE,
@@ -32,7 +33,7 @@ from .queue_messages import (
 from .reconcile import reconcile_profile
 from .runtime import PushMessage, Runtime
 from .subscriptions import handle_lifecycle
-from .sync import push_targets, sync_profile
+from .sync import sync_profile
 
 log = logging.getLogger("galsync.queue")
 
