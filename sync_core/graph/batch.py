@@ -70,6 +70,18 @@ class BatchResult:
     def ok(self) -> bool:
         return self.error is None and 200 <= self.status < 300
 
+    @property
+    def in_doubt(self) -> bool:
+        """True when the request did not succeed but may have been applied all the same: no answer came back,
+        Graph answered 5xx, or the error says so (MaybeApplied, TransientError past the retry bound). A 4xx
+        is a refusal: nothing was applied. A create in doubt keeps its in-flight record, so the next run looks
+        for the contact before creating it again."""
+        return (
+            self.status == NO_ANSWER
+            or self.status >= 500
+            or isinstance(self.error, MaybeApplied | TransientError)
+        )
+
 
 class BatchSender(Protocol):
     """What $batch needs from the client: the Graph root, one request sent with its retries, and the counters,

@@ -33,7 +33,7 @@ from sync_core.core.mapping import normalise_contact
 from sync_core.core.profile import Profile
 from sync_core.core.records import TargetRecord
 from sync_core.core.tags import CONTACT_TAG_EXPAND, read_contact_tag
-from sync_core.graph import BatchRequest, BatchResult, GraphClient, MaybeApplied, NotFound, TransientError
+from sync_core.graph import BatchRequest, BatchResult, GraphClient, NotFound
 from sync_core.state.base import StateStore
 
 from .contact_photos import write_photos
@@ -325,8 +325,7 @@ def _failed(outcome: _Outcome, profile: Profile, item: _Write, result: BatchResu
     error = result.error
     code = getattr(error, "code", "") or str(result.status)
     key = getattr(item.action, "source_key", getattr(item.action, "contact_id", "?"))
-    in_doubt = result.status == 0 or isinstance(error, MaybeApplied | TransientError) or result.status >= 500
-    if item.intent and not in_doubt:
+    if item.intent and not result.in_doubt:
         outcome.forget(item.work.mailbox, key)
     report.counts["failed"] += 1
     report.errors.append(f"{item.work.mailbox} {key}: {result.status} {code} (request-id {result.request_id})")
