@@ -28,7 +28,7 @@ import base64
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sync_core.core.actions import Create, SetPhoto
 from sync_core.core.profile import Profile
@@ -38,9 +38,7 @@ from sync_core.graph import BatchRequest, BatchResult, GraphClient, GraphError
 from sync_core.state.base import StateStore
 
 from .photos import UserPhoto, fetch_photo, remember_refusal, user_id_of
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .executor import ExecReport, TargetWork
+from .target_work import ExecReport, TargetWork
 
 log = logging.getLogger("galsync.photos")
 

@@ -13,9 +13,8 @@ Graph's per-mailbox limit at once.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sync_core.core.actions import (
@@ -37,36 +36,9 @@ from sync_core.graph import BatchRequest, BatchResult, GraphClient, NotFound
 from sync_core.state.base import StateStore
 
 from .contact_photos import write_photos
+from .target_work import ExecReport, TargetWork
 
 log = logging.getLogger("galsync.executor")
-
-
-@dataclass
-class TargetWork:
-    """The actions for one target folder, with the records they were planned from."""
-
-    mailbox: str
-    folder_id: str
-    actions: Sequence[Action]
-    records: Mapping[str, TargetRecord]
-    # The Create that brings back a contact deleted on a phone (for an Update that came back 404).
-    recreate: Callable[[str], Create | None] | None = None
-
-
-@dataclass
-class ExecReport:
-    """What a push did; counts only (no contact data), for logs, run history and tests."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)  # "mailbox key: status code (request-id)"
-
-    @property
-    def writes(self) -> int:
-        return sum(self.counts[k] for k in ("created", "updated", "deleted", "adopted", "foreign_deleted"))
-
-    def merge(self, other: ExecReport) -> None:
-        self.counts.update(other.counts)
-        self.errors += other.errors
 
 
 # What the executor reads from the answer to a create or an adoption; the rest of the contact is not kept.

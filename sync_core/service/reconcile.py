@@ -30,10 +30,11 @@ from sync_core.core.tags import CONTACT_TAG_EXPAND, contact_tag_value, parse_con
 from sync_core.graph import DeltaTokenExpired, GraphClient, GraphError, NotFound
 
 from . import photos
-from .executor import ExecReport, TargetWork, contact_url, execute
+from .executor import contact_url, execute
 from .folders import FolderConflict
 from .runtime import Runtime, new_run_id
 from .sync import TARGET_LEASE_SECONDS, _target_lease, _with_folder
+from .target_work import ExecReport, TargetWork
 
 log = logging.getLogger("galsync.reconcile")
 

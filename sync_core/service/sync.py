@@ -35,11 +35,12 @@ from sync_core.state.leases import run_exclusively
 from . import groups as group_watch
 from . import targets as target_set
 from .early_fill import EarlyFill
-from .executor import ExecReport, TargetWork, execute
+from .executor import execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
 from .source_changes import MAX_KEYS_PER_MESSAGE, SourceChanges
 from .source_reader import SourceRead, fetch_users, read_source, removed_after_full_read
+from .target_work import ExecReport, TargetWork
 
 log = logging.getLogger("galsync.sync")
 

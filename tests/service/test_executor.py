@@ -12,7 +12,8 @@ from sync_core.core.actions import Create
 from sync_core.core.profile import Profile, parse_config
 from sync_core.core.tags import contact_tag_properties
 from sync_core.graph import GraphClient, RetryPolicy, StaticToken
-from sync_core.service.executor import TargetWork, execute
+from sync_core.service.executor import execute
+from sync_core.service.target_work import TargetWork
 from sync_core.state.sqlite_store import SqliteStore
 
 from .conftest import SMALL_CONFIG
