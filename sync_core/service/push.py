@@ -18,9 +18,10 @@ from sync_core.core.sources import DesiredContact, merge_sources, source_key_pre
 from sync_core.state import docs
 from sync_core.state.base import StateStore
 
-from .executor import ExecReport, TargetWork, execute
+from .executor import execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
 from .runtime import PushMessage, Runtime
+from .target_work import ExecReport, TargetWork
 
 log = logging.getLogger("galsync.push")
 

@@ -16,7 +16,6 @@ from sync_core.core.profile import ConfigError
 
 from . import poison
 from .doctor import doctor
-from .executor import ExecReport
 from .groups import GroupConfigError
 from .push import push_targets
 from .queue_messages import (
@@ -34,6 +33,7 @@ from .reconcile import reconcile_profile
 from .runtime import PushMessage, Runtime
 from .subscriptions import handle_lifecycle
 from .sync import sync_profile
+from .target_work import ExecReport
 
 log = logging.getLogger("galsync.queue")
 
