@@ -41,9 +41,10 @@ from sync_core.service.runtime import Runtime
 from sync_core.service.subscriptions import ensure_subscriptions
 from sync_core.settings import Settings
 
+from .advice import BAD_USAGE, FAILURES, OK
 from .context import JsonFlag, output
 from .emulator_command import emulator_settings, start_emulator
-from .errors import BAD_USAGE, FAILURES, OK, CliProblem, advised
+from .errors import CliProblem, advised
 from .local_functions import LocalFunctions
 from .output import Output, table
 from .report_commands import render_explanation

@@ -14,8 +14,9 @@ from typing import Annotated, Any
 
 import typer
 
+from .advice import BAD_USAGE, OK
 from .context import JsonFlag, output
-from .errors import BAD_USAGE, OK, CliProblem, advised
+from .errors import CliProblem, advised
 
 EXAMPLE_CONFIG = "galsync.example.toml"
 

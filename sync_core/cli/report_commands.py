@@ -20,8 +20,9 @@ from sync_core.service.status import StatusReport, parse_time
 from sync_core.service.status import status as run_status
 from sync_core.state import open_store
 
+from .advice import FAILURES, OK
 from .context import JsonFlag, options, output
-from .errors import FAILURES, OK, advised
+from .errors import advised
 from .output import age_text, short_time, table
 
 _STYLE = {PROBLEM: "bold red", WARNING: "yellow", "info": "cyan", OK_FINDING: "green"}
