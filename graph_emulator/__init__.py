@@ -22,12 +22,13 @@ from typing import Any
 
 import requests
 
+from .apps import App
 from .faults import Faults
 from .identity import Identity, certificate_credentials
 from .pipeline import BATCH_WORKERS, BatchWorkers
 from .requestlog import RequestLog
 from .server import GraphServer
-from .tenant import App, Tenant
+from .tenant import Tenant
 from .throttle import Throttle
 
 # What galsync's app registration is granted (graph-facts.md, "least privilege").
