@@ -91,10 +91,7 @@ def main() -> None:
         os.environ.update({
             "GALSYNC_CONFIG_PATH": str(config), "GALSYNC_STATE": "table:",
             "GALSYNC_STORAGE_CONNECTION_STRING": connection, "GALSYNC_TABLE_PREFIX": f"b{uuid.uuid4().hex[:10]}",
-            "GALSYNC_TENANT_ID": g.tenant_id, "GALSYNC_AUTH_MODE": "client_secret",
-            "GALSYNC_CLIENT_ID": g.client_id, "GALSYNC_CLIENT_SECRET": g.client_secret,
-            "GALSYNC_AUTHORITY_HOST": g.url, "GALSYNC_GRAPH_BASE_URL": g.base_url,
-            "GALSYNC_GRAPH_CA_BUNDLE": g.ca_file, "GALSYNC_WEBHOOK_BASE_URL": front.base_url,
+            **g.galsync_settings(), "GALSYNC_WEBHOOK_BASE_URL": front.base_url,
             "GALSYNC_WEBHOOK_KEY": host.function_key,
         })
         try:

@@ -43,7 +43,7 @@ from sync_core.settings import Settings
 
 from .advice import BAD_USAGE, FAILURES, OK
 from .context import JsonFlag, output
-from .emulator_command import emulator_settings, start_emulator
+from .emulator_command import start_emulator
 from .errors import CliProblem, advised
 from .local_functions import LocalFunctions
 from .output import Output, table
@@ -151,7 +151,7 @@ class Story:
         config_path.write_text(EXAMPLE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
         cert, key = self.g.issue_server_cert("127.0.0.1")
         self.key = secrets.token_urlsafe(24)
-        env = {**emulator_settings(self.g), "GALSYNC_CONFIG_PATH": str(config_path),
+        env = {**self.g.galsync_settings(), "GALSYNC_CONFIG_PATH": str(config_path),
                "GALSYNC_STATE": f"sqlite:{self.workdir / 'state.db'}", "GALSYNC_WEBHOOK_KEY": self.key,
                "GALSYNC_WEBHOOK_BASE_URL": "https://127.0.0.1:1"}  # the real port is known once it listens
         rt = self.stack.enter_context(_closing(Runtime.from_settings(Settings.from_env(env),
