@@ -33,8 +33,8 @@ from rich.rule import Rule
 
 from sync_core.core.profile import load_config
 from sync_core.core.tags import read_contact_tag
-from sync_core.service.doctor import DoctorReport
 from sync_core.service.doctor import doctor as run_doctor
+from sync_core.service.doctor_report import DoctorReport, foreign_json
 from sync_core.service.explain import explain as run_explain
 from sync_core.service.reconcile import reconcile_profile
 from sync_core.service.runtime import Runtime
@@ -326,7 +326,7 @@ class Story:
         report = run_doctor(self.rt)
         self.facts.shared_mailbox_warnings = len(report.shared_targets)
         self.facts.foreign_contacts_found = [
-            {"profile": p.name, "mailbox": t.address or t.mailbox, "shared": t.shared, **f.to_json()}
+            {"profile": p.name, "mailbox": t.address or t.mailbox, "shared": t.shared, **foreign_json(f)}
             for p in report.profiles for t in p.checked_targets for f in t.foreign]
         found = [f for f in self.facts.foreign_contacts_found
                  if f["id"] == self.maman_id]

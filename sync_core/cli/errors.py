@@ -14,6 +14,7 @@ import typer
 
 from sync_core.core.profile import ConfigError
 from sync_core.graph import AuthError, Forbidden, GraphError, NotFound, Throttled, TransientError
+from sync_core.service.doctor import GRANT_SCRIPT
 from sync_core.service.explain import ExplainError
 from sync_core.service.folders import FolderConflict
 from sync_core.service.groups import GroupConfigError
@@ -23,8 +24,6 @@ from sync_core.state.base import StateError
 
 from .advice import BAD_USAGE, FAILURES, Advice
 from .output import Output
-
-GRANT_SCRIPT = "infra/grant-graph-permissions.sh"
 
 
 class CliProblem(Exception):

@@ -78,6 +78,7 @@ class ForeignContact:
     created: str | None
     last_modified: str | None
     other_profile: str | None = None  # set when it carries galsync's tag for another profile
+    folder: str = "managed"  # "managed" (galsync's folder) or "Contacts" (a shared mailbox's own folder)
 
 
 @dataclass(frozen=True)
