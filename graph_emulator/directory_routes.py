@@ -774,33 +774,22 @@ def _delta_response(
     return json_response(200, body)
 
 
+# Graph answers a function both by its short name and qualified with its namespace.
 @route("GET", "/users/delta", roles=USER_READ, workload="directory")
+@route("GET", "/users/microsoft.graph.delta()", roles=USER_READ, workload="directory")
 def users_delta(ctx: Ctx) -> Response:
     return _delta(ctx, USERS_DELTA)
 
 
-@route("GET", "/users/microsoft.graph.delta()", roles=USER_READ, workload="directory")
-def users_delta_qualified(ctx: Ctx) -> Response:
-    return _delta(ctx, USERS_DELTA)
-
-
 @route("GET", "/contacts/delta", roles=ORG_CONTACT_READ, workload="directory")
+@route("GET", "/contacts/microsoft.graph.delta()", roles=ORG_CONTACT_READ, workload="directory")
 def org_contacts_delta(ctx: Ctx) -> Response:
     return _delta(ctx, CONTACTS_DELTA)
 
 
-@route("GET", "/contacts/microsoft.graph.delta()", roles=ORG_CONTACT_READ, workload="directory")
-def org_contacts_delta_qualified(ctx: Ctx) -> Response:
-    return _delta(ctx, CONTACTS_DELTA)
-
-
 @route("GET", "/groups/delta", roles=GROUP_MEMBER_READ, workload="directory")
-def groups_delta(ctx: Ctx) -> Response:
-    return _delta(ctx, GROUPS_DELTA)
-
-
 @route("GET", "/groups/microsoft.graph.delta()", roles=GROUP_MEMBER_READ, workload="directory")
-def groups_delta_qualified(ctx: Ctx) -> Response:
+def groups_delta(ctx: Ctx) -> Response:
     return _delta(ctx, GROUPS_DELTA)
 
 
