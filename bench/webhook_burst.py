@@ -7,7 +7,7 @@ POSTs N separate notifications, each one user changed, shaped and authenticated 
 `users` subscription, from a few concurrent clients. Printed:
 
 - answer time per POST as the client sees it (TLS, HTTP, the function, the queue output write): p50, p90,
-  p99, max; the goal is p99 under 200 ms (Graph counts an answer over 2.9 s as slow, DESIGN.md I6);
+  p99, max; the goal is p99 under 200 ms (Graph counts an answer over 2.9 s as slow; I6 in docs/architecture.md);
 - how many 202s, and how many sync-source messages the burst enqueued: one per profile, not one per POST;
 - Graph requests made by the webhook during the burst (must be 0).
 

@@ -9,7 +9,7 @@ Running is itself split in two around the added latency: `admit` logs the start 
 throttle slot, `complete` (after the latency) applies the fault, calls the handler, frees the slot and logs
 the end. A $batch admits a *wave* of up to four inner requests, waits the latency once for all of them and
 completes them one after the other: for the latency each one holds its mailbox's concurrency slot, exactly
-as four parallel requests would, without a thread per request (thread hand-offs under the GIL used to cost
+as four parallel requests would, without a thread per request (thread hand-offs under the GIL would cost
 more CPU than the requests themselves). The wait is a sleep in the connection's thread, or, for waves of
 Outlook requests, a deadline on the `LatencyClock`, whose thread then completes the wave (batch.py).
 """
