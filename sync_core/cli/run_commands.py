@@ -15,13 +15,14 @@ import typer
 from rich.console import Console
 
 from sync_core.core.records import Target
-from sync_core.service.executor import ExecReport
 from sync_core.service.reconcile import ReconcileReport, reconcile_profile
 from sync_core.service.runtime import PushMessage, Runtime
 from sync_core.service.sync import InlineFanOut, SyncReport, sync_profile
+from sync_core.service.target_work import ExecReport
 
+from .advice import FAILURES, OK
 from .context import JsonFlag, options, output
-from .errors import FAILURES, OK, advice_for, advised
+from .errors import advice_for, advised
 from .output import Output, table
 
 ProfileOption = Annotated[list[str] | None, typer.Option(

@@ -9,13 +9,14 @@ import typer
 from rich.console import Console
 
 from sync_core.graph import GraphError, NotFound
-from sync_core.service.notifications import SUBSCRIPTION_DOC
 from sync_core.service.runtime import Runtime
 from sync_core.service.status import subscriptions as recorded_subscriptions
 from sync_core.service.subscriptions import SubscriptionsReport, ensure_subscriptions
+from sync_core.state import docs
 
+from .advice import FAILURES, OK
 from .context import JsonFlag, options, output
-from .errors import FAILURES, OK, advised
+from .errors import advised
 from .output import age_text, short_time, table
 
 app = typer.Typer(help="Graph change-notification subscriptions (list, ensure, delete).", no_args_is_help=True)
@@ -113,7 +114,7 @@ def delete(
             except GraphError as error:
                 failed.append({"id": sid, "error": str(error)})
                 continue
-            rt.store.delete_doc(SUBSCRIPTION_DOC, sid)
+            docs.delete(rt.store, docs.Subscription, sid)
             deleted.append(sid)
     data = {"deleted": deleted, "failed": failed}
     out.result(data, lambda console: console.print(table(

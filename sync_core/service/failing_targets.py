@@ -2,7 +2,7 @@
 
 A mailbox that refuses (outside galsync's Exchange scope, gone, full, a foreign folder in the way) fails
 alone (I10): the run goes on with the other targets and ends "partial". Each failing target has a document
-of its own (kind "failing-target", key "profile|mailbox"), written by whoever met the failure: the sync's
+of its own (docs.FailingTarget, key "profile|mailbox"), written by whoever met the failure: the sync's
 target look-ups (under the profile's lease), a push or reconcile (under that mailbox's lease). The first
 failure's time stays until the target works again; then the document goes, as it does when the mailbox is
 no longer a target. The sync tries every failing target again on each run, and `galsync status` and
@@ -14,18 +14,17 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from sync_core.core.profile import looks_like_object_id
 from sync_core.graph import AuthError, GraphClient, GraphError
+from sync_core.state import docs
 from sync_core.state.base import StateStore
 
 from .folders import FolderConflict
 
 log = logging.getLogger("galsync.targets")
 
-FAILING_DOC = "failing-target"
 GRANT_SCRIPT = "infra/grant-graph-permissions.sh"
 SCOPE_SCRIPT = "infra/scope-mailboxes.ps1"
 
@@ -54,21 +53,8 @@ def mailbox_refusal(refused: Mapping[tuple[int, str], int]) -> tuple[int, str] |
     return next((answer for answer in refused if refuses_mailbox(*answer)), None)
 
 
-@dataclass(frozen=True)
-class TargetFailure:
-    """A target mailbox that failed, as `status`, `doctor` and run reports show it (no contact data)."""
-
-    profile: str
-    key: str  # the mailbox's user id, or the configured address when no user has it
-    address: str  # how people know the mailbox ("" when it could not be found out)
-    stage: str  # RESOLVE | FOLDER | WRITE | RECONCILE
-    status: int
-    code: str
-    hint: str
-    since: str  # first failure of this streak (ISO 8601)
-    last: str  # latest failure
-    run_id: str  # the run (or push) that met the latest failure
-    request_id: str | None = None
+class TargetFailure(docs.FailingTarget):
+    """A failing target as `status`, `doctor` and run reports show it (no contact data)."""
 
     @property
     def label(self) -> str:
@@ -83,31 +69,23 @@ class TargetFailure:
         """One line for run reports: what failed, and what to do."""
         return f"{self.what()}; {self.hint}"
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> TargetFailure:
-        text = {name: str(data.get(name) or "") for name in
-                ("profile", "key", "address", "stage", "code", "hint", "since", "last", "run_id")}
-        request_id = data.get("request_id")
-        return cls(text["profile"], text["key"], text["address"], text["stage"], int(data.get("status") or 0),
-                   text["code"], text["hint"], text["since"], text["last"], text["run_id"],
-                   request_id if isinstance(request_id, str) else None)
-
 
 def load(store: StateStore, profile: str) -> dict[str, TargetFailure]:
     """The profile's failing targets by key (one read of the documents)."""
-    prefix = f"{profile}|"
-    return {key[len(prefix):]: TargetFailure.from_json(data) for key, data in store.list_docs(FAILING_DOC)
-            if key.startswith(prefix)}
+    return {f.key: f for f in _read_all(store) if f.profile == profile}
 
 
 def load_all(store: StateStore, profiles: Iterable[str]) -> list[TargetFailure]:
     """The failing targets of these profiles, oldest failure first."""
     wanted = set(profiles)
-    failures = [TargetFailure.from_json(data) for _, data in store.list_docs(FAILING_DOC)]
-    return sorted((f for f in failures if f.profile in wanted), key=lambda f: (f.since, f.profile, f.key))
+    return sorted((f for f in _read_all(store) if f.profile in wanted), key=lambda f: (f.since, f.profile, f.key))
+
+
+def _read_all(store: StateStore) -> list[TargetFailure]:
+    """Every failing target; a damaged document is logged and left out (the next failure there replaces it)."""
+    def damaged(key: str, error: docs.DocumentError) -> None:
+        log.warning("failing target document %s cannot be read: %s", key, error)
+    return [failure for _, failure in docs.read_all(store, TargetFailure, on_damaged=damaged)]
 
 
 def hint(profile: str, stage: str, status: int, code: str, key: str, *, others_work: bool,
@@ -226,10 +204,10 @@ class FailingTargets:
                                         request_id=met.request_id)
             failure = TargetFailure(self.profile, key, address, met.stage, met.status, met.code, advice,
                                     before.since if before is not None else now, now, self.run_id, met.request_id)
-            self.store.put_doc(FAILING_DOC, f"{self.profile}|{key}", failure.to_json())
+            docs.write(self.store, docs.failing_target_key(self.profile, key), failure)
             out.append(failure)
         for key in sorted(self._working & set(self.known)):
-            self.store.delete_doc(FAILING_DOC, f"{self.profile}|{key}")
+            docs.delete(self.store, TargetFailure, docs.failing_target_key(self.profile, key))
             log.info("profile %s: target %s is no longer failing", self.profile, _logged(key))
         self.known = {**{k: f for k, f in self.known.items() if k not in self._working},
                       **{f.key: f for f in out}}

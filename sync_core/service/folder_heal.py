@@ -15,12 +15,12 @@ from dataclasses import replace
 from sync_core.core.profile import Profile
 from sync_core.core.records import Target
 from sync_core.graph import BatchRequest, GraphClient, GraphError
+from sync_core.state import docs
 from sync_core.state.base import StateStore
 
 log = logging.getLogger("galsync.folders")
 
 FOLDER_GONE = "ErrorItemNotFound"
-FOREIGN_DOC = "foreign"  # reconcile's list of foreign contacts per "profile|mailbox"
 
 
 class FolderGone(Exception):
@@ -53,7 +53,7 @@ def forget_folder(store: StateStore, profile: Profile, target: Target) -> Target
     store.delete_target_records(profile.name, target.mailbox, list(store.get_target_records(profile.name,
                                                                                              target.mailbox)))
     store.set_delta_link(profile.name, folder_link(target.mailbox), None)
-    store.delete_doc(FOREIGN_DOC, f"{profile.name}|{target.mailbox}")
+    docs.delete(store, docs.Foreign, docs.foreign_key(profile.name, target.mailbox))
     forgotten = replace(target, folder_id=None)
     store.put_target(profile.name, forgotten)
     log.warning("profile %s: the managed folder of mailbox %s was deleted; making it again", profile.name,

@@ -19,11 +19,11 @@ from sync_core.core.profile import Profile
 from sync_core.core.records import Target
 from sync_core.graph import GraphError
 
-from .executor import ExecReport
 from .failing_targets import FOLDER, MAILBOX_GONE, REMOVE, WRITE, FailingTargets, TargetFailure
 from .folder_heal import folder_gone, forget_folder, probe_folders
 from .folders import FolderConflict
 from .runtime import Runtime
+from .target_work import ExecReport
 
 
 class MailboxChecks:

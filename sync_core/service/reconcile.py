@@ -30,14 +30,16 @@ from sync_core.core.records import Run, Target, TargetRecord
 from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
 from sync_core.core.tags import CONTACT_TAG_EXPAND, contact_tag_value, parse_contact_tag
 from sync_core.graph import DeltaTokenExpired, GraphClient, GraphError, NotFound
+from sync_core.state import docs
 
 from . import photos
-from .executor import ExecReport, TargetWork, contact_url, execute
+from .executor import contact_url, execute
 from .failing_targets import RECONCILE, FailingTargets, TargetFailure
 from .folder_heal import FolderGone, folder_gone, folder_link, forget_folder
 from .folders import FolderConflict
+from .push import TARGET_LEASE_SECONDS, target_lease, with_folder
 from .runtime import Runtime, new_run_id
-from .sync import TARGET_LEASE_SECONDS, _target_lease, _with_folder
+from .target_work import ExecReport, TargetWork
 
 log = logging.getLogger("galsync.reconcile")
 
@@ -77,7 +79,7 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) 
         if not target.active:
             continue
         report.targets += 1
-        lease = _target_lease(profile, mailbox)
+        lease = target_lease(profile, mailbox)
         if not dry_run and not rt.store.acquire_lease(lease, rt.owner, TARGET_LEASE_SECONDS):
             report.busy += 1
             continue
@@ -89,6 +91,10 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) 
             failing.fail_error(mailbox, RECONCILE, exc, address=target.address)
             if dry_run:
                 report.errors.append(f"mailbox {target.address or mailbox}: {exc}")
+        except docs.DocumentError as exc:
+            # Its stored foreign list is damaged: recorded, and the other targets are still reconciled (I10).
+            report.errors.append(f"mailbox {mailbox}: {exc}")
+            log.warning("profile %s: reconcile of mailbox %s failed: %s", profile.name, mailbox, exc)
         else:
             failing.fail_refused(mailbox, RECONCILE, report.exec.refused.get(mailbox), address=target.address)
         finally:
@@ -139,7 +145,7 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
         if report.dry_run:
             report.planned["Create"] += len(desired)
             return
-        target = _with_folder(rt, profile, target)
+        target = with_folder(rt, profile, target)
     folder_id = target.folder_id or ""
     records = store.get_target_records(profile.name, target.mailbox)
     link_name = folder_link(target.mailbox)
@@ -172,8 +178,8 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
     if rest:
         report.drift["missed_by_push"] += len(rest)
     report.planned.update(type(action).__name__ for action in actions)
-    foreign = _foreign_doc(store.get_doc("foreign", f"{profile.name}|{target.mailbox}"), drift.foreign,
-                           removed_ids)
+    foreign_key = docs.foreign_key(profile.name, target.mailbox)
+    foreign = _foreign_contacts(docs.read(store, docs.Foreign, foreign_key), drift.foreign, removed_ids)
     if target.purpose == "shared":
         foreign += _default_folder_contacts(client, target.mailbox)
     report.foreign[target.mailbox] = foreign
@@ -182,8 +188,7 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
     repairs = execute(client, store, profile, [TargetWork(target.mailbox, folder_id, actions, records, None)],
                       rt.now_iso) if actions else ExecReport()
     report.exec.merge(repairs)
-    store.put_doc("foreign", f"{profile.name}|{target.mailbox}",
-                  {"checked_at": rt.now_iso(), "purpose": target.purpose, "contacts": foreign})
+    docs.write(store, foreign_key, docs.Foreign(rt.now_iso(), target.purpose, tuple(foreign)))
     # A repair that failed keeps the old link: the next reconcile sees that drift again (found by the chaos
     # suite: with the link moved on, a contact whose repair failed looked intact forever).
     if link and not repairs.counts["failed"]:
@@ -270,13 +275,12 @@ def _classify(profile: Profile, records: Mapping[str, TargetRecord], keys: set[s
                     {k: d for k, d in desired.items() if k in keys}, profile)
 
 
-def _foreign_doc(previous: tuple[dict[str, Any], str] | None, found: tuple[ForeignContact, ...],
-                 removed_ids: set[str]) -> list[dict[str, Any]]:
+def _foreign_contacts(previous: docs.Foreign | None, found: tuple[ForeignContact, ...], removed_ids: set[str]
+                      ) -> list[dict[str, Any]]:
     """Foreign contacts of the mailbox: last night's list, minus what is gone, plus what delta showed."""
     known: dict[str, dict[str, Any]] = {}
     if previous is not None:
-        known = {c["id"]: c for c in previous[0].get("contacts", [])
-                 if isinstance(c, dict) and "id" in c and c.get("folder") == "managed"}
+        known = {c["id"]: dict(c) for c in previous.contacts if c.get("folder") == "managed"}
     for contact_id in removed_ids:
         known.pop(contact_id, None)
     for contact in found:
