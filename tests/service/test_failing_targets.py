@@ -250,3 +250,24 @@ def test_a_refused_removal_ends_when_the_mailbox_is_deleted(make_runtime: MakeRu
         scope(g, None)
         report = run(rt)
         assert report.outcome == "ok" and report.failing == [] and failing(rt) == {}
+
+
+def test_a_full_mailbox_fails_alone_and_gets_what_it_missed_once_it_has_room(make_runtime: MakeRuntime) -> None:
+    with GraphEmulator.start(scenario=None) as g:
+        users = small_tenant(g)
+        rt = make_runtime(g, CONFIG)
+        run(rt)
+        full = users[1]
+        newcomer = g.tenant.directory.add_user(displayName="Driver 6", mailNickname="d6")["id"]
+        g.faults.fail_next(1, 507, route=f"POST {CONTACTS}", mailbox=full)  # Graph: storage quota reached
+        report = run(rt)
+        assert report.outcome == "partial" and report.exec.counts["created"] == 2
+        [failure] = report.failing
+        assert (failure.key, failure.status, failure.stage) == (full, 507, "write") and "full" in failure.hint
+
+        g.log.clear()
+        again = run(rt)  # room again: one look at its folder, then the contact it missed
+        assert again.outcome == "ok" and failing(rt) == {}
+        # the folder, the look for the contact (a 5xx create may have happened, so its tag is looked for), the create
+        assert g.log.count(mailbox=full) == 3 and writes(g) == writes(g, full) == 1
+        assert f"user:{newcomer}" in keys_in(g, rt, full)
