@@ -7,8 +7,8 @@ request per run, not one per contact. After writing, each mailbox's answers are 
 - any other 404 may be a contact deleted on a phone or the whole folder deleted: one GET of the folder
   tells; a deleted folder is forgotten (folder_heal.py), and the caller makes it again and fills it;
 - a mailbox that answered is cleared from the failing targets.
-A mailbox that left the targets and refused the removal of galsync's contacts stays listed (stage "remove"):
-the sync empties it again on its next run.
+A failing mailbox that left the targets stays listed until it has been emptied (it refused the removal of
+galsync's contacts, or failed before it left): each sync empties it again.
 """
 
 from __future__ import annotations
@@ -84,11 +84,14 @@ class MailboxChecks:
         forgotten, self._forgotten = self._forgotten, []
         return forgotten
 
-    def removed(self, targets: Iterable[Target], report: ExecReport) -> None:
-        """After emptying mailboxes that left the targets: one that refused stays listed, to be emptied again."""
+    def removed(self, targets: Iterable[Target], report: ExecReport, *, unknown: Iterable[str] = ()) -> None:
+        """After emptying mailboxes that left the targets: one that refused stays listed, to be emptied again;
+        one galsync never stored (`unknown`) holds nothing of galsync's."""
         for target in targets:
             self.failing.fail_refused(target.mailbox, REMOVE, report.refused.get(target.mailbox),
                                       address=target.address)
+        for mailbox in unknown:
+            self.failing.drop(mailbox)
 
     def save(self) -> list[TargetFailure]:
         """Record the failures met and clear the targets that work again; a 403's hint says whether other

@@ -206,7 +206,7 @@ def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets
         if leaver.folder_id and records:
             works.append(TargetWork(leaver.mailbox, leaver.folder_id, plan_removed_target(records, profile), records))
     report.merge(execute(rt.client, store, profile, works, rt.now_iso))
-    checks.removed(leaving, report)
+    checks.removed(leaving, report, unknown=[m for m in message.mailboxes if m not in targets])
     checks.save()
     for mailbox in message.mailboxes:
         if profile.policies.removed_target == "keep":

@@ -311,13 +311,13 @@ def _failing_targets(failing: FailingTargets, tchanges: target_set.TargetChanges
         failing.fail_error(key, RESOLVE, error, address=address)
     active = set(tchanges.active)
     for key, known in failing.known.items():
-        if key in tchanges.failed:
-            continue
-        if (known.stage == RESOLVE and resolved) or (known.stage == REMOVE and key in active) or \
-                (known.stage not in (RESOLVE, REMOVE) and key not in active):
-            failing.drop(key)  # looked up now, back as a target, or no longer a target
+        if key not in tchanges.failed and ((known.stage == RESOLVE and resolved) or
+                                           (known.stage == REMOVE and key in active)):
+            failing.drop(key)  # looked up now, or a target again
     retry = {k for k, f in failing.known.items() if f.stage not in (RESOLVE, REMOVE) and k in active}
-    unremoved = {k for k, f in failing.known.items() if f.stage == REMOVE and k not in active}
+    # A failing mailbox that is no longer a target may still hold galsync's contacts, whatever it failed at
+    # (a reconcile may have met it just before it left): it is emptied, which clears it once it answers.
+    unremoved = {k for k, f in failing.known.items() if f.stage != RESOLVE and k not in active}
     failing.save(others_work=bool(active - retry))
     return retry, unremoved
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import pytest
+
 from graph_emulator import DEFAULT_ROLES, GraphEmulator
 from sync_core.core.tags import read_contact_tag
 from sync_core.service.reconcile import reconcile_profile
@@ -271,3 +273,29 @@ def test_a_full_mailbox_fails_alone_and_gets_what_it_missed_once_it_has_room(mak
         # the folder, the look for the contact (a 5xx create may have happened, so its tag is looked for), the create
         assert g.log.count(mailbox=full) == 3 and writes(g) == writes(g, full) == 1
         assert f"user:{newcomer}" in keys_in(g, rt, full)
+
+
+def test_a_mailbox_whose_removal_a_reconcile_overlapped_is_still_emptied_once_it_answers(
+    make_runtime: MakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reconcile that read the targets before a sync removed one met that mailbox refusing, after the sync's
+    removal had failed: the failure it recorded is still a removal to finish (found by the chaos run)."""
+    with GraphEmulator.start(scenario=None) as g:
+        users = small_tenant(g)
+        rt = make_runtime(g, CONFIG)
+        run(rt)
+        leaving = users[2]
+        folder = rt.store.get_targets("Small")[leaving].folder_id
+        read_before = rt.store.get_targets("Small")
+        scope(g, users[:2])
+        g.tenant.directory.remove_member(PHONES, leaving)
+        assert [f.stage for f in run(rt).failing] == ["remove"]
+        with monkeypatch.context() as m:
+            m.setattr(rt.store, "get_targets", lambda profile: read_before)
+            assert [f.stage for f in reconcile_profile(rt, "Small").failing] == ["reconcile"]
+        g.log.clear()
+        assert run(rt).outcome == "partial" and g.log.count(mailbox=leaving) == 1  # still listed, still asked
+        scope(g, None)
+        emptied = run(rt)
+        assert emptied.outcome == "ok" and failing(rt) == {} and emptied.exec.counts["deleted"] == 6
+        assert g.tenant.mailboxes.contacts(leaving, folder) == []
