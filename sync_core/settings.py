@@ -11,6 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+# Leases (sync_core/state/leases.py): a worker's claim on a profile's sync or on a target mailbox. Short, so
+# that a worker killed while holding one delays the next run by at most this long; renewed by a heartbeat
+# every third of it while the work runs, so that no work is too long for its lease.
+LEASE_SECONDS = 60.0
+
 
 class SettingsError(ValueError):
     """A setting has a value galsync cannot use; the message names the setting."""
