@@ -35,8 +35,10 @@ from sync_core.core.records import TargetRecord
 from sync_core.core.tags import CONTACT_TAG_EXPAND, read_contact_tag
 from sync_core.graph import BatchRequest, BatchResult, GraphClient, MaybeApplied, NotFound, TransientError
 from sync_core.state.base import StateStore
+from sync_core.state.leases import LeaseLost
 
 from .contact_photos import write_photos
+from .waves import run_in_waves
 
 log = logging.getLogger("galsync.executor")
 
@@ -83,8 +85,12 @@ class _Write(BatchRequest):
 
 
 def execute(client: GraphClient, store: StateStore, profile: Profile, works: Sequence[TargetWork],
-            now: Callable[[], str]) -> ExecReport:
-    """Apply each target's actions; record results in the state store; never raise for one contact's failure."""
+            now: Callable[[], str], held: Callable[[], bool] | None = None) -> ExecReport:
+    """Apply each target's actions; record results in the state store; never raise for one contact's failure.
+
+    `held` (the lease heartbeat's) is asked between write waves: once it is False nothing more is sent, what
+    was sent is recorded, and LeaseLost is raised.
+    """
     report = ExecReport()
     works = [w for w in works if w.actions]
     if not works:
@@ -97,18 +103,21 @@ def execute(client: GraphClient, store: StateStore, profile: Profile, works: Seq
         pending += _prepare(client, store, profile, work, found.get(work.mailbox, {}), written_at, report)
     retry: list[_Write] = []
     outcome = _Outcome()
-    results = _run(client, pending)
+    results = _run(client, pending, held)
     written_at = now()
     for item, result in zip(pending, results, strict=True):
         retry += _apply_result(outcome, profile, item, result, written_at, report)
     outcome.flush(store, profile)
     if retry:
         # Contacts deleted on a phone whose update came back 404, recreated per policy.
-        results = _run(client, retry)
+        results = _run(client, retry, held)
         written_at = now()
         for item, result in zip(retry, results, strict=True):
             _apply_result(outcome, profile, item, result, written_at, report)
         outcome.flush(store, profile)
+    if held is not None and (report.counts["not_sent"] or not held()):
+        raise LeaseLost(f"profile {profile.name}: the lease on the target mailboxes was lost, so "
+                        f"{report.counts['not_sent']} write(s) were not sent; the next run sends them")
     # Photos (issue 10): SetPhoto and Create.photo_etag, after every field write is recorded, so a photo
     # never holds a field back and a photo failure is a per-contact error (contact_photos.py).
     write_photos(client, store, profile, works, now, report)
@@ -238,16 +247,24 @@ def _create_write(work: TargetWork, url: str, create: Create) -> _Write:
     return _Write("POST", url, body=body, keep=CREATED_FIELDS, work=work, action=create, intent=True)
 
 
-def _run(client: GraphClient, pending: Sequence[_Write]) -> list[BatchResult]:
+def _run(client: GraphClient, pending: Sequence[_Write], held: Callable[[], bool] | None
+         ) -> Sequence[BatchResult | None]:
     if not pending:
         return []
-    return client.batch(pending)
+    if held is None:
+        return client.batch(pending)
+    return run_in_waves(client, pending, held, lambda write: write.work.mailbox)
 
 
-def _apply_result(outcome: _Outcome, profile: Profile, item: _Write, result: BatchResult,
+def _apply_result(outcome: _Outcome, profile: Profile, item: _Write, result: BatchResult | None,
                   written_at: str, report: ExecReport) -> list[_Write]:
     """Record one write's outcome; return follow-up writes (a recreate after a 404)."""
     work, action, mailbox = item.work, item.action, item.work.mailbox
+    if result is None:  # not sent (the lease was lost): a create's in-flight record goes, nothing was created
+        if item.intent:
+            outcome.forget(mailbox, action.source_key)  # type: ignore[union-attr]
+        report.counts["not_sent"] += 1
+        return []
     body = result.body if isinstance(result.body, dict) else {}
     if result.ok:
         if isinstance(action, Create):

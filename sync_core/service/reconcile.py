@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from sync_core.core.records import Run, Target, TargetRecord
 from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
 from sync_core.core.tags import CONTACT_TAG_EXPAND, contact_tag_value, parse_contact_tag
 from sync_core.graph import DeltaTokenExpired, GraphClient, GraphError, NotFound
+from sync_core.state.leases import Heartbeat, LeaseLost
 
 from . import photos
 from .executor import ExecReport, TargetWork, contact_url, execute
@@ -71,22 +72,19 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) 
         if not target.active:
             continue
         report.targets += 1
-        lease = _target_lease(profile, mailbox)
-        if not dry_run and not rt.store.acquire_lease(lease, rt.owner, TARGET_LEASE_SECONDS):
-            report.busy += 1
-            continue
-        try:
-            _reconcile_target(rt, profile, target, desired, report)
-        except FolderConflict as exc:
-            report.errors.append(str(exc))
-        except GraphError as exc:
-            # One mailbox failing (throttled past the retry bounds, or deleted before the sync noticed) is
-            # recorded and the other targets are still reconciled (chaos suite: a deleted target stopped them all).
-            report.errors.append(f"mailbox {mailbox}: {exc}")
-            log.warning("profile %s: reconcile of mailbox %s failed: %s", profile.name, mailbox, exc)
-        finally:
-            if not dry_run:
-                rt.store.release_lease(lease, rt.owner)
+        with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
+            if not dry_run and not beat.take(_target_lease(profile, mailbox)):
+                report.busy += 1
+                continue
+            try:
+                _reconcile_target(rt, profile, target, desired, report, beat.held)
+            except FolderConflict as exc:
+                report.errors.append(str(exc))
+            except (GraphError, LeaseLost) as exc:
+                # One mailbox failing (throttled past the retry bounds, deleted before the sync noticed, its
+                # lease lost) is recorded and the other targets are still reconciled.
+                report.errors.append(f"mailbox {mailbox}: {exc}")
+                log.warning("profile %s: reconcile of mailbox %s failed: %s", profile.name, mailbox, exc)
     after = rt.client.stats.snapshot()
     report.requests = sum(after.values()) - sum(before.values()) if after else 0
     if not dry_run:
@@ -108,7 +106,7 @@ def _desired(rt: Runtime, profile: Profile) -> dict[str, DesiredContact]:
 
 
 def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Mapping[str, DesiredContact],
-                      report: ReconcileReport) -> None:
+                      report: ReconcileReport, held: Callable[[], bool]) -> None:
     store, client = rt.store, rt.client
     if not target.folder_id:
         if report.dry_run:
@@ -150,7 +148,7 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
     if report.dry_run:
         return
     repairs = execute(client, store, profile, [TargetWork(target.mailbox, folder_id, actions, records, None)],
-                      rt.now_iso) if actions else ExecReport()
+                      rt.now_iso, held) if actions else ExecReport()
     report.exec.merge(repairs)
     store.put_doc("foreign", f"{profile.name}|{target.mailbox}",
                   {"checked_at": rt.now_iso(), "purpose": target.purpose, "contacts": foreign})

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sync_core.core.actions import Create
@@ -30,7 +31,9 @@ from sync_core.core.profile import Profile
 from sync_core.core.records import Run, SourceRecord, Target
 from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
 from sync_core.graph import GraphError
-from sync_core.state.leases import run_exclusively
+from sync_core.settings import LEASE_SECONDS
+from sync_core.state.base import Lease
+from sync_core.state.leases import Heartbeat, run_exclusively
 
 from . import groups as group_watch
 from . import targets as target_set
@@ -43,17 +46,24 @@ from .source_reader import SourceRead, fetch_users, read_source, removed_after_f
 
 log = logging.getLogger("galsync.sync")
 
-LEASE_SECONDS = 15 * 60
-TARGET_LEASE_SECONDS = 10 * 60
+TARGET_LEASE_SECONDS = LEASE_SECONDS
 
 
 class TargetsBusy(RuntimeError):
     """Another worker is writing to these target mailboxes; the push must be retried later (queue retry)."""
 
-    def __init__(self, profile: str, mailboxes: list[str]) -> None:
+    def __init__(self, profile: str, mailboxes: list[str], holder: Lease | None = None) -> None:
+        held = f"; {describe_lease(holder)}" if holder is not None else ""
         super().__init__(f"profile {profile}: {len(mailboxes)} target mailbox(es) are being written by another "
-                         f"worker ({', '.join(mailboxes[:3])}{', ...' if len(mailboxes) > 3 else ''}); retry later")
+                         f"worker ({', '.join(mailboxes[:3])}{', ...' if len(mailboxes) > 3 else ''}{held}); "
+                         "retry later")
         self.mailboxes = mailboxes
+
+
+def describe_lease(lease: Lease) -> str:
+    """"lease L held by worker W until T": what an admin needs to know when galsync answers busy."""
+    until = datetime.fromtimestamp(lease.expires_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"lease {lease.name} held by worker {lease.owner} until {until}"
 
 
 @dataclass
@@ -71,6 +81,7 @@ class SyncReport:
     messages: int = 0
     planned: dict[str, int] = field(default_factory=dict)  # dry run: action kind -> count
     exec: ExecReport = field(default_factory=ExecReport)
+    holder: Lease | None = None  # busy: who holds the profile's sync lease, and until when
 
     def counts(self) -> dict[str, int]:
         return {"changed": self.changed, "removed": self.removed, "targets": self.targets,
@@ -133,10 +144,10 @@ def sync_profile(rt: Runtime, profile_name: str, fanout: FanOut, *, dry_run: boo
         return _sync_once(rt, profile, fanout, dry_run=True)
     reports: list[SyncReport] = []
     ran = run_exclusively(rt.store, f"sync:{profile.name}", rt.owner, LEASE_SECONDS,
-                          lambda: reports.append(_sync_once(rt, profile, fanout, dry_run=False)))
+                          lambda: reports.append(_sync_once(rt, profile, fanout, dry_run=False)), clock=rt.clock)
     if ran == 0:
         log.info("profile %s: another worker is syncing; it will run once more for this trigger", profile.name)
-        return SyncReport(profile.name, new_run_id(), outcome="busy")
+        return SyncReport(profile.name, new_run_id(), outcome="busy", holder=rt.store.get_lease(f"sync:{profile.name}"))
     return reports[-1]
 
 
@@ -363,20 +374,15 @@ def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Tar
     the message, and a retried push of an up-to-date mailbox writes nothing.
     """
     profile = rt.config.profile(message.profile)
-    store = rt.store
     held: list[str] = []
     busy: list[str] = []
-    for mailbox in message.mailboxes:
-        (held if store.acquire_lease(_target_lease(profile, mailbox), rt.owner, TARGET_LEASE_SECONDS)
-         else busy).append(mailbox)
-    try:
+    with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
+        for mailbox in message.mailboxes:
+            (held if beat.take(_target_lease(profile, mailbox)) else busy).append(mailbox)
         report = _push_held(rt, profile, PushMessage(message.profile, tuple(held), message.keys, message.mode,
-                                                      message.run_id), targets)
-    finally:
-        for mailbox in held:
-            store.release_lease(_target_lease(profile, mailbox), rt.owner)
+                                                      message.run_id), targets, beat.held)
     if busy:
-        raise TargetsBusy(profile.name, busy)
+        raise TargetsBusy(profile.name, busy, rt.store.get_lease(_target_lease(profile, busy[0])))
     return report
 
 
@@ -384,13 +390,13 @@ def _target_lease(profile: Profile, mailbox: str) -> str:
     return f"push:{profile.name}:{mailbox}"
 
 
-def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target] | None
-               ) -> ExecReport:
+def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target] | None,
+               held: Callable[[], bool]) -> ExecReport:
     store, client = rt.store, rt.client
     if targets is None:
         targets = store.get_targets(profile.name)
     if message.mode == "remove":
-        return _remove_targets(rt, profile, message, targets)
+        return _remove_targets(rt, profile, message, targets, held)
     desired, previous, wanted_keys = _desired(store, profile, message.keys)
     want = desired if wanted_keys is None else {k: d for k, d in desired.items() if k in wanted_keys}
     recreate = _recreator(profile, want)
@@ -403,7 +409,7 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
         records = store.get_target_records(profile.name, mailbox, wanted_keys)
         actions = plan_target(mailbox, want, previous, records, profile, shared)
         works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
-    report.merge(execute(client, store, profile, works, rt.now_iso))
+    report.merge(execute(client, store, profile, works, rt.now_iso, held))
     log.info("profile %s: push %s to %d mailbox(es): %s", profile.name, message.run_id, len(works),
              dict(report.counts))
     return report
@@ -478,8 +484,8 @@ def _with_folder(rt: Runtime, profile: Profile, target: Target) -> Target:
     return updated
 
 
-def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target]
-                    ) -> ExecReport:
+def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target],
+                    held: Callable[[], bool]) -> ExecReport:
     """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target."""
     store = rt.store
     works: list[TargetWork] = []
@@ -488,7 +494,7 @@ def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets
         records = store.get_target_records(profile.name, mailbox)
         if target is not None and target.folder_id and records:
             works.append(TargetWork(mailbox, target.folder_id, plan_removed_target(records, profile), records))
-    report = execute(rt.client, store, profile, works, rt.now_iso)
+    report = execute(rt.client, store, profile, works, rt.now_iso, held)
     for mailbox in message.mailboxes:
         if profile.policies.removed_target == "keep":
             store.delete_target_records(profile.name, mailbox, list(store.get_target_records(profile.name, mailbox)))
