@@ -17,7 +17,6 @@ import azure.functions as func
 from sync_core.service import poison, queue_work
 from sync_core.service.process import Process
 from sync_core.service.queue_messages import PUSH_TARGETS_QUEUE, SYNC_SOURCE_QUEUE
-from sync_core.service.subscriptions import ensure_subscriptions
 from sync_core.service.webhook import SAFE_HEADERS, Answer
 
 STORAGE = "AzureWebJobsStorage"  # the host's storage account (identity-based in Azure, Azurite locally)
@@ -92,7 +91,7 @@ def reconcile_timer(timer: func.TimerRequest, queued: func.Out[list[str]]) -> No
 @app.function_name("subscriptions_timer")
 @app.timer_trigger(arg_name="timer", schedule="%GALSYNC_SUBSCRIPTIONS_SCHEDULE%")
 def subscriptions_timer(timer: func.TimerRequest) -> None:
-    report = ensure_subscriptions(process.runtime())
+    report = queue_work.run_subscriptions(process.runtime())
     for resource, reason in report.failed:
         log.error("subscription for %s not in place: %s", resource, reason)
 

@@ -24,7 +24,7 @@ from sync_core.service.folders import FolderConflict
 from sync_core.service.groups import GroupConfigError
 from sync_core.service.targets import TargetConfigError
 from sync_core.settings import SettingsError
-from sync_core.state.base import StateError
+from sync_core.state.base import StateError, StateMismatch
 
 from .output import Output
 
@@ -73,6 +73,8 @@ def advice_for(error: BaseException) -> Advice | None:
             BAD_USAGE, "config", f"the configuration has {count} problem{'s' if count != 1 else ''}:",
             error.problems, "fix them, then check the file with `galsync config validate PATH`",
         )
+    if isinstance(error, StateMismatch):
+        return Advice(BAD_USAGE, "state-mismatch", str(error), hint=error.advice)
     if isinstance(error, SettingsError):
         return Advice(BAD_USAGE, "settings", str(error),
                       hint="set it in the environment (the names are listed in local.settings.json.example)")

@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from sync_core.core.actions import Create
@@ -33,7 +32,7 @@ from sync_core.core.sources import DesiredContact, merge_sources, source_key_pre
 from sync_core.graph import GraphError
 from sync_core.settings import LEASE_SECONDS
 from sync_core.state.base import Lease
-from sync_core.state.leases import Heartbeat, run_exclusively
+from sync_core.state.leases import Heartbeat, describe_lease, run_exclusively
 
 from . import groups as group_watch
 from . import targets as target_set
@@ -58,12 +57,6 @@ class TargetsBusy(RuntimeError):
                          f"worker ({', '.join(mailboxes[:3])}{', ...' if len(mailboxes) > 3 else ''}{held}); "
                          "retry later")
         self.mailboxes = mailboxes
-
-
-def describe_lease(lease: Lease) -> str:
-    """"lease L held by worker W until T": what an admin needs to know when galsync answers busy."""
-    until = datetime.fromtimestamp(lease.expires_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return f"lease {lease.name} held by worker {lease.owner} until {until}"
 
 
 @dataclass

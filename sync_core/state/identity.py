@@ -51,31 +51,30 @@ def stored_identity(store: StateStore) -> StoreIdentity | None:
     return _identity(found[0])
 
 
-def mismatch(store: StateStore, configured: StoreIdentity) -> StateMismatch | None:
-    """The error to raise if the store was stamped for another identity; None if it matches or has no stamp."""
+def verify(store: StateStore, configured: StoreIdentity, links: Iterable[tuple[str, str]] = ()
+           ) -> StoreIdentity | None:
+    """Raise StateMismatch if the store is someone else's, by its stamp or by one of `links` (profile and
+    source names of stored delta links); bind it to the configured endpoint. Returns the stamp (None: none)."""
     stored = stored_identity(store)
-    if stored is None or stored.matches(configured):
-        return None
-    return StateMismatch(f"the state store was made for {stored.describe()}, but galsync is configured for "
-                         f"{configured.describe()}")
+    if stored is not None and not stored.matches(configured):
+        raise StateMismatch(f"the state store was made for {stored.describe()}, but galsync is configured for "
+                            f"{configured.describe()}")
+    store.bind(configured.graph_endpoint)
+    for profile, source in links:
+        store.get_delta_link(profile, source)  # StateMismatch for a link of another endpoint
+    return stored
 
 
 def claim(store: StateStore, configured: StoreIdentity, links: Iterable[tuple[str, str]] = ()) -> None:
-    """Make sure the store is `configured`'s, stamping it on first use; then bind it to the endpoint.
+    """Make sure the store is `configured`'s (`verify`), stamping it on first use.
 
-    `links` are (profile, source) names of stored delta links to check before a first stamp: a store older
-    than stamps may hold links of another endpoint, and stamping it with the wrong identity would make the
-    right settings look wrong later. Raises StateMismatch naming what was found and what is configured.
+    Before a first stamp the `links` are checked too: a store older than stamps may hold links of another
+    endpoint, and stamping it with the wrong identity would make the right settings look wrong later.
     """
-    problem = mismatch(store, configured)
-    if problem is not None:
-        raise problem
-    store.bind(configured.graph_endpoint)
-    stored = stored_identity(store)
+    stored = verify(store, configured)
     if stored is not None and (stored.tenant_id or not configured.tenant_id):
         return
-    for profile, source in links:
-        store.get_delta_link(profile, source)  # StateMismatch for a link of another endpoint
+    verify(store, configured, links)
     stamp(store, configured)
     again = stored_identity(store)  # two first users at once with different settings: the last one loses
     if again is not None and not again.matches(configured):
@@ -100,7 +99,7 @@ def reset(store: StateStore, identity: StoreIdentity, owner: str) -> list[Lease]
     store.clear()
     stamp(store, identity)
     store.bind(identity.graph_endpoint)
-    log.warning("state store emptied and stamped anew for %s", identity.describe())
+    log.info("state store emptied and stamped anew for %s", identity.describe())
     return []
 
 

@@ -18,9 +18,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import TracebackType
 
-from sync_core.state.base import StateStore
+from sync_core.state.base import Lease, StateStore
 
 log = logging.getLogger("galsync.state.leases")
 
@@ -29,6 +30,12 @@ Clock = Callable[[], float]
 
 class LeaseLost(RuntimeError):
     """A lease could not be renewed in time (another worker may hold it now), so this worker stopped writing."""
+
+
+def describe_lease(lease: Lease) -> str:
+    """"lease L held by worker W until T": what an admin needs to know when galsync answers busy."""
+    until = datetime.fromtimestamp(lease.expires_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"lease {lease.name} held by worker {lease.owner} until {until}"
 
 
 class Heartbeat:
