@@ -25,6 +25,7 @@ from sync_core.service.groups import GroupConfigError
 from sync_core.service.targets import TargetConfigError
 from sync_core.settings import SettingsError
 from sync_core.state.base import StateError, StateMismatch
+from sync_core.state.leases import LeaseLost
 
 from .output import Output
 
@@ -99,6 +100,9 @@ def advice_for(error: BaseException) -> Advice | None:
     if isinstance(error, GroupConfigError | TargetConfigError):
         return Advice(BAD_USAGE, "config", str(error),
                       hint="fix the group or mailbox name in the configuration (names or object ids)")
+    if isinstance(error, LeaseLost):
+        return Advice(FAILURES, "lease-lost", str(error),
+                      hint="what was written is recorded: run the command again to finish")
     if isinstance(error, FolderConflict):
         return Advice(FAILURES, "folder", str(error))
     if isinstance(error, ExplainError):

@@ -140,7 +140,8 @@ def sync_profile(rt: Runtime, profile_name: str, fanout: FanOut, *, dry_run: boo
                           lambda: reports.append(_sync_once(rt, profile, fanout, dry_run=False)), clock=rt.clock)
     if ran == 0:
         log.info("profile %s: another worker is syncing; it will run once more for this trigger", profile.name)
-        return SyncReport(profile.name, new_run_id(), outcome="busy", holder=rt.store.get_lease(f"sync:{profile.name}"))
+        holder = rt.store.get_lease(f"sync:{profile.name}")
+        return SyncReport(profile.name, new_run_id(), outcome="busy", holder=holder)
     return reports[-1]
 
 
