@@ -4,19 +4,23 @@ HTTP (function key required): /api/notifications and /api/lifecycle, where Graph
 and lifecycle events; both only enqueue (sync_core/service/webhook.py). Queues: sync-source (sync, reconcile,
 lifecycle) fans out to push-targets; a message that fails maxDequeueCount times lands in `<queue>-poison`,
 whose trigger records it for `galsync status`. Timers: the safety-net sync, the nightly reconcile, and the
-subscriptions run, on the schedules the app settings name.
+subscriptions run, on the schedules the app settings name. Each finished run leaves one telemetry record
+(sync_core/service/telemetry.py): sync and reconcile through the state store, push and subscriptions here.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 
 import azure.functions as func
 
-from sync_core.service import poison, queue_work
+from sync_core.core.records import Run
+from sync_core.service import poison, queue_work, telemetry
 from sync_core.service.process import Process
-from sync_core.service.queue_messages import PUSH_TARGETS_QUEUE, SYNC_SOURCE_QUEUE
+from sync_core.service.queue_messages import PUSH_TARGETS_QUEUE, SYNC_SOURCE_QUEUE, BadMessage, parse_push_message
+from sync_core.service.runtime import Runtime, new_run_id
 from sync_core.service.webhook import SAFE_HEADERS, Answer
 
 STORAGE = "AzureWebJobsStorage"  # the host's storage account (identity-based in Azure, Azurite locally)
@@ -56,8 +60,17 @@ def sync_source(msg: func.QueueMessage, push: func.Out[list[str]], resync: func.
 @app.function_name("push_targets")
 @app.queue_trigger(arg_name="msg", queue_name=PUSH_TARGETS_QUEUE, connection=STORAGE)
 def push_targets(msg: func.QueueMessage) -> None:
-    queue_work.run_push_message(process.runtime(), msg.get_body(), message_id=msg.id or "",
-                                dequeue_count=msg.dequeue_count or 0)
+    rt = process.runtime()
+    body = msg.get_body()
+    started, before = rt.now_iso(), _graph_counters(rt)
+    try:
+        report = queue_work.run_push_message(rt, body, message_id=msg.id or "", dequeue_count=msg.dequeue_count or 0)
+    except Exception as error:
+        _push_telemetry(rt, body, started, before, "failed", {}, str(error))
+        raise
+    if report is not None:
+        _push_telemetry(rt, body, started, before, "partial" if report.counts["failed"] else "ok",
+                        dict(report.counts), "; ".join(report.errors[:5]))
 
 
 @app.function_name("sync_source_poison")
@@ -91,9 +104,19 @@ def reconcile_timer(timer: func.TimerRequest, queued: func.Out[list[str]]) -> No
 @app.function_name("subscriptions_timer")
 @app.timer_trigger(arg_name="timer", schedule="%GALSYNC_SUBSCRIPTIONS_SCHEDULE%")
 def subscriptions_timer(timer: func.TimerRequest) -> None:
-    report = queue_work.run_subscriptions(process.runtime())
+    rt = process.runtime()
+    started, before = rt.now_iso(), _graph_counters(rt)
+    run_id = new_run_id()
+    try:
+        report = queue_work.run_subscriptions(rt)
+    except Exception as error:
+        _telemetry(rt, Run(run_id, "", "subscriptions", started, rt.now_iso(), "failed", {}, str(error)), before)
+        raise
     for resource, reason in report.failed:
         log.error("subscription for %s not in place: %s", resource, reason)
+    if not report.busy:
+        _telemetry(rt, Run(run_id, "", "subscriptions", started, rt.now_iso(),
+                           "partial" if report.failed else "ok", report.counts()), before)
 
 
 def _respond(req: func.HttpRequest, queued: func.Out[list[str]], *, lifecycle: bool) -> func.HttpResponse:
@@ -110,3 +133,29 @@ def _respond(req: func.HttpRequest, queued: func.Out[list[str]], *, lifecycle: b
         queued.set(list(answer.messages))
     return func.HttpResponse(answer.body, status_code=answer.status,
                              headers={**SAFE_HEADERS, "Content-Type": answer.content_type})
+
+
+def _push_telemetry(rt: Runtime, body: bytes, started: str, before: Mapping[str, int], outcome: str,
+                    counts: Mapping[str, int], error: str) -> None:
+    """A push run's record: pushes are not recorded in the state store, so the trigger hands it over."""
+    try:
+        message = parse_push_message(body)
+    except BadMessage:
+        return  # recorded as poison; not a run
+    _telemetry(rt, Run(message.run_id, message.profile, "push", started, rt.now_iso(), outcome, counts,
+                       error or None), before)
+
+
+def _telemetry(rt: Runtime, run: Run, before: Mapping[str, int]) -> None:
+    try:
+        after = _graph_counters(rt)
+        telemetry.emit_run(run, {k: after.get(k, 0) - before.get(k, 0) for k in telemetry.GRAPH_COUNTERS})
+    except Exception:  # telemetry never fails a run
+        log.warning("no telemetry record for run %s", run.run_id, exc_info=True)
+
+
+def _graph_counters(rt: Runtime) -> Mapping[str, int]:
+    try:
+        return rt.client.stats.snapshot()
+    except Exception:  # the client cannot be built (settings): the run itself will say so
+        return {}

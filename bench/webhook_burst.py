@@ -36,6 +36,7 @@ import requests  # noqa: E402
 
 import function_app  # noqa: E402
 from graph_emulator import GraphEmulator  # noqa: E402
+from sync_core.state import docs  # noqa: E402
 from tests import azurite as azurite_plugin  # noqa: E402
 from tests.functions.functions_host import FunctionsHost, HttpsFront  # noqa: E402
 
@@ -101,13 +102,13 @@ def main() -> None:
             function_app.process.reset()
             host.timer("subscriptions_timer")
             rt = function_app.process.runtime()
-            [(sid, doc)] = [(k, d) for k, d in rt.store.list_docs("subscription") if d["resource"] == "users"]
+            [(sid, sub)] = [(k, s) for k, s in docs.read_all(rt.store, docs.Subscription) if s.resource == "users"]
             users = [u["id"] for u in g.tenant.directory.users()]
             url = f"{front.base_url}/api/notifications?code={host.function_key}"
             bodies = [json.dumps({"value": [{
                 "id": str(uuid.uuid4()), "subscriptionId": sid,
                 "subscriptionExpirationDateTime": "2030-01-01T00:00:00.0000000Z",
-                "clientState": doc["client_state"], "changeType": "updated",
+                "clientState": sub.client_state, "changeType": "updated",
                 "resource": f"Users/{users[i % len(users)]}", "tenantId": g.tenant_id,
                 "resourceData": {"@odata.type": "#Microsoft.Graph.User", "@odata.id": f"Users/{users[i % len(users)]}",
                                  "id": users[i % len(users)], "organizationId": g.tenant_id}}]})

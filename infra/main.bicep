@@ -21,10 +21,15 @@ param location string
 @description('Object id of the person (or pipeline) running azd: gets Key Vault Secrets Officer on the vault to store the credentials and the webhook key. Empty: no role.')
 param principalId string = ''
 
-@description('Most instances Flex Consumption may scale out to.')
-@minValue(40)
+@description('Most on-demand instances of each function group (the HTTP pair, each queue trigger, each timer); Flex Consumption allows 1 to 1000 and defaults to 100. Always-ready instances do not count. The push-targets group is the one that grows: one instance per waiting chunk of targets (GALSYNC_TARGETS_PER_MESSAGE); Graph limits each mailbox, not the instances, so more instances only finish a fill sooner.')
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 100
+
+@description('Always-ready instances for the HTTP functions (the webhook Graph calls). 0: the webhook starts on demand, and the first notification after an idle spell waits for a cold start (a few seconds; Graph allows 3 s for notifications and 10 s for the validation request). 1 keeps one instance warm, billed whether it works or not (see the README, "Cost").')
+@minValue(0)
+@maxValue(10)
+param httpAlwaysReadyInstances int = 0
 
 @description('Memory of one instance in MB.')
 @allowed([512, 2048, 4096])
@@ -38,6 +43,14 @@ param storageSkuName string = 'Standard_GZRS'
 @minValue(7)
 @maxValue(90)
 param keyVaultSoftDeleteRetentionDays int = 7
+
+@description('E-mail address the alerts go to (azd env set GALSYNC_ALERT_EMAIL admin@contoso.com); azd asks for it when it is not set. Not an app setting: galsync never reads it.')
+@minLength(3)
+param alertEmail string
+
+@description('Minutes without a successful sync of a profile before the alert: twice the sync schedule (GALSYNC_SYNC_SCHEDULE, every 15 minutes by default).')
+@minValue(10)
+param noSyncAlertMinutes int = 30
 
 @description('Days Log Analytics keeps logs.')
 @minValue(30)
@@ -158,6 +171,30 @@ module monitoring 'core/monitoring.bicep' = {
   }
 }
 
+module workbook 'monitoring/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    storageAccountName: storage.outputs.name
+  }
+}
+
+module alerts 'monitoring/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    alertEmail: alertEmail
+    noSyncAlertMinutes: noSyncAlertMinutes
+    workbookName: workbook.outputs.name
+  }
+}
+
 module keyVault 'core/keyvault.bicep' = {
   name: 'keyvault'
   scope: rg
@@ -199,6 +236,7 @@ module api 'app/function-app.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     keyVaultUri: keyVault.outputs.uri
     maximumInstanceCount: maximumInstanceCount
+    httpAlwaysReadyInstances: httpAlwaysReadyInstances
     instanceMemoryMB: instanceMemoryMB
     configPath: configPath
     tenantId: empty(tenantId) ? tenant().tenantId : tenantId

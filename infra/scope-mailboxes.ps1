@@ -13,7 +13,8 @@ in the tenant. RBAC for Applications grants the same rights ("Application Contac
   3. assigns both application roles to galsync within that scope (New-ManagementRoleAssignment),
   4. optionally tests one mailbox (Test-ServicePrincipalAuthorization).
 
-Idempotent: what exists and matches is left alone; a scope or assignment that differs is updated.
+Idempotent: what exists and matches is left alone; a scope or assignment that differs is updated, and an
+assignment held by another identity (an earlier deployment's) is replaced.
 Prints one line per step saying what it did.
 
 Put in the scope every mailbox galsync writes to (targets) AND every mailbox it reads contacts from (a
@@ -94,7 +95,9 @@ if ($PSCmdlet.ParameterSetName -eq 'Group') {
     if ($null -eq $groupObject) {
         throw "No group '$Group' in Exchange Online: give a mail-enabled security group"
     }
-    $filter = "MemberOfGroup -eq '$($groupObject.DistinguishedName)'"
+    # OPATH string values are in single quotes; a quote inside one is written twice (a DN can hold O'Brien).
+    $dn = $groupObject.DistinguishedName.Replace("'", "''")
+    $filter = "MemberOfGroup -eq '$dn'"
 } else {
     $filter = $RecipientFilter
 }
@@ -109,10 +112,24 @@ if ($null -eq $scope) {
     Write-Step 'skip' "management scope '$ScopeName' has this filter"
 }
 
-# 3. One role assignment per application role, limited to the scope.
+# 3. One role assignment per application role, limited to the scope. An assignment of that name can belong
+#    to an earlier identity (`azd down` and `azd up` create a new one): it is replaced, or the new identity
+#    would get no role and every mailbox would answer 403.
+# What Exchange may show as the assignee of an assignment to this service principal.
+$assigneeNames = @(
+    foreach ($property in 'Identity', 'Name', 'ServiceId', 'ObjectId') {
+        $found = $sp.PSObject.Properties[$property]
+        if ($null -ne $found -and $found.Value) { "$($found.Value)" }
+    }
+) + $ObjectId
 foreach ($role in $Roles) {
     $name = "$DisplayName - $role"
     $assignment = Get-ManagementRoleAssignment -Identity $name -ErrorAction SilentlyContinue
+    if ($null -ne $assignment -and $assigneeNames -notcontains "$($assignment.RoleAssigneeName)") {
+        Remove-ManagementRoleAssignment -Identity $name -Confirm:$false
+        Write-Step 'remove' "$role assigned to another identity ($($assignment.RoleAssigneeName))"
+        $assignment = $null
+    }
     if ($null -eq $assignment) {
         New-ManagementRoleAssignment -Name $name -App $ObjectId -Role $role -CustomResourceScope $ScopeName | Out-Null
         Write-Step 'assign' "$role within '$ScopeName'"

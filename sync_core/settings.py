@@ -2,14 +2,23 @@
 
 The function app reads these from app settings (Bicep declares exactly this list; a test checks it), the
 command line from the environment. Secrets (client secret, certificate, webhook key) come from settings
-that in Azure are Key Vault references; they are never logged (`Settings.redacted`).
+that in Azure are Key Vault references; they are never logged (`Settings.redacted`). A reference the
+platform could not resolve (the secret is not stored yet, or the identity cannot read it) reaches the app as
+its literal text: it counts as unset, so the setting's own check names it instead of galsync using the text
+(a bogus webhook key in every notification URL, say).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+
+log = logging.getLogger("galsync.settings")
+
+# How App Service passes a Key Vault reference it could not resolve: the app setting's value, unchanged.
+UNRESOLVED_REFERENCE_PREFIX = "@Microsoft.KeyVault("
 
 # Leases (sync_core/state/leases.py): a worker's claim on a profile's sync or on a target mailbox. Short, so
 # that a worker killed while holding one delays the next run by at most this long; renewed by a heartbeat
@@ -109,6 +118,9 @@ class Settings:
         for f, spec in zip(fields(cls), SPECS, strict=True):
             raw = env.get(spec.name, spec.default)
             raw = raw.strip() if isinstance(raw, str) else raw
+            if isinstance(raw, str) and raw.startswith(UNRESOLVED_REFERENCE_PREFIX):
+                log.warning("%s is a Key Vault reference the platform has not resolved; treated as unset", spec.name)
+                raw = spec.default
             if f.type in ("int", "float"):
                 values[f.name] = _number(spec.name, raw, int if f.type == "int" else float)
             else:

@@ -13,6 +13,8 @@ param applicationInsightsName string
 @description('Key Vault URI, ending in a slash.')
 param keyVaultUri string
 param maximumInstanceCount int = 100
+@description('Always-ready instances of the HTTP function group (Flex Consumption names the group \'http\').')
+param httpAlwaysReadyInstances int = 0
 param instanceMemoryMB int = 2048
 
 param configPath string
@@ -63,8 +65,8 @@ var secretsUri = '${keyVaultUri}secrets'
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   //checkov:skip=CKV_AZURE_17:Incoming client certificates would be demanded of Microsoft Graph, which sends none when it posts change notifications; those requests carry a function key and clientState instead.
   //checkov:skip=CKV_AZURE_222:Microsoft Graph must reach /api/notifications and /api/lifecycle from the internet; every other trigger is a queue or timer, and the HTTP routes require a function key.
-  //checkov:skip=CKV_AZURE_213:Nothing to probe: Flex Consumption scales to zero and has no always-on instance; a health check would only keep instances awake.
-  //checkov:skip=CKV_AZURE_212:Flex Consumption has no minimum instance count setting for failover; instances follow the queues and HTTP load.
+  //checkov:skip=CKV_AZURE_213:Flex Consumption replaces unhealthy instances itself and scales on-demand instances to zero; a health check path would only keep them awake. The webhook is kept warm with always-ready instances (httpAlwaysReadyInstances) instead.
+  //checkov:skip=CKV_AZURE_212:Flex Consumption sets its minimum with always-ready instances per function group, not with the numberOfWorkers this check reads; httpAlwaysReadyInstances sets it for the webhook (0 by default), and queue and timer work waits safely in storage.
   name: name
   location: location
   tags: union(tags, { 'azd-service-name': 'api' })
@@ -105,6 +107,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
+        alwaysReady: (httpAlwaysReadyInstances > 0) ? [
+          {
+            name: 'http'
+            instanceCount: httpAlwaysReadyInstances
+          }
+        ] : []
       }
       runtime: {
         name: 'python'

@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 
 from sync_core.graph import GraphError, NotFound
-from sync_core.service.notifications import SUBSCRIPTION_DOC
 from sync_core.service.runtime import Runtime
 from sync_core.service.status import subscriptions as recorded_subscriptions
 from sync_core.service.subscriptions import SubscriptionsReport, ensure_subscriptions
+from sync_core.state import docs
 
 from .context import JsonFlag, options, output
 from .errors import FAILURES, OK, advised
@@ -113,7 +113,7 @@ def delete(
             except GraphError as error:
                 failed.append({"id": sid, "error": str(error)})
                 continue
-            rt.store.delete_doc(SUBSCRIPTION_DOC, sid)
+            docs.delete(rt.store, docs.Subscription, sid)
             deleted.append(sid)
     data = {"deleted": deleted, "failed": failed}
     out.result(data, lambda console: console.print(table(

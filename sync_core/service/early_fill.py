@@ -34,7 +34,7 @@ log = logging.getLogger("galsync.sync")
 # Counts of writes a push left undone (the fan-out's fill push picks them up again).
 UNFINISHED = ("failed", "photos_failed", "photos_deferred")
 
-# Writes the stored records of `keys` to `targets` (sync.push_targets for this run's profile).
+# Writes the stored records of `keys` to `targets` (push.push_targets for this run's profile).
 Push = Callable[[tuple[str, ...], Mapping[str, Target]], ExecReport]
 
 

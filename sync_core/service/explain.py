@@ -19,8 +19,8 @@ from typing import Any
 from sync_core.core.records import TargetRecord
 from sync_core.core.tags import CONTACT_TAG_EXPAND, FOLDER_TAG_EXPAND, read_contact_tag, read_folder_tag
 from sync_core.graph import Forbidden, GraphError, NotFound
+from sync_core.state import docs
 
-from .doctor import FOREIGN_DOC
 from .runtime import Runtime
 from .status import when_text
 
@@ -173,13 +173,12 @@ def _contacts(rt: Runtime, mailbox_id: str, folder: Folder) -> Iterator[dict[str
 def _foreign_seen(rt: Runtime, mailbox_id: str) -> dict[str, str]:
     """Contact id -> when a reconcile listed it as foreign in this mailbox."""
     out: dict[str, str] = {}
-    for key, data in rt.store.list_docs(FOREIGN_DOC):
-        _, _, box = key.partition("|")
-        if box.lower() != mailbox_id:
+    for key, foreign in docs.read_all(rt.store, docs.Foreign):
+        if docs.foreign_mailbox(key).lower() != mailbox_id:
             continue
-        for c in data.get("contacts") or []:
-            if isinstance(c, dict) and c.get("id"):
-                out[str(c["id"])] = str(data.get("checked_at") or "")
+        for contact in foreign.contacts:
+            if contact["id"]:
+                out[contact["id"]] = foreign.checked_at
     return out
 
 

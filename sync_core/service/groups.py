@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sync_core.core.profile import Profile, looks_like_object_id
 from sync_core.graph import DeltaTokenExpired, GraphClient
+from sync_core.state import docs
 from sync_core.state.base import StateStore
 
 log = logging.getLogger("galsync.groups")
@@ -55,8 +56,8 @@ def read_memberships(client: GraphClient, store: StateStore, profile: Profile, *
     if not refs:
         return Memberships({}, False, None, {})
     ids = resolve_ids(client, store, profile, refs)
-    watch_doc = store.get_doc("group-watch", profile.name)
-    watched = tuple(watch_doc[0].get("groups", ())) if watch_doc is not None else ()
+    stored_watch = docs.read(store, docs.GroupWatch, profile.name)
+    watched = stored_watch.groups if stored_watch is not None else ()
     link = None if force or not set(ids.values()) <= set(watched) else store.get_delta_link(profile.name,
                                                                                              GROUPS_SOURCE)
     stored = None if link is None else load(store, profile, refs)
@@ -83,28 +84,27 @@ def save(store: StateStore, profile: Profile, memberships: Memberships) -> None:
             ordered = sorted(members)
             chunks = [ordered[i:i + _CHUNK] for i in range(0, len(ordered), _CHUNK)] or [[]]
             for n, chunk in enumerate(chunks):
-                store.put_doc("members", f"{profile.name}|{ref}|{n}", {"ids": chunk, "chunks": len(chunks)})
+                docs.write(store, docs.members_key(profile.name, ref, n), docs.Members(tuple(chunk), len(chunks)))
             # chunks beyond len(chunks) left by a larger earlier membership are ignored by `load`
     if memberships.delta_link is not None:
         store.set_delta_link(profile.name, GROUPS_SOURCE, memberships.delta_link)
         if memberships.changed:
-            store.put_doc("group-watch", profile.name, {"groups": list(memberships.watched)})
+            docs.write(store, profile.name, docs.GroupWatch(memberships.watched))
 
 
 def load(store: StateStore, profile: Profile, refs: Iterable[str]) -> dict[str, frozenset[str]] | None:
     """Stored memberships of `refs`, or None if any is missing (then they must be re-read)."""
     out: dict[str, frozenset[str]] = {}
     for ref in refs:
-        first = store.get_doc("members", f"{profile.name}|{ref}|0")
+        first = docs.read(store, docs.Members, docs.members_key(profile.name, ref, 0))
         if first is None:
             return None
-        count = int(first[0].get("chunks", 1))
-        ids = list(first[0].get("ids", []))
-        for n in range(1, count):
-            doc = store.get_doc("members", f"{profile.name}|{ref}|{n}")
-            if doc is None:
+        ids = list(first.ids)
+        for n in range(1, first.chunks):
+            chunk = docs.read(store, docs.Members, docs.members_key(profile.name, ref, n))
+            if chunk is None:
                 return None
-            ids += doc[0].get("ids", [])
+            ids += chunk.ids
         out[ref] = frozenset(ids)
     return out
 
@@ -116,9 +116,9 @@ def resolve_ids(client: GraphClient, store: StateStore, profile: Profile, refs: 
         if looks_like_object_id(ref):
             out[ref] = ref.lower()
             continue
-        cached = store.get_doc("group-names", f"{profile.name}|{ref}")
+        cached = docs.read(store, docs.GroupName, docs.group_name_key(profile.name, ref))
         if cached is not None:
-            out[ref] = str(cached[0]["id"])
+            out[ref] = cached.id
             continue
         escaped = ref.replace("'", "''")
         found = list(client.iter_pages("/groups", params={"$filter": f"displayName eq '{escaped}'",
@@ -130,7 +130,7 @@ def resolve_ids(client: GraphClient, store: StateStore, profile: Profile, refs: 
                 f'profile "{profile.name}": {len(found)} groups are named "{ref}"; use the group\'s object id'
             )
         out[ref] = str(found[0]["id"]).lower()
-        store.put_doc("group-names", f"{profile.name}|{ref}", {"id": out[ref]})
+        docs.write(store, docs.group_name_key(profile.name, ref), docs.GroupName(out[ref]))
     if len(set(out.values())) > MAX_WATCHED_GROUPS:
         raise GroupConfigError(f'profile "{profile.name}": at most {MAX_WATCHED_GROUPS} groups can be watched')
     return out

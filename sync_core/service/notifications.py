@@ -16,10 +16,11 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sync_core.state import docs
 from sync_core.state.base import StateStore, StateValueError
 
 log = logging.getLogger("galsync.webhook")
@@ -29,7 +30,6 @@ MAX_VALIDATION_TOKEN_CHARS = 2048
 MAX_ITEMS = 1000
 MAX_FIELD_CHARS = 1024
 LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
-SUBSCRIPTION_DOC = "subscription"  # state-store document kind, one per Graph subscription galsync created
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
@@ -233,9 +233,13 @@ class SubscriptionRegistry:
             if missed_at is not None and now - missed_at < self._miss_ttl:
                 return None
         try:
-            found = self._store.get_doc(SUBSCRIPTION_DOC, subscription_id)
+            found = docs.read(self._store, docs.Subscription, subscription_id)
         except StateValueError:
             found = None  # not even a possible key: certainly not one of ours
+        except docs.DocumentError as error:
+            # Its clientState cannot be trusted: dropped like an unknown one (the subscriptions timer replaces it).
+            log.error("webhook: %s", error)
+            found = None
         with self._lock:
             if found is None:
                 self._known.pop(subscription_id, None)
@@ -244,7 +248,7 @@ class SubscriptionRegistry:
                 while len(self._misses) > self._max_misses:
                     self._misses.popitem(last=False)
                 return None
-            known = known_from_doc(subscription_id, found[0])
+            known = KnownSubscription(subscription_id, found.client_state, found.profiles, found.resource)
             self._known[subscription_id] = (known, now)
             self._misses.pop(subscription_id, None)
             return known
@@ -253,13 +257,3 @@ class SubscriptionRegistry:
         with self._lock:
             self._known.pop(subscription_id, None)
             self._misses.pop(subscription_id, None)
-
-
-def known_from_doc(key: str, data: Mapping[str, Any]) -> KnownSubscription:
-    profiles = data.get("profiles", ())
-    return KnownSubscription(
-        subscription_id=key,
-        client_state=str(data.get("client_state", "")),
-        profiles=tuple(p for p in profiles if isinstance(p, str)) if isinstance(profiles, list | tuple) else (),
-        resource=str(data.get("resource", "")),
-    )

@@ -13,15 +13,13 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sync_core.service.queue_messages import POISON_SUFFIX, profile_of
+from sync_core.state import docs
 from sync_core.state.base import StateStore
 
 log = logging.getLogger("galsync.poison")
 
-POISON_DOC = "poison"
-FAILURE_DOC = "queue-failure"
 MAX_BODY_CHARS = 4096  # what a poison record keeps of the message (messages carry ids, never contact data)
 MAX_REASON_CHARS = 2000
 
@@ -44,14 +42,11 @@ def record_poison(store: StateStore, queue: str, message_id: str, body: bytes | 
     queue = queue.removesuffix(POISON_SUFFIX)
     text = _text(body)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    key = f"{now}|{queue}|{message_id or _digest(queue, text)[:16]}"
-    record = PoisonRecord(key, queue, message_id, profile_of(text), reason[:MAX_REASON_CHARS],
-                          text[:MAX_BODY_CHARS], dequeue_count, now)
-    store.put_doc(POISON_DOC, key, {
-        "queue": record.queue, "message_id": record.message_id, "profile": record.profile,
-        "reason": record.reason, "body": record.body, "dequeue_count": record.dequeue_count,
-        "recorded_at": record.recorded_at,
-    })
+    key = docs.poison_key(now, queue, message_id or _digest(queue, text)[:16])
+    stored = docs.Poison(queue, message_id, profile_of(text), reason[:MAX_REASON_CHARS], text[:MAX_BODY_CHARS],
+                         dequeue_count, now)
+    docs.write(store, key, stored)
+    record = _record(key, stored)
     log.error("poison message on %s (id %s, profile %s, tries %d): %s", queue, message_id or "-",
               record.profile or "-", dequeue_count, record.reason)
     return record
@@ -63,9 +58,9 @@ def note_failure(store: StateStore, queue: str, body: bytes | str, error: BaseEx
     reason = f"{type(error).__name__}: {error}"[:MAX_REASON_CHARS]
     key = _digest(queue, text)
     try:
-        found = store.get_doc(FAILURE_DOC, key)
-        tries = int(found[0].get("tries", 0)) + 1 if found is not None else 1
-        store.put_doc(FAILURE_DOC, key, {"queue": queue, "reason": reason, "tries": tries})
+        found = docs.read(store, docs.QueueFailure, key)
+        tries = found.tries + 1 if found is not None else 1
+        docs.write(store, key, docs.QueueFailure(queue, reason, tries))
     except Exception:  # the store may be what failed; the host's retry still happens
         log.warning("could not record the failure reason of a %s message", queue, exc_info=True)
 
@@ -76,28 +71,39 @@ def record_from_poison_queue(store: StateStore, poison_queue: str, message_id: s
     queue = poison_queue.removesuffix(POISON_SUFFIX)
     text = _text(body)
     digest = _digest(queue, text)
-    found = store.get_doc(FAILURE_DOC, digest)
-    reason = str(found[0].get("reason", "")) if found is not None else ""
-    tries = int(found[0].get("tries", 0)) if found is not None else 0
+    found = _failure_note(store, digest)
+    reason, tries = (found.reason, found.tries) if found is not None else ("", 0)
     record = record_poison(store, queue, message_id, text,
                            f"failed on every try; last error: {reason}" if reason else
                            "failed on every try (no reason was recorded)", tries)
     if found is not None:
-        store.delete_doc(FAILURE_DOC, digest)
+        docs.delete(store, docs.QueueFailure, digest)
     return record
 
 
 def list_poison(store: StateStore) -> list[PoisonRecord]:
-    """Every poison record, oldest first."""
-    return [_record(key, data) for key, data in store.list_docs(POISON_DOC)]
+    """Every poison record, oldest first; one that cannot be read is listed with the error as its reason."""
+    out: list[PoisonRecord] = []
+
+    def damaged(key: str, error: docs.DocumentError) -> None:
+        out.append(PoisonRecord(key, "?", "", None, str(error), "", 0, docs.poison_recorded_at(key)))
+
+    out += [_record(key, doc) for key, doc in docs.read_all(store, docs.Poison, on_damaged=damaged)]
+    return sorted(out, key=lambda record: record.key)
 
 
-def _record(key: str, data: dict[str, Any]) -> PoisonRecord:
-    profile = data.get("profile")
-    return PoisonRecord(key, str(data.get("queue", "")), str(data.get("message_id", "")),
-                        profile if isinstance(profile, str) else None, str(data.get("reason", "")),
-                        str(data.get("body", "")), int(data.get("dequeue_count", 0) or 0),
-                        str(data.get("recorded_at", "")))
+def _record(key: str, doc: docs.Poison) -> PoisonRecord:
+    return PoisonRecord(key, doc.queue, doc.message_id, doc.profile, doc.reason, doc.body, doc.dequeue_count,
+                        doc.recorded_at)
+
+
+def _failure_note(store: StateStore, digest: str) -> docs.QueueFailure | None:
+    """The failure noted for a message; a note that cannot be read counts as one without a reason."""
+    try:
+        return docs.read(store, docs.QueueFailure, digest)
+    except docs.DocumentError as error:
+        log.warning("%s", error)
+        return docs.QueueFailure()
 
 
 def _text(body: bytes | str) -> str:

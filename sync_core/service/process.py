@@ -1,7 +1,8 @@
 """What one function-app process builds once and shares between invocations: the Runtime and the Webhook.
 
 Both are built on first use, from the app settings (`Settings.from_env`), under a lock because the Python
-worker runs invocations on several threads. The Runtime's Graph client is itself built only when a use case
+worker runs invocations on several threads. The Runtime's store emits a telemetry record for each finished
+run recorded in it (telemetry.py). The Runtime's Graph client is itself built only when a use case
 first needs it, so a process that only answers webhooks never creates one (I6).
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from sync_core.settings import Settings, SettingsError
 
 from .runtime import Runtime
+from .telemetry import with_run_telemetry
 from .webhook import Webhook
 
 log = logging.getLogger("galsync")
@@ -35,7 +37,9 @@ class Process:
                 except ValueError:
                     raise SettingsError(f"GALSYNC_LOG_LEVEL is {settings.log_level!r}; expected DEBUG, INFO, "
                                         "WARNING or ERROR") from None
-                self._runtime = Runtime.from_settings(settings)
+                rt = Runtime.from_settings(settings)
+                rt.store = with_run_telemetry(rt.store, lambda: rt.client.stats.snapshot())
+                self._runtime = rt
                 log.info("galsync runtime ready: %d profile(s), state %s", len(self._runtime.config.names),
                          settings.state.split(":", 1)[0])
             return self._runtime

@@ -18,7 +18,9 @@ from sync_core.state.base import StateMismatch
 
 from . import poison
 from .doctor import doctor
+from .executor import ExecReport
 from .groups import GroupConfigError
+from .push import push_targets
 from .queue_messages import (
     PUSH_TARGETS_QUEUE,
     SYNC_SOURCE_QUEUE,
@@ -34,7 +36,7 @@ from .reconcile import reconcile_profile
 from .runtime import PushMessage, Runtime
 from .state_identity import claim_state
 from .subscriptions import SubscriptionsReport, ensure_subscriptions, handle_lifecycle
-from .sync import push_targets, sync_profile
+from .sync import sync_profile
 
 log = logging.getLogger("galsync.queue")
 
@@ -103,15 +105,18 @@ def log_doctor_summary(rt: Runtime, profile: str) -> None:
              ",".join(topics) or "none")
 
 
-def run_push_message(rt: Runtime, body: bytes | str, *, message_id: str = "", dequeue_count: int = 0) -> None:
-    """Process one push-targets message: plan and write one chunk of target mailboxes."""
+def run_push_message(rt: Runtime, body: bytes | str, *, message_id: str = "",
+                     dequeue_count: int = 0) -> ExecReport | None:
+    """Process one push-targets message: plan and write one chunk of target mailboxes; what it wrote, or None
+    for a message recorded as poison."""
     try:
         message = parse_push_message(body)
         rt.config.profile(message.profile)
         claim_state(rt)
-        push_targets(rt, message)
+        return push_targets(rt, message)
     except _PERMANENT as error:
         poison.record_poison(rt.store, PUSH_TARGETS_QUEUE, message_id, body, str(error), dequeue_count)
+        return None
     except Exception as error:
         poison.note_failure(rt.store, PUSH_TARGETS_QUEUE, body, error)
         raise

@@ -28,13 +28,14 @@ from sync_core.core.records import Run, Target, TargetRecord
 from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
 from sync_core.core.tags import CONTACT_TAG_EXPAND, contact_tag_value, parse_contact_tag
 from sync_core.graph import DeltaTokenExpired, GraphClient, GraphError, NotFound
+from sync_core.state import docs
 from sync_core.state.leases import Heartbeat, LeaseLost
 
 from . import photos
 from .executor import ExecReport, TargetWork, contact_url, execute
 from .folders import FolderConflict
+from .push import TARGET_LEASE_SECONDS, target_lease, with_folder
 from .runtime import Runtime, new_run_id
-from .sync import TARGET_LEASE_SECONDS, _target_lease, _with_folder
 
 log = logging.getLogger("galsync.reconcile")
 
@@ -73,16 +74,17 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) 
             continue
         report.targets += 1
         with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
-            if not dry_run and not beat.take(_target_lease(profile, mailbox)):
+            if not dry_run and not beat.take(target_lease(profile, mailbox)):
                 report.busy += 1
                 continue
             try:
                 _reconcile_target(rt, profile, target, desired, report, beat.held)
             except FolderConflict as exc:
                 report.errors.append(str(exc))
-            except (GraphError, LeaseLost) as exc:
+            except (GraphError, docs.DocumentError, LeaseLost) as exc:
                 # One mailbox failing (throttled past the retry bounds, deleted before the sync noticed, its
-                # lease lost) is recorded and the other targets are still reconciled.
+                # stored foreign list damaged, or its lease lost) is recorded and the other targets are still
+                # reconciled (I10).
                 report.errors.append(f"mailbox {mailbox}: {exc}")
                 log.warning("profile %s: reconcile of mailbox %s failed: %s", profile.name, mailbox, exc)
     after = rt.client.stats.snapshot()
@@ -112,7 +114,7 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
         if report.dry_run:
             report.planned["Create"] += len(desired)
             return
-        target = _with_folder(rt, profile, target)
+        target = with_folder(rt, profile, target)
     folder_id = target.folder_id or ""
     records = store.get_target_records(profile.name, target.mailbox)
     link_name = f"folder:{target.mailbox}"
@@ -140,8 +142,8 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
     if rest:
         report.drift["missed_by_push"] += len(rest)
     report.planned.update(type(action).__name__ for action in actions)
-    foreign = _foreign_doc(store.get_doc("foreign", f"{profile.name}|{target.mailbox}"), drift.foreign,
-                           removed_ids)
+    foreign_key = docs.foreign_key(profile.name, target.mailbox)
+    foreign = _foreign_contacts(docs.read(store, docs.Foreign, foreign_key), drift.foreign, removed_ids)
     if target.purpose == "shared":
         foreign += _default_folder_contacts(client, target.mailbox)
     report.foreign[target.mailbox] = foreign
@@ -150,8 +152,7 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
     repairs = execute(client, store, profile, [TargetWork(target.mailbox, folder_id, actions, records, None)],
                       rt.now_iso, held) if actions else ExecReport()
     report.exec.merge(repairs)
-    store.put_doc("foreign", f"{profile.name}|{target.mailbox}",
-                  {"checked_at": rt.now_iso(), "purpose": target.purpose, "contacts": foreign})
+    docs.write(store, foreign_key, docs.Foreign(rt.now_iso(), target.purpose, tuple(foreign)))
     # A repair that failed keeps the old link: the next reconcile sees that drift again (found by the chaos
     # suite: with the link moved on, a contact whose repair failed looked intact forever).
     if link and not repairs.counts["failed"]:
@@ -238,13 +239,12 @@ def _classify(profile: Profile, records: Mapping[str, TargetRecord], keys: set[s
                     {k: d for k, d in desired.items() if k in keys}, profile)
 
 
-def _foreign_doc(previous: tuple[dict[str, Any], str] | None, found: tuple[ForeignContact, ...],
-                 removed_ids: set[str]) -> list[dict[str, Any]]:
+def _foreign_contacts(previous: docs.Foreign | None, found: tuple[ForeignContact, ...], removed_ids: set[str]
+                      ) -> list[dict[str, Any]]:
     """Foreign contacts of the mailbox: last night's list, minus what is gone, plus what delta showed."""
     known: dict[str, dict[str, Any]] = {}
     if previous is not None:
-        known = {c["id"]: c for c in previous[0].get("contacts", [])
-                 if isinstance(c, dict) and "id" in c and c.get("folder") == "managed"}
+        known = {c["id"]: dict(c) for c in previous.contacts if c.get("folder") == "managed"}
     for contact_id in removed_ids:
         known.pop(contact_id, None)
     for contact in found:

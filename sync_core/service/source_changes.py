@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from sync_core.core.fingerprint import fingerprint
 from sync_core.core.profile import Profile
 from sync_core.core.records import SourceRecord
 from sync_core.core.sources import Gone, Mapped, SourceChange
+from sync_core.state import docs
 
 from . import photos
 from .runtime import Runtime
@@ -35,7 +35,7 @@ class SourceChanges:
     profile: Profile
     run_id: str
     dry_run: bool
-    outbox: Mapping[str, Any] | None  # the outbox an earlier, unfinished run left (None: none)
+    outbox: docs.Outbox | None  # the outbox an earlier, unfinished run left (None: none)
     # Told the keys of each set of new or changed records once they are stored (a real run only).
     on_stored: Callable[[Collection[str]], None] | None = None
     changed: int = 0
@@ -110,7 +110,7 @@ class SourceChanges:
         self._write_outbox_first()
         for key, old in previous.items():
             if key in new_records or key in removed:
-                store.put_doc("prev", f"{name}|{key}", {"fingerprint": old.fingerprint, "payload": dict(old.payload)})
+                docs.write(store, docs.prev_key(name, key), docs.Prev(old.fingerprint, old.payload))
         store.put_source_records(name, new_records.values())
         store.delete_source_records(name, removed)
         if self.on_stored is not None and new_records:
@@ -119,10 +119,8 @@ class SourceChanges:
     def _write_outbox_first(self) -> None:
         if self._outbox_written:
             return
-        earlier = self.outbox or {}
-        self.rt.store.put_doc("outbox", self.profile.name, {
-            "run_id": self.run_id, "keys": None,
-            "fill": list(earlier.get("fill", [])), "remove": list(earlier.get("remove", []))})
+        earlier = self.outbox or docs.Outbox(self.run_id, None)
+        docs.write(self.rt.store, self.profile.name, docs.Outbox(self.run_id, None, earlier.fill, earlier.remove))
         self._outbox_written = True
 
 

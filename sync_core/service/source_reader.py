@@ -34,6 +34,7 @@ from sync_core.core.sources import (
     user_key,
 )
 from sync_core.graph import Delta, DeltaTokenExpired, GraphClient, NotFound
+from sync_core.state import docs
 from sync_core.state.base import StateStore
 
 log = logging.getLogger("galsync.sources")
@@ -277,10 +278,10 @@ def removed_after_full_read(store: StateStore, profile: Profile, read: SourceRea
 
 def _folder_source(client: GraphClient, store: StateStore, profile: Profile, source: Source) -> tuple[str, str]:
     """User id of a folder source's mailbox and the folder's id, looked up once and remembered."""
-    key = f"{profile.name}|{source.name}"
-    cached = store.get_doc("folder-source", key)
+    key = docs.folder_source_key(profile.name, source.name)
+    cached = docs.read(store, docs.FolderSource, key)
     if cached is not None:
-        return str(cached[0]["mailbox"]), str(cached[0]["folder"])
+        return cached.mailbox, cached.folder
     user = client.get(f"/users/{source.mailbox}", params={"$select": "id"})
     mailbox = str(user["id"])
     name = (source.folder or "").replace("'", "''")
@@ -290,5 +291,5 @@ def _folder_source(client: GraphClient, store: StateStore, profile: Profile, sou
         raise ValueError(f'profile "{profile.name}": source folder "{source.folder}" in mailbox {source.mailbox}: '
                          f"found {len(folders)} folders with that name, expected exactly one")
     folder_id = str(folders[0]["id"])
-    store.put_doc("folder-source", key, {"mailbox": mailbox, "folder": folder_id})
+    docs.write(store, key, docs.FolderSource(mailbox, folder_id))
     return mailbox, folder_id

@@ -8,16 +8,18 @@ credentials are what is broken.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sync_core.core.records import Run, Target
+from sync_core.state import docs
 from sync_core.state.base import Lease, StateStore
 
-from .notifications import SUBSCRIPTION_DOC
 from .poison import PoisonRecord, list_poison
+
+DAMAGED = "(damaged record)"  # the resource shown for a subscription record that cannot be read
 
 
 @dataclass(frozen=True)
@@ -111,18 +113,16 @@ def status(store: StateStore, profiles: Iterable[str], *, limit: int = 20, now: 
 
 
 def subscriptions(store: StateStore) -> list[SubscriptionState]:
-    """Recorded subscriptions, soonest expiry first."""
-    out = [subscription_state(key, data) for key, data in store.list_docs(SUBSCRIPTION_DOC)]
+    """Recorded subscriptions, soonest expiry first. A record that cannot be read is listed too (resource
+    DAMAGED, expiry unknown): it is what the admin has to look at, and `galsync subscriptions delete` finds it."""
+    out: list[SubscriptionState] = []
+
+    def damaged(key: str, _error: docs.DocumentError) -> None:
+        out.append(SubscriptionState(key, DAMAGED, None, ()))
+
+    out += [SubscriptionState(key, sub.resource or "?", sub.expiration or None, sub.profiles)
+            for key, sub in docs.read_all(store, docs.Subscription, on_damaged=damaged)]
     return sorted(out, key=lambda s: (s.expires_at or "", s.subscription_id))
-
-
-def subscription_state(key: str, data: Mapping[str, Any]) -> SubscriptionState:
-    expires = _first_text(data, "expirationDateTime", "expiration", "expires_at", "expiresAt")
-    profiles = data.get("profiles")
-    return SubscriptionState(
-        str(data.get("id") or key), _first_text(data, "resource") or "?", expires,
-        tuple(str(p) for p in profiles) if isinstance(profiles, list) else (),
-    )
 
 
 def is_shared(target: Target) -> bool:
@@ -163,11 +163,3 @@ def when_text(value: str | None) -> str:
 
 def iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _first_text(data: Mapping[str, Any], *names: str) -> str | None:
-    for name in names:
-        value = data.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return None

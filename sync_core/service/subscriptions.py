@@ -21,7 +21,7 @@ import logging
 import secrets
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -29,10 +29,10 @@ from urllib.parse import quote, urlsplit
 from sync_core.core.profile import Profile, looks_like_object_id
 from sync_core.graph import GraphError, NotFound
 from sync_core.settings import LEASE_SECONDS, Settings, SettingsError
+from sync_core.state import docs
 from sync_core.state.leases import run_exclusively
 
 from . import groups as group_watch
-from .notifications import SUBSCRIPTION_DOC
 from .runtime import Runtime
 
 log = logging.getLogger("galsync.subscriptions")
@@ -157,19 +157,23 @@ def handle_lifecycle(rt: Runtime, subscription_id: str, event: str) -> tuple[str
     reauthorizationRequired: renew (which also reauthorizes); if the subscription is gone, recreate it and
     resync. subscriptionRemoved: recreate, then resync. missed: resync.
     """
-    found = rt.store.get_doc(SUBSCRIPTION_DOC, subscription_id)
-    profiles = _profiles_of(found[0]) if found is not None else rt.config.names
+    try:
+        found = docs.read(rt.store, docs.Subscription, subscription_id)
+    except docs.DocumentError as error:  # recreated below, like a subscription galsync has no record of
+        log.error("subscription %s: %s", subscription_id, error)
+        found = None
+    profiles = found.profiles if found is not None else rt.config.names
     profiles = tuple(p for p in profiles if p in rt.config.names)
     if event == "missed":
         return profiles
     if event == "reauthorizationRequired" and found is not None:
         try:
-            _renew(rt, subscription_id, found[0], max_minutes(str(found[0].get("resource", ""))))
+            _renew(rt, subscription_id, found, max_minutes(found.resource))
             log.info("subscription %s reauthorized (renewed)", subscription_id)
             return ()
         except NotFound:
             log.info("subscription %s is gone; recreating", subscription_id)
-    rt.store.delete_doc(SUBSCRIPTION_DOC, subscription_id)
+    docs.delete(rt.store, docs.Subscription, subscription_id)
     report = ensure_subscriptions(rt)
     log.info("subscription %s %s: recreated %d, failed %d", subscription_id, event, len(report.created),
              len(report.failed))
@@ -186,19 +190,26 @@ def _ensure(rt: Runtime) -> SubscriptionsReport:
     run.failed += problems
     by_resource = {_norm(w.resource): w for w in wanted}
     remote = {str(s["id"]): s for s in rt.client.iter_pages("/subscriptions")}
-    docs = dict(rt.store.list_docs(SUBSCRIPTION_DOC))
+    damaged: set[str] = set()  # records that cannot be read: their subscriptions are replaced
 
-    for sid in sorted(set(docs) - set(remote)):  # expired or removed by Graph
-        rt.store.delete_doc(SUBSCRIPTION_DOC, sid)
+    def unreadable(sid: str, error: docs.DocumentError) -> None:
+        log.error("subscription %s: %s; it is replaced", sid, error)
+        damaged.add(sid)
+
+    recorded = dict(docs.read_all(rt.store, docs.Subscription, on_damaged=unreadable))
+
+    for sid in sorted((set(recorded) | damaged) - set(remote)):  # expired or removed by Graph
+        docs.delete(rt.store, docs.Subscription, sid)
     keep: dict[str, list[str]] = defaultdict(list)
     for sid, sub in sorted(remote.items()):
-        ours = sid in docs or _same_endpoint(str(sub.get("notificationUrl") or ""), notification_url)
+        ours = sid in recorded or sid in damaged or _same_endpoint(str(sub.get("notificationUrl") or ""),
+                                                                   notification_url)
         if not ours:
             continue  # another application's webhook under the same app registration: not ours to touch
         want = by_resource.get(_norm(str(sub.get("resource", ""))))
         if want is None and problems:
             continue  # the wanted set is incomplete (a group did not resolve): delete nothing it may miss
-        usable = (want is not None and sid in docs and bool(docs[sid].get("client_state"))
+        usable = (want is not None and sid in recorded and bool(recorded[sid].client_state)
                   and sub.get("notificationUrl") == notification_url
                   and sub.get("lifecycleNotificationUrl") == lifecycle_url
                   and _changes(sub.get("changeType")) == _changes(want.change_type))
@@ -216,10 +227,10 @@ def _ensure(rt: Runtime) -> SubscriptionsReport:
                 _create(rt, want, notification_url, lifecycle_url, run)
                 continue
             sid = sids[0]
-            doc = docs[sid]
-            if _profiles_of(doc) != want.profiles:
-                rt.store.put_doc(SUBSCRIPTION_DOC, sid, {**doc, "profiles": list(want.profiles)})
-                doc = {**doc, "profiles": list(want.profiles)}
+            doc = recorded[sid]
+            if doc.profiles != want.profiles:
+                doc = replace(doc, profiles=want.profiles)
+                docs.write(rt.store, sid, doc)
             renew_at = _expiry(remote[sid]) - timedelta(minutes=want.max_minutes * (1 - RENEW_AFTER_FRACTION))
             if now >= renew_at:
                 _renew(rt, sid, doc, want.max_minutes)
@@ -242,20 +253,17 @@ def _create(rt: Runtime, want: Wanted, notification_url: str, lifecycle_url: str
             "expirationDateTime": expiration, "clientState": client_state, "latestSupportedTlsVersion": "v1_2"}
     created = rt.client.request("POST", "/subscriptions", json=body).json() or {}
     sid = str(created["id"])
-    rt.store.put_doc(SUBSCRIPTION_DOC, sid, {
-        "resource": want.resource, "change_type": want.change_type, "client_state": client_state,
-        "profiles": list(want.profiles),
-        "expiration": str(created.get("expirationDateTime", expiration)), "created_at": rt.now_iso(),
-    })
+    docs.write(rt.store, sid, docs.Subscription(want.resource, want.change_type, client_state, want.profiles,
+                                                str(created.get("expirationDateTime", expiration)), rt.now_iso()))
     run.created.append(want.resource)
     log.info("subscription %s created for %s (profiles %s)", sid, want.resource, ", ".join(want.profiles))
 
 
-def _renew(rt: Runtime, sid: str, doc: Mapping[str, Any], max_minutes: int) -> None:
+def _renew(rt: Runtime, sid: str, doc: docs.Subscription, max_minutes: int) -> None:
     expiration = _iso(_now(rt) + timedelta(minutes=max_minutes - EXPIRY_MARGIN_MINUTES))
     renewed = rt.client.request("PATCH", f"/subscriptions/{quote(sid, safe='')}",
                                 json={"expirationDateTime": expiration}).json() or {}
-    rt.store.put_doc(SUBSCRIPTION_DOC, sid, {**doc, "expiration": str(renewed.get("expirationDateTime", expiration))})
+    docs.write(rt.store, sid, replace(doc, expiration=str(renewed.get("expirationDateTime", expiration))))
 
 
 def _delete(rt: Runtime, sid: str, resource: str, run: _Run) -> None:
@@ -266,7 +274,7 @@ def _delete(rt: Runtime, sid: str, resource: str, run: _Run) -> None:
     except GraphError as error:
         run.failed.append((resource, f"could not delete subscription {sid}: {error}"))
         return
-    rt.store.delete_doc(SUBSCRIPTION_DOC, sid)
+    docs.delete(rt.store, docs.Subscription, sid)
     run.deleted.append(resource)
     log.info("subscription %s for %s deleted", sid, resource)
 
@@ -286,11 +294,6 @@ def _mailbox_id(rt: Runtime, mailbox: str) -> str:
         return mailbox.lower()
     user = rt.client.get(f"/users/{quote(mailbox, safe='@')}", params={"$select": "id"})
     return str(user["id"]).lower()
-
-
-def _profiles_of(doc: Mapping[str, Any]) -> tuple[str, ...]:
-    profiles = doc.get("profiles", [])
-    return tuple(p for p in profiles if isinstance(p, str)) if isinstance(profiles, list) else ()
 
 
 def _norm(resource: str) -> str:

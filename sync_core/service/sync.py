@@ -1,4 +1,4 @@
-"""The sync use cases: `sync_profile` (read sources, find what changed, fan out) and `push_targets` (plan + write).
+"""The sync use case: `sync_profile` reads the sources, finds what changed and fans out pushes (push.py).
 
 sync_profile, under the profile's lease (a burst of triggers runs once more, not N times):
   1. memberships of the profile's groups (one delta request; members re-read only when a group changed);
@@ -10,8 +10,6 @@ sync_profile, under the profile's lease (a burst of triggers runs once more, not
   4. persist in crash-safe order: an outbox document naming the changed keys and targets first, then the
      source records, then the delta links; then fan out; then drop the outbox. A crash anywhere replays
      the outbox on the next run, and every push is idempotent, so nothing is lost and nothing duplicated.
-push_targets, per chunk of target mailboxes: plan each target against its records (pure planner) and apply
-all plans in one `$batch` stream (executor). An unchanged contact costs nothing (I4).
 """
 
 from __future__ import annotations
@@ -19,44 +17,32 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Protocol, runtime_checkable
 
-from sync_core.core.actions import Create
-from sync_core.core.plan import SharedCreates, create_action, plan_removed_target, plan_target
+from sync_core.core.plan import plan_removed_target, plan_target
 from sync_core.core.profile import Profile
-from sync_core.core.records import Run, SourceRecord, Target
-from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
+from sync_core.core.records import Run, Target
+from sync_core.core.sources import DesiredContact
 from sync_core.graph import GraphError
 from sync_core.settings import LEASE_SECONDS
+from sync_core.state import docs
 from sync_core.state.base import Lease
-from sync_core.state.leases import Heartbeat, describe_lease, run_exclusively
+from sync_core.state.leases import run_exclusively
 
 from . import groups as group_watch
 from . import targets as target_set
 from .early_fill import EarlyFill
-from .executor import ExecReport, TargetWork, execute
-from .folders import FolderConflict, ensure_folder, ensure_folders
+from .executor import ExecReport
+from .folders import ensure_folders
+from .push import push_targets
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
 from .source_changes import MAX_KEYS_PER_MESSAGE, SourceChanges
 from .source_reader import SourceRead, fetch_users, read_source, removed_after_full_read
 
 log = logging.getLogger("galsync.sync")
-
-TARGET_LEASE_SECONDS = LEASE_SECONDS
-
-
-class TargetsBusy(RuntimeError):
-    """Another worker is writing to these target mailboxes; the push must be retried later (queue retry)."""
-
-    def __init__(self, profile: str, mailboxes: list[str], holder: Lease | None = None) -> None:
-        held = f"; {describe_lease(holder)}" if holder is not None else ""
-        super().__init__(f"profile {profile}: {len(mailboxes)} target mailbox(es) are being written by another "
-                         f"worker ({', '.join(mailboxes[:3])}{', ...' if len(mailboxes) > 3 else ''}{held}); "
-                         "retry later")
-        self.mailboxes = mailboxes
 
 
 @dataclass
@@ -80,6 +66,25 @@ class SyncReport:
         return {"changed": self.changed, "removed": self.removed, "targets": self.targets,
                 "new_targets": self.new_targets, "removed_targets": self.removed_targets,
                 "messages": self.messages, **dict(self.exec.counts)}
+
+
+@runtime_checkable
+class InProcessFanOut(FanOut, Protocol):
+    """A fan-out whose pushes run in this process (the command line's), so a sync can do more with it: write
+    to this run's new targets while the read goes on (early_fill.py), hand it what those early writes did,
+    and run the run's pushes side by side. A queue fan-out has none of this: its pushes run elsewhere."""
+
+    def early_push(self, message: PushMessage, targets: Mapping[str, Target]) -> ExecReport:
+        """Push to targets this run found and has not stored yet (`targets` stands for the stored ones)."""
+        ...
+
+    def add_early(self, report: ExecReport, in_step: int) -> None:
+        """What the early pushes wrote; `in_step` new targets were brought fully in step by them."""
+        ...
+
+    def push_all(self, messages: Sequence[PushMessage]) -> list[ExecReport]:
+        """Run every push of the run and return what each wrote."""
+        ...
 
 
 class InlineFanOut:
@@ -173,13 +178,40 @@ def _sync_once(rt: Runtime, profile: Profile, fanout: FanOut, *, dry_run: bool) 
     return report
 
 
+@dataclass(frozen=True)
+class Findings:
+    """What a sync's read phase found: all that its persist-and-fan-out phase (or a dry run) acts on."""
+
+    config_fp: str  # the profile's fingerprint, stored once the run is through
+    memberships: group_watch.Memberships
+    reads: tuple[SourceRead, ...]
+    changes: SourceChanges  # this run's source changes (in a real run already stored)
+    targets: target_set.TargetChanges
+    fill: frozenset[str]  # mailboxes to give every contact
+    removed_targets: frozenset[str]
+    changed_keys: frozenset[str] | None  # None: push every key
+    filled_early: frozenset[str] = frozenset()  # new targets the early fill brought fully in step
+
+
 def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> None:
+    found = _read(rt, profile, fanout, report)
+    report.changed, report.removed = found.changes.changed, found.changes.removed
+    report.targets, report.new_targets = len(found.targets.active), len(found.fill)
+    report.removed_targets = len(found.removed_targets)
+    if report.dry_run:
+        _dry_run(rt, profile, found, report)
+    else:
+        _persist_and_fan_out(rt, profile, fanout, found, report)
+
+
+def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> Findings:
+    """Steps 1 to 3 (see the module doc): memberships, sources and targets; a real run stores the source
+    records as they come (outbox first) and, with an inline fan-out, fills new targets early."""
     store, client, dry_run = rt.store, rt.client, report.dry_run
     config_fp = profile_fingerprint(profile)
-    state = store.get_doc("profile-state", profile.name)
-    config_changed = state is None or state[0].get("config") != config_fp
-    outbox_doc = store.get_doc("outbox", profile.name)
-    outbox = outbox_doc[0] if outbox_doc is not None else None
+    state = docs.read(store, docs.ProfileState, profile.name)
+    config_changed = state is None or state.config != config_fp
+    outbox = docs.read(store, docs.Outbox, profile.name)  # left by an earlier run that did not finish
 
     # 1. group memberships (targets and user filters)
     refs = group_watch.group_refs(profile)
@@ -191,16 +223,17 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     #    folders) take no time of their own when the sources take several delta pages; and when the pushes
     #    run in this process, new targets get the stored records while the read goes on (early_fill.py).
     stored_targets = store.get_targets(profile.name)
-    unfinished_removal = set((outbox or {}).get("remove", []))
+    unfinished_removal = set(outbox.remove) if outbox is not None else set()
     resolving = memberships.changed or config_changed or not stored_targets
     with ThreadPoolExecutor(1, thread_name_prefix="galsync-targets") as pool:
         resolved = pool.submit(_resolve_targets, rt, profile, memberships.members, stored_targets, dry_run) \
             if resolving else None
-        early = _early_fill(rt, profile, fanout, resolved, report.run_id) if not dry_run else None
-        found = SourceChanges(rt, profile, report.run_id, dry_run, outbox,
-                              on_stored=early.stored if early is not None else None)
+        inline = fanout if isinstance(fanout, InProcessFanOut) and not dry_run else None
+        early = _early_fill(rt, profile, inline, resolved, report.run_id) if inline is not None else None
+        changes = SourceChanges(rt, profile, report.run_id, dry_run, outbox,
+                                on_stored=early.stored if early is not None else None)
         try:
-            reads = _read_sources(rt, profile, found, memberships, old_members, full=config_changed)
+            reads = _read_sources(rt, profile, changes, memberships, old_members, full=config_changed)
         except BaseException:
             if early is not None:
                 early.cancel()
@@ -209,12 +242,11 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
         tchanges = resolved.result() if resolved is not None else None
     # New targets the early fill brought fully in step need no fill push (it would plan and write nothing).
     filled_early: set[str] = set()
-    if early is not None and early_report is not None:
+    if inline is not None and early is not None and early_report is not None:
         if early_report.writes:
             filled_early = early.covering([r.source_key for r in store.iter_source_records(profile.name)])
         report.exec.merge(early_report)
-        fanout.add_early(early_report, len(filled_early))  # type: ignore[attr-defined]
-    report.changed, report.removed = found.changed, found.removed
+        inline.add_early(early_report, len(filled_early))
 
     back: set[str] = set()
     if tchanges is not None:
@@ -225,40 +257,38 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
         # No membership change since the unfinished run: its removals stand, and nothing else goes there.
         tchanges = target_set.TargetChanges({m: t for m, t in stored_targets.items()
                                              if t.active and m not in unfinished_removal}, (), ())
-    fill = set(tchanges.new) | set((outbox or {}).get("fill", [])) | back
-    removed_targets = set(tchanges.removed) | unfinished_removal
-    report.targets, report.new_targets, report.removed_targets = len(tchanges.active), len(fill), len(removed_targets)
+    fill = set(tchanges.new) | set(outbox.fill if outbox is not None else ()) | back
 
-    changed_keys = None if found.keys is None else set(found.keys)
+    changed_keys = None if changes.keys is None else set(changes.keys)
     if outbox is not None:
-        changed_keys = None if outbox.get("keys") is None or changed_keys is None else \
-            changed_keys | set(outbox["keys"])
+        changed_keys = None if outbox.keys is None or changed_keys is None else changed_keys | set(outbox.keys)
     if config_changed or (changed_keys is not None and len(changed_keys) > MAX_KEYS_PER_MESSAGE):
         changed_keys = None
+    return Findings(config_fp, memberships, tuple(reads), changes, tchanges, frozenset(fill),
+                    frozenset(set(tchanges.removed) | unfinished_removal),
+                    None if changed_keys is None else frozenset(changed_keys), frozenset(filled_early))
 
-    if dry_run:
-        _dry_run(rt, profile, tchanges, fill, removed_targets, found.new_records, found.removed_keys,
-                 found.previous, changed_keys, report)
-        return
 
-    # 4. persist the rest (the outbox now names exactly what changed), fan out, drop the outbox
-    store.put_doc("outbox", profile.name, {
-        "run_id": report.run_id, "keys": None if changed_keys is None else sorted(changed_keys),
-        "fill": sorted(fill), "remove": sorted(removed_targets)})
-    for read in reads:
+def _persist_and_fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, report: SyncReport
+                         ) -> None:
+    """Step 4: persist the rest (the outbox now names exactly what changed), fan out, drop the outbox."""
+    store = rt.store
+    keys = None if found.changed_keys is None else tuple(sorted(found.changed_keys))
+    docs.write(store, profile.name, docs.Outbox(report.run_id, keys, tuple(sorted(found.fill)),
+                                                tuple(sorted(found.removed_targets))))
+    for read in found.reads:
         if read.delta_link:
             store.set_delta_link(profile.name, read.source.name, read.delta_link)
-    store.put_doc("delta-times", profile.name, {r.source.name: rt.now_iso() for r in reads if r.delta_link})
+    docs.write(store, profile.name, docs.DeltaTimes({r.source.name: rt.now_iso() for r in found.reads if r.delta_link}))
     # New targets before the membership watch: once the watch is saved, the next run no longer resolves
     # targets, so a crash in between must not leave a new target unknown (it would never be filled).
-    for mailbox in tchanges.new:
-        store.put_target(profile.name, tchanges.active[mailbox])
-    group_watch.save(store, profile, memberships)
-    store.put_doc("profile-state", profile.name, {"config": config_fp})
+    for mailbox in found.targets.new:
+        store.put_target(profile.name, found.targets.active[mailbox])
+    group_watch.save(store, profile, found.memberships)
+    docs.write(store, profile.name, docs.ProfileState(found.config_fp))
 
-    report.messages = _fan_out(rt, profile, fanout, tchanges, fill, removed_targets, changed_keys, report,
-                               filled_early)
-    store.delete_doc("outbox", profile.name)
+    report.messages = _fan_out(rt, profile, fanout, found, report)
+    docs.delete(store, docs.Outbox, profile.name)
 
 
 def _read_sources(rt: Runtime, profile: Profile, found: SourceChanges, memberships: group_watch.Memberships,
@@ -278,14 +308,12 @@ def _read_sources(rt: Runtime, profile: Profile, found: SourceChanges, membershi
     return reads
 
 
-def _early_fill(rt: Runtime, profile: Profile, fanout: FanOut, targets: Future[target_set.TargetChanges] | None,
-                run_id: str) -> EarlyFill | None:
-    """Early writes to new targets (early_fill.py), when the pushes run in this process and the profile has one
-    source; None otherwise."""
-    early_push = getattr(fanout, "early_push", None)
-    if targets is None or early_push is None or len(profile.sources) != 1:
+def _early_fill(rt: Runtime, profile: Profile, fanout: InProcessFanOut,
+                targets: Future[target_set.TargetChanges] | None, run_id: str) -> EarlyFill | None:
+    """Early writes to new targets (early_fill.py), when the profile has one source; None otherwise."""
+    if targets is None or len(profile.sources) != 1:
         return None
-    return EarlyFill(profile.name, targets, lambda keys, found: early_push(
+    return EarlyFill(profile.name, targets, lambda keys, found: fanout.early_push(
         PushMessage(profile.name, tuple(sorted(found)), keys, "changes", run_id), found),
         lambda mailbox: not rt.store.get_target_records(profile.name, mailbox))
 
@@ -321,24 +349,22 @@ def _filter_flips(profile: Profile, old: Mapping[str, frozenset[str]], new: Mapp
     return sorted(u for u in flipped if not any(f"user:{u}" in keys for keys in seen))
 
 
-def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, tchanges: target_set.TargetChanges, fill: set[str],
-             removed_targets: set[str], changed_keys: set[str] | None, report: SyncReport,
-             filled_early: Collection[str] = ()) -> int:
-    """Send the push messages (none to the targets the early fill brought in step, `filled_early`); an inline
-    fan-out's write counts go into this run's report."""
+def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, report: SyncReport) -> int:
+    """Send the push messages (none to the targets the early fill brought in step); an inline fan-out's
+    write counts go into this run's report."""
     size = rt.settings.targets_per_message
     run_id = report.run_id
     messages: list[PushMessage] = []
-    existing = sorted(m for m in tchanges.active if m not in fill)
-    if changed_keys is None or changed_keys:
-        keys = None if changed_keys is None else tuple(sorted(changed_keys))
+    active, fill = found.targets.active, found.fill
+    existing = sorted(m for m in active if m not in fill)
+    if found.changed_keys is None or found.changed_keys:
+        keys = None if found.changed_keys is None else tuple(sorted(found.changed_keys))
         messages += [PushMessage(profile.name, tuple(c), keys, "changes", run_id) for c in _chunks(existing, size)]
     messages += [PushMessage(profile.name, tuple(c), None, "changes", run_id)
-                 for c in _chunks(sorted(m for m in fill if m in tchanges.active and m not in filled_early), size)]
+                 for c in _chunks(sorted(m for m in fill if m in active and m not in found.filled_early), size)]
     messages += [PushMessage(profile.name, tuple(c), None, "remove", run_id)
-                 for c in _chunks(sorted(removed_targets), size)]
-    push_all = getattr(fanout, "push_all", None)
-    pushed = push_all(messages) if push_all is not None else [fanout.push(m) for m in messages]
+                 for c in _chunks(sorted(found.removed_targets), size)]
+    pushed = fanout.push_all(messages) if isinstance(fanout, InProcessFanOut) else [fanout.push(m) for m in messages]
     for result in pushed:
         if isinstance(result, ExecReport):
             report.exec.merge(result)
@@ -355,172 +381,27 @@ def profile_fingerprint(profile: Profile) -> str:
     return hashlib.sha256(repr(profile).encode()).hexdigest()[:32]
 
 
-# --- push_targets ---------------------------------------------------------------------------------------------
-
-
-def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Target] | None = None) -> ExecReport:
-    """Plan and apply a profile's contacts to a chunk of target mailboxes (`targets`: instead of the stored
-    ones, for targets this run found and has not stored yet).
-
-    Each mailbox is written under its own lease, so two pushes that overlap (two quick changes fanned out
-    to the same targets, handled by two instances) never both create the same contact (I2). Mailboxes held
-    by another worker are skipped and reported with TargetsBusy once the others are done: the queue retries
-    the message, and a retried push of an up-to-date mailbox writes nothing.
-    """
-    profile = rt.config.profile(message.profile)
-    held: list[str] = []
-    busy: list[str] = []
-    with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
-        for mailbox in message.mailboxes:
-            (held if beat.take(_target_lease(profile, mailbox)) else busy).append(mailbox)
-        report = _push_held(rt, profile, PushMessage(message.profile, tuple(held), message.keys, message.mode,
-                                                      message.run_id), targets, beat.held)
-    if busy:
-        raise TargetsBusy(profile.name, busy, rt.store.get_lease(_target_lease(profile, busy[0])))
-    return report
-
-
-def _target_lease(profile: Profile, mailbox: str) -> str:
-    return f"push:{profile.name}:{mailbox}"
-
-
-def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target] | None,
-               held: Callable[[], bool]) -> ExecReport:
-    store, client = rt.store, rt.client
-    if targets is None:
-        targets = store.get_targets(profile.name)
-    if message.mode == "remove":
-        return _remove_targets(rt, profile, message, targets, held)
-    desired, previous, wanted_keys = _desired(store, profile, message.keys)
-    want = desired if wanted_keys is None else {k: d for k, d in desired.items() if k in wanted_keys}
-    recreate = _recreator(profile, want)
-    works: list[TargetWork] = []
-    report = ExecReport()
-    active = [targets[m] for m in message.mailboxes if m in targets and targets[m].active]
-    shared = SharedCreates(profile)  # a contact's create is the same for every target of the push
-    for target in _with_folders(rt, profile, active, report):
-        mailbox = target.mailbox
-        records = store.get_target_records(profile.name, mailbox, wanted_keys)
-        actions = plan_target(mailbox, want, previous, records, profile, shared)
-        works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
-    report.merge(execute(client, store, profile, works, rt.now_iso, held))
-    log.info("profile %s: push %s to %d mailbox(es): %s", profile.name, message.run_id, len(works),
-             dict(report.counts))
-    return report
-
-
-def _desired(store: Any, profile: Profile, keys: tuple[str, ...] | None
-             ) -> tuple[dict[str, DesiredContact], dict[str, SourceRecord], set[str] | None]:
-    """Desired contacts (for `keys`, or all), previous versions to diff against, and the keys to plan."""
-    multi = len({s.kind for s in profile.sources}) > 1 or len(profile.sources) > 1
-    if keys is None or multi:
-        records = list(store.iter_source_records(profile.name))
-    else:
-        records = list(store.get_source_records(profile.name, keys).values())
-    precedence = [source_key_prefix(s, None) if s.kind != "folder" else "folder:" for s in profile.sources]
-    desired = merge_sources(records, precedence) if multi else {
-        r.source_key: DesiredContact(r.payload, r.fingerprint, r.photo_etag) for r in records}
-    wanted: set[str] | None = None
-    if keys is not None:
-        wanted = set(keys)
-        if multi:
-            wanted |= _same_person(records, wanted)
-    previous: dict[str, SourceRecord] = {}
-    for key in sorted(wanted or ()):
-        doc = store.get_doc("prev", f"{profile.name}|{key}")
-        if doc is not None:
-            previous[key] = SourceRecord(key, str(doc[0]["fingerprint"]), doc[0]["payload"])
-    return desired, previous, wanted
-
-
-def _same_person(records: list[SourceRecord], keys: set[str]) -> set[str]:
-    """Keys that may win or lose a merge because one of `keys` changed (same first email address)."""
-    def email(r: SourceRecord) -> str | None:
-        emails = r.payload.get("emailAddresses") or []
-        return str(emails[0].get("address", "")).casefold() if emails else None
-    identities = {email(r) for r in records if r.source_key in keys} - {None}
-    return {r.source_key for r in records if email(r) in identities}
-
-
-def _recreator(profile: Profile, desired: Mapping[str, DesiredContact]) -> Any:
-    def recreate(key: str) -> Create | None:
-        want = desired.get(key)
-        return create_action(key, want, profile) if want is not None else None
-    return recreate
-
-
-def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport) -> list[Target]:
-    """The targets with their managed folder, found or created in `$batch` calls for those that have none yet;
-    a target whose folder name is taken by a foreign folder is reported and left out."""
-    missing = [t for t in targets if not t.folder_id]
-    found = ensure_folders(rt.client, profile, [t.mailbox for t in missing]) if missing else {}
-    out: list[Target] = []
-    for target in targets:
-        folder = found.get(target.mailbox, target.folder_id)
-        if isinstance(folder, FolderConflict):
-            report.counts["failed"] += 1
-            report.errors.append(str(folder))
-            log.error("profile %s: %s", profile.name, folder)
-            continue
-        if folder != target.folder_id:
-            target = Target(target.mailbox, target.address, folder, target.purpose, target.active)
-            rt.store.put_target(profile.name, target)
-        out.append(target)
-    return out
-
-
-def _with_folder(rt: Runtime, profile: Profile, target: Target) -> Target:
-    if target.folder_id:
-        return target
-    folder_id = ensure_folder(rt.client, profile, target.mailbox)
-    updated = Target(target.mailbox, target.address, folder_id, target.purpose, target.active)
-    rt.store.put_target(profile.name, updated)
-    return updated
-
-
-def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target],
-                    held: Callable[[], bool]) -> ExecReport:
-    """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target."""
-    store = rt.store
-    works: list[TargetWork] = []
-    for mailbox in message.mailboxes:
-        target = targets.get(mailbox)
-        records = store.get_target_records(profile.name, mailbox)
-        if target is not None and target.folder_id and records:
-            works.append(TargetWork(mailbox, target.folder_id, plan_removed_target(records, profile), records))
-    report = execute(rt.client, store, profile, works, rt.now_iso, held)
-    for mailbox in message.mailboxes:
-        if profile.policies.removed_target == "keep":
-            store.delete_target_records(profile.name, mailbox, list(store.get_target_records(profile.name, mailbox)))
-        target = targets.get(mailbox)
-        if target is not None:
-            store.put_target(profile.name, Target(mailbox, target.address, target.folder_id, target.purpose,
-                                                  active=False))
-    return report
-
-
 # --- dry run --------------------------------------------------------------------------------------------------
 
 
-def _dry_run(rt: Runtime, profile: Profile, tchanges: target_set.TargetChanges, fill: set[str],
-             removed_targets: set[str], new_records: Mapping[str, SourceRecord], removed_keys: set[str],
-             previous: Mapping[str, SourceRecord], changed_keys: set[str] | None, report: SyncReport) -> None:
+def _dry_run(rt: Runtime, profile: Profile, found: Findings, report: SyncReport) -> None:
     """Plan every target as a push would, with this run's changes applied in memory; write nothing."""
-    store = rt.store
-    current = {r.source_key: r for r in store.iter_source_records(profile.name) if r.source_key not in removed_keys}
-    current.update(new_records)
+    store, changes, changed_keys = rt.store, found.changes, found.changed_keys
+    current = {r.source_key: r for r in store.iter_source_records(profile.name)
+               if r.source_key not in changes.removed_keys}
+    current.update(changes.new_records)
     desired = {k: DesiredContact(r.payload, r.fingerprint, r.photo_etag) for k, r in current.items()}
     planned: dict[str, int] = {}
-    for mailbox in sorted(tchanges.active):
-        if mailbox not in fill and changed_keys is not None:
+    for mailbox in sorted(found.targets.active):
+        if mailbox not in found.fill and changed_keys is not None:
             records = store.get_target_records(profile.name, mailbox, changed_keys)
             want = {k: d for k, d in desired.items() if k in changed_keys}
         else:
             records = store.get_target_records(profile.name, mailbox)
             want = desired
-        for action in plan_target(mailbox, want, previous, records, profile):
+        for action in plan_target(mailbox, want, changes.previous, records, profile):
             planned[type(action).__name__] = planned.get(type(action).__name__, 0) + 1
-    for mailbox in sorted(removed_targets):
+    for mailbox in sorted(found.removed_targets):
         for action in plan_removed_target(store.get_target_records(profile.name, mailbox), profile):
             planned[type(action).__name__] = planned.get(type(action).__name__, 0) + 1
     report.planned = planned

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sync_core.core.profile import Profile, looks_like_object_id
 from sync_core.core.records import Target
 from sync_core.graph import BatchRequest, Forbidden, GraphClient, NotFound
+from sync_core.state import docs
 from sync_core.state.base import StateStore
 
 log = logging.getLogger("galsync.targets")
@@ -69,15 +70,15 @@ def _mailbox_id(client: GraphClient, store: StateStore, profile: Profile, ref: s
     """User id and address of a mailbox named by id or address (remembered after the first look-up)."""
     if looks_like_object_id(ref):
         return ref.lower(), ""
-    cached = store.get_doc("mailbox-ids", ref.lower())
+    cached = docs.read(store, docs.MailboxId, docs.mailbox_id_key(ref))
     if cached is not None:
-        return str(cached[0]["id"]), ref
+        return cached.id, ref
     try:
         user = client.get(f"/users/{ref}", params={"$select": "id,userPrincipalName,mail"})
     except NotFound:
         raise TargetConfigError(f'profile "{profile.name}": mailbox "{ref}" does not exist in the directory') from None
     user_id = str(user["id"]).lower()
-    store.put_doc("mailbox-ids", ref.lower(), {"id": user_id})
+    docs.write(store, docs.mailbox_id_key(ref), docs.MailboxId(user_id))
     return user_id, ref
 
 

@@ -13,14 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from sync_core.state import docs
 from sync_core.state.base import Lease, StateMismatch, StateStore
 
 log = logging.getLogger("galsync.state.identity")
-
-IDENTITY_DOC = "state-identity"
-IDENTITY_KEY = "store"
 
 
 @dataclass(frozen=True)
@@ -45,10 +42,8 @@ class StoreIdentity:
 
 def stored_identity(store: StateStore) -> StoreIdentity | None:
     """The identity the store was stamped with, or None if it was never stamped (new, or older than stamps)."""
-    found = store.get_doc(IDENTITY_DOC, IDENTITY_KEY)
-    if found is None:
-        return None
-    return _identity(found[0])
+    found = docs.read(store, docs.StateIdentity, docs.state_identity_key())
+    return None if found is None else StoreIdentity(found.tenant_id, found.graph_endpoint)
 
 
 def verify(store: StateStore, configured: StoreIdentity, links: Iterable[tuple[str, str]] = ()
@@ -83,8 +78,7 @@ def claim(store: StateStore, configured: StoreIdentity, links: Iterable[tuple[st
 
 
 def stamp(store: StateStore, identity: StoreIdentity) -> None:
-    store.put_doc(IDENTITY_DOC, IDENTITY_KEY, {"tenant_id": identity.tenant_id,
-                                               "graph_endpoint": identity.graph_endpoint})
+    docs.write(store, docs.state_identity_key(), docs.StateIdentity(identity.tenant_id, identity.graph_endpoint))
     log.info("state store stamped for %s", identity.describe())
 
 
@@ -101,7 +95,3 @@ def reset(store: StateStore, identity: StoreIdentity, owner: str) -> list[Lease]
     store.bind(identity.graph_endpoint)
     log.info("state store emptied and stamped anew for %s", identity.describe())
     return []
-
-
-def _identity(data: dict[str, Any]) -> StoreIdentity:
-    return StoreIdentity(str(data.get("tenant_id") or ""), str(data.get("graph_endpoint") or ""))

@@ -9,9 +9,10 @@ from typing import Any
 from graph_emulator import GraphEmulator
 from sync_core.core.profile import parse_config
 from sync_core.graph import GraphError, RetryPolicy
+from sync_core.service.push import TargetsBusy
 from sync_core.service.reconcile import reconcile_profile
 from sync_core.service.runtime import Runtime
-from sync_core.service.sync import InlineFanOut, TargetsBusy, sync_profile
+from sync_core.service.sync import InlineFanOut, sync_profile
 from sync_core.settings import Settings
 from sync_core.state.base import DEFAULT_CLOCK, Clock
 from sync_core.state.sqlite_store import SqliteStore

@@ -13,7 +13,7 @@ import pytest
 
 from graph_emulator import GraphEmulator
 from sync_core.settings import LEASE_SECONDS
-from sync_core.state.identity import IDENTITY_DOC, IDENTITY_KEY
+from sync_core.state.docs import STATE_IDENTITY, state_identity_key
 from sync_core.state.sqlite_store import SqliteStore
 
 from .conftest import Cli, MakeCli
@@ -54,7 +54,7 @@ def test_a_store_older_than_stamps_with_a_link_of_another_endpoint_is_the_same_c
     first = make_cli(graph)
     first.json("sync")
     with SqliteStore(state_file(first)) as store:
-        store.delete_doc(IDENTITY_DOC, IDENTITY_KEY)  # what a state file from before stamps looks like
+        store.delete_doc(STATE_IDENTITY, state_identity_key())  # what a state file from before stamps looks like
 
     result = make_cli(other_tenant)("sync")
 
@@ -63,7 +63,7 @@ def test_a_store_older_than_stamps_with_a_link_of_another_endpoint_is_the_same_c
     assert f"at {graph.base_url}, outside the configured Graph endpoint {other_tenant.base_url}" in error
     assert "refusing a Graph URL" not in error and "bug in galsync" not in error
     with SqliteStore(state_file(first)) as store:
-        assert store.get_doc(IDENTITY_DOC, IDENTITY_KEY) is None  # not stamped with the wrong settings
+        assert store.get_doc(STATE_IDENTITY, state_identity_key()) is None  # not stamped with the wrong settings
 
 
 def test_reset_state_empties_the_store_stamps_it_and_the_sync_fills_the_new_tenant(

@@ -14,9 +14,10 @@ import logging
 import pytest
 
 from sync_core.core.records import Target
-from sync_core.service.poison import FAILURE_DOC, list_poison
+from sync_core.service.poison import list_poison
 from sync_core.service.queue_messages import PUSH_TARGETS_QUEUE, SYNC_SOURCE_QUEUE, sync_lease
 from sync_core.state.base import StateMismatch
+from sync_core.state.docs import QUEUE_FAILURE
 from sync_core.state.identity import StoreIdentity, stamp
 from tests.functions.conftest import Configure
 from tests.functions.functions_host import MAX_DEQUEUE, FunctionsHost
@@ -68,7 +69,7 @@ def test_a_message_that_keeps_failing_is_retried_then_recorded_with_its_last_err
     assert record.dequeue_count == MAX_DEQUEUE
     assert record.reason.startswith("failed on every try; last error: ")
     assert type(tries[-1].error).__name__ in record.reason
-    assert rt.store.list_docs(FAILURE_DOC) == []  # the note of the last failure went into the record
+    assert rt.store.list_docs(QUEUE_FAILURE) == []  # the note of the last failure went into the record
     assert not rt.store.has_pending(sync_lease("Dispatch"))  # the failed runs released the lease and flag
     assert rt.store.acquire_lease(sync_lease("Dispatch"), "someone else", 60)
 

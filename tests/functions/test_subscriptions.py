@@ -19,6 +19,7 @@ import function_app
 from graph_emulator import GraphEmulator
 from sync_core.service.queue_messages import SYNC_SOURCE_QUEUE
 from sync_core.service.runtime import Runtime
+from sync_core.service.status import DAMAGED, subscriptions
 from tests.functions.conftest import Configure, emulator_settings
 from tests.functions.functions_host import FunctionsHost, HttpsFront
 
@@ -175,6 +176,33 @@ def test_a_subscription_without_its_secret_is_replaced_and_foreign_ones_are_left
     assert lost not in ids and foreign["id"] in ids
     assert rt.store.get_doc("subscription", remote_users_id(graph)) is not None
     assert writes(graph) == {"POST": 5, "PATCH": 0, "DELETE": 1}  # 3 + foreign + the replacement
+
+
+def test_a_damaged_subscription_record_is_listed_then_replaced_and_notifications_for_it_are_dropped(
+        configure: Configure, graph: GraphEmulator, front: HttpsFront, host: FunctionsHost,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A record whose clientState cannot be read is never trusted: the webhook drops its notifications, status
+    lists it as damaged (so the admin sees it), and the next timer replaces the subscription."""
+    rt = start(configure, graph, front)
+    host.timer("subscriptions_timer")
+    damaged = remote_users_id(graph)
+    rt.store.put_doc("subscription", damaged, {"resource": "users", "client_state": 42, "profiles": ["Office"]})
+
+    assert [(s.subscription_id, s.resource) for s in subscriptions(rt.store) if s.subscription_id == damaged] == [
+        (damaged, DAMAGED)]
+    answer = function_app.process.webhook().notifications({}, {"content-type": "application/json"}, json.dumps(
+        {"value": [{"subscriptionId": damaged, "clientState": "42", "changeType": "updated",
+                    "resource": "Users/x", "tenantId": graph.tenant_id}]}).encode())
+    assert answer.status == 202 and answer.messages == ()
+
+    graph.log.clear()
+    with caplog.at_level(logging.ERROR, logger="galsync"):
+        host.timer("subscriptions_timer")
+    assert f"stored subscription document '{damaged}' is malformed: 'client_state' must be a string" in caplog.text
+    assert writes(graph) == {"POST": 1, "PATCH": 0, "DELETE": 1}  # the damaged one replaced, the others kept
+    assert damaged not in {s["id"] for s in graph.tenant.subscriptions.list()}
+    assert rt.store.get_doc("subscription", damaged) is None
+    assert DAMAGED not in {s.resource for s in subscriptions(rt.store)}
 
 
 def test_reauthorization_required_renews_the_subscription(configure: Configure, graph: GraphEmulator,

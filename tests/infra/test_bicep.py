@@ -38,6 +38,12 @@ DERIVED_SETTINGS = {
     "GALSYNC_WEBHOOK_BASE_URL": "the function app's host name",
 }
 
+# azd variables named GALSYNC_* that feed the deployment only: galsync never reads them (not app settings).
+DEPLOYMENT_VARIABLES = {
+    "GALSYNC_ALERT_EMAIL": "where the alerts go (infra/monitoring/alerts.bicep)",
+    "GALSYNC_NO_SYNC_ALERT_MINUTES": "the no-sync alert's threshold",
+}
+
 ROLE_IDS = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
@@ -188,7 +194,8 @@ def test_parameters_come_from_azd_variables_named_like_the_settings(bicep: dict[
         match = PARAMETER_FROM_ENV.match(value)
         assert match, f"{parameter}: {value!r} is not ${{VARIABLE}} or ${{VARIABLE=default}}"
         variable, default = match.groups()
-        if not variable.startswith("GALSYNC_"):
+        if not variable.startswith("GALSYNC_") or variable in DEPLOYMENT_VARIABLES:
+            assert variable not in SETTING_NAMES, f"{variable} is a setting; it must become an app setting"
             continue
         assert variable in SETTING_NAMES, f"{parameter} reads {variable}, which galsync does not have"
         assert default == spec(variable).default, f"{variable}: default {default!r} in main.parameters.json"
@@ -235,3 +242,23 @@ def test_outputs_name_the_app_and_its_urls_without_the_key(bicep: dict[str, dict
     for name, output in outputs.items():
         leaves = " ".join(strings(output["value"])).lower()
         assert "code=" not in leaves and "webhookkey" not in leaves and "secret" not in leaves, name
+
+
+def test_the_webhook_can_have_always_ready_instances_off_by_default(bicep: dict[str, dict[str, Any]]) -> None:
+    (_, _, site), = resources(bicep, "Microsoft.Web/sites")
+    scale = site["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+    operands = scale["alwaysReady"]["operator"]["operands"]
+    assert operands["condition"]["operator"]["operands"] == {"operand_1": "httpAlwaysReadyInstances", "operand_2": 0}
+    # Flex Consumption calls the group of all HTTP functions 'http'; an empty list means none always ready.
+    assert operands["true_value"] == [{"name": "http", "instanceCount": "httpAlwaysReadyInstances"}]
+    assert operands["false_value"] == []
+    main = bicep["main.bicep"]["parameters"]["httpAlwaysReadyInstances"]
+    assert main["default"] == 0, "a warm instance is billed around the clock: the admin opts in"
+    assert parameters_file()["httpAlwaysReadyInstances"] == "${AZURE_HTTP_ALWAYS_READY=0}"
+
+
+def test_the_instance_limit_follows_flex_consumption_limits(bicep: dict[str, dict[str, Any]]) -> None:
+    limit = bicep["main.bicep"]["parameters"]["maximumInstanceCount"]
+    bounds = {d["type"]: d["argument"] for d in limit["decorators"] if d["type"] in ("min_value", "max_value")}
+    assert bounds == {"min_value": 1, "max_value": 1000} and limit["default"] == 100
+    assert parameters_file()["maximumInstanceCount"] == "${AZURE_MAXIMUM_INSTANCE_COUNT=100}"

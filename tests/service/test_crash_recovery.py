@@ -21,6 +21,7 @@ from sync_core.core.tags import read_contact_tag
 from sync_core.service import source_reader
 from sync_core.service.runtime import Runtime
 from sync_core.service.sync import InlineFanOut, sync_profile
+from sync_core.state.docs import DocumentError
 from tests.crash_injection import Crash, CrashingGraph, CrashingStore
 
 from .conftest import SMALL_CONFIG, MakeRuntime
@@ -148,3 +149,21 @@ def test_a_crash_midway_through_a_chunked_read_loses_no_change(
             phones = {p for c in g.tenant.mailboxes.contacts(mailbox, target.folder_id)
                       for p in [c.get("mobilePhone")] if p}
             assert set(new_numbers.values()) <= phones, f"crash after state write {n}: {mailbox} missed a change"
+
+
+def test_a_damaged_outbox_stops_the_run_with_an_error_naming_it_and_writes_nothing(
+    emulators: Callable[[], GraphEmulator], make_runtime: MakeRuntime
+) -> None:
+    """An outbox that cannot be read is not taken for "nothing left to push": the run fails at once, says which
+    document is damaged, and records the failure; a later run, once it is fixed, converges."""
+    g = emulators()
+    rt = make_runtime(g, CONFIG)
+    rt.store.put_doc("outbox", "Small", {"run_id": "unfinished", "keys": "user:1", "fill": [], "remove": []})
+    with pytest.raises(DocumentError, match=r"stored outbox document 'Small' is malformed: 'keys' must be a list"):
+        sync_profile(rt, "Small", InlineFanOut(rt))
+    assert g.log.count(method="POST") == 0 and g.log.count(method="PATCH") == 0  # no folder, no contact
+    [run] = rt.store.recent_runs("Small")
+    assert run.outcome == "failed" and run.error is not None and "stored outbox document 'Small'" in run.error
+    rt.store.delete_doc("outbox", "Small")
+    assert sync_profile(rt, "Small", InlineFanOut(rt)).outcome == "ok"
+    assert_converged(g, rt)

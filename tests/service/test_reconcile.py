@@ -163,6 +163,19 @@ def test_the_first_night_finds_a_contact_deleted_before_it(graph: GraphEmulator,
     contact_for(graph, truck, folder, key)
 
 
+def test_a_damaged_foreign_list_fails_its_mailbox_only_and_says_which_document(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    rt, truck, _ = filled(graph, make_runtime)
+    rt.store.put_doc("foreign", f"Dispatch|{truck}", {"checked_at": "t", "purpose": "shared", "contacts": "Maman"})
+    report = reconcile_profile(rt, "Dispatch")
+    assert report.errors == [f"mailbox {truck}: stored foreign document 'Dispatch|{truck}' is malformed: "
+                             "'contacts' must be a list, got str"]
+    assert len(report.foreign) == 3 and truck not in report.foreign  # the other mailboxes were reconciled
+    latest = next(r for r in rt.store.recent_runs("Dispatch") if r.kind == "reconcile")
+    assert latest.outcome == "partial" and latest.error is not None and f"'Dispatch|{truck}'" in latest.error
+
+
 def test_a_reconcile_that_lost_a_mailbox_lease_stops_its_repairs_there_and_the_next_night_finishes(
     graph: GraphEmulator, make_runtime: MakeRuntime
 ) -> None:

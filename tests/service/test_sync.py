@@ -374,3 +374,18 @@ def test_an_unfinished_runs_keys_and_this_runs_past_one_message_push_every_key(
     report = sync_profile(rt, "Dispatch", Recording(rt))
     assert report.changed == 2 and sent
     assert all(message.keys is None for message in sent)
+
+
+def test_the_command_lines_fan_outs_push_in_process_and_the_queues_does_not(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    """Early fill and side-by-side pushes need pushes that run here: the command line's fan-outs (with or
+    without a progress bar) offer them; the function app's queue fan-out, whose pushes run elsewhere, does not."""
+    from sync_core.cli.run_commands import ProgressFanOut
+    from sync_core.service.queue_work import QueueFanOut
+    from sync_core.service.sync import InProcessFanOut
+
+    rt = make_runtime(graph)
+    assert isinstance(InlineFanOut(rt), InProcessFanOut)
+    assert isinstance(ProgressFanOut(rt, lambda _n: None), InProcessFanOut)
+    assert not isinstance(QueueFanOut(), InProcessFanOut)

@@ -12,8 +12,9 @@ import pytest
 
 from graph_emulator import GraphEmulator
 from sync_core.core.tags import read_contact_tag
+from sync_core.service.push import TargetsBusy, push_targets
 from sync_core.service.runtime import PushMessage, Runtime
-from sync_core.service.sync import InlineFanOut, TargetsBusy, push_targets, sync_profile
+from sync_core.service.sync import InlineFanOut, sync_profile
 from sync_core.service.waves import WAVE_PER_MAILBOX
 from sync_core.settings import LEASE_SECONDS
 from sync_core.state.leases import LeaseLost

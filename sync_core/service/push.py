@@ -1,0 +1,185 @@
+"""`push_targets`: plan a profile's contacts for a chunk of target mailboxes and write them.
+
+Each target is planned against its own records (the pure planner), and every plan of the chunk is applied in
+one `$batch` stream (executor). An unchanged contact costs nothing (I4). Every mailbox is written under its
+own lease (`target_lease`), which reconcile takes too, so two workers never write one mailbox at once (I2);
+a heartbeat renews the leases while the push runs, and the executor stops between write waves if they are
+lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from sync_core.core.actions import Create
+from sync_core.core.plan import SharedCreates, create_action, plan_removed_target, plan_target
+from sync_core.core.profile import Profile
+from sync_core.core.records import SourceRecord, Target
+from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
+from sync_core.settings import LEASE_SECONDS
+from sync_core.state import docs
+from sync_core.state.base import Lease, StateStore
+from sync_core.state.leases import Heartbeat, describe_lease
+
+from .executor import ExecReport, TargetWork, execute
+from .folders import FolderConflict, ensure_folder, ensure_folders
+from .runtime import PushMessage, Runtime
+
+log = logging.getLogger("galsync.push")
+
+TARGET_LEASE_SECONDS = LEASE_SECONDS
+
+
+class TargetsBusy(RuntimeError):
+    """Another worker is writing to these target mailboxes; the push must be retried later (queue retry)."""
+
+    def __init__(self, profile: str, mailboxes: list[str], holder: Lease | None = None) -> None:
+        held = f"; {describe_lease(holder)}" if holder is not None else ""
+        super().__init__(f"profile {profile}: {len(mailboxes)} target mailbox(es) are being written by another "
+                         f"worker ({', '.join(mailboxes[:3])}{', ...' if len(mailboxes) > 3 else ''}{held}); "
+                         "retry later")
+        self.mailboxes = mailboxes
+
+
+def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Target] | None = None) -> ExecReport:
+    """Plan and apply a profile's contacts to a chunk of target mailboxes (`targets`: instead of the stored
+    ones, for targets this run found and has not stored yet).
+
+    Each mailbox is written under its own lease, so two pushes that overlap (two quick changes fanned out
+    to the same targets, handled by two instances) never both create the same contact (I2). Mailboxes held
+    by another worker are skipped and reported with TargetsBusy once the others are done: the queue retries
+    the message, and a retried push of an up-to-date mailbox writes nothing.
+    """
+    profile = rt.config.profile(message.profile)
+    held: list[str] = []
+    busy: list[str] = []
+    with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
+        for mailbox in message.mailboxes:
+            (held if beat.take(target_lease(profile, mailbox)) else busy).append(mailbox)
+        report = _push_held(rt, profile, PushMessage(message.profile, tuple(held), message.keys, message.mode,
+                                                      message.run_id), targets, beat.held)
+    if busy:
+        raise TargetsBusy(profile.name, busy, rt.store.get_lease(target_lease(profile, busy[0])))
+    return report
+
+
+def target_lease(profile: Profile, mailbox: str) -> str:
+    """The lease a worker holds while it writes to one target mailbox (pushes and reconcile alike)."""
+    return f"push:{profile.name}:{mailbox}"
+
+
+def with_folder(rt: Runtime, profile: Profile, target: Target) -> Target:
+    """The target with its managed folder, found or created (and stored) if it has none yet."""
+    if target.folder_id:
+        return target
+    folder_id = ensure_folder(rt.client, profile, target.mailbox)
+    updated = Target(target.mailbox, target.address, folder_id, target.purpose, target.active)
+    rt.store.put_target(profile.name, updated)
+    return updated
+
+
+def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target] | None,
+               held: Callable[[], bool]) -> ExecReport:
+    store, client = rt.store, rt.client
+    if targets is None:
+        targets = store.get_targets(profile.name)
+    if message.mode == "remove":
+        return _remove_targets(rt, profile, message, targets, held)
+    desired, previous, wanted_keys = _desired(store, profile, message.keys)
+    want = desired if wanted_keys is None else {k: d for k, d in desired.items() if k in wanted_keys}
+    recreate = _recreator(profile, want)
+    works: list[TargetWork] = []
+    report = ExecReport()
+    active = [targets[m] for m in message.mailboxes if m in targets and targets[m].active]
+    shared = SharedCreates(profile)  # a contact's create is the same for every target of the push
+    for target in _with_folders(rt, profile, active, report):
+        mailbox = target.mailbox
+        records = store.get_target_records(profile.name, mailbox, wanted_keys)
+        actions = plan_target(mailbox, want, previous, records, profile, shared)
+        works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
+    report.merge(execute(client, store, profile, works, rt.now_iso, held))
+    log.info("profile %s: push %s to %d mailbox(es): %s", profile.name, message.run_id, len(works),
+             dict(report.counts))
+    return report
+
+
+def _desired(store: StateStore, profile: Profile, keys: tuple[str, ...] | None
+             ) -> tuple[dict[str, DesiredContact], dict[str, SourceRecord], set[str] | None]:
+    """Desired contacts (for `keys`, or all), previous versions to diff against, and the keys to plan."""
+    multi = len({s.kind for s in profile.sources}) > 1 or len(profile.sources) > 1
+    if keys is None or multi:
+        records = list(store.iter_source_records(profile.name))
+    else:
+        records = list(store.get_source_records(profile.name, keys).values())
+    precedence = [source_key_prefix(s, None) if s.kind != "folder" else "folder:" for s in profile.sources]
+    desired = merge_sources(records, precedence) if multi else {
+        r.source_key: DesiredContact(r.payload, r.fingerprint, r.photo_etag) for r in records}
+    wanted: set[str] | None = None
+    if keys is not None:
+        wanted = set(keys)
+        if multi:
+            wanted |= _same_person(records, wanted)
+    previous: dict[str, SourceRecord] = {}
+    for key in sorted(wanted or ()):
+        prev = docs.read(store, docs.Prev, docs.prev_key(profile.name, key))
+        if prev is not None:
+            previous[key] = prev.record(key)
+    return desired, previous, wanted
+
+
+def _same_person(records: list[SourceRecord], keys: set[str]) -> set[str]:
+    """Keys that may win or lose a merge because one of `keys` changed (same first email address)."""
+    def email(r: SourceRecord) -> str | None:
+        emails = r.payload.get("emailAddresses") or []
+        return str(emails[0].get("address", "")).casefold() if emails else None
+    identities = {email(r) for r in records if r.source_key in keys} - {None}
+    return {r.source_key for r in records if email(r) in identities}
+
+
+def _recreator(profile: Profile, desired: Mapping[str, DesiredContact]) -> Callable[[str], Create | None]:
+    def recreate(key: str) -> Create | None:
+        want = desired.get(key)
+        return create_action(key, want, profile) if want is not None else None
+    return recreate
+
+
+def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport) -> list[Target]:
+    """The targets with their managed folder, found or created in `$batch` calls for those that have none yet;
+    a target whose folder name is taken by a foreign folder is reported and left out."""
+    missing = [t for t in targets if not t.folder_id]
+    found = ensure_folders(rt.client, profile, [t.mailbox for t in missing]) if missing else {}
+    out: list[Target] = []
+    for target in targets:
+        folder = found.get(target.mailbox, target.folder_id)
+        if isinstance(folder, FolderConflict):
+            report.counts["failed"] += 1
+            report.errors.append(str(folder))
+            log.error("profile %s: %s", profile.name, folder)
+            continue
+        if folder != target.folder_id:
+            target = Target(target.mailbox, target.address, folder, target.purpose, target.active)
+            rt.store.put_target(profile.name, target)
+        out.append(target)
+    return out
+
+
+def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target],
+                    held: Callable[[], bool]) -> ExecReport:
+    """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target."""
+    store = rt.store
+    works: list[TargetWork] = []
+    for mailbox in message.mailboxes:
+        target = targets.get(mailbox)
+        records = store.get_target_records(profile.name, mailbox)
+        if target is not None and target.folder_id and records:
+            works.append(TargetWork(mailbox, target.folder_id, plan_removed_target(records, profile), records))
+    report = execute(rt.client, store, profile, works, rt.now_iso, held)
+    for mailbox in message.mailboxes:
+        if profile.policies.removed_target == "keep":
+            store.delete_target_records(profile.name, mailbox, list(store.get_target_records(profile.name, mailbox)))
+        target = targets.get(mailbox)
+        if target is not None:
+            store.put_target(profile.name, Target(mailbox, target.address, target.folder_id, target.purpose,
+                                                  active=False))
+    return report

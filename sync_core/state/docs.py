@@ -1,0 +1,488 @@
+"""The documents galsync keeps in the state store (`put_doc`, `get_doc`), one typed class per kind.
+
+A document is a small JSON object stored under a kind and a key. Each kind has its name here as a constant,
+a frozen dataclass with `to_json` (what is stored) and `from_json` (what is read back, checked), and a
+helper that builds its key, so no caller spells a kind, a key layout or a field name by hand. The JSON is
+the shape galsync has always stored: documents written before these classes existed read back as they are.
+
+`read`, `read_all`, `write` and `delete` move documents in and out of a store. A stored document that does
+not have its kind's shape raises DocumentError naming the kind and the key (I8): a damaged outbox must stop
+a run loudly, never be taken for "nothing left to push".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, Self, TypeVar
+
+from sync_core.core.records import SourceRecord
+from sync_core.state.base import StateError, StateStore
+
+OUTBOX = "outbox"
+PREV = "prev"
+PROFILE_STATE = "profile-state"
+DELTA_TIMES = "delta-times"
+GROUP_WATCH = "group-watch"
+MEMBERS = "members"
+GROUP_NAMES = "group-names"
+MAILBOX_IDS = "mailbox-ids"
+FOLDER_SOURCE = "folder-source"
+FOREIGN = "foreign"
+SUBSCRIPTION = "subscription"
+POISON = "poison"
+QUEUE_FAILURE = "queue-failure"
+STATE_IDENTITY = "state-identity"
+
+_JOIN = "|"  # between the parts of a composite document key ("profile|mailbox")
+
+
+class DocumentError(StateError):
+    """A stored document does not have the shape of its kind; the message names the kind and the key."""
+
+
+class ShapeError(ValueError):
+    """Raised by `from_json` for data that is not a document of its kind; the message names the field."""
+
+
+class Document(Protocol):
+    KIND: ClassVar[str]
+
+    def to_json(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self: ...
+
+
+D = TypeVar("D", bound=Document)
+
+
+def read(store: StateStore, kind: type[D], key: str) -> D | None:
+    """The document of `kind` stored under `key`, or None if there is none."""
+    found = store.get_doc(kind.KIND, key)
+    return None if found is None else _parse(kind, key, found[0])
+
+
+def read_all(store: StateStore, kind: type[D], *,
+             on_damaged: Callable[[str, DocumentError], None] | None = None) -> list[tuple[str, D]]:
+    """Every document of `kind` as (key, document), ordered by key.
+
+    With `on_damaged`, a document that cannot be read is handed to it and left out instead of raising: for
+    the callers that must go on with the others (a listing the admin uses to find and delete that one).
+    """
+    out: list[tuple[str, D]] = []
+    for key, data in store.list_docs(kind.KIND):
+        try:
+            out.append((key, _parse(kind, key, data)))
+        except DocumentError as error:
+            if on_damaged is None:
+                raise
+            on_damaged(key, error)
+    return out
+
+
+def write(store: StateStore, key: str, doc: Document) -> None:
+    """Store `doc` under `key`, replacing what was there."""
+    store.put_doc(doc.KIND, key, doc.to_json())
+
+
+def delete(store: StateStore, kind: type[Document], key: str) -> None:
+    """Forget the document of `kind` under `key`; a missing one is ignored."""
+    store.delete_doc(kind.KIND, key)
+
+
+def _parse(kind: type[D], key: str, data: Mapping[str, Any]) -> D:
+    try:
+        return kind.from_json(data)
+    except ShapeError as error:
+        raise DocumentError(f"stored {kind.KIND} document {key!r} is malformed: {error}") from None
+
+
+# --- keys ------------------------------------------------------------------------------------------------------
+
+
+def prev_key(profile: str, source_key: str) -> str:
+    return _JOIN.join((profile, source_key))
+
+
+def members_key(profile: str, group_ref: str, chunk: int) -> str:
+    return _JOIN.join((profile, group_ref, str(chunk)))
+
+
+def group_name_key(profile: str, group_ref: str) -> str:
+    return _JOIN.join((profile, group_ref))
+
+
+def mailbox_id_key(mailbox_ref: str) -> str:
+    """Mailbox addresses are looked up once for every profile, whatever their case."""
+    return mailbox_ref.lower()
+
+
+def folder_source_key(profile: str, source: str) -> str:
+    return _JOIN.join((profile, source))
+
+
+def state_identity_key() -> str:
+    """The key of the store's one state-identity document."""
+    return "store"
+
+
+def foreign_key(profile: str, mailbox: str) -> str:
+    return _JOIN.join((profile, mailbox))
+
+
+def foreign_mailbox(key: str) -> str:
+    """The mailbox id of a `foreign` document's key."""
+    return key.partition(_JOIN)[2]
+
+
+def poison_key(recorded_at: str, queue: str, message_ref: str) -> str:
+    """Time first, so that the poison records list oldest first."""
+    return _JOIN.join((recorded_at, queue, message_ref))
+
+
+def poison_recorded_at(key: str) -> str:
+    """When a poison record was made, from its key (for a record whose body cannot be read)."""
+    return key.partition(_JOIN)[0]
+
+
+# --- the kinds --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """What a sync still has to push (key: profile): written before its first source record changes, removed
+    once its fan-out is done, so a crash anywhere in between replays the pushes on the next run."""
+
+    KIND: ClassVar[str] = OUTBOX
+
+    run_id: str
+    keys: tuple[str, ...] | None  # changed source keys; None: push every key
+    fill: tuple[str, ...] = ()  # mailboxes to give every contact
+    remove: tuple[str, ...] = ()  # mailboxes that left the targets
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "keys": None if self.keys is None else list(self.keys),
+                "fill": list(self.fill), "remove": list(self.remove)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_text(data, "run_id", ""), _optional_texts(data, "keys"), _texts(data, "fill"),
+                   _texts(data, "remove"))
+
+
+@dataclass(frozen=True)
+class Prev:
+    """A changed source contact's previous version (key: `prev_key`), so a push sends only changed fields."""
+
+    KIND: ClassVar[str] = PREV
+
+    fingerprint: str
+    payload: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "payload": dict(self.payload)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_text(data, "fingerprint"), _object(data, "payload"))
+
+    def record(self, source_key: str) -> SourceRecord:
+        return SourceRecord(source_key, self.fingerprint, self.payload)
+
+
+@dataclass(frozen=True)
+class ProfileState:
+    """The profile's fingerprint when it last synced (key: profile); another one means a full re-read."""
+
+    KIND: ClassVar[str] = PROFILE_STATE
+
+    config: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"config": self.config}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_optional_text(data, "config"))
+
+
+@dataclass(frozen=True)
+class StateIdentity:
+    """The tenant and Graph endpoint the store was made for (key: `state_identity_key()`; state/identity.py)."""
+
+    KIND: ClassVar[str] = STATE_IDENTITY
+
+    tenant_id: str
+    graph_endpoint: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tenant_id": self.tenant_id, "graph_endpoint": self.graph_endpoint}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_text(data, "tenant_id", ""), _text(data, "graph_endpoint"))
+
+
+@dataclass(frozen=True)
+class DeltaTimes:
+    """When each source's delta link was stored (key: profile): the doctor warns before a link expires."""
+
+    KIND: ClassVar[str] = DELTA_TIMES
+
+    times: Mapping[str, str]  # source name -> ISO time
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.times)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        for name, value in data.items():
+            if not isinstance(value, str):
+                raise ShapeError(f"'{name}' must be a string, got {_type(value)}")
+        return cls(dict(data))
+
+
+@dataclass(frozen=True)
+class GroupWatch:
+    """The group ids the membership watch's delta link covers (key: profile)."""
+
+    KIND: ClassVar[str] = GROUP_WATCH
+
+    groups: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"groups": list(self.groups)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_texts(data, "groups"))
+
+
+@dataclass(frozen=True)
+class Members:
+    """One chunk of a group's transitive user members (key: `members_key`); chunk 0 says how many there are."""
+
+    KIND: ClassVar[str] = MEMBERS
+
+    ids: tuple[str, ...] = ()
+    chunks: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ids": list(self.ids), "chunks": self.chunks}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_texts(data, "ids"), _integer(data, "chunks", 1))
+
+
+@dataclass(frozen=True)
+class GroupName:
+    """The id of a group a profile names by display name (key: `group_name_key`)."""
+
+    KIND: ClassVar[str] = GROUP_NAMES
+
+    id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_text(data, "id"))
+
+
+@dataclass(frozen=True)
+class MailboxId:
+    """The user id of a mailbox a profile names by address (key: `mailbox_id_key`)."""
+
+    KIND: ClassVar[str] = MAILBOX_IDS
+
+    id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_text(data, "id"))
+
+
+@dataclass(frozen=True)
+class FolderSource:
+    """Where a folder source lives: its mailbox's user id and the folder's id (key: `folder_source_key`)."""
+
+    KIND: ClassVar[str] = FOLDER_SOURCE
+
+    mailbox: str
+    folder: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mailbox": self.mailbox, "folder": self.folder}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_text(data, "mailbox"), _text(data, "folder"))
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """Contacts galsync did not write, found by the last reconcile in one mailbox (key: `foreign_key`).
+
+    Each contact is a JSON object with at least an "id"; "folder" says where it was ("managed", or
+    "Contacts" for a shared mailbox's own folder), beside its name and times for the doctor and `explain`.
+    """
+
+    KIND: ClassVar[str] = FOREIGN
+
+    checked_at: str
+    purpose: str | None
+    contacts: tuple[Mapping[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"checked_at": self.checked_at, "purpose": self.purpose,
+                "contacts": [dict(c) for c in self.contacts]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        contacts = data.get("contacts") or []
+        if not isinstance(contacts, list):
+            raise ShapeError(f"'contacts' must be a list, got {_type(contacts)}")
+        for n, contact in enumerate(contacts):
+            if not isinstance(contact, dict) or not isinstance(contact.get("id"), str):
+                raise ShapeError(f"'contacts' item {n} must be an object with a string 'id'")
+        return cls(_text(data, "checked_at", ""), _optional_text(data, "purpose"), tuple(contacts))
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A Graph subscription galsync created (key: the subscription id). `client_state` is a secret."""
+
+    KIND: ClassVar[str] = SUBSCRIPTION
+
+    resource: str = ""
+    change_type: str = ""
+    client_state: str = field(default="", repr=False)  # never in a log or a traceback
+    profiles: tuple[str, ...] = ()
+    expiration: str | None = None
+    created_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"resource": self.resource, "change_type": self.change_type,
+                               "client_state": self.client_state, "profiles": list(self.profiles)}
+        if self.expiration is not None:
+            out["expiration"] = self.expiration
+        if self.created_at is not None:
+            out["created_at"] = self.created_at
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_text(data, "resource", ""), _text(data, "change_type", ""), _text(data, "client_state", ""),
+                   _texts(data, "profiles"), _optional_text(data, "expiration"),
+                   _optional_text(data, "created_at"))
+
+
+@dataclass(frozen=True)
+class Poison:
+    """A queue message galsync gave up on, with why (key: `poison_key`)."""
+
+    KIND: ClassVar[str] = POISON
+
+    queue: str = ""
+    message_id: str = ""
+    profile: str | None = None
+    reason: str = ""
+    body: str = ""
+    dequeue_count: int = 0
+    recorded_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"queue": self.queue, "message_id": self.message_id, "profile": self.profile,
+                "reason": self.reason, "body": self.body, "dequeue_count": self.dequeue_count,
+                "recorded_at": self.recorded_at}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_text(data, "queue", ""), _text(data, "message_id", ""), _optional_text(data, "profile"),
+                   _text(data, "reason", ""), _text(data, "body", ""), _integer(data, "dequeue_count", 0),
+                   _text(data, "recorded_at", ""))
+
+
+@dataclass(frozen=True)
+class QueueFailure:
+    """Why processing a queue message failed last, and how often (key: a digest of queue and body)."""
+
+    KIND: ClassVar[str] = QUEUE_FAILURE
+
+    queue: str = ""
+    reason: str = ""
+    tries: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"queue": self.queue, "reason": self.reason, "tries": self.tries}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_text(data, "queue", ""), _text(data, "reason", ""), _integer(data, "tries", 0))
+
+
+# --- checked fields ---------------------------------------------------------------------------------------------
+
+_REQUIRED: Any = object()
+
+
+def _type(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _get(data: Mapping[str, Any], name: str, default: Any) -> Any:
+    if name in data:
+        return data[name]
+    if default is _REQUIRED:
+        raise ShapeError(f"'{name}' is missing")
+    return default
+
+
+def _text(data: Mapping[str, Any], name: str, default: Any = _REQUIRED) -> str:
+    value = _get(data, name, default)
+    if not isinstance(value, str):
+        raise ShapeError(f"'{name}' must be a string, got {_type(value)}")
+    return value
+
+
+def _optional_text(data: Mapping[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ShapeError(f"'{name}' must be a string or null, got {_type(value)}")
+    return value
+
+
+def _texts(data: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = _optional_texts(data, name)
+    return () if value is None else value
+
+
+def _optional_texts(data: Mapping[str, Any], name: str) -> tuple[str, ...] | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ShapeError(f"'{name}' must be a list of strings, got {_type(value)}")
+    return tuple(value)
+
+
+def _integer(data: Mapping[str, Any], name: str, default: int) -> int:
+    value = data.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ShapeError(f"'{name}' must be an integer, got {_type(value)}")
+    return value
+
+
+def _object(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = _get(data, name, _REQUIRED)
+    if not isinstance(value, dict):
+        raise ShapeError(f"'{name}' must be an object, got {_type(value)}")
+    return value
