@@ -19,7 +19,14 @@ import azure.functions as func
 from sync_core.core.records import Run
 from sync_core.service import poison, queue_work, telemetry
 from sync_core.service.process import Process
-from sync_core.service.queue_messages import PUSH_TARGETS_QUEUE, SYNC_SOURCE_QUEUE, BadMessage, parse_push_message
+from sync_core.service.queue_messages import (
+    PUSH_TARGETS_POISON_QUEUE,
+    PUSH_TARGETS_QUEUE,
+    SYNC_SOURCE_POISON_QUEUE,
+    SYNC_SOURCE_QUEUE,
+    BadMessage,
+    parse_push_message,
+)
 from sync_core.service.runtime import Runtime, new_run_id
 from sync_core.service.webhook import SAFE_HEADERS, Answer
 
@@ -74,16 +81,15 @@ def push_targets(msg: func.QueueMessage) -> None:
 
 
 @app.function_name("sync_source_poison")
-@app.queue_trigger(arg_name="msg", queue_name=SYNC_SOURCE_QUEUE + "-poison", connection=STORAGE)
+@app.queue_trigger(arg_name="msg", queue_name=SYNC_SOURCE_POISON_QUEUE, connection=STORAGE)
 def sync_source_poison(msg: func.QueueMessage) -> None:
-    poison.record_from_poison_queue(process.runtime().store, SYNC_SOURCE_QUEUE + "-poison", msg.id or "",
-                                    msg.get_body())
+    poison.record_from_poison_queue(process.runtime().store, SYNC_SOURCE_POISON_QUEUE, msg.id or "", msg.get_body())
 
 
 @app.function_name("push_targets_poison")
-@app.queue_trigger(arg_name="msg", queue_name=PUSH_TARGETS_QUEUE + "-poison", connection=STORAGE)
+@app.queue_trigger(arg_name="msg", queue_name=PUSH_TARGETS_POISON_QUEUE, connection=STORAGE)
 def push_targets_poison(msg: func.QueueMessage) -> None:
-    poison.record_from_poison_queue(process.runtime().store, PUSH_TARGETS_QUEUE + "-poison", msg.id or "",
+    poison.record_from_poison_queue(process.runtime().store, PUSH_TARGETS_POISON_QUEUE, msg.id or "",
                                     msg.get_body())
 
 

@@ -52,7 +52,7 @@ class Throughput:
     name: str
     contacts: int
     cpu_seconds: float  # best of the repeats
-    judged: bool = True  # False: shown for information, not one of issue 9's goals
+    judged: bool = True  # False: shown for information, not one of the goals (docs/performance.md)
 
     @property
     def met(self) -> bool | None:

@@ -112,16 +112,7 @@ class EmulatorProcess:
 
     def galsync_env(self, state: str) -> dict[str, str]:
         """The GALSYNC_* settings an admin would export to point galsync at this tenant."""
-        return {
-            "GALSYNC_TENANT_ID": self.info["tenant_id"],
-            "GALSYNC_AUTH_MODE": "client_secret",
-            "GALSYNC_CLIENT_ID": self.info["client_id"],
-            "GALSYNC_CLIENT_SECRET": self.info["client_secret"],
-            "GALSYNC_AUTHORITY_HOST": self.root,
-            "GALSYNC_GRAPH_BASE_URL": self.base_url,
-            "GALSYNC_GRAPH_CA_BUNDLE": self.ca_file,
-            "GALSYNC_STATE": state,
-        }
+        return {**self.info["galsync_settings"], "GALSYNC_STATE": state}
 
     # --- control surface ------------------------------------------------------------------------------
 
@@ -223,10 +214,8 @@ def _serve(args: argparse.Namespace) -> None:
         scenario = g.scenario or {}
         info = {
             "url": g.url,
-            "tenant_id": g.tenant_id,
-            "client_id": g.client_id,
-            "client_secret": g.client_secret,
             "ca_file": g.ca_file,
+            "galsync_settings": g.galsync_settings(),
             "users": args.users,
             "some_user_ids": scenario.get("user_ids", [])[:10],
             "target_ids": scenario.get("target_ids", []),

@@ -15,8 +15,8 @@ from typing import Any
 from .emulator_process import EmulatorProcess, LogSummary
 
 # The profile both strategies sync: every licensed, enabled member with a phone or an email, into the
-# mailboxes of the synthetic scenario's "Targets" group. Photos are another issue (10) and no synthetic
-# user has a manager, so neither is mapped: both strategies write the same contacts.
+# mailboxes of the synthetic scenario's "Targets" group. Photos are left out and no synthetic user
+# has a manager, so neither is mapped: both strategies write the same contacts.
 PROFILE = "Bench"
 FOLDER = "Company Directory"
 CONFIG = f"""

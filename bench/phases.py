@@ -1,10 +1,10 @@
 """Where an initial fill's time goes: when each kind of Graph call ran, across all of galsync's threads.
 
-The sync no longer runs its phases one after another: the targets and their folders are set up beside the
-directory read, and a first fill's writes start while the read goes on (early_fill.py). So this is a
-timeline, not a sum: for each kind of call, how many, when the first started and the last ended (seconds
-from the start of the run), and how long one took (p50). The time from the last call to the end of the run
-is planning and recording with nothing in flight. It is a separate, diagnostic fill (`--profile`): the
+The sync's phases overlap: the targets and their folders are set up beside the directory read, and a first
+fill's writes start while the read goes on (early_fill.py). So this is a timeline, not a sum: for each kind
+of call, how many, when the first started and the last ended (seconds from the start of the run), and how
+long one took (p50). The time from the last call to the end of the run is planning and recording with
+nothing in flight. It is a separate, diagnostic fill (`--profile`): the
 recording costs a little, so it is never the measured one.
 """
 

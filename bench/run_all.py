@@ -8,7 +8,7 @@ Against the Graph emulator (its own process) with per-request latency and Graph'
 target mailboxes, galsync runs: an initial fill, a quiet run, a run after one user changed, a first and a
 nightly reconcile; the naive strategy (bench/naive.py) does the same runs on a fresh, identical tenant.
 Then the core's speed on one CPU and its peak memory reading a large directory (bench/core_speed.py).
-Every goal of issue 9 is printed next to its measure, met or MISSED; docs/performance.md explains them.
+Every goal is printed next to its measure, met or MISSED; docs/performance.md explains them.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from .phases import profile_phases
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
 WEBHOOK_BENCH = ROOT / "bench" / "webhook_burst.py"  # the function app's benchmark: run, never rewritten here
-FILL_GOAL = 1.5  # wall time within 1.5x of the bound (issue 9)
+FILL_GOAL = 1.5  # wall time within 1.5x of the bound (docs/performance.md)
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,13 @@ from typing import Any
 
 import requests
 
+from .apps import App
 from .faults import Faults
 from .identity import Identity, certificate_credentials
 from .pipeline import BATCH_WORKERS, BatchWorkers
 from .requestlog import RequestLog
 from .server import GraphServer
-from .tenant import App, Tenant
+from .tenant import Tenant
 from .throttle import Throttle
 
 # What galsync's app registration is granted (graph-facts.md, "least privilege").
@@ -85,9 +86,7 @@ class GraphEmulator:
         app = tenant.register_app("galsync", roles=set(DEFAULT_ROLES), secret=_new_secret())
         server = GraphServer(tenant, port=port, seed=seed, latency_ms=latency_ms, batch_workers=batch_workers)
         try:
-            subscriptions = getattr(tenant, "subscriptions", None)
-            if subscriptions is not None and hasattr(subscriptions, "verify"):
-                subscriptions.verify = server.ca_file  # notifications trust webhooks served with our certs
+            tenant.subscriptions.verify = server.ca_file  # notifications trust webhooks served with our certs
             loaded = None
             if scenario is not None:
                 from . import scenarios
@@ -100,9 +99,7 @@ class GraphEmulator:
         return cls(server, app, loaded)
 
     def stop(self) -> None:
-        close = getattr(getattr(self.tenant, "subscriptions", None), "close", None)
-        if callable(close):
-            close()  # queued notifications go out while the CA file still exists
+        self.tenant.subscriptions.close()  # queued notifications go out while the CA file still exists
         self._server.stop()
 
     def __enter__(self) -> GraphEmulator:
@@ -112,6 +109,22 @@ class GraphEmulator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    def galsync_settings(self) -> dict[str, str]:
+        """The GALSYNC_* settings that point galsync at this emulator, as an admin would export them.
+
+        galsync's tests, benchmarks, demo and `galsync emulator` all start galsync this way, so each talks to
+        the emulator exactly as the function app talks to Graph: client secret, authority, base URL, our CA.
+        """
+        return {
+            "GALSYNC_AUTH_MODE": "client_secret",
+            "GALSYNC_TENANT_ID": self.tenant_id,
+            "GALSYNC_CLIENT_ID": self.client_id,
+            "GALSYNC_CLIENT_SECRET": self.client_secret,
+            "GALSYNC_AUTHORITY_HOST": self.url,
+            "GALSYNC_GRAPH_BASE_URL": self.base_url,
+            "GALSYNC_GRAPH_CA_BUNDLE": self.ca_file,
+        }
 
     # --- apps and credentials -----------------------------------------------------------------------
 

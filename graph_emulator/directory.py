@@ -1,8 +1,8 @@
 """The directory store (`tenant.directory`): users, organizational contacts, groups and user photos.
 
-Every mutation takes `tenant.lock`, draws one `tenant.next_seq()`, stamps that sequence on each property it
+Every mutation takes `changes.lock`, draws one `changes.next_seq()`, stamps that sequence on each property it
 changed (and on manager and membership links), appends the object to its resource's change log and calls
-`tenant.emit(...)`. Delta queries are answered from those stamps: "did a *selected* property change after
+`changes.emit(...)`. Delta queries are answered from those stamps: "did a *selected* property change after
 the token's sequence?" decides whether an object appears, which is how Graph's `$select` narrows what users
 show up in `/users/delta` (api/user-delta.md). Photo changes are deliberately not stamped: Graph does not
 track the `photo` navigation property in delta (concepts/delta-query-overview.md, "Navigation properties"),
@@ -27,13 +27,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .changes import Changes
 from .ids import directory_id
 from .protocol import GraphError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .tenant import Tenant
 
 # --- Graph's property sets ---------------------------------------------------------------------------------
 
@@ -336,7 +334,7 @@ class ChangeLog:
             self._compact()
 
     def after(self, seq: int) -> Iterator[tuple[int, Record]]:
-        """Live entries with a sequence greater than `seq`, oldest first (call under the tenant lock)."""
+        """Live entries with a sequence greater than `seq`, oldest first (call under changes.lock)."""
         i = bisect.bisect_right(self._seqs, seq)
         while i < len(self._seqs):
             entry_seq, record = self._seqs[i], self._records[self._ids[i]]
@@ -360,8 +358,9 @@ class Directory:
     # Graph's own page size varies; 20 makes a 45-user tenant need three pages. Benchmarks may raise it.
     delta_page_size = 20
 
-    def __init__(self, tenant: Tenant) -> None:
-        self.tenant = tenant
+    def __init__(self, changes: Changes, domain: str) -> None:
+        self.changes = changes
+        self.domain = domain  # new users' principal names end in it
         self._users: dict[str, UserRecord] = {}
         self._contacts: dict[str, Record] = {}
         self._groups: dict[str, GroupRecord] = {}
@@ -379,7 +378,7 @@ class Directory:
     def _commit(self, resource: str, record: Record, seq: int, change_type: str) -> None:
         record.last_seq = seq
         self.logs[resource].append(seq, record.id)
-        self.tenant.emit(resource, change_type, record.id, seq)
+        self.changes.emit(resource, change_type, record.id, seq)
 
     def _new_id(self, requested: str | None, taken: Callable[[str], bool]) -> str:
         if requested is None:
@@ -412,12 +411,12 @@ class Directory:
         `displayName` at `tenant.domain`; a license (`assignedLicenses` with one E3 SKU) and `mail` = UPN
         unless given; `accountEnabled` true, `userType` "Member", `businessPhones` []. `shared_mailbox=True`
         creates a shared mailbox instead: `accountEnabled` false, no license, `mail` set, and the mailbox's
-        purpose set to "shared" when the mailbox store offers `set_purpose`. Pass `assignedLicenses=[]` and
+        purpose "shared" (`created_as_shared_mailbox`). Pass `assignedLicenses=[]` and
         `mail=None` for a user without a mailbox.
         """
         _check_props("microsoft.graph.user", props, _settable_user_props())
-        with self.tenant.lock:
-            seq = self.tenant.next_seq()
+        with self.changes.lock:
+            seq = self.changes.next_seq()
             user_id = self._new_id(id, self._exists)
             rec = UserRecord(user_id, seq)
             rec.shared = shared_mailbox
@@ -452,16 +451,12 @@ class Directory:
             self._user_order.append(user_id)
             self._upn[upn.lower()] = user_id
             self._commit("users", rec, seq, "created")
-            if shared_mailbox:
-                set_purpose = getattr(getattr(self.tenant, "mailboxes", None), "set_purpose", None)
-                if callable(set_purpose):
-                    set_purpose(user_id, "shared")
             return self._user_json(rec)
 
     def update_user(self, user_id: str, **props: Any) -> dict[str, Any]:
         """Change some properties; only values that really change are stamped (and make the user appear)."""
         _check_props("microsoft.graph.user", props, _settable_user_props())
-        with self.tenant.lock:
+        with self.changes.lock:
             rec = self._active_user(user_id)
             new_upn = props.get("userPrincipalName")
             if "userPrincipalName" in props:
@@ -474,7 +469,7 @@ class Directory:
                     raise _bad_request(
                         "Another object with the same value for property userPrincipalName already exists."
                     )
-            seq = self.tenant.next_seq()
+            seq = self.changes.next_seq()
             old_upn = rec.props["userPrincipalName"]
             changed = [name for name, value in props.items() if rec.set(name, json_copy(value), seq)]
             if not changed:
@@ -492,11 +487,11 @@ class Directory:
         A soft-deleted user is also permanently deletable (as Graph's deletedItems DELETE). Either way the
         user leaves its groups (group delta reports the member as removed); a restore puts it back.
         """
-        with self.tenant.lock:
+        with self.changes.lock:
             rec = self._users.get(user_id.lower())
             if rec is None or rec.state == HARD_DELETED or (rec.state == SOFT_DELETED and not hard):
                 raise not_found(user_id)
-            seq = self.tenant.next_seq()
+            seq = self.changes.next_seq()
             if rec.state == ACTIVE:
                 self._upn.pop(rec.props["userPrincipalName"].lower(), None)
             rec.state, rec.state_seq = (HARD_DELETED if hard else SOFT_DELETED), seq
@@ -510,7 +505,7 @@ class Directory:
 
     def restore_user(self, user_id: str) -> dict[str, Any]:
         """Bring a soft-deleted user back whole, with its group memberships."""
-        with self.tenant.lock:
+        with self.changes.lock:
             rec = self._users.get(user_id.lower())
             if rec is None or rec.state != SOFT_DELETED:
                 raise not_found(user_id)
@@ -519,7 +514,7 @@ class Directory:
                 raise _bad_request(
                     "Another object with the same value for property userPrincipalName already exists."
                 )
-            seq = self.tenant.next_seq()
+            seq = self.changes.next_seq()
             rec.state, rec.state_seq, rec.born_seq = ACTIVE, seq, seq
             rec.props.pop("deletedDateTime", None)
             self._upn[upn] = rec.id
@@ -527,20 +522,20 @@ class Directory:
             for group_id in rec.groups_at_delete:
                 group = self._groups.get(group_id)
                 if group is not None and group.active and rec.id not in group.members:
-                    self._link_member(group, rec.id, self.tenant.next_seq())
+                    self._link_member(group, rec.id, self.changes.next_seq())
             rec.groups_at_delete = []
             return self._user_json(rec)
 
     def set_manager(self, user_id: str, manager_id: str | None) -> None:
         """Set or clear a user's manager (a relationship: delta reports it only with $select=manager)."""
-        with self.tenant.lock:
+        with self.changes.lock:
             rec = self._active_user(user_id)
             new = None if manager_id is None else self._active_user(manager_id).id
             if new == rec.id:
                 raise _bad_request("A user cannot be their own manager.")
             if new == rec.manager_id:
                 return
-            seq = self.tenant.next_seq()
+            seq = self.changes.next_seq()
             rec.prev_manager_id, rec.manager_id, rec.manager_seq = rec.manager_id, new, seq
             self._commit("users", rec, seq, "updated")
 
@@ -557,21 +552,21 @@ class Directory:
                 raise GraphError(
                     400, "ErrorInvalidImage", f"The photo is not a valid JPEG image: {exc}."
                 ) from None
-        with self.tenant.lock:
+        with self.changes.lock:
             rec = self._active_user(user_id)
             rec.photo = photo
             return photo
 
     def get_user(self, id_or_upn: str) -> dict[str, Any] | None:
         """The full JSON of an active user (all set properties), or None."""
-        with self.tenant.lock:
+        with self.changes.lock:
             rec = self._find_user(id_or_upn)
             return None if rec is None else self._user_json(rec)
 
     def resolve_user(self, id_or_upn: str) -> str:
         """The id of an active user given its id or UPN; Graph's 404 otherwise.
 
-        Reads without the tenant lock: every Graph request names its mailbox and resolves it, and threads
+        Reads without the lock: every Graph request names its mailbox and resolves it, and threads
         queueing for the lock cost more than the look-up. A dict look-up is atomic, and each mutation leaves
         the id and UPN index whole at every step (a renamed UPN is added before the old one goes), so a reader
         finds the user as it was before or after a change, never half of one.
@@ -583,13 +578,19 @@ class Directory:
 
     def has_mailbox(self, user_id: str) -> bool:
         """A user with `mail` and either a license or created as a shared mailbox (Exchange gave it one)."""
-        with self.tenant.lock:
+        with self.changes.lock:
             rec = self._find_user(user_id)
             return rec is not None and _has_mailbox(rec)
 
+    def created_as_shared_mailbox(self, user_id: str) -> bool:
+        """Whether an active user was created as a shared mailbox (Exchange then reports its purpose "shared")."""
+        with self.changes.lock:
+            rec = self._find_user(user_id)
+            return rec is not None and rec.shared
+
     def mailbox_owner(self, id_or_upn: str) -> tuple[str, bool]:
         """(id, `has_mailbox`) of an active user given its id or UPN, in one look-up; Graph's 404 otherwise."""
-        with self.tenant.lock:  # several properties decide: never half of an update
+        with self.changes.lock:  # several properties decide: never half of an update
             rec = self._find_user(id_or_upn)
             if rec is None:
                 raise not_found(id_or_upn)
@@ -597,20 +598,20 @@ class Directory:
 
     def users(self) -> list[dict[str, Any]]:
         """Every active user's JSON, in creation order."""
-        with self.tenant.lock:
+        with self.changes.lock:
             return [self._user_json(r) for r in self.user_records()]
 
     def manager_of(self, user_id: str) -> str | None:
-        with self.tenant.lock:
+        with self.changes.lock:
             rec = self._active_user(user_id)
             manager = self._users.get(rec.manager_id) if rec.manager_id else None
             return manager.id if manager is not None and manager.active else None
 
     def photo(self, user_id: str) -> Photo | None:
-        with self.tenant.lock:
+        with self.changes.lock:
             return self._active_user(user_id).photo
 
-    # Record-level access for the routes (call under tenant.lock).
+    # Record-level access for the routes (call under changes.lock).
 
     def records(self, resource: str) -> dict[str, Any]:
         """Every record of "users", "contacts" or "groups" by id, deleted ones included (delta needs them)."""
@@ -660,10 +661,10 @@ class Directory:
         ascii_name = unicodedata.normalize("NFKD", source).encode("ascii", "ignore").decode()
         local = re.sub(r"[^A-Za-z0-9]+", ".", ascii_name).strip(".").lower() or f"user.{user_id[:8]}"
         candidate, n = local, 1
-        while f"{candidate}@{self.tenant.domain}".lower() in self._upn:
+        while f"{candidate}@{self.domain}".lower() in self._upn:
             n += 1
             candidate = f"{local}{n}"
-        return f"{candidate}@{self.tenant.domain}"
+        return f"{candidate}@{self.domain}"
 
     def _user_json(self, rec: UserRecord) -> dict[str, Any]:
         out = {"id": rec.id}
@@ -674,14 +675,14 @@ class Directory:
         left = []
         for group in self._groups.values():
             if group.active and member_id in group.members:
-                self._unlink_member(group, member_id, self.tenant.next_seq())
+                self._unlink_member(group, member_id, self.changes.next_seq())
                 left.append(group.id)
         return left
 
     def _drop_as_manager(self, manager_id: str) -> None:
         for rec in self._users.values():
             if rec.active and rec.manager_id == manager_id:
-                seq = self.tenant.next_seq()
+                seq = self.changes.next_seq()
                 rec.prev_manager_id, rec.manager_id, rec.manager_seq = manager_id, None, seq
                 self._commit("users", rec, seq, "updated")
 
@@ -690,8 +691,8 @@ class Directory:
     def add_org_contact(self, *, id: str | None = None, **props: Any) -> dict[str, Any]:  # noqa: A002
         """Create an organizational contact (a mail contact in the GAL, e.g. a supplier)."""
         _check_props("microsoft.graph.orgContact", props, _settable_contact_props())
-        with self.tenant.lock:
-            seq = self.tenant.next_seq()
+        with self.changes.lock:
+            seq = self.changes.next_seq()
             contact_id = self._new_id(id, self._exists)
             rec = Record(contact_id, "orgContact", seq)
             values = dict(props)
@@ -708,29 +709,29 @@ class Directory:
 
     def update_org_contact(self, contact_id: str, **props: Any) -> dict[str, Any]:
         _check_props("microsoft.graph.orgContact", props, _settable_contact_props())
-        with self.tenant.lock:
+        with self.changes.lock:
             rec = self.contact_record(contact_id)
-            seq = self.tenant.next_seq()
+            seq = self.changes.next_seq()
             if any([rec.set(name, json_copy(value), seq) for name, value in props.items()]):
                 self._commit("contacts", rec, seq, "updated")
             return self._record_json(rec)
 
     def delete_org_contact(self, contact_id: str) -> None:
         """Delete permanently (delta: `@removed: {"reason": "deleted"}`)."""
-        with self.tenant.lock:
+        with self.changes.lock:
             rec = self.contact_record(contact_id)
-            seq = self.tenant.next_seq()
+            seq = self.changes.next_seq()
             rec.state, rec.state_seq = HARD_DELETED, seq
             self._commit("contacts", rec, seq, "deleted")
             self._leave_groups(rec.id)
 
     def get_org_contact(self, contact_id: str) -> dict[str, Any] | None:
-        with self.tenant.lock:
+        with self.changes.lock:
             rec = self._contacts.get(contact_id.lower())
             return self._record_json(rec) if rec is not None and rec.active else None
 
     def org_contacts(self) -> list[dict[str, Any]]:
-        with self.tenant.lock:
+        with self.changes.lock:
             return [self._record_json(r) for r in self.contact_records()]
 
     def contact_record(self, contact_id: str) -> Record:
@@ -765,9 +766,9 @@ class Directory:
         if not isinstance(display_name, str) or not display_name.strip():
             raise _bad_request("Invalid value specified for property 'displayName' of resource 'Group'.")
         _check_props("microsoft.graph.group", props, _settable_group_props())
-        with self.tenant.lock:
+        with self.changes.lock:
             member_ids = [self._member_id(m) for m in members]
-            seq = self.tenant.next_seq()
+            seq = self.changes.next_seq()
             group_id = self._new_id(id, self._exists)
             rec = GroupRecord(group_id, seq)
             nickname = re.sub(r"[^A-Za-z0-9]+", "", display_name) or f"group{group_id[:8]}"
@@ -796,7 +797,7 @@ class Directory:
             return self._group_json(rec)
 
     def add_member(self, group_id: str, member_id: str) -> None:
-        with self.tenant.lock:
+        with self.changes.lock:
             group = self.group_record(group_id)
             member = self._member_id(member_id)
             if member == group.id:
@@ -806,30 +807,30 @@ class Directory:
                     "One or more added object references already exist for the following modified "
                     "properties: 'members'."
                 )
-            seq = self.tenant.next_seq()
+            seq = self.changes.next_seq()
             self._link_member(group, member, seq)
 
     def remove_member(self, group_id: str, member_id: str) -> None:
-        with self.tenant.lock:
+        with self.changes.lock:
             group = self.group_record(group_id)
             if member_id.lower() not in group.members:
                 raise not_found(member_id)
-            seq = self.tenant.next_seq()
+            seq = self.changes.next_seq()
             self._unlink_member(group, member_id.lower(), seq)
 
     def get_group(self, group_id: str) -> dict[str, Any] | None:
-        with self.tenant.lock:
+        with self.changes.lock:
             rec = self._groups.get(group_id.lower())
             return self._group_json(rec) if rec is not None and rec.active else None
 
     def members(self, group_id: str) -> list[str]:
         """Ids of the direct members that exist (deleted objects have left the group)."""
-        with self.tenant.lock:
+        with self.changes.lock:
             return [r.id for r in self.member_records(self.group_record(group_id))]
 
     def transitive_members(self, group_id: str) -> list[str]:
         """Ids of every member at any depth (nested groups included, each object once)."""
-        with self.tenant.lock:
+        with self.changes.lock:
             return [r.id for r in self.transitive_member_records(self.group_record(group_id))]
 
     def group_record(self, group_id: str) -> GroupRecord:

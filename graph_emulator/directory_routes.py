@@ -20,7 +20,7 @@ Shapes follow the docs (microsoft-graph-docs-contrib, api-reference/v1.0/api/*.m
   initial query with an empty `$deltatoken`, code `syncStateNotFound` (delta-query-overview.md,
   "Synchronization reset" and "Token duration"; errors.md). A token we did not issue -> 400.
 - Replays: with `tenant.delta_replay_rate` > 0, items of the previous page are re-sent, with that probability
-  each, on the next page (drawn from the seeded `tenant.rng`), as Graph may replay (delta-query-overview.md).
+  each, on the next page (drawn from the seeded `tenant.changes.rng`), as Graph may replay (delta-query-overview.md).
 - User photos: `/photo`, `/photo/$value`, `/photos`, `/photos/{size}`, `/photos/{size}/$value`; no photo or a
   size larger than the upload -> 404 `ImageNotFound`. In Graph this is an Exchange-backed call; it is kept on
   the directory workload here so that throttling stays simple.
@@ -30,7 +30,6 @@ Roles are the application permissions of each API's docs page; all routes are wo
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import deltatoken
+from .changes import Changes
 from .directory import (
     CONTACT_COLLECTIONS,
     GROUP_COLLECTIONS,
@@ -79,7 +79,6 @@ LIST_PAGE_SIZE = 100  # Graph's default page for directory collections
 MAX_TOP = 999
 MAX_FILTER_IDS = 50
 _FALLBACK_BASE = "https://graph.microsoft.com/v1.0"
-_fallback_rng = random.Random(0)
 
 
 # --- Query options -----------------------------------------------------------------------------------------
@@ -648,10 +647,10 @@ def _delta(ctx: Ctx, kind: DeltaKind) -> Response:
     filter_ids = _parse_id_filter(opts["$filter"]) if "$filter" in opts else None
     minimal = ctx.req.prefer().get("return") == "minimal"
     raw_token = opts.get("$skiptoken") or opts.get("$deltatoken") or ""
-    tenant = ctx.tenant
-    with tenant.lock:
+    changes = ctx.tenant.changes
+    with changes.lock:
         if raw_token.lower() == "latest":  # "sync from now": only a deltaLink
-            state = _round_state(kind, select, filter_ids, tenant.seq, tenant.delta_epoch)
+            state = _round_state(kind, select, filter_ids, changes.seq, changes.delta_epoch)
             return _delta_response(ctx, kind, select, [], deltalink=deltatoken.encode(state))
         if raw_token:
             state = _decode_delta_token(ctx, kind, raw_token)
@@ -662,7 +661,7 @@ def _delta(ctx: Ctx, kind: DeltaKind) -> Response:
                     400, "Request_BadRequest", "$filter must be given in the initial delta request."
                 )
         else:
-            state = _round_state(kind, select, filter_ids, 0, tenant.delta_epoch)
+            state = _round_state(kind, select, filter_ids, 0, changes.delta_epoch)
         return _delta_page(ctx, kind, state, minimal)
 
 
@@ -688,7 +687,7 @@ def _decode_delta_token(ctx: Ctx, kind: DeltaKind, raw: str) -> dict[str, Any]:
     state = deltatoken.decode(raw)
     if state is None or state.get("k") != f"delta:{kind.resource}":
         raise GraphError(400, "Request_BadRequest", "The delta token is not valid for this request.")
-    if int(state.get("e", -1)) < ctx.tenant.delta_epoch:
+    if int(state.get("e", -1)) < ctx.tenant.changes.delta_epoch:
         restart = [f"$select={','.join(state['s'])}"] if state.get("s") else []
         if state.get("f"):
             restart.append("$filter=" + quote(" or ".join(f"id eq '{i}'" for i in state["f"]), safe="'="))
@@ -706,8 +705,8 @@ def _decode_delta_token(ctx: Ctx, kind: DeltaKind, raw: str) -> dict[str, Any]:
 
 def _delta_page(ctx: Ctx, kind: DeltaKind, state: dict[str, Any], minimal: bool) -> Response:
     """One page of a round (call under the tenant lock). See the module docstring for the rules."""
-    tenant = ctx.tenant
-    directory = tenant.directory
+    changes = ctx.tenant.changes
+    directory = ctx.tenant.directory
     records = directory.records(kind.resource)
     select = tuple(state["s"]) if state.get("s") else None
     since, cursor = int(state["since"]), int(state["cur"])
@@ -727,16 +726,16 @@ def _delta_page(ctx: Ctx, kind: DeltaKind, state: dict[str, Any], minimal: bool)
         items.append(_delta_item(directory, rec, since, kind, select, minimal))
         emitted.append(rec.id)
         last = seq
-    items += _replays(tenant, directory, records, state.get("rp") or [], emitted, since, kind, select)
+    items += _replays(changes, directory, records, state.get("rp") or [], emitted, since, kind, select)
     if more:
         nxt = dict(state, cur=last, rp=emitted)
         return _delta_response(ctx, kind, select, items, nextlink=deltatoken.encode(nxt))
-    done = dict(state, since=tenant.seq, cur=tenant.seq, rp=emitted, e=tenant.delta_epoch)
+    done = dict(state, since=changes.seq, cur=changes.seq, rp=emitted, e=changes.delta_epoch)
     return _delta_response(ctx, kind, select, items, deltalink=deltatoken.encode(done))
 
 
 def _replays(
-    tenant: Any,
+    changes: Changes,
     directory: Directory,
     records: dict[str, Any],
     previous: list[str],
@@ -746,10 +745,10 @@ def _replays(
     select: tuple[str, ...] | None,
 ) -> list[dict[str, Any]]:
     """Re-send some items of the previous page, as Graph's replays do (clients must be idempotent)."""
-    rate = float(getattr(tenant, "delta_replay_rate", 0) or 0)
+    rate = changes.delta_replay_rate
     if rate <= 0 or not previous:
         return []
-    rng = getattr(tenant, "rng", None) or _fallback_rng
+    rng = changes.rng
     out = []
     for object_id in previous:
         rec = records.get(object_id)
@@ -775,33 +774,22 @@ def _delta_response(
     return json_response(200, body)
 
 
+# Graph answers a function both by its short name and qualified with its namespace.
 @route("GET", "/users/delta", roles=USER_READ, workload="directory")
+@route("GET", "/users/microsoft.graph.delta()", roles=USER_READ, workload="directory")
 def users_delta(ctx: Ctx) -> Response:
     return _delta(ctx, USERS_DELTA)
 
 
-@route("GET", "/users/microsoft.graph.delta()", roles=USER_READ, workload="directory")
-def users_delta_qualified(ctx: Ctx) -> Response:
-    return _delta(ctx, USERS_DELTA)
-
-
 @route("GET", "/contacts/delta", roles=ORG_CONTACT_READ, workload="directory")
+@route("GET", "/contacts/microsoft.graph.delta()", roles=ORG_CONTACT_READ, workload="directory")
 def org_contacts_delta(ctx: Ctx) -> Response:
     return _delta(ctx, CONTACTS_DELTA)
 
 
-@route("GET", "/contacts/microsoft.graph.delta()", roles=ORG_CONTACT_READ, workload="directory")
-def org_contacts_delta_qualified(ctx: Ctx) -> Response:
-    return _delta(ctx, CONTACTS_DELTA)
-
-
 @route("GET", "/groups/delta", roles=GROUP_MEMBER_READ, workload="directory")
-def groups_delta(ctx: Ctx) -> Response:
-    return _delta(ctx, GROUPS_DELTA)
-
-
 @route("GET", "/groups/microsoft.graph.delta()", roles=GROUP_MEMBER_READ, workload="directory")
-def groups_delta_qualified(ctx: Ctx) -> Response:
+def groups_delta(ctx: Ctx) -> Response:
     return _delta(ctx, GROUPS_DELTA)
 
 

@@ -15,19 +15,17 @@ change sequence plus per-folder tombstones (see `delta_page`).
 from __future__ import annotations
 
 import functools
-import random
 import re
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import deltatoken
+from .changes import Changes
+from .directory import Directory
 from .ids import change_key, outlook_id
 from .protocol import GraphError, not_found, utc_now_iso
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .tenant import Tenant
 
 # --- the contact type (resources/contact.md, PersonalContacts.yml microsoft.graph.contact) --------
 
@@ -413,10 +411,11 @@ _DELTA_KIND = "contact-delta"
 
 
 class Mailboxes:
-    """Every mailbox of the tenant. Mutations follow the tenant contract: lock, next_seq, record, emit."""
+    """Every mailbox of the tenant. Each mutation takes `changes.lock`, draws a sequence, records it, emits."""
 
-    def __init__(self, tenant: Tenant) -> None:
-        self._tenant = tenant
+    def __init__(self, changes: Changes, directory: Directory) -> None:
+        self._changes = changes
+        self._directory = directory  # a mailbox belongs to a user of the directory
         self._boxes: dict[str, _Mailbox] = {}
         self._purposes: dict[str, str] = {}
 
@@ -429,14 +428,14 @@ class Mailboxes:
     def _owner(self, mailbox: str) -> tuple[str, bool]:
         """(user id, whether the user has a mailbox) for an id or UPN; 404 ErrorInvalidUser if unknown."""
         try:
-            return self._tenant.directory.mailbox_owner(mailbox)
+            return self._directory.mailbox_owner(mailbox)
         except GraphError as exc:
             if exc.status != 404:
                 raise
             raise GraphError(404, "ErrorInvalidUser", f"The requested user '{mailbox}' is invalid.") from None
 
     def _box(self, mailbox: str) -> _Mailbox:
-        with self._tenant.lock:  # one wait for the lock; the directory's own takes are re-entrant
+        with self._changes.lock:  # one wait for the lock; the directory's own takes are re-entrant
             uid, enabled = self._owner(mailbox)
             if not enabled:
                 raise GraphError(
@@ -459,12 +458,13 @@ class Mailboxes:
         if purpose not in USER_PURPOSES:
             raise ValueError(f"userPurpose must be one of {USER_PURPOSES}, not {purpose!r}")
         uid = self.user_id(user_id)
-        with self._tenant.lock:
+        with self._changes.lock:
             self._purposes[uid] = purpose
 
     def purpose(self, user_id: str) -> str:
         box = self._box(user_id)
-        return self._purposes.get(box.user_id, "user")
+        created_as = "shared" if self._directory.created_as_shared_mailbox(box.user_id) else "user"
+        return self._purposes.get(box.user_id, created_as)
 
     # --- folders -------------------------------------------------------------------------------------------
 
@@ -480,12 +480,12 @@ class Mailboxes:
 
     def get_folder(self, mailbox: str, folder_id: str) -> dict[str, Any]:
         box = self._box(mailbox)
-        with self._tenant.lock:
+        with self._changes.lock:
             return self._folder(box, folder_id).to_json()
 
     def folder_extended_properties(self, mailbox: str, folder_id: str) -> dict[str, tuple[str, str]]:
         box = self._box(mailbox)
-        with self._tenant.lock:
+        with self._changes.lock:
             return dict(self._folder(box, folder_id).ext)
 
     def create_folder(
@@ -501,14 +501,14 @@ class Mailboxes:
             raise GraphError(
                 400, "ErrorInvalidRequest", "The folder's displayName must be a non-empty string."
             )
-        with self._tenant.lock:
+        with self._changes.lock:
             parent = self._folder(box, parent_id)
             self._check_unique_name(box, parent.id, display_name, None)
             folder = _Folder(
                 outlook_id(b"\x00\x00\x00\x03"), display_name, parent.id, dict(extended_properties or {})
             )
             box.folders[folder.id] = folder
-            self._tenant.next_seq()
+            self._changes.next_seq()
             return folder.to_json()
 
     def update_folder(
@@ -519,7 +519,7 @@ class Mailboxes:
         extended_properties: dict[str, tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
         box = self._box(mailbox)
-        with self._tenant.lock:
+        with self._changes.lock:
             folder = self._folder(box, folder_id)
             if display_name is not None:
                 if folder.id == box.default_folder_id:
@@ -527,7 +527,7 @@ class Mailboxes:
                 self._check_unique_name(box, folder.parent_id, display_name, folder.id)
                 folder.display_name = display_name
             folder.ext.update(extended_properties or {})
-            self._tenant.next_seq()
+            self._changes.next_seq()
             return folder.to_json()
 
     def _check_unique_name(self, box: _Mailbox, parent_id: str, name: str, except_id: str | None) -> None:
@@ -538,7 +538,7 @@ class Mailboxes:
     def delete_folder(self, mailbox: str, folder_id: str) -> None:
         """Remove a folder with its child folders and contacts (each contact reported as deleted)."""
         box = self._box(mailbox)
-        with self._tenant.lock:
+        with self._changes.lock:
             folder = self._folder(box, folder_id)
             if folder.id == box.default_folder_id:
                 raise GraphError(
@@ -557,20 +557,20 @@ class Mailboxes:
     def folders(self, mailbox: str) -> list[dict[str, Any]]:
         """Every folder the mailbox owner created (the default Contacts folder excluded), oldest first."""
         box = self._box(mailbox)
-        with self._tenant.lock:
+        with self._changes.lock:
             return [f.to_json() for f in box.folders.values() if f.id != box.default_folder_id]
 
     def child_folders(self, mailbox: str, parent_id: str | None = None) -> list[dict[str, Any]]:
         """What GET .../contactFolders (parent None: the default folder) or .../childFolders lists."""
         box = self._box(mailbox)
-        with self._tenant.lock:
+        with self._changes.lock:
             parent = self._folder(box, parent_id)
             return [f.to_json() for f in box.folders.values() if f.parent_id == parent.id]
 
     def find_folder(self, mailbox: str, display_name: str) -> dict[str, Any] | None:
         """The folder with this name (case-insensitive, as Exchange compares), top level first."""
         box = self._box(mailbox)
-        with self._tenant.lock:
+        with self._changes.lock:
             matches = [f for f in box.folders.values() if f.display_name.lower() == display_name.lower()]
             matches.sort(key=lambda f: f.parent_id != box.default_folder_id)
             return matches[0].to_json() if matches else None
@@ -578,7 +578,7 @@ class Mailboxes:
     # --- contacts ------------------------------------------------------------------------------------------
 
     def _emit(self, box: _Mailbox, folder_id: str, change_type: str, contact_id: str, seq: int) -> None:
-        self._tenant.emit(
+        self._changes.emit(
             f"users/{box.user_id}/contactFolders/{folder_id}/contacts", change_type, contact_id, seq
         )
 
@@ -594,11 +594,11 @@ class Mailboxes:
         if "displayName" not in fields or fields["displayName"] is None:
             fields["displayName"] = _generated_display_name(fields)
         contact_id, key = outlook_id(), change_key()  # drawn before the lock: others wait less for it
-        with self._tenant.lock:
+        with self._changes.lock:
             box = self._box(mailbox)
             folder = self._folder(box, folder_id)
             now = utc_now_iso()
-            seq = self._tenant.next_seq()
+            seq = self._changes.next_seq()
             contact = _Contact(contact_id, folder.id, fields, ext, key, now, now, seq)
             box.contacts[contact.id] = contact
             self._emit(box, folder.id, "created", contact.id, seq)
@@ -609,7 +609,7 @@ class Mailboxes:
     ) -> dict[str, Any]:
         """PATCH: only the given properties change; a new changeKey every time, as Exchange does."""
         fields, ext = validate_contact_body(body)
-        with self._tenant.lock:
+        with self._changes.lock:
             box = self._box(mailbox)
             contact = self._contact(box, contact_id, folder_id)
             merged = {**contact.fields, **fields}
@@ -623,38 +623,38 @@ class Mailboxes:
     def _touch(self, box: _Mailbox, contact: _Contact) -> dict[str, Any]:
         contact.change_key = change_key()
         contact.modified = utc_now_iso()
-        contact.seq = self._tenant.next_seq()
+        contact.seq = self._changes.next_seq()
         self._emit(box, contact.folder_id, "updated", contact.id, contact.seq)
         return contact.to_json()
 
     def delete_contact(self, mailbox: str, contact_id: str, folder_id: str | None = None) -> None:
         box = self._box(mailbox)
-        with self._tenant.lock:
+        with self._changes.lock:
             self._contact(box, contact_id, folder_id)
             self._delete_contact(box, contact_id)
 
     def _delete_contact(self, box: _Mailbox, contact_id: str) -> None:
         contact = box.contacts.pop(contact_id)
-        seq = self._tenant.next_seq()
+        seq = self._changes.next_seq()
         box.tombstones.setdefault(contact.folder_id, []).append((seq, contact.id))
         self._emit(box, contact.folder_id, "deleted", contact.id, seq)
 
     def get_contact(self, mailbox: str, contact_id: str, folder_id: str | None = None) -> dict[str, Any]:
         box = self._box(mailbox)
-        with self._tenant.lock:
+        with self._changes.lock:
             return self._contact(box, contact_id, folder_id).to_json()
 
     def contact_extended_properties(
         self, mailbox: str, contact_id: str, folder_id: str | None = None
     ) -> dict[str, tuple[str, str]]:
         box = self._box(mailbox)
-        with self._tenant.lock:
+        with self._changes.lock:
             return dict(self._contact(box, contact_id, folder_id).ext)
 
     def list_contacts(self, mailbox: str, folder_id: str | None = None) -> list[tuple[dict[str, Any], dict]]:
         """(contact JSON, extended properties) of one folder, oldest first: what the list route pages over."""
         box = self._box(mailbox)
-        with self._tenant.lock:
+        with self._changes.lock:
             folder = self._folder(box, folder_id)
             return [(c.to_json(), dict(c.ext)) for c in box.contacts.values() if c.folder_id == folder.id]
 
@@ -669,7 +669,7 @@ class Mailboxes:
 
     def etag(self, user_id: str, contact_id: str) -> str | None:
         """The contact's current @odata.etag, or None once it is gone (notifications carry it)."""
-        with self._tenant.lock:
+        with self._changes.lock:
             box = self._boxes.get(user_id)
             contact = box.contacts.get(contact_id) if box else None
             return contact.etag if contact else None
@@ -702,7 +702,7 @@ class Mailboxes:
         if size is None:
             raise GraphError(400, "ErrorInvalidImage", "The photo is not a valid JPEG image.")
         box = self._box(mailbox)
-        with self._tenant.lock:
+        with self._changes.lock:
             contact = self._contact(box, contact_id, folder_id)
             contact.photo, contact.photo_size = bytes(data), size
             box.uploaded_bytes += len(data)
@@ -712,7 +712,7 @@ class Mailboxes:
         self, mailbox: str, contact_id: str, folder_id: str | None = None
     ) -> tuple[bytes, tuple[int, int]]:
         box = self._box(mailbox)
-        with self._tenant.lock:
+        with self._changes.lock:
             contact = self._contact(box, contact_id, folder_id)
             if contact.photo is None or contact.photo_size is None:
                 raise GraphError(404, "ErrorItemNotFound", "The photo wasn't found.")
@@ -743,16 +743,16 @@ class Mailboxes:
         """
         box = self._box(mailbox)
         size = min(page_size or DELTA_MAX_PAGE, DELTA_MAX_PAGE)
-        with self._tenant.lock:
+        with self._changes.lock:
             folder = self._folder(box, folder_id)
             if token is None:
-                state: dict[str, Any] = {"since": 0, "upto": self._tenant.seq, "after": 0, "sel": select}
+                state: dict[str, Any] = {"since": 0, "upto": self._changes.seq, "after": 0, "sel": select}
             else:
                 state = self._decode_delta(box, folder, token, token_kind or "")
                 if token_kind == "delta":
                     state = {
                         "since": state["since"],
-                        "upto": self._tenant.seq,
+                        "upto": self._changes.seq,
                         "after": state["since"],
                         "sel": state["sel"],
                     }
@@ -789,10 +789,10 @@ class Mailboxes:
 
     def _replays(self, box: _Mailbox, folder: _Folder, since: int, room: int) -> list[dict[str, Any]]:
         """Unchanged items Graph sends again (delta replays), when the tenant asks for them."""
-        rate = float(getattr(self._tenant, "delta_replay_rate", 0) or 0)
+        rate = self._changes.delta_replay_rate
         if rate <= 0:
             return []
-        rng = getattr(self._tenant, "rng", None) or random.Random(0)
+        rng = self._changes.rng
         old = [c for c in box.contacts.values() if c.folder_id == folder.id and c.seq <= since]
         return [self._delta_item(c) for c in old if rng.random() < rate][:room]
 
@@ -803,7 +803,7 @@ class Mailboxes:
                 "t": kind,
                 "m": box.user_id,
                 "f": folder.id,
-                "e": self._tenant.delta_epoch,
+                "e": self._changes.delta_epoch,
                 **state,
             }
         )
@@ -820,7 +820,7 @@ class Mailboxes:
             raise GraphError(
                 400, "ErrorInvalidSyncStateData", "The sync state data is corrupt or otherwise invalid."
             )
-        if state.get("e") != self._tenant.delta_epoch:
+        if state.get("e") != self._changes.delta_epoch:
             raise GraphError(
                 410, "syncStateNotFound", "The sync state was not found; start a new full synchronization."
             )

@@ -9,7 +9,7 @@ Running is itself split in two around the added latency: `admit` logs the start 
 throttle slot, `complete` (after the latency) applies the fault, calls the handler, frees the slot and logs
 the end. A $batch admits a *wave* of up to four inner requests, waits the latency once for all of them and
 completes them one after the other: for the latency each one holds its mailbox's concurrency slot, exactly
-as four parallel requests would, without a thread per request (thread hand-offs under the GIL used to cost
+as four parallel requests would, without a thread per request (thread hand-offs under the GIL would cost
 more CPU than the requests themselves). The wait is a sleep in the connection's thread, or, for waves of
 Outlook requests, a deadline on the `LatencyClock`, whose thread then completes the wave (batch.py).
 """
@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from .apps import SCOPE_DENIED, App
 from .faults import AFTER, BEFORE, Fault, Faults
 from .identity import Identity
 from .protocol import UNPARSED, GraphError, Request, Response, new_request_id
 from .requestlog import DROPPED, RequestLog
 from .routing import ROUTES, Ctx, Route, RouteTable
-from .tenant import App, Tenant
+from .tenant import Tenant
 from .throttle import NO_SLOT, OUTLOOK, Slot, Throttle
 
 logger = logging.getLogger("graph_emulator")
@@ -41,12 +42,6 @@ logger = logging.getLogger("graph_emulator")
 # does). Graph has no tenant-wide cap, only 4 per mailbox: 512 lets 128 batches (128 busy mailboxes, the
 # benchmark's 100) run side by side. A smaller number is an option for tests of a capped service.
 BATCH_WORKERS = 512
-
-# Graph's answer when RBAC for Applications (or an application access policy) keeps the app out of a mailbox.
-SCOPE_DENIED = (
-    "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings."
-)
-
 
 class ConnectionDropped(Exception):
     """The emulator decided to close the connection without answering."""

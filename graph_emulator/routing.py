@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from .protocol import GraphError, Request, Response
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .tenant import App, Tenant
+    from .apps import App
+    from .tenant import Tenant
 
 
 @dataclass

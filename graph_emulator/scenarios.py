@@ -1,6 +1,6 @@
 """Ready-made tenants: `load(tenant, "logistics")` and `load(tenant, "synthetic", users=N, targets=M)`.
 
-logistics: "Northwind Logistics", the company from the story (DESIGN.md), mail domain northwind.example. 100
+logistics: "Northwind Logistics", the company of the demo (docs/demo.txt), mail domain northwind.example. 100
 drivers in four depots (25 each, department Transport, job title Driver, a mobile phone, their depot's address),
 20 office staff in several departments with managers (some without a mobile), one disabled user, one guest, one
 unlicensed user without a mailbox, five supplier org contacts, groups "Drivers" (with the nested group "Drivers

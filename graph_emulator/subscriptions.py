@@ -31,15 +31,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import requests
 
+from .apps import SCOPE_DENIED, App
+from .changes import Change, Changes
+from .directory import Directory
+from .mailbox import Mailboxes
 from .protocol import GraphError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .tenant import App, Change, Tenant
 
 VALIDATION_TIMEOUT = 10.0  # seconds an endpoint has to echo the validation token
 DELIVERY_TIMEOUT = 3.0  # Graph's notification client times out after 3 s
@@ -199,8 +200,11 @@ class _Quotas:
 class Subscriptions:
     """The tenant's subscriptions and the worker that delivers their notifications."""
 
-    def __init__(self, tenant: Tenant) -> None:
-        self._tenant = tenant
+    def __init__(self, changes: Changes, tenant_id: str, directory: Directory, mailboxes: Mailboxes) -> None:
+        self._changes = changes
+        self._tenant_id = tenant_id  # notifications name the tenant they come from
+        self._directory = directory  # subscription resources name users and groups ...
+        self._mailboxes = mailboxes  # ... and mailboxes' contact folders
         self._subs: dict[str, Subscription] = {}
         # CA bundle (path) used to verify notification endpoints; the server sets its own CA file here.
         self.verify: str | bool = True
@@ -217,7 +221,7 @@ class Subscriptions:
         self._pending = 0
         self._worker: threading.Thread | None = None
         self._deliveries: list[Delivery] = []
-        tenant.add_listener(self._on_change)
+        changes.add_listener(self._on_change)
 
     # --- create / read / renew / delete ------------------------------------------------------------------
 
@@ -230,7 +234,7 @@ class Subscriptions:
         self.validate_endpoint(sub.notification_url)
         if sub.lifecycle_url:
             self.validate_endpoint(sub.lifecycle_url)
-        with self._tenant.lock:
+        with self._changes.lock:
             self._check_quota(app, sub.target)
             self._subs[sub.id] = sub
             return sub.to_json()
@@ -281,7 +285,7 @@ class Subscriptions:
         tls = body.get("latestSupportedTlsVersion") or "v1_2"
         if tls not in TLS_VERSIONS:
             raise _error(400, "InvalidRequest", f"latestSupportedTlsVersion must be one of {TLS_VERSIONS}.")
-        with self._tenant.lock:
+        with self._changes.lock:
             self._check_quota(app, target)
         return Subscription(
             id=str(uuid.uuid4()),
@@ -304,7 +308,7 @@ class Subscriptions:
         low = [s.lower() for s in segs]
         if low and low[0] == "me":
             raise _error(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
-        directory = self._tenant.directory
+        directory = self._directory
         if low == ["users"]:
             return Target("users")
         if len(low) == 2 and low[0] == "users":
@@ -333,11 +337,9 @@ class Subscriptions:
             len(low) == 5 and low[0] == "users" and low[2] == "contactfolders" and low[4] == "contacts"
         )
         if is_mailbox or is_folder:
-            mailboxes = self._tenant.mailboxes
+            mailboxes = self._mailboxes
             uid = mailboxes.user_id(segs[1])
             if app.mailbox_scope is not None and uid not in app.mailbox_scope:
-                from .pipeline import SCOPE_DENIED  # the server's wording of an RBAC-for-Applications refusal
-
                 raise _error(403, "ErrorAccessDenied", SCOPE_DENIED)
             folder_id = mailboxes.get_folder(uid, segs[3])["id"] if is_folder else None
             if is_mailbox:
@@ -424,7 +426,7 @@ class Subscriptions:
         return list(self._subs.values())
 
     def _own(self, app: App, subscription_id: str) -> Subscription:
-        with self._tenant.lock:
+        with self._changes.lock:
             sub = next((s for s in self._live() if s.id == subscription_id), None)
         if sub is None or sub.app_id != app.client_id:
             raise _error(404, "ResourceNotFound", f"The subscription '{subscription_id}' was not found.")
@@ -435,7 +437,7 @@ class Subscriptions:
 
     def list(self, app: App | None = None) -> list[dict[str, Any]]:
         """The live subscriptions of one app (None: every app, for tests and the control surface)."""
-        with self._tenant.lock:
+        with self._changes.lock:
             return [s.to_json() for s in self._live() if app is None or s.app_id == app.client_id]
 
     def update(
@@ -466,7 +468,7 @@ class Subscriptions:
         )
         if url is not None:
             self.validate_endpoint(url)
-        with self._tenant.lock:
+        with self._changes.lock:
             if expiration is not None:
                 sub.expiration = expiration
             if url is not None:
@@ -480,12 +482,12 @@ class Subscriptions:
             raise _error(
                 403, "ExtensionError", "The app is no longer authorized to read the subscribed resource."
             )
-        with self._tenant.lock:
+        with self._changes.lock:
             sub.reauthorization_required = False
 
     def delete(self, app: App, subscription_id: str) -> None:
         sub = self._own(app, subscription_id)
-        with self._tenant.lock:
+        with self._changes.lock:
             self._subs.pop(sub.id, None)
 
     # --- the validation handshake -------------------------------------------------------------------------
@@ -534,7 +536,7 @@ class Subscriptions:
         """Tenant listener: queue a notification per matching subscription; the worker sends them."""
         if not self._subs:
             return  # no subscription at all (a benchmark's fill): not even the lock (stores emit holding it)
-        with self._tenant.lock:
+        with self._changes.lock:
             if not any(_watches(s.target, change) for s in self._subs.values()):
                 return  # the usual case (a fill writes contacts nobody subscribed to): nothing to build
             outgoing = [
@@ -558,7 +560,7 @@ class Subscriptions:
                 "@odata.type": odata_type,
                 "@odata.id": path,
                 "id": change.id,
-                "organizationId": self._tenant.id,
+                "organizationId": self._tenant_id,
             }
         else:
             prefix = f"users/{t.user_id}/contactFolders/"
@@ -570,7 +572,7 @@ class Subscriptions:
             path = f"Users/{t.user_id}/Contacts/{change.id}"
             resource_data = {"@odata.type": "#Microsoft.Graph.Contact", "@odata.id": path}
             etag = (
-                self._tenant.mailboxes.etag(t.user_id or "", change.id) if change_type != "deleted" else None
+                self._mailboxes.etag(t.user_id or "", change.id) if change_type != "deleted" else None
             )
             if etag:
                 resource_data["@odata.etag"] = etag
@@ -584,7 +586,7 @@ class Subscriptions:
             "clientState": sub.client_state,
             "changeType": change_type,
             "resource": path,
-            "tenantId": self._tenant.id,
+            "tenantId": self._tenant_id,
             "resourceData": resource_data,
         }
 
@@ -592,7 +594,7 @@ class Subscriptions:
         """Send a lifecycle notification; subscriptionRemoved also removes the subscription."""
         if event not in LIFECYCLE_EVENTS:
             raise ValueError(f"lifecycle event must be one of {LIFECYCLE_EVENTS}, not {event!r}")
-        with self._tenant.lock:
+        with self._changes.lock:
             sub = next((s for s in self._live() if s.id == subscription_id), None)
             if sub is None:
                 raise _error(404, "ResourceNotFound", f"The subscription '{subscription_id}' was not found.")
@@ -604,7 +606,7 @@ class Subscriptions:
             item = {
                 "subscriptionId": sub.id,
                 "subscriptionExpirationDateTime": graph_time(sub.expiration),
-                "tenantId": self._tenant.id,
+                "tenantId": self._tenant_id,
                 "clientState": sub.client_state,
                 "lifecycleEvent": event,
             }
@@ -662,7 +664,7 @@ class Subscriptions:
         session.close()
 
     def _send_batch(self, session: requests.Session, batch: builtins.list[_Outgoing]) -> None:
-        with self._tenant.lock:
+        with self._changes.lock:
             live = {s.id for s in self._live()}
         groups: dict[str, builtins.list[_Outgoing]] = {}
         for out in batch:

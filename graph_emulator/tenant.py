@@ -1,86 +1,58 @@
-"""The emulated tenant: one lock, one change counter, the registered apps, and the resource stores.
+"""The emulated tenant: its id and domain, the registered apps, and the resource stores over one change history.
 
-Stores (directory, mailboxes, subscriptions) live in their own modules; they share this object's lock and
-its monotonically increasing change sequence, which is what delta tokens and notifications are built on.
-Tests and the demo mutate the tenant through the stores' methods ("a phone saves Maman") and every
-mutation calls `emit`, so subscriptions see exactly what a real change would produce.
+The stores (directory, mailboxes, subscriptions) live in their own modules and share `changes` (lock,
+sequence, emission), which the tenant creates and hands to each. Tests and the demo mutate the tenant through
+the stores' methods ("a phone saves Maman"), and every mutation emits its change.
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
-
-@dataclass
-class App:
-    """An app registration with a client secret and/or certificate, its granted roles and mailbox scope."""
-
-    client_id: str
-    display_name: str
-    secret: str | None = None
-    certificate_pem: bytes | None = None  # public certificate used to verify client assertions
-    roles: set[str] = field(default_factory=set)
-    # Exchange RBAC for Applications: ids of the mailboxes the app may touch; None means all mailboxes.
-    mailbox_scope: set[str] | None = None
-
-
-@dataclass(frozen=True)
-class Change:
-    """One change to a resource, as subscriptions and delta see it."""
-
-    # "users", "contacts" (org contacts), "groups", or "users/{id}/contactFolders/{fid}/contacts"
-    resource: str
-    change_type: str  # "created" | "updated" | "deleted"
-    id: str
-    seq: int
-
-
-ChangeListener = Callable[[Change], None]
+from .apps import App
+from .changes import Changes
+from .directory import Directory
+from .mailbox import Mailboxes
+from .subscriptions import Subscriptions
 
 
 class Tenant:
     def __init__(self, tenant_id: str | None = None, domain: str = "contoso.example", seed: int = 0) -> None:
-        from .directory import Directory
-        from .mailbox import Mailboxes
-        from .subscriptions import Subscriptions
-
         self.id = tenant_id or str(uuid.uuid4())
-        self.domain = domain
-        self.lock = threading.RLock()
-        self._seq = 0
-        # Bumped by `expire_delta_tokens`; tokens minted under an older epoch are answered as expired.
-        self.delta_epoch = 0
-        # Delta faults read by the directory and mailbox delta code: the share of already-sent, unchanged
-        # items replayed in a later page (Graph may replay; clients must be idempotent), drawn from `rng`,
-        # which is seeded so a replaying run is repeatable.
-        self.delta_replay_rate: float = 0.0
-        self.rng = random.Random(seed)
+        self.changes = Changes(seed)
         self.apps: dict[str, App] = {}
-        self._listeners: list[ChangeListener] = []
-        self.directory = Directory(self)
-        self.mailboxes = Mailboxes(self)
-        self.subscriptions = Subscriptions(self)
-
-    def next_seq(self) -> int:
-        with self.lock:
-            self._seq += 1
-            return self._seq
+        self.directory = Directory(self.changes, domain)
+        self.mailboxes = Mailboxes(self.changes, self.directory)
+        self.subscriptions = Subscriptions(self.changes, self.id, self.directory, self.mailboxes)
 
     @property
-    def seq(self) -> int:
-        return self._seq
+    def domain(self) -> str:
+        """The tenant's default domain; the directory keeps it, as new users' principal names end in it."""
+        return self.directory.domain
 
-    def add_listener(self, listener: ChangeListener) -> None:
-        self._listeners.append(listener)
+    @domain.setter
+    def domain(self, domain: str) -> None:
+        self.directory.domain = domain
 
-    def emit(self, resource: str, change_type: str, object_id: str, seq: int) -> None:
-        change = Change(resource, change_type, object_id, seq)
-        for listener in list(self._listeners):
-            listener(change)
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock every store mutation holds; a caller holding it sees and makes changes as one."""
+        return self.changes.lock
+
+    # Delta faults a test switches on (faults.py names them here): expired tokens and replayed items.
+
+    def expire_delta_tokens(self) -> None:
+        """Every delta token issued so far becomes invalid (as after Graph loses its sync state)."""
+        self.changes.expire_delta_tokens()
+
+    @property
+    def delta_replay_rate(self) -> float:
+        return self.changes.delta_replay_rate
+
+    @delta_replay_rate.setter
+    def delta_replay_rate(self, rate: float) -> None:
+        self.changes.delta_replay_rate = rate
 
     def register_app(
         self,
@@ -102,8 +74,3 @@ class Tenant:
         with self.lock:
             self.apps[app.client_id] = app
         return app
-
-    def expire_delta_tokens(self) -> None:
-        """Every delta token issued so far becomes invalid (as after Graph loses its sync state)."""
-        with self.lock:
-            self.delta_epoch += 1

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from graph_emulator import GraphEmulator
-from sync_core.cli.emulator_command import emulator_settings
 from sync_core.core.profile import parse_config
 from sync_core.service.runtime import Runtime
 from sync_core.service.subscriptions import ensure_subscriptions
@@ -46,7 +45,7 @@ def test_a_resolved_value_is_used_as_it_is() -> None:
 
 def test_a_subscriptions_run_before_the_key_is_stored_registers_nothing(graph: GraphEmulator, tmp_path: Path) -> None:
     settings = Settings.from_env({
-        **emulator_settings(graph), "GALSYNC_STATE": f"sqlite:{tmp_path / 'state.db'}",
+        **graph.galsync_settings(), "GALSYNC_STATE": f"sqlite:{tmp_path / 'state.db'}",
         "GALSYNC_WEBHOOK_BASE_URL": "https://func-galsync.azurewebsites.net",
         "GALSYNC_WEBHOOK_KEY": WEBHOOK_KEY_REFERENCE,
     })

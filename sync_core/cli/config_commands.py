@@ -9,8 +9,9 @@ from rich.console import Console
 
 from sync_core.core.profile import Config, load_config
 
+from .advice import OK
 from .context import JsonFlag, options, output
-from .errors import OK, advised
+from .errors import advised
 from .output import table
 
 app = typer.Typer(help="The profiles file (TOML).", no_args_is_help=True)

@@ -21,7 +21,8 @@ from sync_core.service.state_identity import claim_state, configured_identity, r
 from sync_core.settings import Settings
 from sync_core.state.leases import describe_lease
 
-from .errors import BAD_USAGE, CliProblem
+from .advice import BAD_USAGE
+from .errors import CliProblem
 from .output import Output
 
 

@@ -33,17 +33,18 @@ from rich.rule import Rule
 
 from sync_core.core.profile import load_config
 from sync_core.core.tags import read_contact_tag
-from sync_core.service.doctor import DoctorReport
 from sync_core.service.doctor import doctor as run_doctor
+from sync_core.service.doctor_report import DoctorReport, foreign_json
 from sync_core.service.explain import explain as run_explain
 from sync_core.service.reconcile import reconcile_profile
 from sync_core.service.runtime import Runtime
 from sync_core.service.subscriptions import ensure_subscriptions
 from sync_core.settings import Settings
 
+from .advice import BAD_USAGE, FAILURES, OK
 from .context import JsonFlag, output
-from .emulator_command import emulator_settings, start_emulator
-from .errors import BAD_USAGE, FAILURES, OK, CliProblem, advised
+from .emulator_command import start_emulator
+from .errors import CliProblem, advised
 from .local_functions import LocalFunctions
 from .output import Output, table
 from .report_commands import render_explanation
@@ -150,7 +151,7 @@ class Story:
         config_path.write_text(EXAMPLE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
         cert, key = self.g.issue_server_cert("127.0.0.1")
         self.key = secrets.token_urlsafe(24)
-        env = {**emulator_settings(self.g), "GALSYNC_CONFIG_PATH": str(config_path),
+        env = {**self.g.galsync_settings(), "GALSYNC_CONFIG_PATH": str(config_path),
                "GALSYNC_STATE": f"sqlite:{self.workdir / 'state.db'}", "GALSYNC_WEBHOOK_KEY": self.key,
                "GALSYNC_WEBHOOK_BASE_URL": "https://127.0.0.1:1"}  # the real port is known once it listens
         rt = self.stack.enter_context(_closing(Runtime.from_settings(Settings.from_env(env),
@@ -325,7 +326,7 @@ class Story:
         report = run_doctor(self.rt)
         self.facts.shared_mailbox_warnings = len(report.shared_targets)
         self.facts.foreign_contacts_found = [
-            {"profile": p.name, "mailbox": t.address or t.mailbox, "shared": t.shared, **f.to_json()}
+            {"profile": p.name, "mailbox": t.address or t.mailbox, "shared": t.shared, **foreign_json(f)}
             for p in report.profiles for t in p.checked_targets for f in t.foreign]
         found = [f for f in self.facts.foreign_contacts_found
                  if f["id"] == self.maman_id]

@@ -14,23 +14,11 @@ from typing import Annotated, Any
 
 import typer
 
+from .advice import BAD_USAGE, OK
 from .context import JsonFlag, output
-from .errors import BAD_USAGE, OK, CliProblem, advised
+from .errors import CliProblem, advised
 
 EXAMPLE_CONFIG = "galsync.example.toml"
-
-
-def emulator_settings(g: Any) -> dict[str, str]:
-    """The GALSYNC_* settings that point galsync at emulator `g` (the same names the function app reads)."""
-    return {
-        "GALSYNC_AUTH_MODE": "client_secret",
-        "GALSYNC_TENANT_ID": g.tenant_id,
-        "GALSYNC_CLIENT_ID": g.client_id,
-        "GALSYNC_CLIENT_SECRET": g.client_secret,
-        "GALSYNC_AUTHORITY_HOST": g.url,
-        "GALSYNC_GRAPH_BASE_URL": g.base_url,
-        "GALSYNC_GRAPH_CA_BUNDLE": g.ca_file,
-    }
 
 
 def start_emulator(scenario: str | None, port: int = 0, seed: int = 0, latency_ms: int = 0) -> Any:
@@ -59,7 +47,7 @@ def emulator(
     out = output(json)
     g = start_emulator(None if scenario.lower() == "none" else scenario, port, seed, latency_ms)
     try:
-        settings = emulator_settings(g)
+        settings = g.galsync_settings()
         if Path(EXAMPLE_CONFIG).is_file():
             settings["GALSYNC_CONFIG_PATH"] = os.path.abspath(EXAMPLE_CONFIG)
         data = {"base_url": g.base_url, "control": f"{g.url}/_emulator", "scenario": scenario, "settings": settings}

@@ -1,8 +1,4 @@
-"""Exit codes and failures that read like advice.
-
-0: everything went well. 1: the command ran but failures were recorded (a Graph error, a failed target, a
-doctor finding that needs action). 2: galsync could not start because of how it was called or configured
-(bad usage, a configuration file with problems, a setting it cannot use, credentials the authority refuses).
+"""Failures that read like advice: each error galsync knows is explained with the exit code it deserves.
 
 An admin sees one short explanation naming what to fix; the stack trace only with --debug.
 """
@@ -12,13 +8,13 @@ from __future__ import annotations
 import functools
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import typer
 
 from sync_core.core.profile import ConfigError
 from sync_core.graph import AuthError, Forbidden, GraphError, NotFound, Throttled, TransientError
+from sync_core.service.doctor import GRANT_SCRIPT
 from sync_core.service.explain import ExplainError
 from sync_core.service.folders import FolderConflict
 from sync_core.service.groups import GroupConfigError
@@ -27,13 +23,8 @@ from sync_core.settings import SettingsError
 from sync_core.state.base import StateError, StateMismatch
 from sync_core.state.leases import LeaseLost
 
+from .advice import BAD_USAGE, FAILURES, Advice
 from .output import Output
-
-OK = 0
-FAILURES = 1
-BAD_USAGE = 2
-
-GRANT_SCRIPT = "infra/grant-graph-permissions.sh"
 
 
 class CliProblem(Exception):
@@ -43,25 +34,6 @@ class CliProblem(Exception):
         super().__init__(message)
         self.code = code
         self.details = details
-
-
-@dataclass(frozen=True)
-class Advice:
-    """What went wrong and what to do, for the terminal (lines) and for --json (one object)."""
-
-    code: int
-    kind: str
-    message: str
-    details: tuple[str, ...] = ()
-    hint: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"ok": False, "error": {"kind": self.kind, "message": self.message}}
-        if self.details:
-            out["error"]["details"] = list(self.details)
-        if self.hint:
-            out["error"]["hint"] = self.hint
-        return out
 
 
 def advice_for(error: BaseException) -> Advice | None:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -22,8 +22,7 @@ from rich.table import Table
 
 from sync_core.service.status import parse_time
 
-if TYPE_CHECKING:
-    from .errors import Advice
+from .advice import Advice
 
 
 class Output:

@@ -11,17 +11,18 @@ from rich.padding import Padding
 from rich.panel import Panel
 
 from sync_core.core.profile import ConfigError, load_config
-from sync_core.service.doctor import OK as OK_FINDING
-from sync_core.service.doctor import PROBLEM, WARNING, DoctorReport
 from sync_core.service.doctor import doctor as run_doctor
+from sync_core.service.doctor_report import OK as OK_FINDING
+from sync_core.service.doctor_report import PROBLEM, WARNING, DoctorReport, where_found
 from sync_core.service.explain import Explanation
 from sync_core.service.explain import explain as run_explain
 from sync_core.service.status import StatusReport, lease_json, parse_time
 from sync_core.service.status import status as run_status
 from sync_core.state import open_store
 
+from .advice import FAILURES, OK
 from .context import JsonFlag, options, output
-from .errors import FAILURES, OK, advised
+from .errors import advised
 from .output import age_text, short_time, table
 
 _STYLE = {PROBLEM: "bold red", WARNING: "yellow", "info": "cyan", OK_FINDING: "green"}
@@ -74,7 +75,7 @@ def render_doctor(console: Console, report: DoctorReport) -> None:
                 f"Contacts galsync did not create, in {t.label} (found by reconcile at "
                 f"{short_time(t.foreign_checked_at)})",
                 ["name", "where", "created", "last modified"],
-                [[f.display_name or "(no name)", f.where, short_time(f.created), short_time(f.last_modified)]
+                [[f.display_name or "(no name)", where_found(f), short_time(f.created), short_time(f.last_modified)]
                  for f in t.foreign]))
     for f in report.findings:
         if f.severity in (PROBLEM, WARNING):

@@ -16,13 +16,14 @@ import typer
 from rich.console import Console
 
 from sync_core.core.records import Target
-from sync_core.service.executor import ExecReport
 from sync_core.service.reconcile import ReconcileReport, reconcile_profile
 from sync_core.service.runtime import PushMessage, Runtime
 from sync_core.service.sync import InlineFanOut, SyncReport, sync_profile
+from sync_core.service.target_work import ExecReport
 
+from .advice import BAD_USAGE, FAILURES, OK
 from .context import JsonFlag, options, output
-from .errors import BAD_USAGE, FAILURES, OK, CliProblem, advice_for, advised
+from .errors import CliProblem, advice_for, advised
 from .output import Output, table
 
 ProfileOption = Annotated[list[str] | None, typer.Option(

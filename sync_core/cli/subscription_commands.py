@@ -14,8 +14,9 @@ from sync_core.service.status import subscriptions as recorded_subscriptions
 from sync_core.service.subscriptions import SubscriptionsReport, ensure_subscriptions
 from sync_core.state import docs
 
+from .advice import FAILURES, OK
 from .context import JsonFlag, options, output
-from .errors import FAILURES, OK, advised
+from .errors import advised
 from .output import age_text, short_time, table
 
 app = typer.Typer(help="Graph change-notification subscriptions (list, ensure, delete).", no_args_is_help=True)

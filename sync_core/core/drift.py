@@ -30,7 +30,7 @@ pushes for that profile, so no create lands between the read and the repair.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +78,7 @@ class ForeignContact:
     created: str | None
     last_modified: str | None
     other_profile: str | None = None  # set when it carries galsync's tag for another profile
+    folder: str = "managed"  # "managed" (galsync's folder) or "Contacts" (a shared mailbox's own folder)
 
 
 @dataclass(frozen=True)
@@ -132,23 +133,17 @@ def classify(
                 contact.contact_id, clean_text(contact.fields.get("displayName")), contact.created,
                 contact.last_modified, other_profile=tag.profile if tag is not None else None,
             ))
-    out = _Collector()
+    by_category: dict[str, list[Any]] = {}
     for key in sorted(set(records) | set(tagged) | set(desired)):
         record, found, want = records.get(key), tagged.get(key, []), desired.get(key)
-        if found:
-            _present(key, record, found, want, profile, out)
-        else:
-            _absent(key, record, want, profile, out)
+        seen = _present(key, record, found, want, profile) if found else _absent(key, record, want, profile)
+        for category, item in seen:
+            by_category.setdefault(category, []).append(item)
     foreign.sort(key=lambda c: c.contact_id)
     deletes = tuple(DeleteForeign(c.contact_id) for c in foreign) \
         if profile.policies.foreign_contacts == "delete" else ()
-    return Drift(
-        intact=tuple(out.intact), outdated=tuple(out.outdated), photos=tuple(out.photos),
-        edited=tuple(out.edited), deleted_on_device=tuple(out.deleted),
-        duplicates=tuple(out.duplicates), foreign=tuple(foreign), foreign_deletes=deletes,
-        orphans=tuple(out.orphans), missing=tuple(out.missing), removed=tuple(out.removed),
-        respected=tuple(out.respected),
-    )
+    return Drift(**{category: tuple(items) for category, items in by_category.items()},
+                 foreign=tuple(foreign), foreign_deletes=deletes)
 
 
 def restore(key: str, contact: ObservedContact, want: DesiredContact, profile: Profile) -> Update | Record:
@@ -167,77 +162,66 @@ def restore(key: str, contact: ObservedContact, want: DesiredContact, profile: P
     return Update(key, contact.contact_id, changes, want.fingerprint)
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.intact: list[str] = []
-        self.respected: list[str] = []
-        self.outdated: list[Action] = []
-        self.photos: list[Action] = []
-        self.edited: list[Action] = []
-        self.deleted: list[Action] = []
-        self.duplicates: list[Action] = []
-        self.orphans: list[Action] = []
-        self.missing: list[Action] = []
-        self.removed: list[Action] = []
+# What `_present` and `_absent` find for one source key: (name of a Drift field, the action or key it lists).
+Sorted = Iterator[tuple[str, Action | str]]
 
 
 def _present(key: str, record: TargetRecord | None, found: list[ObservedContact], want: DesiredContact | None,
-             profile: Profile, out: _Collector) -> None:
+             profile: Profile) -> Sorted:
     """Contacts tagged for `key` are in the folder: keep one, delete extras, then check the kept one."""
     recorded_ids = {record.contact_id} if record is not None and not record.deleted_on_device else set()
     keep = min(found, key=lambda c: (c.contact_id not in recorded_ids, c.created or "", c.contact_id))
-    extras = sorted((c for c in found if c is not keep), key=lambda c: c.contact_id)
-    out.duplicates += [Delete(key, c.contact_id) for c in extras]
+    for extra in sorted((c for c in found if c is not keep), key=lambda c: c.contact_id):
+        yield "duplicates", Delete(key, extra.contact_id)
     recorded = record is not None and keep.contact_id in recorded_ids
     if want is None:
         if profile.policies.removed_source == "delete":
-            (out.removed if recorded else out.orphans).append(Delete(key, keep.contact_id))
+            yield ("removed" if recorded else "orphans"), Delete(key, keep.contact_id)
             if record is not None and not recorded and record.contact_id is not None:
-                out.removed.append(Forget(key))  # the record names a contact that is gone
+                yield "removed", Forget(key)  # the record names a contact that is gone
         elif recorded and record is not None:
             if keep.change_key == record.change_key:
-                out.intact.append(key)
+                yield "intact", key
             else:
-                out.edited.append(Record(key, keep.contact_id, record.fingerprint, keep.change_key))
+                yield "edited", Record(key, keep.contact_id, record.fingerprint, keep.change_key)
         else:
             # Kept policy: a contact of a removed source stays; adopt it so it is not an orphan again.
             mine = normalise_contact(keep.fields)
-            out.orphans.append(Record(key, keep.contact_id, fingerprint(mine), keep.change_key))
+            yield "orphans", Record(key, keep.contact_id, fingerprint(mine), keep.change_key)
         return
     if recorded and record is not None:
         if keep.change_key != record.change_key:
-            out.edited.append(restore(key, keep, want, profile))
+            yield "edited", restore(key, keep, want, profile)
         elif record.fingerprint != want.fingerprint:
-            out.outdated.append(restore(key, keep, want, profile))
+            yield "outdated", restore(key, keep, want, profile)
         else:
-            out.intact.append(key)
+            yield "intact", key
     else:
-        out.orphans.append(restore(key, keep, want, profile))
+        yield "orphans", restore(key, keep, want, profile)
     # An adopted contact's photo is unknown: set it. A recorded one's is what galsync last put.
     if profile.photos.enabled and (not recorded or record is None or want.photo_etag != record.photo_etag):
-        out.photos.append(SetPhoto(key, keep.contact_id, want.photo_etag))
+        yield "photos", SetPhoto(key, keep.contact_id, want.photo_etag)
 
 
-def _absent(key: str, record: TargetRecord | None, want: DesiredContact | None, profile: Profile,
-            out: _Collector) -> None:
+def _absent(key: str, record: TargetRecord | None, want: DesiredContact | None, profile: Profile) -> Sorted:
     """No contact tagged for `key` is in the folder."""
     if record is None:
         if want is not None:
-            out.missing.append(create_action(key, want, profile))
+            yield "missing", create_action(key, want, profile)
         return
     if want is None:
         # The contact is gone (or never landed) and so is the source: nothing left to delete.
-        out.removed.append(Forget(key))
+        yield "removed", Forget(key)
         return
     if record.contact_id is None:
         # A create that never landed.
-        out.missing.append(create_action(key, want, profile))
+        yield "missing", create_action(key, want, profile)
     elif profile.policies.deleted_on_device == "respect":
         if record.deleted_on_device:
-            out.respected.append(key)
+            yield "respected", key
         else:
-            out.deleted.append(Record(key, record.contact_id, record.fingerprint, record.change_key,
-                                      deleted_on_device=True))
+            yield "deleted_on_device", Record(key, record.contact_id, record.fingerprint, record.change_key,
+                                              deleted_on_device=True)
     else:
-        out.deleted.append(create_action(key, want, profile))
+        yield "deleted_on_device", create_action(key, want, profile)
 

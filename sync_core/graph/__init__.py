@@ -5,7 +5,7 @@ Every Graph call galsync makes goes through `GraphClient`; nothing else opens HT
 
 from .auth import StaticToken, TokenProvider
 from .batch import BatchRequest, BatchResult
-from .client import GraphClient, GraphResponse, GraphStats
+from .client import GraphClient, GraphResponse
 from .errors import (
     AuthError,
     BadRequest,
@@ -22,6 +22,7 @@ from .errors import (
 )
 from .paging import Delta
 from .retry import RetryPolicy
+from .transport import GraphStats
 
 __all__ = [
     "AuthError",

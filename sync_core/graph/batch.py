@@ -7,7 +7,8 @@ Graph facts this follows (graph-facts.md, concepts/json-batching.md, throttling-
 - Graph runs up to 4 Outlook requests of a batch in parallel, so a batch holding k requests for a mailbox
   occupies min(k, 4) of that mailbox's 4 concurrent slots while it runs.
 Requests are grouped by mailbox before chunking, so a mailbox's writes travel together. An inner request
-that succeeded is never sent again; only the throttled (or 503/504) ones are, alone, after their own wait.
+that succeeded is never sent again; only those `transport.classify` says to repeat are (the same rule as for
+a single request), alone, after their own wait.
 """
 
 from __future__ import annotations
@@ -15,21 +16,30 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+import requests
 
 from . import jsonbody
+from .concurrency import Limiter
 from .errors import GraphError, MaybeApplied, TransientError, error_from_response
-from .retry import parse_retry_after
+from .retry import RetryPolicy, parse_retry_after
 from .routes import mailbox_of, permission_hint, redact, relative_path
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .client import GraphClient
+from .transport import (
+    IMMUTABLE_ID,
+    NO_ANSWER,
+    GraphStats,
+    Verdict,
+    classify,
+    gateway_timeout,
+    is_replay_safe,
+    with_immutable_id,
+)
 
 MAX_BATCH = 20
 METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
-REPLAY_SAFE = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
-IMMUTABLE_ID = 'IdType="ImmutableId"'
 _SAME_ROUND_SECONDS = 0.005  # retries due within this of each other share one $batch call
 
 
@@ -60,6 +70,49 @@ class BatchResult:
     def ok(self) -> bool:
         return self.error is None and 200 <= self.status < 300
 
+    @property
+    def in_doubt(self) -> bool:
+        """True when the request did not succeed but may have been applied all the same: no answer came back,
+        Graph answered 5xx, or the error says so (MaybeApplied, TransientError past the retry bound). A 4xx
+        is a refusal: nothing was applied. A create in doubt keeps its in-flight record, so the next run looks
+        for the contact before creating it again."""
+        return (
+            self.status == NO_ANSWER
+            or self.status >= 500
+            or isinstance(self.error, MaybeApplied | TransientError)
+        )
+
+
+class BatchSender(Protocol):
+    """What $batch needs from the client: the Graph root, one request sent with its retries, and the counters,
+    limits and retry bounds that the inner requests' own retries share with it."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def stats(self) -> GraphStats: ...
+
+    @property
+    def limiter(self) -> Limiter: ...
+
+    @property
+    def retry(self) -> RetryPolicy: ...
+
+    def send(
+        self,
+        method: str,
+        rel: str,
+        *,
+        json_body: Any = None,
+        demand: Mapping[str, int],
+        replay_safe: bool | None = None,
+    ) -> tuple[requests.Response, str]: ...
+
+    def workers(self) -> Executor:
+        """Threads that run chunks side by side."""
+        ...
+
 
 @dataclass(slots=True)
 class _Item:
@@ -79,21 +132,21 @@ class _Item:
 
     @property
     def replay_safe(self) -> bool:
-        return self.method in REPLAY_SAFE
+        return is_replay_safe(self.method)
 
 
-def run_batch(client: GraphClient, requests: Sequence[BatchRequest]) -> list[BatchResult]:
+def run_batch(graph: BatchSender, requests: Sequence[BatchRequest]) -> list[BatchResult]:
     """Results in input order, one per request."""
-    items = prepare(client.base_url, requests)
+    items = prepare(graph.base_url, requests)
     if not items:
         return []
     chunks = chunk(items)
     results: dict[str, BatchResult] = {}
     if len(chunks) == 1:
-        results.update(_run_chunk(client, chunks[0]))
+        results.update(_run_chunk(graph, chunks[0]))
     else:
         # The client's worker threads: chunks never wait on each other, so sharing them cannot deadlock.
-        for done in client.workers().map(lambda c: _run_chunk(client, c), chunks):
+        for done in graph.workers().map(lambda c: _run_chunk(graph, c), chunks):
             results.update(done)
     return [results[it.id] for it in items]
 
@@ -137,25 +190,6 @@ def _inner_headers(req: BatchRequest, in_mailbox: bool) -> dict[str, str]:
     if req.body is not None and not any(k.lower() == "content-type" for k in headers):
         headers["Content-Type"] = "application/json"  # Graph rejects an inner body without it
     return headers
-
-
-def with_immutable_id(headers: Mapping[str, str] | None, in_mailbox: bool) -> dict[str, str]:
-    """`headers` with their Prefer values in one header, led by immutable ids for a mailbox's items (contact
-    ids must survive moves between folders, graph-facts.md) unless the caller already asks for an IdType."""
-    if not headers:  # the usual case, without looking at each header
-        return {"Prefer": IMMUTABLE_ID} if in_mailbox else {}
-    out: dict[str, str] = {}
-    prefer: list[str] = []
-    for name, value in headers.items():
-        if name.lower() == "prefer":
-            prefer.append(value)
-        else:
-            out[name] = value
-    if in_mailbox and not any("idtype" in p.lower() for p in prefer):
-        prefer.insert(0, IMMUTABLE_ID)
-    if prefer:
-        out["Prefer"] = ", ".join(prefer)
-    return out
 
 
 def chunk(items: Sequence[_Item], size: int = MAX_BATCH) -> list[list[_Item]]:
@@ -217,9 +251,9 @@ def _interleave(chunks: list[list[_Item]]) -> list[list[_Item]]:
     return out
 
 
-def _run_chunk(client: GraphClient, items: list[_Item]) -> dict[str, BatchResult]:
+def _run_chunk(graph: BatchSender, items: list[_Item]) -> dict[str, BatchResult]:
     """Send one chunk; then re-send only the inner requests Graph asked to repeat, each after its own wait."""
-    policy = client.retry
+    policy = graph.retry
     started = time.monotonic()
     pending: dict[str, _Item] = {it.id: it for it in items}
     final: dict[str, BatchResult] = {}
@@ -231,9 +265,9 @@ def _run_chunk(client: GraphClient, items: list[_Item]) -> dict[str, BatchResult
             time.sleep(delay)
         round_ = [it for it in pending.values() if it.due <= first_due + _SAME_ROUND_SECONDS]
         try:
-            responses, request_id = _send_round(client, round_)
+            responses, request_id = _send_round(graph, round_)
         except MaybeApplied as exc:
-            _after_lost_answer(client, round_, exc, pending, final)
+            _after_lost_answer(graph, round_, exc, pending, final)
             continue
         except GraphError as exc:
             for it in round_:
@@ -250,7 +284,7 @@ def _run_chunk(client: GraphClient, items: list[_Item]) -> dict[str, BatchResult
                 final[it.id] = _failed(
                     it,
                     GraphError(
-                        0,
+                        NO_ANSWER,
                         "MissingBatchResponse",
                         "the $batch answer had no response for this id",
                         request_id,
@@ -265,23 +299,21 @@ def _run_chunk(client: GraphClient, items: list[_Item]) -> dict[str, BatchResult
             if status == 424:
                 dependents.append((it, answer))
                 continue
-            if status == 429:
-                client.stats.add("throttles")
-            elif status in (503, 504):
-                client.stats.add("transient_failures")
-            if status in (429, 503) or (status == 504 and it.replay_safe):
+            graph.stats.answered(status)
+            verdict = classify(status, it.replay_safe)
+            if verdict is Verdict.RETRY:
                 retry_after = parse_retry_after(_header(headers, "Retry-After"))
                 wait = retry_after if retry_after is not None else policy.backoff(it.attempts)
                 if status == 429 and it.mailbox is not None:
-                    client.limiter.hold_off(it.mailbox, min(wait, policy.max_seconds))
+                    graph.limiter.hold_off(it.mailbox, min(wait, policy.max_seconds))
                 spent = time.monotonic() - started
                 if it.attempts < policy.max_attempts and spent + wait < policy.max_seconds:
                     it.due = time.monotonic() + wait
                     retried[it.id] = it.due
-                    client.stats.add("retries")
-                    client.stats.add("retry_wait_ms", round(wait * 1000))
+                    graph.stats.add("retries")
+                    graph.stats.add("retry_wait_ms", round(wait * 1000))
                     continue
-            final[it.id] = _result(it, status, headers, answer.get("body"), request_id)
+            final[it.id] = _result(it, status, headers, answer.get("body"), request_id, verdict)
             del pending[it.id]
 
         for it, answer in dependents:
@@ -293,30 +325,31 @@ def _run_chunk(client: GraphClient, items: list[_Item]) -> dict[str, BatchResult
                 retried[it.id] = it.due  # so what depends on it goes along too
             else:
                 headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
-                final[it.id] = _result(it, 424, headers, answer.get("body"), request_id)
+                final[it.id] = _result(it, 424, headers, answer.get("body"), request_id, Verdict.FINAL)
                 del pending[it.id]
     return final
 
 
 def _after_lost_answer(
-    client: GraphClient,
+    graph: BatchSender,
     round_: list[_Item],
     exc: MaybeApplied,
     pending: dict[str, _Item],
     final: dict[str, BatchResult],
 ) -> None:
     """The $batch POST lost its answer: repeat the safe requests later, report the others as maybe applied."""
-    policy = client.retry
+    policy = graph.retry
     for it in round_:
         it.attempts += 1
-        if it.replay_safe and it.attempts < policy.max_attempts:
+        verdict = classify(NO_ANSWER, it.replay_safe)
+        if verdict is Verdict.RETRY and it.attempts < policy.max_attempts:
             it.due = time.monotonic() + policy.backoff(it.attempts)
-            client.stats.add("retries")
+            graph.stats.add("retries")
             continue
         error: GraphError = exc
-        if it.replay_safe:
+        if verdict is Verdict.RETRY:
             error = TransientError(
-                0,
+                NO_ANSWER,
                 "NoResponse",
                 exc.message,
                 exc.request_id,
@@ -329,7 +362,7 @@ def _after_lost_answer(
         del pending[it.id]
 
 
-def _send_round(client: GraphClient, round_: list[_Item]) -> tuple[dict[str, dict[str, Any]], str | None]:
+def _send_round(graph: BatchSender, round_: list[_Item]) -> tuple[dict[str, dict[str, Any]], str | None]:
     ids = {it.id for it in round_} if any(it.depends_on for it in round_) else set()
     payload: list[dict[str, Any]] = []
     for it in round_:
@@ -344,9 +377,9 @@ def _send_round(client: GraphClient, round_: list[_Item]) -> tuple[dict[str, dic
                 entry["dependsOn"] = depends
         payload.append(entry)
     demand = Counter(it.mailbox for it in round_ if it.mailbox is not None)
-    client.stats.add("batch_calls")
-    client.stats.add("batch_inner_requests", len(round_))
-    resp, cid = client.send(
+    graph.stats.add("batch_calls")
+    graph.stats.add("batch_inner_requests", len(round_))
+    resp, cid = graph.send(
         "POST",
         "/$batch",
         json_body={"requests": payload},
@@ -374,7 +407,9 @@ def _send_round(client: GraphClient, round_: list[_Item]) -> tuple[dict[str, dic
     return answers, request_id
 
 
-def _result(it: _Item, status: int, headers: dict[str, str], body: Any, request_id: str | None) -> BatchResult:
+def _result(
+    it: _Item, status: int, headers: dict[str, str], body: Any, request_id: str | None, verdict: Verdict
+) -> BatchResult:
     error: GraphError | None = None
     if status >= 400:
         code = body.get("error", {}).get("code", "") if isinstance(body, dict) else ""
@@ -388,16 +423,8 @@ def _result(it: _Item, status: int, headers: dict[str, str], body: Any, request_
             permission_hint=permission_hint(it.method, it.path, str(code)),
             attempts=it.attempts,
         )
-        if status == 504 and not it.replay_safe:
-            error = MaybeApplied(
-                504,
-                error.code,
-                "Graph timed out after the request was sent; it may have been applied",
-                error.request_id,
-                None,
-                method=it.method,
-                path=redact(it.path),
-            )
+        if verdict is Verdict.IN_DOUBT:
+            error = gateway_timeout(error.code, error.request_id, None, method=it.method, path=redact(it.path))
     elif it.keep is not None and isinstance(body, dict) and 200 <= status < 300:
         body = {name: body[name] for name in it.keep if name in body}
     return BatchResult(it.id, status, headers, body, error, request_id)

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import GraphError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .client import GraphClient
+
+class PageReader(Protocol):
+    """What paging needs from the client: one GET of a page, with its retries, as a JSON object."""
+
+    def get(
+        self, path_or_url: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]: ...
 
 
 def iter_pages_raw(
-    client: GraphClient, path: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None
+    client: PageReader, path: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None
 ) -> Iterator[dict[str, Any]]:
     """Each page as Graph returned it (value, @odata.nextLink, @odata.deltaLink)."""
     url: str | None = path
@@ -31,7 +36,7 @@ def iter_pages_raw(
 
 
 def iter_items(
-    client: GraphClient, path: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None
+    client: PageReader, path: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None
 ) -> Iterator[dict[str, Any]]:
     for page in iter_pages_raw(client, path, params, headers):
         yield from page.get("value") or []
@@ -48,7 +53,7 @@ class Delta(Iterator[dict[str, Any]]):
 
     def __init__(
         self,
-        client: GraphClient,
+        client: PageReader,
         path_or_delta_link: str,
         params: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,

@@ -17,9 +17,6 @@ from dataclasses import dataclass
 
 import tenacity
 
-# Statuses Graph documents as "try again later". 504 on a POST/PATCH is not here: see MaybeApplied.
-RETRY_STATUSES = frozenset({429, 503, 504})
-
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After value, or None when absent or unreadable (then: back off)."""

@@ -28,19 +28,17 @@ import base64
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sync_core.core.actions import Create, SetPhoto
 from sync_core.core.profile import Profile
 from sync_core.core.records import TargetRecord
 from sync_core.core.tags import contact_tag_properties
-from sync_core.graph import BatchRequest, BatchResult, GraphClient, GraphError, MaybeApplied, TransientError
+from sync_core.graph import BatchRequest, BatchResult, GraphClient, GraphError
 from sync_core.state.base import StateStore
 
 from .photos import UserPhoto, fetch_photo, remember_refusal, user_id_of
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .executor import ExecReport, TargetWork
+from .target_work import ExecReport, TargetWork
 
 log = logging.getLogger("galsync.photos")
 
@@ -274,7 +272,7 @@ class _Writer:
             self.report.counts["photos_removed"] += 1
             return
         if not drop.ok:
-            if not _in_doubt(drop):
+            if not drop.in_doubt:
                 # The original is still there (or was deleted on a phone meanwhile): its record stands, and
                 # the nightly drift applies the profile's policy to a deletion.
                 self._keep(job.record)
@@ -306,11 +304,6 @@ class _Writer:
         for mailbox, records in self.records.items():
             self.store.put_target_records(self.profile.name, mailbox, records.values())
         self.records = {}
-
-
-def _in_doubt(result: BatchResult) -> bool:
-    """True when a write may have happened although no success came back."""
-    return result.status == 0 or result.status >= 500 or isinstance(result.error, MaybeApplied | TransientError)
 
 
 def _change_key(result: BatchResult) -> str | None:

@@ -11,27 +11,42 @@ Per profile it checks, cheapest first:
 - targets that are shared mailboxes, and the foreign contacts the nightly reconcile found in them
   (state docs "foreign", written by reconcile): the "Maman" diagnosis.
 
-The report holds facts and verdicts; the command line renders it. Contact names appear in the report (the
-admin asked) but are never logged.
+The report (doctor_report.py) holds facts and verdicts; the command line renders it. Contact names appear in
+the report (the admin asked) but are never logged.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sync_core.core.drift import ForeignContact
 from sync_core.core.profile import Profile
 from sync_core.core.records import Run, Target
 from sync_core.graph import Forbidden, GraphClient, GraphError, NotFound
 from sync_core.state.leases import describe_lease
 
-from .poison import PoisonRecord, list_poison
+from .doctor_report import (
+    INFO,
+    OK,
+    PROBLEM,
+    SEVERITY_ORDER,
+    WARNING,
+    DeltaLinkAge,
+    DoctorReport,
+    Finding,
+    PermissionCheck,
+    ProfileHealth,
+    ScopingCheck,
+    TargetHealth,
+    where_found,
+)
+from .poison import list_poison
 from .runtime import Runtime
 from .state_identity import state_problem
-from .status import SubscriptionState, iso, parse_time, poison_json, run_json, subscriptions, when_text
+from .status import SubscriptionState, iso, parse_time, subscriptions, when_text
 
 log = logging.getLogger("galsync.doctor")
 
@@ -44,10 +59,6 @@ SUBSCRIPTION_WARN_HOURS = 12.0  # the subscriptions timer renews every 4 h: less
 MAX_PURPOSE_LOOKUPS = 50
 MAX_SCOPE_CANDIDATES = 3
 
-# Severity of a finding, worst first. "problem" makes `galsync doctor` exit 1.
-PROBLEM, WARNING, INFO, OK = "problem", "warning", "info", "ok"
-_ORDER = {PROBLEM: 0, WARNING: 1, INFO: 2, OK: 3}
-
 SHARED_WARNING = (
     "Every phone signed in to a shared mailbox shares ONE address book with the other phones signed in to it, "
     "so a contact that any of those phones saves appears on all of them, and nobody can tell from the contact "
@@ -58,160 +69,6 @@ SHARED_ADVICE = (
     "month) and make those mailboxes the profile's targets instead of the shared mailbox; galsync then fills "
     "each phone's address book separately and a contact saved on one phone stays on that phone."
 )
-
-
-@dataclass(frozen=True)
-class Finding:
-    severity: str  # problem | warning | info | ok
-    topic: str  # permission, scoping, subscription, delta, run, poison, shared-mailbox, foreign, target
-    message: str
-    advice: str | None = None
-    profile: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"severity": self.severity, "topic": self.topic, "profile": self.profile,
-                "message": self.message, "advice": self.advice}
-
-
-@dataclass(frozen=True)
-class PermissionCheck:
-    permission: str
-    needed_for: str
-    probe: str  # the request, as people read it: "GET /users?$top=1"
-    outcome: str  # granted | missing | unknown | skipped
-    detail: str
-    request_id: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"permission": self.permission, "needed_for": self.needed_for, "probe": self.probe,
-                "outcome": self.outcome, "detail": self.detail, "request_id": self.request_id}
-
-
-@dataclass(frozen=True)
-class ScopingCheck:
-    outcome: str  # scoped | not-scoped | unknown
-    mailbox: str | None  # the mailbox outside the targets that was tried
-    detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "mailbox": self.mailbox, "detail": self.detail}
-
-
-@dataclass(frozen=True)
-class ForeignSeen:
-    """A contact the nightly reconcile found in a target's managed folder that galsync did not create."""
-
-    contact_id: str
-    display_name: str | None
-    created: str | None
-    last_modified: str | None
-    folder: str = "managed"  # "managed" (galsync's folder) or "Contacts" (a shared mailbox's own folder)
-
-    @property
-    def where(self) -> str:
-        return "galsync's folder" if self.folder == "managed" else f'the mailbox\'s own "{self.folder}" folder'
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.contact_id, "displayName": self.display_name, "createdDateTime": self.created,
-                "lastModifiedDateTime": self.last_modified, "folder": self.folder}
-
-
-@dataclass(frozen=True)
-class TargetHealth:
-    mailbox: str
-    address: str
-    display_name: str | None
-    purpose: str | None
-    foreign: tuple[ForeignSeen, ...]
-    foreign_checked_at: str | None
-
-    @property
-    def shared(self) -> bool:
-        return (self.purpose or "").lower() == "shared"
-
-    @property
-    def label(self) -> str:
-        name = self.display_name or self.address or self.mailbox
-        return f"{name} ({self.address})" if self.display_name and self.address else name
-
-    def to_json(self) -> dict[str, Any]:
-        return {"mailbox": self.mailbox, "address": self.address, "displayName": self.display_name,
-                "purpose": self.purpose, "shared": self.shared, "foreign_checked_at": self.foreign_checked_at,
-                "foreign": [f.to_json() for f in self.foreign]}
-
-
-@dataclass(frozen=True)
-class DeltaLinkAge:
-    source: str
-    stored: bool
-    stored_at: str | None  # when the link was stored (or the last good sync, see `basis`)
-    basis: str  # "recorded" | "last sync" | "unknown"
-    age_hours: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "stored": self.stored, "stored_at": self.stored_at, "basis": self.basis,
-                "age_hours": None if self.age_hours is None else round(self.age_hours, 1)}
-
-
-@dataclass(frozen=True)
-class ProfileHealth:
-    name: str
-    targets: int
-    checked_targets: tuple[TargetHealth, ...]  # shared targets, and targets with foreign contacts
-    delta_links: tuple[DeltaLinkAge, ...]
-    failed_runs: tuple[Run, ...]
-
-    @property
-    def shared_targets(self) -> tuple[TargetHealth, ...]:
-        return tuple(t for t in self.checked_targets if t.shared)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "targets": self.targets,
-                "shared_targets": [t.to_json() for t in self.shared_targets],
-                "targets_with_foreign_contacts": [t.to_json() for t in self.checked_targets if t.foreign],
-                "delta_links": [d.to_json() for d in self.delta_links],
-                "failed_runs": [run_json(r) for r in self.failed_runs]}
-
-
-@dataclass(frozen=True)
-class DoctorReport:
-    checked_at: str
-    permissions: tuple[PermissionCheck, ...]
-    scoping: ScopingCheck
-    subscriptions: tuple[SubscriptionState, ...]
-    live_subscriptions: tuple[str, ...] | None  # ids Graph lists for galsync's app; None if it could not say
-    profiles: tuple[ProfileHealth, ...]
-    poison: tuple[PoisonRecord, ...]
-    findings: tuple[Finding, ...] = field(default=())
-
-    @property
-    def problems(self) -> int:
-        return sum(1 for f in self.findings if f.severity == PROBLEM)
-
-    @property
-    def warnings(self) -> int:
-        return sum(1 for f in self.findings if f.severity == WARNING)
-
-    @property
-    def missing_permissions(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(p.permission for p in self.permissions if p.outcome == "missing"))
-
-    @property
-    def shared_targets(self) -> tuple[TargetHealth, ...]:
-        return tuple(t for p in self.profiles for t in p.shared_targets)
-
-    def to_json(self) -> dict[str, Any]:
-        now = parse_time(self.checked_at) or datetime.now(UTC)
-        return {
-            "checked_at": self.checked_at, "ok": self.problems == 0, "problems": self.problems,
-            "warnings": self.warnings, "missing_permissions": list(self.missing_permissions),
-            "permissions": [p.to_json() for p in self.permissions], "scoping": self.scoping.to_json(),
-            "subscriptions": [s.to_json(now) for s in self.subscriptions],
-            "live_subscriptions": None if self.live_subscriptions is None else list(self.live_subscriptions),
-            "profiles": [p.to_json() for p in self.profiles],
-            "poison": [poison_json(p) for p in self.poison],
-            "findings": [f.to_json() for f in self.findings],
-        }
 
 
 # --- the checks -------------------------------------------------------------------------------------------------
@@ -263,7 +120,7 @@ def doctor(rt: Runtime, profile_names: Sequence[str] | None = None, *, now: date
         findings.append(Finding(
             PROBLEM, "poison", f"a {record.queue} message was given up on ({record.recorded_at}): {record.reason}",
             "fix the cause, then run the work by hand (`galsync sync --profile P`); the record stays until it "
-            "is deleted from the state store", record.profile))
+            "is deleted from the state store", profile=record.profile))
 
     findings += [Finding(INFO, "lease", f"{describe_lease(lease)} (a worker is running, or died and its lease "
                          "runs out then)") for lease in store.list_leases()]
@@ -275,7 +132,7 @@ def doctor(rt: Runtime, profile_names: Sequence[str] | None = None, *, now: date
         health.append(ph)
         findings += _profile_findings(p, ph)
 
-    findings.sort(key=lambda f: _ORDER[f.severity])
+    findings.sort(key=lambda f: SEVERITY_ORDER[f.severity])
     report = DoctorReport(iso(now), tuple(permissions), scoping, subs, live, tuple(health), poison, tuple(findings))
     log.info("doctor: %d problem(s), %d warning(s), %d permission(s) missing, %d shared target(s)",
              report.problems, report.warnings, len(report.missing_permissions), len(report.shared_targets))
@@ -448,14 +305,15 @@ def _foreign_docs(docs: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, dict[
     return out
 
 
-def _foreign_contacts(doc: Mapping[str, Any] | None) -> tuple[ForeignSeen, ...]:
+def _foreign_contacts(doc: Mapping[str, Any] | None) -> tuple[ForeignContact, ...]:
     if not doc:
         return ()
     out = []
     for c in doc.get("contacts") or []:
         if isinstance(c, dict) and c.get("id"):
-            out.append(ForeignSeen(str(c["id"]), _text(c.get("displayName")), _text(c.get("createdDateTime")),
-                                   _text(c.get("lastModifiedDateTime")), _text(c.get("folder")) or "managed"))
+            out.append(ForeignContact(str(c["id"]), _text(c.get("displayName")), _text(c.get("createdDateTime")),
+                                      _text(c.get("lastModifiedDateTime")), _text(c.get("otherProfile")),
+                                      _text(c.get("folder")) or "managed"))
     return tuple(sorted(out, key=lambda f: (f.created or "", f.contact_id)))
 
 
@@ -535,32 +393,33 @@ def _profile_findings(profile: Profile, ph: ProfileHealth) -> list[Finding]:
         names = ", ".join(t.label for t in shared)
         head = f"{names} is a shared mailbox." if len(shared) == 1 else \
             f"{len(shared)} target mailboxes are shared mailboxes: {names}."
-        found = [f'"{f.display_name or "(no name)"}" in {t.display_name or t.address or t.mailbox} ({f.where}, '
+        found = [f'"{f.display_name or "(no name)"}" in {t.display_name or t.address or t.mailbox} ({where_found(f)}, '
                  f"created {when_text(f.created)})" for t in shared for f in t.foreign]
         tail = (" Found there by the nightly reconcile, not created by galsync: " + "; ".join(found)
                 + ". Each was saved on one of the phones and shows on all of them.") if found else ""
-        out.append(Finding(WARNING, "shared-mailbox", f"{head} {SHARED_WARNING}{tail}", SHARED_ADVICE, name))
+        out.append(Finding(WARNING, "shared-mailbox", f"{head} {SHARED_WARNING}{tail}", SHARED_ADVICE, profile=name))
     for t in ph.checked_targets:
         if t.foreign and not t.shared:
             out.append(Finding(INFO, "foreign", f"{len(t.foreign)} contact(s) galsync did not create are in the "
                                f'managed folder of {t.label}; galsync leaves them alone (policy '
-                               f'"{profile.policies.foreign_contacts}")', None, name))
+                               f'"{profile.policies.foreign_contacts}")', profile=name))
     for d in ph.delta_links:
         if d.stored and d.age_hours is not None and d.age_hours > DIRECTORY_TOKEN_DAYS * 24 \
                 and not d.source.startswith("folder:"):
             out.append(Finding(WARNING, "delta", f"the delta link of {d.source} is {d.age_hours / 24:.0f} days "
                                "old: Graph forgets directory delta state after 7 days, so the next sync re-reads "
-                               "everything", "check that the sync timer runs", name))
+                               "everything", "check that the sync timer runs", profile=name))
         elif not d.stored:
             out.append(Finding(INFO, "delta", f"{d.source} has no delta link yet: the next sync reads it in full",
-                               None, name))
+                               profile=name))
     for r in ph.failed_runs:
         out.append(Finding(PROBLEM, "run", f"the last {r.kind} run ({r.run_id}, {r.started_at}) ended "
                            f"{r.outcome}: {r.error or 'no error recorded'}",
                            f"fix the cause above, then `galsync {r.kind if r.kind in ('sync', 'reconcile') else 'sync'}"
-                           f" --profile \"{name}\"`", name))
+                           f" --profile \"{name}\"`", profile=name))
     if ph.targets == 0:
-        out.append(Finding(INFO, "target", "no target mailbox is recorded yet", "run `galsync sync` once", name))
+        out.append(Finding(INFO, "target", "no target mailbox is recorded yet", "run `galsync sync` once",
+                           profile=name))
     return out
 
 

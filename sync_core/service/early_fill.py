@@ -26,7 +26,7 @@ from concurrent.futures import Future
 
 from sync_core.core.records import Target
 
-from .executor import ExecReport
+from .target_work import ExecReport
 from .targets import TargetChanges
 
 log = logging.getLogger("galsync.sync")

@@ -7,16 +7,19 @@ which looks for the contact carrying this source's hidden tag and adopts it inst
 A create that Graph definitely refused drops its in-flight record again, so it costs no lookup later.
 
 All targets of one push go into one `client.batch` call, so the client can keep every mailbox busy up to
-Graph's per-mailbox limit at once.
+Graph's per-mailbox limit at once; under a lease, that call is cut into waves (waves.py), and once the lease
+is lost the rest is not sent.
+
+Each kind of action has its effect in one place: `_prepare` matches it once, and its section below says what it
+writes before the batch and, through the function its `_Write` carries, what its answer records.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar, assert_never
 
 from sync_core.core.actions import (
     Action,
@@ -33,55 +36,33 @@ from sync_core.core.mapping import normalise_contact
 from sync_core.core.profile import Profile
 from sync_core.core.records import TargetRecord
 from sync_core.core.tags import CONTACT_TAG_EXPAND, read_contact_tag
-from sync_core.graph import BatchRequest, BatchResult, GraphClient, MaybeApplied, NotFound, TransientError
+from sync_core.graph import BatchRequest, BatchResult, GraphClient, NotFound
 from sync_core.state.base import StateStore
 from sync_core.state.leases import LeaseLost
 
 from .contact_photos import write_photos
+from .target_work import ExecReport, TargetWork
 from .waves import run_in_waves
 
 log = logging.getLogger("galsync.executor")
 
 
-@dataclass
-class TargetWork:
-    """The actions for one target folder, with the records they were planned from."""
-
-    mailbox: str
-    folder_id: str
-    actions: Sequence[Action]
-    records: Mapping[str, TargetRecord]
-    # The Create that brings back a contact deleted on a phone (for an Update that came back 404).
-    recreate: Callable[[str], Create | None] | None = None
-
-
-@dataclass
-class ExecReport:
-    """What a push did; counts only (no contact data), for logs, run history and tests."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)  # "mailbox key: status code (request-id)"
-
-    @property
-    def writes(self) -> int:
-        return sum(self.counts[k] for k in ("created", "updated", "deleted", "adopted", "foreign_deleted"))
-
-    def merge(self, other: ExecReport) -> None:
-        self.counts.update(other.counts)
-        self.errors += other.errors
-
-
 # What the executor reads from the answer to a create or an adoption; the rest of the contact is not kept.
 CREATED_FIELDS = ("id", "changeKey")
 
+A = TypeVar("A", bound=Action)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Write(BatchRequest):
-    """A batch request with what to record when it is answered (one object per write: a fill holds 25,000)."""
+class _Write(BatchRequest, Generic[A]):
+    """A batch request for one action, and the function its answer goes to (the action's own, below).
+
+    One object per write: a fill holds 25,000 of them.
+    """
 
     work: TargetWork
-    action: Action
-    intent: bool = False  # an in-flight record was written for this create
+    action: A
+    answered: Callable[[_Recorder, _Write[A], BatchResult], list[_Write[Any]]]
 
 
 def execute(client: GraphClient, store: StateStore, profile: Profile, works: Sequence[TargetWork],
@@ -96,62 +77,42 @@ def execute(client: GraphClient, store: StateStore, profile: Profile, works: Seq
     if not works:
         return report
     found = _find_tagged(client, profile, [w for w in works if _needs_lookup(w.actions)])
-    pending: list[_Write] = []
+    pending: list[_Write[Any]] = []
     # Records written together carry one time (written_at is for people: "last written at").
     written_at = now()
     for work in works:
-        pending += _prepare(client, store, profile, work, found.get(work.mailbox, {}), written_at, report)
-    retry: list[_Write] = []
-    outcome = _Outcome()
-    results = _run(client, pending, held)
-    written_at = now()
-    for item, result in zip(pending, results, strict=True):
-        retry += _apply_result(outcome, profile, item, result, written_at, report)
-    outcome.flush(store, profile)
+        pending += _prepare(store, profile, work, found.get(work.mailbox, {}), written_at, report)
+    recorder = _Recorder(profile, report)
+    retry = _send(client, store, recorder, pending, now, held)
     if retry:
-        # Contacts deleted on a phone whose update came back 404, recreated per policy.
-        results = _run(client, retry, held)
-        written_at = now()
-        for item, result in zip(retry, results, strict=True):
-            _apply_result(outcome, profile, item, result, written_at, report)
-        outcome.flush(store, profile)
+        # Contacts deleted on a phone whose write came back 404, recreated per policy.
+        _send(client, store, recorder, retry, now, held)
     if held is not None and (report.counts["not_sent"] or not held()):
         raise LeaseLost(f"profile {profile.name}: the lease on the target mailboxes was lost, so "
                         f"{report.counts['not_sent']} write(s) were not sent; the next run sends them")
-    # Photos (issue 10): SetPhoto and Create.photo_etag, after every field write is recorded, so a photo
-    # never holds a field back and a photo failure is a per-contact error (contact_photos.py).
+    # SetPhoto and Create.photo_etag, after every field write is recorded, so a photo never holds a field back
+    # and a photo failure is a per-contact error (contact_photos.py).
     write_photos(client, store, profile, works, now, report)
     return report
 
 
-class _Outcome:
-    """Record writes and deletions collected from batch results, flushed per mailbox in transactions."""
-
-    def __init__(self) -> None:
-        self.put: dict[str, dict[str, TargetRecord]] = {}
-        self.drop: dict[str, set[str]] = {}
-
-    def record(self, record: TargetRecord) -> None:
-        dropped = self.drop.get(record.mailbox)
-        if dropped:
-            dropped.discard(record.source_key)
-        put = self.put.get(record.mailbox)
-        if put is None:
-            put = self.put[record.mailbox] = {}
-        put[record.source_key] = record
-
-    def forget(self, mailbox: str, key: str) -> None:
-        self.put.get(mailbox, {}).pop(key, None)
-        self.drop.setdefault(mailbox, set()).add(key)
-
-    def flush(self, store: StateStore, profile: Profile) -> None:
-        for mailbox, records in self.put.items():
-            if records:
-                store.put_target_records(profile.name, mailbox, records.values())
-        for mailbox, keys in self.drop.items():
-            if keys:
-                store.delete_target_records(profile.name, mailbox, sorted(keys))
-        self.put, self.drop = {}, {}
+def _send(client: GraphClient, store: StateStore, recorder: _Recorder, writes: Sequence[_Write[Any]],
+          now: Callable[[], str], held: Callable[[], bool] | None) -> list[_Write[Any]]:
+    """Send the writes, hand each answer to its action's function, store what they recorded; return the
+    writes those functions asked for next."""
+    results: Sequence[BatchResult | None] = []
+    if writes:
+        results = client.batch(writes) if held is None else run_in_waves(client, writes, held,
+                                                                         lambda write: write.work.mailbox)
+    recorder.written_at = now()
+    follow_up: list[_Write[Any]] = []
+    for item, result in zip(writes, results, strict=True):
+        if result is None:
+            recorder.not_sent(item)
+            continue
+        follow_up += item.answered(recorder, item, result)
+    recorder.flush(store)
+    return follow_up
 
 
 def contact_url(mailbox: str, folder_id: str, contact_id: str | None = None) -> str:
@@ -179,7 +140,7 @@ def _find_tagged(client: GraphClient, profile: Profile, works: Sequence[TargetWo
                     by_key.setdefault(tag.source_key, []).append(item)
         except NotFound:
             # The mailbox (a deleted user's) or the folder is gone, and with it every contact of ours: nothing
-            # to adopt or delete. Raising would fail this push, and the replayed push, forever (chaos suite).
+            # to adopt or delete. Raising would fail this push, and the replayed push, forever.
             log.info("profile %s: mailbox %s or its managed folder no longer exists", profile.name, work.mailbox)
             by_key = {}
         out[work.mailbox] = by_key
@@ -188,112 +149,172 @@ def _find_tagged(client: GraphClient, profile: Profile, works: Sequence[TargetWo
     return out
 
 
-def _prepare(client: GraphClient, store: StateStore, profile: Profile, work: TargetWork,
-             found: Mapping[str, list[dict[str, Any]]], written_at: str, report: ExecReport
-             ) -> list[_Write]:
+class _Prepared:
+    """One target's actions as batch requests, and the records to write before any of them is sent."""
+
+    def __init__(self, work: TargetWork, found: Mapping[str, list[dict[str, Any]]], written_at: str,
+                 report: ExecReport) -> None:
+        self.work, self.found, self.written_at, self.report = work, found, written_at, report
+        self.url = contact_url(work.mailbox, work.folder_id)  # the folder's contacts, shared by its creates
+        self.writes: list[_Write[Any]] = []
+        self.in_flight: list[TargetRecord] = []
+        self.records: list[TargetRecord] = []
+        self.forgotten: list[str] = []
+
+    def write(self, method: str, contact_id: str, action: A,
+              answered: Callable[[_Recorder, _Write[A], BatchResult], list[_Write[Any]]], *,
+              body: Any = None, keep: tuple[str, ...] | None = None) -> None:
+        url = contact_url(self.work.mailbox, self.work.folder_id, contact_id)
+        self.writes.append(_Write(method, url, body=body, keep=keep, work=self.work, action=action, answered=answered))
+
+    def forget(self, key: str) -> None:
+        self.forgotten.append(key)
+        self.report.counts["forgotten"] += 1
+
+    def store(self, store: StateStore, profile: Profile) -> None:
+        mailbox = self.work.mailbox
+        if self.in_flight:
+            store.put_target_records(profile.name, mailbox, self.in_flight)
+        if self.records:
+            store.put_target_records(profile.name, mailbox, self.records)
+        if self.forgotten:
+            store.delete_target_records(profile.name, mailbox, self.forgotten)
+
+
+def _prepare(store: StateStore, profile: Profile, work: TargetWork, found: Mapping[str, list[dict[str, Any]]],
+             written_at: str, report: ExecReport) -> list[_Write[Any]]:
     """Turn actions into batch requests; write in-flight records and state-only actions first."""
-    out: list[_Write] = []
-    intents: list[TargetRecord] = []
-    records_now: list[TargetRecord] = []
-    forget: list[str] = []
-    url = contact_url(work.mailbox, work.folder_id)
+    prep = _Prepared(work, found, written_at, report)
     for action in work.actions:
-        if isinstance(action, Create):
-            existing = found.get(action.source_key, []) if action.recover else []
-            if existing:
-                contact_id = str(existing[0]["id"])
-                out.append(_Write("PATCH", contact_url(work.mailbox, work.folder_id, contact_id),
-                                  body=action.adoption_patch(), keep=CREATED_FIELDS, work=work, action=action))
-                continue
-            intents.append(TargetRecord(work.mailbox, action.source_key, None, "", None, written_at))
-            out.append(_create_write(work, url, action))
-        elif isinstance(action, Update):
-            out.append(_Write("PATCH", contact_url(work.mailbox, work.folder_id, action.contact_id),
-                              body=dict(action.changes), work=work, action=action))
-        elif isinstance(action, Delete):
-            ids = [action.contact_id] if action.contact_id else [str(c["id"]) for c in found.get(action.source_key, [])]
-            if not ids:
-                forget.append(action.source_key)
-                report.counts["forgotten"] += 1
-            for contact_id in ids:
-                out.append(_Write("DELETE", contact_url(work.mailbox, work.folder_id, contact_id),
-                                  work=work, action=replace(action, contact_id=contact_id)))
-        elif isinstance(action, DeleteForeign):
-            out.append(_Write("DELETE", contact_url(work.mailbox, work.folder_id, action.contact_id),
-                              work=work, action=action))
-        elif isinstance(action, Record):
-            old = work.records.get(action.source_key)
-            records_now.append(TargetRecord(
-                work.mailbox, action.source_key, action.contact_id, action.fingerprint, action.change_key,
-                old.written_at if old is not None else written_at, old.photo_etag if old is not None else None,
-                deleted_on_device=action.deleted_on_device))
-            report.counts["recorded"] += 1
-        elif isinstance(action, Forget):
-            forget.append(action.source_key)
-            report.counts["forgotten"] += 1
-        elif isinstance(action, SetPhoto):
-            pass  # written after the field writes: see write_photos in execute()
-    if intents:
-        store.put_target_records(profile.name, work.mailbox, intents)
-    if records_now:
-        store.put_target_records(profile.name, work.mailbox, records_now)
-    if forget:
-        store.delete_target_records(profile.name, work.mailbox, forget)
-    return out
+        match action:
+            case Create():
+                _create(prep, action)
+            case Update():
+                prep.write("PATCH", action.contact_id, action, _updated, body=dict(action.changes))
+            case Delete():
+                _delete(prep, action)
+            case DeleteForeign():
+                prep.write("DELETE", action.contact_id, action, _foreign_deleted)
+            case Record():
+                _record(prep, action)
+            case Forget():
+                prep.forget(action.source_key)
+            case SetPhoto():
+                pass  # written after the field writes: see write_photos in execute()
+            case _:
+                assert_never(action)
+    prep.store(store, profile)
+    return prep.writes
 
 
-def _create_write(work: TargetWork, url: str, create: Create) -> _Write:
+class _Recorder:
+    """What the answers to a push's writes change: target records, flushed per mailbox, and the report."""
+
+    def __init__(self, profile: Profile, report: ExecReport) -> None:
+        self.profile, self.report = profile, report
+        self.written_at = ""
+        self.put: dict[str, dict[str, TargetRecord]] = {}
+        self.drop: dict[str, set[str]] = {}
+
+    def record(self, record: TargetRecord) -> None:
+        dropped = self.drop.get(record.mailbox)
+        if dropped:
+            dropped.discard(record.source_key)
+        put = self.put.get(record.mailbox)
+        if put is None:
+            put = self.put[record.mailbox] = {}
+        put[record.source_key] = record
+
+    def forget(self, mailbox: str, key: str) -> None:
+        self.put.get(mailbox, {}).pop(key, None)
+        self.drop.setdefault(mailbox, set()).add(key)
+
+    def failed(self, item: _Write[Any], result: BatchResult, *, in_flight: bool = False) -> None:
+        """A write that did not succeed. `in_flight`: a create whose in-flight record goes, unless the create
+        may have happened (then the next plan looks for the contact by its tag)."""
+        error = result.error
+        code = getattr(error, "code", "") or str(result.status)
+        key = getattr(item.action, "source_key", getattr(item.action, "contact_id", "?"))
+        if in_flight and not result.in_doubt:
+            self.forget(item.work.mailbox, key)
+        self.report.counts["failed"] += 1
+        self.report.errors.append(f"{item.work.mailbox} {key}: {result.status} {code} (request-id {result.request_id})")
+        log.warning("profile %s: %s to mailbox %s failed: %s %s (request-id %s)", self.profile.name,
+                    item.method, item.work.mailbox, result.status, code, result.request_id)
+
+    def not_sent(self, item: _Write[Any]) -> None:
+        """A write never sent (the lease was lost): a create's in-flight record goes, nothing was created."""
+        if item.answered is _created:
+            self.forget(item.work.mailbox, item.action.source_key)
+        self.report.counts["not_sent"] += 1
+
+    def flush(self, store: StateStore) -> None:
+        for mailbox, records in self.put.items():
+            if records:
+                store.put_target_records(self.profile.name, mailbox, records.values())
+        for mailbox, keys in self.drop.items():
+            if keys:
+                store.delete_target_records(self.profile.name, mailbox, sorted(keys))
+        self.put, self.drop = {}, {}
+
+
+# ---- one section per action: what it writes, and what its answer records (actions.py says what each means) ----
+
+
+def _create(prep: _Prepared, action: Create) -> None:
+    """An in-flight record, then POST; a recovering create adopts the contact found by its tag instead."""
+    existing = prep.found.get(action.source_key, []) if action.recover else []
+    if existing:
+        prep.write("PATCH", str(existing[0]["id"]), action, _adopted, body=action.adoption_patch(),
+                   keep=CREATED_FIELDS)
+        return
+    prep.in_flight.append(TargetRecord(prep.work.mailbox, action.source_key, None, "", None, prep.written_at))
+    prep.writes.append(_create_write(prep.work, prep.url, action))
+
+
+def _create_write(work: TargetWork, url: str, create: Create) -> _Write[Create]:
     body = create.body if type(create.body) is dict else dict(create.body)  # the planner's dict, not copied
-    return _Write("POST", url, body=body, keep=CREATED_FIELDS, work=work, action=create, intent=True)
+    return _Write("POST", url, body=body, keep=CREATED_FIELDS, work=work, action=create, answered=_created)
 
 
-def _run(client: GraphClient, pending: Sequence[_Write], held: Callable[[], bool] | None
-         ) -> Sequence[BatchResult | None]:
-    if not pending:
+def _created(rec: _Recorder, item: _Write[Create], result: BatchResult) -> list[_Write[Any]]:
+    if not result.ok:
+        rec.failed(item, result, in_flight=True)
         return []
-    if held is None:
-        return client.batch(pending)
-    return run_in_waves(client, pending, held, lambda write: write.work.mailbox)
+    action, body = item.action, _body(result)
+    rec.record(TargetRecord(item.work.mailbox, action.source_key, str(body.get("id")), action.fingerprint,
+                            body.get("changeKey"), rec.written_at))
+    rec.report.counts["created"] += 1
+    return []
 
 
-def _apply_result(outcome: _Outcome, profile: Profile, item: _Write, result: BatchResult | None,
-                  written_at: str, report: ExecReport) -> list[_Write]:
-    """Record one write's outcome; return follow-up writes (a recreate after a 404)."""
-    work, action, mailbox = item.work, item.action, item.work.mailbox
-    if result is None:  # not sent (the lease was lost): a create's in-flight record goes, nothing was created
-        if item.intent:
-            outcome.forget(mailbox, action.source_key)  # type: ignore[union-attr]
-        report.counts["not_sent"] += 1
+def _adopted(rec: _Recorder, item: _Write[Create], result: BatchResult) -> list[_Write[Any]]:
+    action = item.action
+    if result.status == 404:
+        return _deleted_on_device(rec, item.work, action.source_key, replace(action, recover=False))
+    if not result.ok:
+        rec.failed(item, result)
         return []
-    body = result.body if isinstance(result.body, dict) else {}
-    if result.ok:
-        if isinstance(action, Create):
-            outcome.record(TargetRecord(
-                mailbox, action.source_key, str(body.get("id")), action.fingerprint, body.get("changeKey"),
-                written_at))
-            report.counts["created" if item.intent else "adopted"] += 1
-        elif isinstance(action, Update):
-            old = work.records.get(action.source_key)
-            outcome.record(TargetRecord(
-                mailbox, action.source_key, action.contact_id, action.fingerprint,
-                _change_key_if_as_desired(profile, action, body), written_at,
-                old.photo_etag if old is not None else None))
-            report.counts["updated"] += 1
-        elif isinstance(action, Delete):
-            _drop_record(outcome, profile, work, action)
-            report.counts["deleted"] += 1
-        elif isinstance(action, DeleteForeign):
-            report.counts["foreign_deleted"] += 1
+    body = _body(result)
+    rec.record(TargetRecord(item.work.mailbox, action.source_key, str(body.get("id")), action.fingerprint,
+                            body.get("changeKey"), rec.written_at))
+    rec.report.counts["adopted"] += 1
+    return []
+
+
+def _updated(rec: _Recorder, item: _Write[Update], result: BatchResult) -> list[_Write[Any]]:
+    work, action = item.work, item.action
+    if result.status == 404:
+        create = work.recreate(action.source_key) if work.recreate is not None else None
+        return _deleted_on_device(rec, work, action.source_key, create)
+    if not result.ok:
+        rec.failed(item, result)
         return []
-    status = result.status
-    if status == 404 and isinstance(action, Delete):
-        _drop_record(outcome, profile, work, action)  # already gone: the goal is reached
-        report.counts["already_deleted"] += 1
-        return []
-    if status == 404 and isinstance(action, Update | Create) and not item.intent:
-        # The contact was deleted outside galsync (on a phone) since we last wrote it.
-        return _deleted_on_device(outcome, profile, item, written_at, report)
-    _failed(outcome, profile, item, result, report)
+    old = work.records.get(action.source_key)
+    rec.record(TargetRecord(work.mailbox, action.source_key, action.contact_id, action.fingerprint,
+                            _change_key_if_as_desired(rec.profile, action, _body(result)), rec.written_at,
+                            old.photo_etag if old is not None else None))
+    rec.report.counts["updated"] += 1
     return []
 
 
@@ -302,50 +323,74 @@ def _change_key_if_as_desired(profile: Profile, action: Update, body: Mapping[st
 
     An update sends only the fields that changed at the source. If a phone had edited another of galsync's
     fields since galsync's last write, recording the new changeKey would hide that edit from the nightly
-    reconcile forever (found by the chaos suite). Without a changeKey the reconcile sees the contact as edited
-    on a device and puts galsync's fields back (I3); an if_empty field the user filled costs a record, no write.
+    reconcile forever. Without a changeKey the reconcile sees the contact as edited on a device and puts
+    galsync's fields back (I3); an if_empty field the user filled costs a record, no write.
     """
     shown = {k: v for k, v in normalise_contact(body).items() if k in profile.mapped_fields}
     change_key = body.get("changeKey")
     return str(change_key) if change_key and fingerprint(shown) == action.fingerprint else None
 
 
-def _deleted_on_device(outcome: _Outcome, profile: Profile, item: _Write, written_at: str,
-                       report: ExecReport) -> list[_Write]:
-    work, action = item.work, item.action
-    key = action.source_key  # type: ignore[union-attr]
-    if profile.policies.deleted_on_device == "respect":
+def _deleted_on_device(rec: _Recorder, work: TargetWork, key: str, create: Create | None) -> list[_Write[Any]]:
+    """The contact was deleted outside galsync (on a phone) since galsync last wrote it: respect that, per
+    policy, or create it again (`create`; None: the source is no longer wanted, so forget it)."""
+    if rec.profile.policies.deleted_on_device == "respect":
         old = work.records.get(key)
         fp = old.fingerprint if old is not None else ""
-        outcome.record(TargetRecord(work.mailbox, key, None, fp, None, written_at, deleted_on_device=True))
-        report.counts["deletion_respected"] += 1
+        rec.record(TargetRecord(work.mailbox, key, None, fp, None, rec.written_at, deleted_on_device=True))
+        rec.report.counts["deletion_respected"] += 1
         return []
-    create = replace(action, recover=False) if isinstance(action, Create) else (
-        work.recreate(key) if work.recreate is not None else None)
     if create is None:
-        outcome.forget(work.mailbox, key)
-        report.counts["forgotten"] += 1
+        rec.forget(work.mailbox, key)
+        rec.report.counts["forgotten"] += 1
         return []
-    outcome.record(TargetRecord(work.mailbox, key, None, "", None, written_at))
-    report.counts["recreated"] += 1
+    rec.record(TargetRecord(work.mailbox, key, None, "", None, rec.written_at))
+    rec.report.counts["recreated"] += 1
     return [_create_write(work, contact_url(work.mailbox, work.folder_id), create)]
 
 
-def _drop_record(outcome: _Outcome, profile: Profile, work: TargetWork, action: Delete) -> None:
+def _delete(prep: _Prepared, action: Delete) -> None:
+    """DELETE the contact; without a contact id, every contact carrying the source's tag (none: forget it)."""
+    if action.contact_id:
+        prep.write("DELETE", action.contact_id, action, _deleted)
+        return
+    ids = [str(c["id"]) for c in prep.found.get(action.source_key, [])]
+    if not ids:
+        prep.forget(action.source_key)
+    for contact_id in ids:
+        prep.write("DELETE", contact_id, replace(action, contact_id=contact_id), _deleted)
+
+
+def _deleted(rec: _Recorder, item: _Write[Delete], result: BatchResult) -> list[_Write[Any]]:
+    if not result.ok and result.status != 404:
+        rec.failed(item, result)
+        return []
+    # Deleted, or already gone: the goal is reached. A record naming another contact stays (this was a duplicate).
+    work, action = item.work, item.action
     record = work.records.get(action.source_key)
     if record is None or record.contact_id in (None, action.contact_id):
-        outcome.forget(work.mailbox, action.source_key)
+        rec.forget(work.mailbox, action.source_key)
+    rec.report.counts["deleted" if result.ok else "already_deleted"] += 1
+    return []
 
 
-def _failed(outcome: _Outcome, profile: Profile, item: _Write, result: BatchResult, report: ExecReport) -> None:
-    """A write that did not succeed: keep an in-flight record only if the create may have happened."""
-    error = result.error
-    code = getattr(error, "code", "") or str(result.status)
-    key = getattr(item.action, "source_key", getattr(item.action, "contact_id", "?"))
-    in_doubt = result.status == 0 or isinstance(error, MaybeApplied | TransientError) or result.status >= 500
-    if item.intent and not in_doubt:
-        outcome.forget(item.work.mailbox, key)
-    report.counts["failed"] += 1
-    report.errors.append(f"{item.work.mailbox} {key}: {result.status} {code} (request-id {result.request_id})")
-    log.warning("profile %s: %s to mailbox %s failed: %s %s (request-id %s)", profile.name,
-                item.method, item.work.mailbox, result.status, code, result.request_id)
+def _foreign_deleted(rec: _Recorder, item: _Write[DeleteForeign], result: BatchResult) -> list[_Write[Any]]:
+    if result.ok:
+        rec.report.counts["foreign_deleted"] += 1
+    else:
+        rec.failed(item, result)
+    return []
+
+
+def _record(prep: _Prepared, action: Record) -> None:
+    """No Graph call: the record as the plan says, keeping when it was written and its photo."""
+    old = prep.work.records.get(action.source_key)
+    prep.records.append(TargetRecord(
+        prep.work.mailbox, action.source_key, action.contact_id, action.fingerprint, action.change_key,
+        old.written_at if old is not None else prep.written_at, old.photo_etag if old is not None else None,
+        deleted_on_device=action.deleted_on_device))
+    prep.report.counts["recorded"] += 1
+
+
+def _body(result: BatchResult) -> dict[str, Any]:
+    return result.body if isinstance(result.body, dict) else {}

@@ -22,9 +22,10 @@ from sync_core.state import docs
 from sync_core.state.base import Lease, StateStore
 from sync_core.state.leases import Heartbeat, describe_lease
 
-from .executor import ExecReport, TargetWork, execute
+from .executor import execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
 from .runtime import PushMessage, Runtime
+from .target_work import ExecReport, TargetWork
 
 log = logging.getLogger("galsync.push")
 

@@ -18,6 +18,8 @@ from sync_core.service.runtime import PushMessage
 SYNC_SOURCE_QUEUE = "sync-source"
 PUSH_TARGETS_QUEUE = "push-targets"
 POISON_SUFFIX = "-poison"  # the Functions host moves a message here after maxDequeueCount failed tries
+SYNC_SOURCE_POISON_QUEUE = SYNC_SOURCE_QUEUE + POISON_SUFFIX
+PUSH_TARGETS_POISON_QUEUE = PUSH_TARGETS_QUEUE + POISON_SUFFIX
 MAX_MESSAGE_CHARS = 64 * 1024  # Azure Storage's limit on one queue message
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
 _SUBSCRIPTION_ID = re.compile(r"[A-Za-z0-9-]{1,64}")  # Graph subscription ids are GUIDs; they go in URLs

@@ -18,7 +18,6 @@ from sync_core.state.base import StateMismatch
 
 from . import poison
 from .doctor import doctor
-from .executor import ExecReport
 from .groups import GroupConfigError
 from .push import push_targets
 from .queue_messages import (
@@ -37,6 +36,7 @@ from .runtime import PushMessage, Runtime
 from .state_identity import claim_state
 from .subscriptions import SubscriptionsReport, ensure_subscriptions, handle_lifecycle
 from .sync import sync_profile
+from .target_work import ExecReport
 
 log = logging.getLogger("galsync.queue")
 

@@ -32,10 +32,11 @@ from sync_core.state import docs
 from sync_core.state.leases import Heartbeat, LeaseLost
 
 from . import photos
-from .executor import ExecReport, TargetWork, contact_url, execute
+from .executor import contact_url, execute
 from .folders import FolderConflict
 from .push import TARGET_LEASE_SECONDS, target_lease, with_folder
 from .runtime import Runtime, new_run_id
+from .target_work import ExecReport, TargetWork
 
 log = logging.getLogger("galsync.reconcile")
 

@@ -35,12 +35,12 @@ from sync_core.state.leases import run_exclusively
 from . import groups as group_watch
 from . import targets as target_set
 from .early_fill import EarlyFill
-from .executor import ExecReport
 from .folders import ensure_folders
 from .push import push_targets
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
 from .source_changes import MAX_KEYS_PER_MESSAGE, SourceChanges
 from .source_reader import SourceRead, fetch_users, read_source, removed_after_full_read
+from .target_work import ExecReport
 
 log = logging.getLogger("galsync.sync")
 

@@ -18,7 +18,6 @@ from typer.testing import CliRunner, Result
 
 from graph_emulator import GraphEmulator
 from sync_core.cli.app import app
-from sync_core.cli.emulator_command import emulator_settings
 from sync_core.settings import SETTING_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +71,7 @@ def make_cli(tmp_path: Path) -> MakeCli:
              client_secret: str | None = None) -> Cli:
         config = tmp_path / "galsync.toml"
         config.write_text(config_text, encoding="utf-8")
-        env = {**emulator_settings(g), "GALSYNC_CONFIG_PATH": str(config),
+        env = {**g.galsync_settings(), "GALSYNC_CONFIG_PATH": str(config),
                "GALSYNC_STATE": f"sqlite:{tmp_path / 'state.db'}", "GALSYNC_RETRY_MAX_SECONDS": "10"}
         if client_id is not None:
             env["GALSYNC_CLIENT_ID"] = client_id

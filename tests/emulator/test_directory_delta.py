@@ -374,3 +374,12 @@ def test_logistics_user_delta_items_validate_against_the_schema(graph: GraphEmul
     assert len(items) == len(graph.tenant.directory.users()) and pages == -(-len(items) // 20)
     for item in items:
         validate(item, "user-schema.yml", "microsoft.graph.user")
+
+
+@pytest.mark.parametrize("resource", ["users", "contacts", "groups"])
+def test_the_namespace_qualified_delta_answers_as_the_short_name(graph: GraphEmulator, resource: str) -> None:
+    s = graph.session()
+    short, _, _ = walk(s, f"{graph.base_url}/{resource}/delta")
+    qualified, delta_link, _ = walk(s, f"{graph.base_url}/{resource}/microsoft.graph.delta()")
+    assert short and sorted(i["id"] for i in qualified) == sorted(i["id"] for i in short)
+    assert f"/{resource}/delta?$deltatoken=" in delta_link

@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 import yaml
 
+from graph_emulator.changes import Change
 from graph_emulator.directory import USER_PROPERTIES, USER_RELATIONSHIPS, jpeg_size
 from graph_emulator.protocol import GraphError
 from graph_emulator.scenarios import make_jpeg
-from graph_emulator.tenant import Change, Tenant
+from graph_emulator.tenant import Tenant
 from tests.emulator.schema import OPENAPI_DIR
 
 
@@ -22,7 +23,7 @@ def tenant() -> Tenant:
 @pytest.fixture
 def changes(tenant: Tenant) -> list[Change]:
     seen: list[Change] = []
-    tenant.add_listener(seen.append)
+    tenant.changes.add_listener(seen.append)
     return seen
 
 

@@ -74,6 +74,7 @@ def test_four_shared_mailboxes_each_the_address_book_of_25_driver_phones(
         user = tenant.directory.get_user(info["id"])
         assert user and user["displayName"] == name and user["accountEnabled"] is False
         assert user["assignedLicenses"] == [] and user["mail"] == info["mail"]
+        assert user["userPrincipalName"] == f"trucks.{info['depot'].lower()}@northwind.example"  # as the config
         assert tenant.directory.has_mailbox(info["id"])
         assert tenant.mailboxes.purpose(info["id"]) == "shared"
         assert len(info["phones"]) == 25 and info["phones"] == ids["drivers_by_depot"][info["depot"]]

@@ -15,7 +15,6 @@ import pytest
 
 import function_app
 from graph_emulator import GraphEmulator
-from sync_core.cli.emulator_command import emulator_settings as cli_emulator_settings
 from sync_core.service.runtime import Runtime
 from tests.azurite import Azurite
 from tests.functions.functions_host import FunctionsHost, HttpsFront
@@ -78,7 +77,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, azurite: Azurite,
 
 def emulator_settings(g: GraphEmulator) -> dict[str, str]:
     """The settings that point galsync at the emulator, as an admin would set them."""
-    return {**cli_emulator_settings(g), "GALSYNC_RETRY_MAX_SECONDS": "20"}
+    return {**g.galsync_settings(), "GALSYNC_RETRY_MAX_SECONDS": "20"}
 
 
 @pytest.fixture

@@ -38,13 +38,7 @@ def make_client(g: GraphEmulator, retry: RetryPolicy = FAST_RETRY, **kw: Any) ->
 def settings_for(g: GraphEmulator, **env: str) -> Settings:
     """Settings as the function app would read them, pointed at the emulator (client secret by default)."""
     base = {
-        "GALSYNC_AUTH_MODE": "client_secret",
-        "GALSYNC_TENANT_ID": g.tenant_id,
-        "GALSYNC_CLIENT_ID": g.client_id,
-        "GALSYNC_CLIENT_SECRET": g.client_secret,
-        "GALSYNC_AUTHORITY_HOST": g.url,
-        "GALSYNC_GRAPH_BASE_URL": g.base_url,
-        "GALSYNC_GRAPH_CA_BUNDLE": g.ca_file,
+        **g.galsync_settings(),
         "GALSYNC_RETRY_MAX_ATTEMPTS": "4",
         "GALSYNC_RETRY_MAX_SECONDS": "20",
     }

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from graph_emulator import GraphEmulator
-from sync_core.graph import BatchRequest, GraphClient, NotFound, RetryPolicy, Throttled, TransientError
+from sync_core.graph import (
+    BadRequest,
+    BatchRequest,
+    GraphClient,
+    MaybeApplied,
+    NotFound,
+    RetryPolicy,
+    Throttled,
+    TransientError,
+)
 
 from .support import Mailbox, add_mailbox, make_client
 
@@ -121,11 +130,45 @@ def test_a_batch_whose_answer_was_lost_reports_writes_and_repeats_reads(
             BatchRequest("GET", f"/users/{mailbox.user_id}/mailboxSettings/userPurpose"),
         ]
     )
-    from sync_core.graph import MaybeApplied
-
-    assert isinstance(results[0].error, MaybeApplied)
-    assert results[1].ok
+    assert isinstance(results[0].error, MaybeApplied) and results[0].in_doubt
+    assert results[1].ok and not results[1].in_doubt
     assert _stored(emu, mailbox) == ["Maybe"]  # applied once, never repeated
+
+
+# ---- which failed writes may have been applied (BatchResult.in_doubt) ----------------------------------------
+
+
+def test_a_create_that_timed_out_is_in_doubt_and_not_repeated(
+    emu: GraphEmulator, client: GraphClient, mailbox: Mailbox
+) -> None:
+    emu.faults.fail_next(1, 504, route=POST_CONTACT)
+    results = client.batch(_creates(mailbox, 2))
+    [timed_out] = [r for r in results if not r.ok]
+    assert timed_out.status == 504 and isinstance(timed_out.error, MaybeApplied) and timed_out.in_doubt
+    assert [r.in_doubt for r in results if r.ok] == [False]
+    assert emu.log.count(route=CONTACTS) == 2  # a write that may have landed is never sent again blindly
+
+
+def test_a_create_still_unavailable_past_the_retry_bound_is_in_doubt(emu: GraphEmulator, mailbox: Mailbox) -> None:
+    client = make_client(emu, retry=RetryPolicy(max_attempts=2, max_seconds=10, backoff_base=0.01))
+    emu.faults.fail_next(2, 503, route=POST_CONTACT)
+    [result] = client.batch(_creates(mailbox, 1))
+    assert isinstance(result.error, TransientError) and result.status == 503 and result.in_doubt
+    assert emu.log.count(route=CONTACTS) == 2
+
+
+def test_writes_graph_refused_are_not_in_doubt(emu: GraphEmulator, mailbox: Mailbox) -> None:
+    client = make_client(emu, retry=RetryPolicy(max_attempts=1, max_seconds=10))
+    refused, throttled = add_mailbox(emu, "Refused"), add_mailbox(emu, "Throttled")
+    emu.faults.fail_next(1, 400, route=POST_CONTACT, mailbox=refused.user_id)
+    emu.faults.fail_next(1, 429, retry_after=0.01, route=POST_CONTACT, mailbox=throttled.user_id)
+    ghost = f"{mailbox.contacts}/AAMkAGVmMDEzMTM4LTZmYWUtNDdkNC1hMDZiLTU1OGY5OTZhYmY4OABGAAA="
+    results = client.batch(
+        [*_creates(refused, 1), *_creates(throttled, 1), BatchRequest("PATCH", ghost, body={"displayName": "Ghost"})]
+    )
+    assert [type(r.error) for r in results] == [BadRequest, Throttled, NotFound]
+    assert [r.in_doubt for r in results] == [False, False, False]
+    assert _stored(emu, refused) == [] and _stored(emu, throttled) == []
 
 
 def test_batches_spread_over_mailboxes(emu: GraphEmulator, client: GraphClient) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from graph_emulator import GraphEmulator
-from sync_core.cli.emulator_command import emulator_settings
 from sync_core.core.profile import parse_config
 from sync_core.service.runtime import Runtime
 from sync_core.settings import Settings
@@ -30,7 +29,7 @@ groups = ["Phones"]
 
 def emulator_env(g: GraphEmulator, state: str) -> dict[str, str]:
     """The settings galsync needs to talk to this emulator (as an admin would export them)."""
-    return {**emulator_settings(g), "GALSYNC_STATE": state, "GALSYNC_RETRY_MAX_SECONDS": "20"}
+    return {**g.galsync_settings(), "GALSYNC_STATE": state, "GALSYNC_RETRY_MAX_SECONDS": "20"}
 
 
 MakeRuntime = Callable[..., Runtime]

@@ -1,0 +1,42 @@
+"""The work a push hands the executor for each target folder, and the report of what it did.
+
+Planning (sync, reconcile) builds `TargetWork`; the executor and the photo writer carry it out and add to one
+`ExecReport`, which the run's report, its history and the command line read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sync_core.core.actions import Action, Create
+from sync_core.core.records import TargetRecord
+
+
+@dataclass
+class TargetWork:
+    """The actions for one target folder, with the records they were planned from."""
+
+    mailbox: str
+    folder_id: str
+    actions: Sequence[Action]
+    records: Mapping[str, TargetRecord]
+    # The Create that brings back a contact deleted on a phone (for an Update that came back 404).
+    recreate: Callable[[str], Create | None] | None = None
+
+
+@dataclass
+class ExecReport:
+    """What a push did; counts only (no contact data), for logs, run history and tests."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)  # "mailbox key: status code (request-id)"
+
+    @property
+    def writes(self) -> int:
+        return sum(self.counts[k] for k in ("created", "updated", "deleted", "adopted", "foreign_deleted"))
+
+    def merge(self, other: ExecReport) -> None:
+        self.counts.update(other.counts)
+        self.errors += other.errors
