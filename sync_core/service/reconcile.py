@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ from sync_core.core.sources import DesiredContact, merge_sources, source_key_pre
 from sync_core.core.tags import CONTACT_TAG_EXPAND, contact_tag_value, parse_contact_tag
 from sync_core.graph import DeltaTokenExpired, GraphClient, GraphError, NotFound
 from sync_core.state import docs
+from sync_core.state.leases import Heartbeat, LeaseLost
 
 from . import photos
 from .executor import contact_url, execute
@@ -73,22 +74,20 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) 
         if not target.active:
             continue
         report.targets += 1
-        lease = target_lease(profile, mailbox)
-        if not dry_run and not rt.store.acquire_lease(lease, rt.owner, TARGET_LEASE_SECONDS):
-            report.busy += 1
-            continue
-        try:
-            _reconcile_target(rt, profile, target, desired, report)
-        except FolderConflict as exc:
-            report.errors.append(str(exc))
-        except (GraphError, docs.DocumentError) as exc:
-            # One mailbox failing (throttled past the retry bounds, deleted before the sync noticed, or its
-            # stored foreign list damaged) is recorded and the other targets are still reconciled (I10).
-            report.errors.append(f"mailbox {mailbox}: {exc}")
-            log.warning("profile %s: reconcile of mailbox %s failed: %s", profile.name, mailbox, exc)
-        finally:
-            if not dry_run:
-                rt.store.release_lease(lease, rt.owner)
+        with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
+            if not dry_run and not beat.take(target_lease(profile, mailbox)):
+                report.busy += 1
+                continue
+            try:
+                _reconcile_target(rt, profile, target, desired, report, beat.held)
+            except FolderConflict as exc:
+                report.errors.append(str(exc))
+            except (GraphError, docs.DocumentError, LeaseLost) as exc:
+                # One mailbox failing (throttled past the retry bounds, deleted before the sync noticed, its
+                # stored foreign list damaged, or its lease lost) is recorded and the other targets are still
+                # reconciled (I10).
+                report.errors.append(f"mailbox {mailbox}: {exc}")
+                log.warning("profile %s: reconcile of mailbox %s failed: %s", profile.name, mailbox, exc)
     after = rt.client.stats.snapshot()
     report.requests = sum(after.values()) - sum(before.values()) if after else 0
     if not dry_run:
@@ -110,7 +109,7 @@ def _desired(rt: Runtime, profile: Profile) -> dict[str, DesiredContact]:
 
 
 def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Mapping[str, DesiredContact],
-                      report: ReconcileReport) -> None:
+                      report: ReconcileReport, held: Callable[[], bool]) -> None:
     store, client = rt.store, rt.client
     if not target.folder_id:
         if report.dry_run:
@@ -152,7 +151,7 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
     if report.dry_run:
         return
     repairs = execute(client, store, profile, [TargetWork(target.mailbox, folder_id, actions, records, None)],
-                      rt.now_iso) if actions else ExecReport()
+                      rt.now_iso, held) if actions else ExecReport()
     report.exec.merge(repairs)
     docs.write(store, foreign_key, docs.Foreign(rt.now_iso(), target.purpose, tuple(foreign)))
     # A repair that failed keeps the old link: the next reconcile sees that drift again (found by the chaos
