@@ -11,7 +11,9 @@ sync_profile, under the profile's lease (a burst of triggers runs once more, not
      source records, then the delta links; then fan out; then drop the outbox. A crash anywhere replays
      the outbox on the next run, and every push is idempotent, so nothing is lost and nothing duplicated.
 push_targets, per chunk of target mailboxes: plan each target against its records (pure planner) and apply
-all plans in one `$batch` stream (executor). An unchanged contact costs nothing (I4).
+all plans in one `$batch` stream (executor). An unchanged contact costs nothing (I4). A fill of a target with
+no records, into a folder this run did not make, first adopts what galsync's tag marks as its own there
+(adoption.py), so a lost state store never doubles a phone's contacts (I9).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from sync_core.state.leases import run_exclusively
 
 from . import groups as group_watch
 from . import targets as target_set
+from .adoption import adopt
 from .early_fill import EarlyFill
 from .executor import ExecReport, TargetWork, execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
@@ -297,7 +300,7 @@ def _resolve_targets(rt: Runtime, profile: Profile, members: Mapping[str, Iterab
     if dry_run or not tchanges.new:
         return tchanges
     try:
-        folders = ensure_folders(rt.client, profile, list(tchanges.new))
+        folders = ensure_folders(rt.client, profile, list(tchanges.new), made=tchanges.new_folders)
     except GraphError as exc:
         log.info("profile %s: managed folders left to the push (%s)", profile.name, type(exc).__name__)
         return tchanges
@@ -328,7 +331,8 @@ def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, tchanges: target_set
     if changed_keys is None or changed_keys:
         keys = None if changed_keys is None else tuple(sorted(changed_keys))
         messages += [PushMessage(profile.name, tuple(c), keys, "changes", run_id) for c in _chunks(existing, size)]
-    messages += [PushMessage(profile.name, tuple(c), None, "changes", run_id)
+    messages += [PushMessage(profile.name, tuple(c), None, "changes", run_id,
+                             new_folders=tuple(m for m in c if m in tchanges.new_folders))
                  for c in _chunks(sorted(m for m in fill if m in tchanges.active and m not in filled_early), size)]
     messages += [PushMessage(profile.name, tuple(c), None, "remove", run_id)
                  for c in _chunks(sorted(removed_targets), size)]
@@ -370,8 +374,7 @@ def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Tar
         (held if store.acquire_lease(_target_lease(profile, mailbox), rt.owner, TARGET_LEASE_SECONDS)
          else busy).append(mailbox)
     try:
-        report = _push_held(rt, profile, PushMessage(message.profile, tuple(held), message.keys, message.mode,
-                                                      message.run_id), targets)
+        report = _push_held(rt, profile, replace(message, mailboxes=tuple(held)), targets)
     finally:
         for mailbox in held:
             store.release_lease(_target_lease(profile, mailbox), rt.owner)
@@ -398,10 +401,15 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
     report = ExecReport()
     active = [targets[m] for m in message.mailboxes if m in targets and targets[m].active]
     shared = SharedCreates(profile)  # a contact's create is the same for every target of the push
-    for target in _with_folders(rt, profile, active, report):
+    known_empty = set(message.new_folders)  # folders made in this run
+    for target in _with_folders(rt, profile, active, report, made=known_empty):
         mailbox = target.mailbox
         records = store.get_target_records(profile.name, mailbox, wanted_keys)
-        actions = plan_target(mailbox, want, previous, records, profile, shared)
+        if wanted_keys is None and not records and mailbox not in known_empty:
+            # A fill with nothing recorded, into a folder that may hold galsync's contacts (lost state).
+            actions = adopt(client, profile, mailbox, target.folder_id or "", want, report)
+        else:
+            actions = plan_target(mailbox, want, previous, records, profile, shared)
         works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
     report.merge(execute(client, store, profile, works, rt.now_iso))
     log.info("profile %s: push %s to %d mailbox(es): %s", profile.name, message.run_id, len(works),
@@ -449,11 +457,13 @@ def _recreator(profile: Profile, desired: Mapping[str, DesiredContact]) -> Any:
     return recreate
 
 
-def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport) -> list[Target]:
-    """The targets with their managed folder, found or created in `$batch` calls for those that have none yet;
-    a target whose folder name is taken by a foreign folder is reported and left out."""
+def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport,
+                  made: set[str] | None = None) -> list[Target]:
+    """The targets with their managed folder, found or created in `$batch` calls for those that have none yet
+    (`made` collects the mailboxes whose folder was created here); a target whose folder name is taken by a
+    foreign folder is reported and left out."""
     missing = [t for t in targets if not t.folder_id]
-    found = ensure_folders(rt.client, profile, [t.mailbox for t in missing]) if missing else {}
+    found = ensure_folders(rt.client, profile, [t.mailbox for t in missing], made=made) if missing else {}
     out: list[Target] = []
     for target in targets:
         folder = found.get(target.mailbox, target.folder_id)
