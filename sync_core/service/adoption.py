@@ -4,7 +4,7 @@ The mailbox is the truth and the state store a cache (I9). A store that is empty
 still hold what galsync wrote (the command line run in another folder, a move from a SQLite trial to Table
 Storage, a recreated storage account, a mailbox back among the targets after policy "keep") would otherwise
 have every contact created a second time. So a push that fills a target with no records, into a folder that
-existed before this run, first lists that folder once (folder_listing.py) and lets drift.classify decide, as
+existed before this run, first lists that folder once (folder_listing.py) and lets drift.adoption decide, as
 the nightly reconcile would with no records:
 - a contact tagged for a desired source of this profile is adopted: recorded as it is when galsync's fields
   are as desired (no write), else updated (only the differing fields, plus displayName);
@@ -27,8 +27,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from sync_core.core.actions import Action, DeleteForeign, Record, Update
-from sync_core.core.drift import ObservedContact, classify
+from sync_core.core.actions import Action, Record, Update
+from sync_core.core.drift import ObservedContact, adoption
 from sync_core.core.profile import Profile
 from sync_core.core.sources import DesiredContact
 from sync_core.graph import GraphClient, NotFound
@@ -60,10 +60,10 @@ def adopt(client: GraphClient, profile: Profile, mailbox: str, folder_id: str,
         report.errors.append(f"{mailbox}: the managed folder is gone (404), nothing adopted or written")
         log.warning("profile %s: managed folder of mailbox %s not found; nothing adopted", profile.name, mailbox)
         return []
-    drift = classify({}, observed, desired, profile)
+    drift = adoption(observed, desired, profile)
     matched = sum(isinstance(a, Record | Update) for a in drift.orphans)
     report.counts[MATCHED] += matched
     log.info("profile %s: mailbox %s had no records: %d contact(s) listed, %d adopted, %d duplicate(s), "
              "%d missing, %d foreign left alone", profile.name, mailbox, len(observed), matched,
              len(drift.duplicates), len(drift.missing), len(drift.foreign))
-    return [a for a in drift.actions() if not isinstance(a, DeleteForeign)]
+    return drift.actions()
