@@ -18,6 +18,7 @@ import pytest
 
 from graph_emulator import GraphEmulator
 from sync_core.core.tags import contact_tag_properties, read_contact_tag
+from sync_core.service.reconcile import reconcile_profile
 from sync_core.service.runtime import Runtime
 from sync_core.service.sync import InlineFanOut, SyncReport, sync_profile
 from tests.azurite import Azurite
@@ -197,3 +198,40 @@ def test_moving_from_sqlite_to_table_storage_adopts_what_the_trial_wrote(
     for mailbox in users[:PHONES]:
         assert tags(g, mailbox) == ours(users)
         assert len(rt.store.get_target_records("Small", mailbox)) == USERS
+
+
+def test_a_create_in_doubt_is_recovered_without_touching_another_profiles_or_a_same_name_contact(
+    tenant: tuple[GraphEmulator, list[str]], make_runtime: MakeRuntime, tmp_path: Path
+) -> None:
+    """I1 on the recovery listing (the one adoption shares): a create whose answer was lost is looked for by
+    its tag, and only this profile's tag counts. Another profile's contact for the same person, and a contact
+    a phone saved under the same name, are never adopted, updated or deleted."""
+    g, users = tenant
+    rt = make_runtime(g, CONFIG, state=f"sqlite:{tmp_path / 'state.db'}")
+    sync(rt)
+    reconcile_profile(rt, "Small")  # the first night reads each folder in full
+    north, colleague = users[0], users[1]
+    key = f"user:{colleague}"
+    original = contact_of(g, north, key)
+    g.tenant.mailboxes.phone_delete_contact(north, original["id"])
+    folder = folder_of(g, north)
+    saved = {c["id"]: c for c in (
+        g.tenant.mailboxes.create_contact(north, {"displayName": original["displayName"],
+                                                  "singleValueExtendedProperties": contact_tag_properties(
+                                                      OTHER_PROFILE, key)}, folder_id=folder),
+        g.tenant.mailboxes.phone_create_contact(north, {"displayName": original["displayName"]}, folder_id=folder),
+    )}
+    g.faults.fail_next(1, 504, route=f"POST {CONTACTS}", mailbox=north)
+    night = reconcile_profile(rt, "Small")
+    assert night.exec.counts["failed"] == 1  # the recreate is in doubt: its in-flight record stays
+    [in_flight] = [r for r in rt.store.get_target_records("Small", north).values() if r.contact_id is None]
+    assert in_flight.source_key == key
+
+    g.tenant.directory.update_user(colleague, mobilePhone="+44 7700 900555")
+    g.log.clear()
+    assert sync(rt).outcome == "ok"
+    assert g.log.count(method="GET", route=CONTACTS, mailbox=north) == 1  # the recovery listing
+    assert g.log.count(method="POST", route=CONTACTS, mailbox=north) == 1  # none of ours found: created
+    assert contact_of(g, north, key)["mobilePhone"] == "+44 7700 900555"
+    assert_untouched(g, north, saved)
+    assert tags(g, north) == ours(users)
