@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from sync_core.core.records import Target
+from sync_core.service.adoption import MATCHED
 from sync_core.service.reconcile import ReconcileReport, reconcile_profile
 from sync_core.service.runtime import PushMessage, Runtime
 from sync_core.service.sync import InlineFanOut, SyncReport, sync_profile
@@ -99,6 +100,8 @@ def sync_json(report: SyncReport) -> dict[str, Any]:
         "push_messages": report.messages,
         "writes": {k: counts.get(k, 0) for k in ("created", "updated", "deleted", "adopted", "photos_set", "failed")},
         "write_total": report.exec.writes,
+        # Contacts galsync found already in the folders (by its tag) and took over instead of creating them.
+        "adopted": counts.get("adopted", 0) + counts.get(MATCHED, 0),
         "planned": dict(report.planned), "graph_requests": dict(report.requests),
         "errors": list(report.exec.errors[:20]),
         "held_by": None if report.holder is None else {
@@ -199,6 +202,10 @@ def _render(console: Console, kind: str, runs: list[ProfileRun], dry_run: bool) 
         columns = ["profile", "outcome", "sources changed / gone", "targets",
                    "planned" if dry_run else "contacts created / updated / deleted", "failed", "Graph requests"]
         console.print(table(f"galsync sync{' (dry run: nothing written)' if dry_run else ''}", columns, rows))
+        for r in runs:
+            if r.data.get("adopted"):
+                console.print(f"  {r.profile}: adopted {r.data['adopted']} contact(s) galsync had written before "
+                              "(found in the managed folders by its tag, not created again)")
     else:
         console.print(table(f"galsync reconcile{' (dry run: nothing written)' if dry_run else ''}",
                             ["profile", "outcome", "targets", "what the folders held", "repairs written",

@@ -35,12 +35,13 @@ from sync_core.core.fingerprint import fingerprint
 from sync_core.core.mapping import normalise_contact
 from sync_core.core.profile import Profile
 from sync_core.core.records import TargetRecord
-from sync_core.core.tags import CONTACT_TAG_EXPAND, read_contact_tag
+from sync_core.core.tags import read_contact_tag
 from sync_core.graph import BatchRequest, BatchResult, GraphClient, NotFound
 from sync_core.state.base import StateStore
 from sync_core.state.leases import LeaseLost
 
 from .contact_photos import write_photos
+from .folder_listing import contact_url, list_tagged_contacts
 from .target_work import ExecReport, TargetWork
 from .waves import run_in_waves
 
@@ -115,11 +116,6 @@ def _send(client: GraphClient, store: StateStore, recorder: _Recorder, writes: S
     return follow_up
 
 
-def contact_url(mailbox: str, folder_id: str, contact_id: str | None = None) -> str:
-    base = f"/users/{mailbox}/contactFolders/{folder_id}/contacts"
-    return base if contact_id is None else f"{base}/{contact_id}"
-
-
 def _needs_lookup(actions: Sequence[Action]) -> bool:
     return any((isinstance(a, Create) and a.recover) or (isinstance(a, Delete) and a.contact_id is None)
                for a in actions)
@@ -131,8 +127,7 @@ def _find_tagged(client: GraphClient, profile: Profile, works: Sequence[TargetWo
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for work in works:
         by_key: dict[str, list[dict[str, Any]]] = {}
-        items = client.iter_pages(contact_url(work.mailbox, work.folder_id),
-                                  params={"$select": "id,changeKey", "$expand": CONTACT_TAG_EXPAND, "$top": "1000"})
+        items = list_tagged_contacts(client, work.mailbox, work.folder_id, ("id", "changeKey"))
         try:
             for item in items:
                 tag = read_contact_tag(item)

@@ -1,7 +1,9 @@
 """`push_targets`: plan a profile's contacts for a chunk of target mailboxes and write them.
 
 Each target is planned against its own records (the pure planner), and every plan of the chunk is applied in
-one `$batch` stream (executor). An unchanged contact costs nothing (I4). Every mailbox is written under its
+one `$batch` stream (executor). An unchanged contact costs nothing (I4). A fill of a target with no records, into
+a folder this run did not make, first adopts what galsync's tag marks as its own there (adoption.py), so a lost
+state store never doubles a phone's contacts (I9). Every mailbox is written under its
 own lease (`target_lease`), which reconcile takes too, so two workers never write one mailbox at once (I2);
 a heartbeat renews the leases while the push runs, and the executor stops between write waves if they are
 lost.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from sync_core.core.actions import Create
 from sync_core.core.plan import SharedCreates, create_action, plan_removed_target, plan_target
@@ -22,6 +25,7 @@ from sync_core.state import docs
 from sync_core.state.base import Lease, StateStore
 from sync_core.state.leases import Heartbeat, describe_lease
 
+from .adoption import adopt
 from .executor import execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
 from .runtime import PushMessage, Runtime
@@ -58,8 +62,7 @@ def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Tar
     with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
         for mailbox in message.mailboxes:
             (held if beat.take(target_lease(profile, mailbox)) else busy).append(mailbox)
-        report = _push_held(rt, profile, PushMessage(message.profile, tuple(held), message.keys, message.mode,
-                                                      message.run_id), targets, beat.held)
+        report = _push_held(rt, profile, replace(message, mailboxes=tuple(held)), targets, beat.held)
     if busy:
         raise TargetsBusy(profile.name, busy, rt.store.get_lease(target_lease(profile, busy[0])))
     return report
@@ -94,10 +97,15 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
     report = ExecReport()
     active = [targets[m] for m in message.mailboxes if m in targets and targets[m].active]
     shared = SharedCreates(profile)  # a contact's create is the same for every target of the push
-    for target in _with_folders(rt, profile, active, report):
+    known_empty = set(message.new_folders)  # folders made in this run
+    for target in _with_folders(rt, profile, active, report, made=known_empty):
         mailbox = target.mailbox
         records = store.get_target_records(profile.name, mailbox, wanted_keys)
-        actions = plan_target(mailbox, want, previous, records, profile, shared)
+        if wanted_keys is None and not records and mailbox not in known_empty:
+            # A fill with nothing recorded, into a folder that may hold galsync's contacts (lost state).
+            actions = adopt(client, profile, mailbox, target.folder_id or "", want, report)
+        else:
+            actions = plan_target(mailbox, want, previous, records, profile, shared)
         works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
     report.merge(execute(client, store, profile, works, rt.now_iso, held))
     log.info("profile %s: push %s to %d mailbox(es): %s", profile.name, message.run_id, len(works),
@@ -145,11 +153,13 @@ def _recreator(profile: Profile, desired: Mapping[str, DesiredContact]) -> Calla
     return recreate
 
 
-def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport) -> list[Target]:
-    """The targets with their managed folder, found or created in `$batch` calls for those that have none yet;
-    a target whose folder name is taken by a foreign folder is reported and left out."""
+def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport,
+                  made: set[str] | None = None) -> list[Target]:
+    """The targets with their managed folder, found or created in `$batch` calls for those that have none yet
+    (`made` collects the mailboxes whose folder was created here); a target whose folder name is taken by a
+    foreign folder is reported and left out."""
     missing = [t for t in targets if not t.folder_id]
-    found = ensure_folders(rt.client, profile, [t.mailbox for t in missing]) if missing else {}
+    found = ensure_folders(rt.client, profile, [t.mailbox for t in missing], made=made) if missing else {}
     out: list[Target] = []
     for target in targets:
         folder = found.get(target.mailbox, target.folder_id)

@@ -3,7 +3,9 @@
 Per target, the managed folder is read with contact delta (in full the first time, then only what changed),
 so a night with no drift costs about one request per target. What delta shows is classified (drift.py):
 - a contact galsync wrote whose changeKey is the one it recorded: our own write, intact;
-- a recorded contact with another changeKey: edited on a device: galsync's fields are put back per policy;
+- a recorded contact with another changeKey: edited on a device: read once more with galsync's hidden tag
+  (a phone that saves back its own copy strips it), then galsync's fields, and the tag if it is gone, are
+  put back per policy; it stays galsync's, never foreign;
 - a recorded contact reported removed: deleted on a device: re-created or respected per policy;
 - an unknown contact: read once with galsync's hidden tag: ours (a duplicate or an orphan from a crash) or
   foreign (saved on a phone): foreign contacts are never touched under policy "report" (I1), and are listed
@@ -32,7 +34,8 @@ from sync_core.state import docs
 from sync_core.state.leases import Heartbeat, LeaseLost
 
 from . import photos
-from .executor import contact_url, execute
+from .executor import execute
+from .folder_listing import contact_url
 from .folders import FolderConflict
 from .push import TARGET_LEASE_SECONDS, target_lease, with_folder
 from .runtime import Runtime, new_run_id
@@ -128,12 +131,19 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
         removed_ids |= set(by_id) - {str(item["id"]) for item in seen}
     observed: list[ObservedContact] = []
     for item in seen:
-        record = by_id.get(str(item["id"]))
-        if record is None:
-            item = _read_tagged(client, target.mailbox, folder_id, str(item["id"])) or item
-            observed.append(ObservedContact.from_graph(item))
-        else:
+        contact_id = str(item["id"])
+        record = by_id.get(contact_id)
+        if record is not None and item.get("changeKey") == record.change_key:
+            # As galsync last wrote it, tag included.
             observed.append(_observed(item, contact_tag_value(profile.name, record.source_key)))
+            continue
+        # Unknown, or changed outside galsync (a phone that saves back its own copy strips the tag): read it
+        # again with its tag, which delta cannot expand.
+        read = _read_tagged(client, target.mailbox, folder_id, contact_id)
+        if read is None and record is not None:  # gone since delta listed it: the next night sees it removed
+            observed.append(_observed(item, contact_tag_value(profile.name, record.source_key)))
+        else:
+            observed.append(ObservedContact.from_graph(read or item))
     subset = _keys_in_view(profile, by_id, observed, removed_ids)
     drift = _classify(profile, records, subset, observed, removed_ids, desired)
     rest = plan_target(target.mailbox, {k: d for k, d in desired.items() if k not in subset}, {},
@@ -219,7 +229,9 @@ def _keys_in_view(profile: Profile, by_id: Mapping[str, TargetRecord], observed:
     keys = {by_id[i].source_key for i in removed_ids if i in by_id}
     for contact in observed:
         tag = parse_contact_tag(contact.tag)
-        if tag is not None and tag.profile == profile.name:
+        if contact.contact_id in by_id:
+            keys.add(by_id[contact.contact_id].source_key)  # galsync's by its record, whatever its tag says
+        elif tag is not None and tag.profile == profile.name:
             keys.add(tag.source_key)
     return keys
 

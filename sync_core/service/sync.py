@@ -330,7 +330,7 @@ def _resolve_targets(rt: Runtime, profile: Profile, members: Mapping[str, Iterab
     if dry_run or not tchanges.new:
         return tchanges
     try:
-        folders = ensure_folders(rt.client, profile, list(tchanges.new))
+        folders = ensure_folders(rt.client, profile, list(tchanges.new), made=tchanges.new_folders)
     except GraphError as exc:
         log.info("profile %s: managed folders left to the push (%s)", profile.name, type(exc).__name__)
         return tchanges
@@ -360,7 +360,8 @@ def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, rep
     if found.changed_keys is None or found.changed_keys:
         keys = None if found.changed_keys is None else tuple(sorted(found.changed_keys))
         messages += [PushMessage(profile.name, tuple(c), keys, "changes", run_id) for c in _chunks(existing, size)]
-    messages += [PushMessage(profile.name, tuple(c), None, "changes", run_id)
+    messages += [PushMessage(profile.name, tuple(c), None, "changes", run_id,
+                             new_folders=tuple(m for m in c if m in found.targets.new_folders))
                  for c in _chunks(sorted(m for m in fill if m in active and m not in found.filled_early), size)]
     messages += [PushMessage(profile.name, tuple(c), None, "remove", run_id)
                  for c in _chunks(sorted(found.removed_targets), size)]

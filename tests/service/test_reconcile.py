@@ -202,3 +202,25 @@ def test_a_reconcile_that_lost_a_mailbox_lease_stops_its_repairs_there_and_the_n
     again = reconcile_profile(rt, "Dispatch")
     assert again.errors == [] and recreated() == 100 - WAVE_PER_MAILBOX
     assert len(graph.tenant.mailboxes.contacts(truck, folder)) == 100
+
+
+@pytest.mark.parametrize("edit", [{"personalNotes": "saved back by the phone"}, {"mobilePhone": "+33 7 99 99 99 99"}],
+                         ids=["own-field", "galsync-field"])
+def test_a_contact_whose_tag_a_phone_stripped_is_galsyncs_counted_once_as_edited_and_retagged(
+    graph: GraphEmulator, make_runtime: MakeRuntime, edit: dict[str, str]
+) -> None:
+    """A contact whose id galsync recorded is galsync's, whatever became of its hidden tag: the repair puts the
+    tag back (so a lost state adopts it later, and `explain` tells its story), and it is never foreign."""
+    rt, truck, folder = filled(graph, make_runtime)
+    key = f"user:{graph.scenario['drivers'][4]}"
+    contact = contact_for(graph, truck, folder, key)
+    graph.tenant.mailboxes.phone_update_contact(truck, contact["id"], edit, strips_hidden_properties=True)
+    report = reconcile_profile(rt, "Dispatch")
+    assert report.drift["edited"] == 1 and report.drift["foreign"] == 0 and report.foreign[truck] == []
+    assert graph.log.count(method="PATCH", via_batch=True) == 1 and writes(graph) == 1
+    repaired = contact_for(graph, truck, folder, key)  # tagged again, for this source, and the same contact
+    assert repaired["id"] == contact["id"] and repaired["mobilePhone"] == contact["mobilePhone"]
+    assert repaired.get("personalNotes") == edit.get("personalNotes")  # the phone's own field stays
+    graph.log.clear()
+    again = reconcile_profile(rt, "Dispatch")
+    assert writes(graph) == 0 and again.drift["edited"] == 0  # the repair is not drift the next night
