@@ -1,16 +1,20 @@
 """`push_targets`: plan a profile's contacts for a chunk of target mailboxes and write them.
 
 Each target is planned against its own records (the pure planner), and every plan of the chunk is applied in
-one `$batch` stream (executor). An unchanged contact costs nothing (I4). Every mailbox is written under its
-own lease (`target_lease`), which reconcile takes too, so two workers never write one mailbox at once (I2).
-A mailbox that refuses fails alone, and a managed folder its owner deleted is made again and filled in the
-same push (mailbox_checks.py).
+one `$batch` stream (executor). An unchanged contact costs nothing (I4). A fill of a target with no records, into
+a folder this run did not make, first adopts what galsync's tag marks as its own there (adoption.py), so a lost
+state store never doubles a phone's contacts (I9). Every mailbox is written under its
+own lease (`target_lease`), which reconcile takes too, so two workers never write one mailbox at once (I2);
+a heartbeat renews the leases while the push runs, and the executor stops between write waves if they are
+lost. A mailbox that refuses fails alone, and a managed folder its owner deleted is made again and filled in
+the same push (mailbox_checks.py).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from sync_core.core.actions import Create
 from sync_core.core.plan import SharedCreates, create_action, plan_removed_target, plan_target
@@ -18,9 +22,12 @@ from sync_core.core.profile import Profile
 from sync_core.core.records import SourceRecord, Target
 from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
 from sync_core.graph import GraphError
+from sync_core.settings import LEASE_SECONDS
 from sync_core.state import docs
-from sync_core.state.base import StateStore
+from sync_core.state.base import Lease, StateStore
+from sync_core.state.leases import Heartbeat, describe_lease
 
+from .adoption import adopt
 from .executor import execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
 from .mailbox_checks import MailboxChecks
@@ -29,15 +36,17 @@ from .target_work import ExecReport, TargetWork
 
 log = logging.getLogger("galsync.push")
 
-TARGET_LEASE_SECONDS = 10 * 60
+TARGET_LEASE_SECONDS = LEASE_SECONDS
 
 
 class TargetsBusy(RuntimeError):
     """Another worker is writing to these target mailboxes; the push must be retried later (queue retry)."""
 
-    def __init__(self, profile: str, mailboxes: list[str]) -> None:
+    def __init__(self, profile: str, mailboxes: list[str], holder: Lease | None = None) -> None:
+        held = f"; {describe_lease(holder)}" if holder is not None else ""
         super().__init__(f"profile {profile}: {len(mailboxes)} target mailbox(es) are being written by another "
-                         f"worker ({', '.join(mailboxes[:3])}{', ...' if len(mailboxes) > 3 else ''}); retry later")
+                         f"worker ({', '.join(mailboxes[:3])}{', ...' if len(mailboxes) > 3 else ''}{held}); "
+                         "retry later")
         self.mailboxes = mailboxes
 
 
@@ -51,20 +60,14 @@ def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Tar
     the message, and a retried push of an up-to-date mailbox writes nothing.
     """
     profile = rt.config.profile(message.profile)
-    store = rt.store
     held: list[str] = []
     busy: list[str] = []
-    for mailbox in message.mailboxes:
-        (held if store.acquire_lease(target_lease(profile, mailbox), rt.owner, TARGET_LEASE_SECONDS)
-         else busy).append(mailbox)
-    try:
-        report = _push_held(rt, profile, PushMessage(message.profile, tuple(held), message.keys, message.mode,
-                                                      message.run_id), targets)
-    finally:
-        for mailbox in held:
-            store.release_lease(target_lease(profile, mailbox), rt.owner)
+    with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
+        for mailbox in message.mailboxes:
+            (held if beat.take(target_lease(profile, mailbox)) else busy).append(mailbox)
+        report = _push_held(rt, profile, replace(message, mailboxes=tuple(held)), targets, beat.held)
     if busy:
-        raise TargetsBusy(profile.name, busy)
+        raise TargetsBusy(profile.name, busy, rt.store.get_lease(target_lease(profile, busy[0])))
     return report
 
 
@@ -83,13 +86,13 @@ def with_folder(rt: Runtime, profile: Profile, target: Target) -> Target:
     return updated
 
 
-def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target] | None
-               ) -> ExecReport:
+def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target] | None,
+               held: Callable[[], bool]) -> ExecReport:
     store, client = rt.store, rt.client
     if targets is None:
         targets = store.get_targets(profile.name)
     if message.mode == "remove":
-        return _remove_targets(rt, profile, message, targets)
+        return _remove_targets(rt, profile, message, targets, held)
     desired, previous, wanted_keys = _desired(store, profile, message.keys)
     want = desired if wanted_keys is None else {k: d for k, d in desired.items() if k in wanted_keys}
     recreate = _recreator(profile, want)
@@ -98,16 +101,21 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
     checks = MailboxChecks(rt, profile, message.run_id, targets)  # one mailbox fails alone; deleted folders heal
     active = checks.ready([targets[m] for m in message.mailboxes if m in targets and targets[m].active], report)
     shared = SharedCreates(profile)  # a contact's create is the same for every target of the push
-    written = _with_folders(rt, profile, active, report, checks)
+    known_empty = set(message.new_folders)  # folders made in this run
+    written = _with_folders(rt, profile, active, report, checks, made=known_empty)
     for target in written:
         mailbox = target.mailbox
         records = store.get_target_records(profile.name, mailbox, wanted_keys)
-        actions = plan_target(mailbox, want, previous, records, profile, shared)
+        if wanted_keys is None and not records and mailbox not in known_empty:
+            # A fill with nothing recorded, into a folder that may hold galsync's contacts (lost state).
+            actions = adopt(client, profile, mailbox, target.folder_id or "", want, report)
+        else:
+            actions = plan_target(mailbox, want, previous, records, profile, shared)
         works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
-    report.merge(execute(client, store, profile, works, rt.now_iso))
+    report.merge(execute(client, store, profile, works, rt.now_iso, held))
     healed = checks.settle(written, report)
     if healed:
-        refill = _refill(rt, profile, healed, checks)
+        refill = _refill(rt, profile, healed, checks, held)
         checks.settle(healed, refill, heal=False)
         report.merge(refill)
     checks.save()
@@ -116,16 +124,21 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
     return report
 
 
-def _refill(rt: Runtime, profile: Profile, targets: list[Target], checks: MailboxChecks) -> ExecReport:
-    """Every contact, into the folders made again for targets whose managed folder was deleted (their records
-    were forgotten, and a new folder is empty: a plain fill)."""
+def _refill(rt: Runtime, profile: Profile, targets: list[Target], checks: MailboxChecks, held: Callable[[], bool]
+            ) -> ExecReport:
+    """Every contact, into the managed folders of targets whose folder was deleted (their records were
+    forgotten): a folder made again is empty, so a plain fill; one found by its tag is adopted first."""
     report = ExecReport()
     desired, _, _ = _desired(rt.store, profile, None)
     shared = SharedCreates(profile)
-    works = [TargetWork(t.mailbox, t.folder_id or "", plan_target(t.mailbox, desired, {}, {}, profile, shared), {},
-                        _recreator(profile, desired))
-             for t in _with_folders(rt, profile, targets, report, checks)]
-    report.merge(execute(rt.client, rt.store, profile, works, rt.now_iso))
+    made: set[str] = set()
+    works: list[TargetWork] = []
+    for target in _with_folders(rt, profile, targets, report, checks, made=made):
+        mailbox, folder = target.mailbox, target.folder_id or ""
+        actions = plan_target(mailbox, desired, {}, {}, profile, shared) if mailbox in made else \
+            adopt(rt.client, profile, mailbox, folder, desired, report)
+        works.append(TargetWork(mailbox, folder, actions, {}, _recreator(profile, desired)))
+    report.merge(execute(rt.client, rt.store, profile, works, rt.now_iso, held))
     return report
 
 
@@ -169,13 +182,13 @@ def _recreator(profile: Profile, desired: Mapping[str, DesiredContact]) -> Calla
     return recreate
 
 
-def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport,
-                  checks: MailboxChecks) -> list[Target]:
-    """The targets with their managed folder, found or created in `$batch` calls for those that have none yet;
-    a target whose folder name is taken by a foreign folder, or whose mailbox refuses, is reported and left
-    out."""
+def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport, checks: MailboxChecks,
+                  made: set[str] | None = None) -> list[Target]:
+    """The targets with their managed folder, found or created in `$batch` calls for those that have none yet
+    (`made` collects the mailboxes whose folder was created here); a target whose folder name is taken by a
+    foreign folder, or whose mailbox refuses, is reported and left out."""
     missing = [t for t in targets if not t.folder_id]
-    found = ensure_folders(rt.client, profile, [t.mailbox for t in missing]) if missing else {}
+    found = ensure_folders(rt.client, profile, [t.mailbox for t in missing], made=made) if missing else {}
     out: list[Target] = []
     for target in targets:
         folder = found.get(target.mailbox, target.folder_id)
@@ -193,8 +206,8 @@ def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: 
     return out
 
 
-def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target]
-                    ) -> ExecReport:
+def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target],
+                    held: Callable[[], bool]) -> ExecReport:
     """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target."""
     store = rt.store
     report = ExecReport()
@@ -205,7 +218,7 @@ def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets
         records = store.get_target_records(profile.name, leaver.mailbox)
         if leaver.folder_id and records:
             works.append(TargetWork(leaver.mailbox, leaver.folder_id, plan_removed_target(records, profile), records))
-    report.merge(execute(rt.client, store, profile, works, rt.now_iso))
+    report.merge(execute(rt.client, store, profile, works, rt.now_iso, held))
     checks.removed(leaving, report, unknown=[m for m in message.mailboxes if m not in targets])
     checks.save()
     for mailbox in message.mailboxes:

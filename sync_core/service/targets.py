@@ -35,6 +35,7 @@ class TargetChanges:
     active: dict[str, Target]  # mailbox id -> target, every target that should receive contacts now
     new: tuple[str, ...]  # mailbox ids that joined (to be filled completely)
     removed: tuple[str, ...]  # mailbox ids that left (their contacts go per policy)
+    new_folders: set[str] = field(default_factory=set)  # mailbox ids whose managed folder this run made
     # Wanted targets that could not be looked up this time, by mailbox id (or by the configured address when
     # no user has it): (address, Graph's answer). Not stored, so the next run looks them up again.
     failed: dict[str, tuple[str, GraphError]] = field(default_factory=dict)
@@ -78,7 +79,7 @@ def resolve(client: GraphClient, store: StateStore, profile: Profile, group_memb
         active[target.mailbox] = target
         new.append(target.mailbox)
     removed = tuple(sorted(m for m, t in stored.items() if t.active and m not in wanted))
-    return TargetChanges(active, tuple(new), removed, {**failed, **refused})
+    return TargetChanges(active, tuple(new), removed, failed={**failed, **refused})
 
 
 def _mailbox_id(client: GraphClient, store: StateStore, profile: Profile, ref: str) -> tuple[str, str]:
