@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync_core.core.actions import Action
+from sync_core.core.actions import Action, Create
 from sync_core.core.drift import Drift, ForeignContact, ObservedContact, classify
 from sync_core.core.plan import plan_target
 from sync_core.core.profile import Profile
@@ -194,6 +194,9 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
     report.foreign[target.mailbox] = foreign
     if report.dry_run:
         return
+    if any(isinstance(a, Create) and a.source_key not in records for a in actions) and \
+            not _still_a_target(rt, profile, target.mailbox):
+        return  # removed since this reconcile read the targets: its removal has emptied it, nothing to fill
     repairs = execute(client, store, profile, [TargetWork(target.mailbox, folder_id, actions, records, None)],
                       rt.now_iso, held) if actions else ExecReport()
     report.exec.merge(repairs)
@@ -202,6 +205,13 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
     # suite: with the link moved on, a contact whose repair failed looked intact forever).
     if link and not repairs.counts["failed"]:
         store.set_delta_link(profile.name, link_name, link)
+
+
+def _still_a_target(rt: Runtime, profile: Profile, mailbox: str) -> bool:
+    """Whether the mailbox is still an active target. Read again before the reconcile writes contacts nothing
+    records (a fill): a sync may have removed the target since this reconcile listed the targets."""
+    target = rt.store.get_targets(profile.name).get(mailbox)
+    return target is not None and target.active
 
 
 def _folder_changes(client: GraphClient, profile: Profile, mailbox: str, folder_id: str, link: str | None

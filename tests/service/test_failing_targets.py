@@ -299,3 +299,32 @@ def test_a_mailbox_whose_removal_a_reconcile_overlapped_is_still_emptied_once_it
         emptied = run(rt)
         assert emptied.outcome == "ok" and failing(rt) == {} and emptied.exec.counts["deleted"] == 6
         assert g.tenant.mailboxes.contacts(leaving, folder) == []
+
+
+def test_a_reconcile_that_listed_a_target_before_its_removal_does_not_fill_it_again(
+    make_runtime: MakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync removes a target while a reconcile that listed the targets earlier is still running: when the
+    reconcile reaches that mailbox, its removal has emptied it and left no records; filling it from nothing
+    would give a mailbox that left the profile every contact again (found by the chaos run)."""
+    with GraphEmulator.start(scenario=None) as g:
+        users = small_tenant(g)
+        rt = make_runtime(g, CONFIG)
+        run(rt)
+        leaving = users[2]
+        folder = rt.store.get_targets("Small")[leaving].folder_id
+        listed_before = rt.store.get_targets("Small")
+        g.tenant.directory.remove_member(PHONES, leaving)
+        assert run(rt).exec.counts["deleted"] == 6
+        get_targets = rt.store.get_targets
+        calls: list[str] = []
+
+        def listed_once_before_the_removal(profile: str) -> Any:
+            calls.append(profile)
+            return listed_before if len(calls) == 1 else get_targets(profile)
+
+        monkeypatch.setattr(rt.store, "get_targets", listed_once_before_the_removal)
+        g.log.clear()
+        night = reconcile_profile(rt, "Small")
+        assert night.exec.writes == 0 and writes(g) == 0
+        assert g.tenant.mailboxes.contacts(leaving, folder) == []
