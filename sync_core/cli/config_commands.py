@@ -10,14 +10,15 @@ from rich.console import Console
 from sync_core.core.profile import Config, load_config
 
 from .advice import OK
+from .command import Command, Group
 from .context import JsonFlag, options, output
 from .errors import advised
 from .output import table
 
-app = typer.Typer(help="The profiles file (TOML).", no_args_is_help=True)
+app = typer.Typer(cls=Group, help="The profiles file (TOML).", no_args_is_help=True)
 
 
-@app.command("validate")
+@app.command("validate", cls=Command)
 @advised
 def validate(
     path: Annotated[str | None, typer.Argument(help="The file; default --config, GALSYNC_CONFIG_PATH or "

@@ -49,8 +49,13 @@ def advice_for(error: BaseException) -> Advice | None:
         return Advice(BAD_USAGE, "settings", str(error),
                       hint="set it in the environment (the names are listed in local.settings.json.example)")
     if isinstance(error, AuthError):
+        if error.setting in ("GALSYNC_AUTH_MODE", "GALSYNC_MANAGED_IDENTITY_CLIENT_ID"):
+            return Advice(BAD_USAGE, "auth", str(error), hint=(
+                "a managed identity answers only on Azure; elsewhere set GALSYNC_AUTH_MODE=client_secret (or "
+                "certificate) with GALSYNC_TENANT_ID and GALSYNC_CLIENT_ID, or try it locally with "
+                "`galsync emulator`; `galsync settings` shows what is set"))
         return Advice(BAD_USAGE, "auth", str(error),
-                      hint=f"check {error.setting}; `galsync doctor` probes every permission galsync needs")
+                      hint=f"check {error.setting} (`galsync settings` shows where it came from)")
     if isinstance(error, Forbidden):
         return Advice(FAILURES, "permission", str(error),
                       hint=f"grant the permission with {GRANT_SCRIPT}, then run `galsync doctor`")

@@ -30,9 +30,13 @@ class Output:
 
     _current: ClassVar[Output | None] = None
 
-    def __init__(self, *, json_mode: bool = False, debug: bool = False, width: int | None = None) -> None:
+    def __init__(self, *, json_mode: bool = False, debug: bool = False, verbose: bool = False, quiet: bool = False,
+                 width: int | None = None) -> None:
         self.json_mode = json_mode
         self.debug = debug
+        self.verbose = verbose or debug
+        self.quiet = quiet
+        self._warned: set[str] = set()
         # file=None: rich writes to whatever sys.stdout / sys.stderr is when it prints (test runners swap them).
         self.console = Console(width=width, highlight=False, soft_wrap=False)
         self.err = Console(stderr=True, width=width, highlight=False)
@@ -64,8 +68,21 @@ class Output:
             self.console.print(text, style=style)
 
     def note(self, text: str) -> None:
-        """A progress note: stdout for people, stderr with --json (so stdout stays one JSON document)."""
-        (self.err if self.json_mode else self.console).print(text, style="dim")
+        """A progress note: stdout for people, stderr with --json (so stdout stays one JSON document);
+        nothing with --quiet."""
+        if not self.quiet:
+            (self.err if self.json_mode else self.console).print(text, style="dim")
+
+    def notice(self, text: str) -> None:
+        """Something galsync did that the admin should know of (a file it created): stderr, not with --quiet."""
+        if not self.quiet:
+            self.err.print(f"galsync: {escape(text)}", soft_wrap=True)
+
+    def warn_once(self, text: str) -> None:
+        """A warning on stderr, once per run however often it is found (even with --quiet)."""
+        if text not in self._warned:
+            self._warned.add(text)
+            self.err.print(f"[yellow]galsync: warning:[/] {escape(text)}", soft_wrap=True)
 
     # --- problems -----------------------------------------------------------------------------------
 

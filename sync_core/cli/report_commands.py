@@ -22,8 +22,9 @@ from sync_core.state import open_store
 
 from .advice import FAILURES, OK
 from .context import JsonFlag, options, output
-from .errors import advised
+from .errors import CliProblem, advised
 from .output import age_text, short_time, table
+from .preflight import state_path
 
 _STYLE = {PROBLEM: "bold red", WARNING: "yellow", "info": "cyan", OK_FINDING: "green"}
 _MARK = {PROBLEM: "PROBLEM", WARNING: "WARNING", "info": "note", OK_FINDING: "ok"}
@@ -149,6 +150,11 @@ def status(
         config_note = None
     except ConfigError as error:
         names, config_note = (), f"profiles not listed: {error.problems[0]}"
+    path = state_path(settings)
+    if path is not None and not path.exists():  # a report reads state: it never creates a state file
+        raise CliProblem(f"no state file at {path}: galsync has not run with this state yet",
+                         details=("run status where galsync's state is, or point --state or GALSYNC_STATE at it "
+                                  "(`galsync settings` shows the one in effect)",))
     store = open_store(settings)
     try:
         report = run_status(store, names, limit=limit)

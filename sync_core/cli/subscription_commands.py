@@ -15,14 +15,16 @@ from sync_core.service.subscriptions import SubscriptionsReport, ensure_subscrip
 from sync_core.state import docs
 
 from .advice import FAILURES, OK
+from .command import Command, Group
 from .context import JsonFlag, options, output
 from .errors import advised
 from .output import age_text, short_time, table
 
-app = typer.Typer(help="Graph change-notification subscriptions (list, ensure, delete).", no_args_is_help=True)
+app = typer.Typer(cls=Group, help="Graph change-notification subscriptions (list, ensure, delete).",
+                  no_args_is_help=True)
 
 
-@app.command("list")
+@app.command("list", cls=Command)
 @advised
 def list_(json: JsonFlag = False) -> None:
     """Subscriptions galsync recorded, compared with what Graph has for galsync's app."""
@@ -63,7 +65,7 @@ def _render_list(console: Console, rows: list[dict[str, Any]]) -> None:
          ", ".join(r["profiles"]), r["recorded"], r["in_graph"], r["notification_url"]] for r in rows]))
 
 
-@app.command("ensure")
+@app.command("ensure", cls=Command)
 @advised
 def ensure(json: JsonFlag = False) -> None:
     """Create missing subscriptions, renew ageing ones, delete galsync's unneeded ones."""
@@ -92,7 +94,7 @@ def _render_ensure(console: Console, report: SubscriptionsReport) -> None:
     console.print(table("galsync subscriptions ensure", ["resource", "result"], rows or [["-", "nothing needed"]]))
 
 
-@app.command("delete")
+@app.command("delete", cls=Command)
 @advised
 def delete(
     subscription_id: Annotated[list[str] | None, typer.Option("--id", help="Delete only this subscription "
