@@ -19,6 +19,7 @@ from . import (
     config_commands,
     demo,
     emulator_command,
+    functions_command,
     report_commands,
     run_commands,
     settings_command,
@@ -79,3 +80,4 @@ app.command("settings", cls=Command)(settings_command.settings)
 app.add_typer(subscription_commands.app, name="subscriptions")
 app.add_typer(config_commands.app, name="config")
 app.command("emulator", cls=Command)(emulator_command.emulator)
+app.command("functions", cls=Command)(functions_command.functions)

@@ -12,9 +12,7 @@ import getpass
 import json
 import os
 import shlex
-import signal
 import tempfile
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +22,7 @@ from .advice import BAD_USAGE, OK
 from .context import JsonFlag, output
 from .errors import CliProblem, advised
 from .preflight import unreachable
+from .stopping import until_stopped
 
 EXAMPLE_CONFIG = "galsync.example.toml"
 STOP_GRACE_SECONDS = 1.0  # notifications still queued when asked to stop get this long, then are dropped
@@ -96,14 +95,18 @@ def emulator(
             for name, value in settings.items():
                 console.print(f"export {name}={shlex.quote(value)}", soft_wrap=True, markup=False)
             console.print(f"\nChange the world by hand through {g.url}/_emulator/ (see graph_emulator/control.py),"
-                          " e.g. a phone saving a contact:")
+                          " e.g. a driver's new number (with `galsync functions` running, watch it reach the "
+                          "phones):")
+            console.print(f"curl -sk -X PATCH {g.url}/_emulator/users/isabella.green@northwind.example "
+                          "-d '{\"mobilePhone\": \"+44 7700 900123\"}'", soft_wrap=True, markup=False)
+            console.print("or a phone saving a contact:")
             console.print(f"curl -sk -X POST {g.url}/_emulator/mailboxes/trucks.north@northwind.example/contacts "
                           "-d '{\"fields\": {\"displayName\": \"Maman\", \"mobilePhone\": \"+33 6 12 34 56 78\"}}'",
                           soft_wrap=True, markup=False)
             console.print("\nserving; Ctrl-C to stop")
 
         out.result(data, render)
-        _serve_until_interrupted()
+        until_stopped()
     finally:
         _remove_if_ours(info_file)
         g.stop(delivery_grace=STOP_GRACE_SECONDS)
@@ -140,15 +143,4 @@ def _remove_if_ours(path: Path) -> None:
         if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
             path.unlink()
     except (OSError, ValueError, AttributeError):
-        pass
-
-
-def _serve_until_interrupted() -> None:
-    stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())  # `kill` stops it cleanly, like Ctrl-C
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
         pass

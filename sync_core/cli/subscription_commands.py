@@ -50,6 +50,23 @@ def subscription_rows(rt: Runtime) -> list[dict[str, Any]]:
     return rows
 
 
+def delete_subscriptions(rt: Runtime, ids: list[str] | None = None) -> tuple[list[str], list[dict[str, str]]]:
+    """Delete subscriptions in Graph and forget them (default: every one recorded); (deleted, failed)."""
+    deleted: list[str] = []
+    failed: list[dict[str, str]] = []
+    for sid in ids or [s.subscription_id for s in recorded_subscriptions(rt.store)]:
+        try:
+            rt.client.request("DELETE", f"/subscriptions/{quote(sid, safe='')}")
+        except NotFound:
+            pass  # already gone in Graph: forgetting it is all that is left
+        except GraphError as error:
+            failed.append({"id": sid, "error": str(error)})
+            continue
+        docs.delete(rt.store, docs.Subscription, sid)
+        deleted.append(sid)
+    return deleted, failed
+
+
 def _without_key(url: str) -> str:
     """The notification URL without its function key (the key is a secret)."""
     return url.split("?", 1)[0]
@@ -104,20 +121,8 @@ def delete(
 ) -> None:
     """Delete galsync's subscriptions in Graph and forget them (e.g. before removing galsync)."""
     out = output(json)
-    deleted: list[str] = []
-    failed: list[dict[str, str]] = []
     with options().runtime() as rt:
-        recorded = [s.subscription_id for s in recorded_subscriptions(rt.store)]
-        for sid in subscription_id or recorded:
-            try:
-                rt.client.request("DELETE", f"/subscriptions/{quote(sid, safe='')}")
-            except NotFound:
-                pass  # already gone in Graph: forgetting it is all that is left
-            except GraphError as error:
-                failed.append({"id": sid, "error": str(error)})
-                continue
-            docs.delete(rt.store, docs.Subscription, sid)
-            deleted.append(sid)
+        deleted, failed = delete_subscriptions(rt, subscription_id)
     data = {"deleted": deleted, "failed": failed}
     out.result(data, lambda console: console.print(table(
         "galsync subscriptions delete", ["id", "result"],

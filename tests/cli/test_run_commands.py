@@ -103,5 +103,6 @@ def test_status_shows_poison_work_and_exits_1(graph: GraphEmulator, cli: Cli) ->
 def test_status_works_without_graph_and_with_a_broken_configuration(cli: Cli, tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("[[profile]]\nname = 3\n", encoding="utf-8")
+    assert cli("sync", "--dry-run").exit_code == 0  # galsync has run with this state
     data = cli.json("status", GALSYNC_CONFIG_PATH=str(broken), GALSYNC_AUTHORITY_HOST="https://127.0.0.1:1")
     assert data["profiles"] == [] and "profiles not listed" in data["config_problem"]
