@@ -52,6 +52,9 @@ def _with_type_words(params: list[Any]) -> list[Any]:
     for param in params:
         if isinstance(param, typer.core.TyperOption) and param.metavar is None:
             param.metavar = type_word(param)
+        elif isinstance(param, typer.core.TyperArgument):
+            param.metavar = param.metavar or type_word(param)
+            param.display_type_rich = lambda ctx: None  # the argument's name already is its type word
     return params
 
 

@@ -21,11 +21,18 @@ app = typer.Typer(cls=Group, help="The profiles file (TOML).", no_args_is_help=T
 @app.command("validate", cls=Command)
 @advised
 def validate(
-    path: Annotated[str | None, typer.Argument(help="The file; default --config, GALSYNC_CONFIG_PATH or "
-                                                    "galsync.toml.")] = None,
+    path: Annotated[str | None, typer.Argument(
+        metavar="PATH", help="The file; default --config, GALSYNC_CONFIG_PATH or galsync.toml.")] = None,
     json: JsonFlag = False,
 ) -> None:
-    """Report every problem in the file at once (exit 2), or summarise its profiles (exit 0)."""
+    """Report every problem in the file at once (exit 2), or summarise its profiles (exit 0).
+
+    Offline: no Graph, no state. `galsync doctor` checks the names in it against the directory.
+
+    Examples:
+
+      galsync config validate galsync.toml
+    """
     out = output(json)
     config = load_config(path or options().settings().config_path)  # ConfigError: exit 2 with every problem
     data = config_json(config)

@@ -101,7 +101,16 @@ def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary folder (state, config) afterwards.")]
     = False,
 ) -> None:
-    """Run galsync end to end against a local Graph emulator and tell what happened (under a minute)."""
+    """Run galsync end to end against a local Graph emulator and tell what happened (under a minute).
+
+    Needs no settings. Then try your own profiles: `galsync emulator` (README: "Try it on your own profiles").
+
+    Examples:
+
+      galsync demo
+
+      galsync demo --json | jq .new_driver
+    """
     out = output(json)
     if not EXAMPLE_CONFIG.is_file():
         raise CliProblem(f"the demo needs {EXAMPLE_CONFIG.name} next to the sources (a git checkout)",

@@ -15,7 +15,7 @@ import typer
 from sync_core.core.profile import ConfigError
 from sync_core.graph import AuthError, Forbidden, GraphError, NotFound, Throttled, TransientError
 from sync_core.service.doctor import GRANT_SCRIPT
-from sync_core.service.explain import ExplainError
+from sync_core.service.explain import BadQuestion, ExplainError
 from sync_core.service.folders import FolderConflict
 from sync_core.service.groups import GroupConfigError
 from sync_core.service.targets import TargetConfigError
@@ -76,6 +76,8 @@ def advice_for(error: BaseException) -> Advice | None:
                       hint="fix the group or mailbox name in the configuration (names or object ids)")
     if isinstance(error, FolderConflict):
         return Advice(FAILURES, "folder", str(error))
+    if isinstance(error, BadQuestion):
+        return Advice(BAD_USAGE, "usage", str(error))
     if isinstance(error, ExplainError):
         return Advice(FAILURES, "explain", str(error))
     return None

@@ -107,8 +107,8 @@ class Output:
 
     @contextmanager
     def progress(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        """A progress bar (people only); yields `advance(n)`."""
-        if self.json_mode:
+        """A progress bar (people only, not with --quiet); yields `advance(n)`."""
+        if self.json_mode or self.quiet:
             yield lambda _n: None
             return
         bar = Progress(

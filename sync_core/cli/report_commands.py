@@ -25,6 +25,7 @@ from .context import JsonFlag, options, output
 from .errors import CliProblem, advised
 from .output import age_text, short_time, table
 from .preflight import state_path
+from .profile_choice import chosen_profiles
 
 _STYLE = {PROBLEM: "bold red", WARNING: "yellow", "info": "cyan", OK_FINDING: "green"}
 _MARK = {PROBLEM: "PROBLEM", WARNING: "WARNING", "info": "note", OK_FINDING: "ok"}
@@ -39,10 +40,19 @@ def doctor(
     = None,
     json: JsonFlag = False,
 ) -> None:
-    """Check permissions, mailbox scoping, subscriptions, delta links, failures, shared mailboxes."""
+    """Check permissions, mailbox scoping, names in the profiles, subscriptions, delta links, failures.
+
+    Exit 1 if a problem needs action (each says what to do).
+
+    Examples:
+
+      galsync doctor
+
+      galsync doctor --profile Dispatch --json
+    """
     out = output(json)
     with options().runtime() as rt:
-        report = run_doctor(rt, profile or None)
+        report = run_doctor(rt, chosen_profiles(rt.config, profile) if profile else None)
     out.result(report.to_json(), lambda console: render_doctor(console, report))
     raise typer.Exit(FAILURES if report.problems else OK)
 
@@ -102,12 +112,20 @@ def explain(
     contact: Annotated[str, typer.Option("--contact", "-c", help="The contact's display name, as the phone shows it.")],
     json: JsonFlag = False,
 ) -> None:
-    """Tell where a contact in a mailbox came from: galsync (which profile and source) or not (created when)."""
+    """Tell where a contact in a mailbox came from: galsync (which profile and source) or not (created when).
+
+    Exit codes: 0 the contact was found and explained; 1 no contact by that name is in the mailbox (similar
+    names are listed); 2 the mailbox is unknown (bad usage).
+
+    Examples:
+
+      galsync explain --mailbox trucks.north@northwind.example --contact "Maman"
+    """
     out = output(json)
     with options().runtime() as rt:
         result = run_explain(rt, mailbox, contact)
     out.result(result.to_json(), lambda console: render_explanation(console, result))
-    raise typer.Exit(OK)
+    raise typer.Exit(OK if result.contacts else FAILURES)
 
 
 def render_explanation(console: Console, result: Explanation) -> None:
@@ -142,7 +160,16 @@ def status(
     limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="How many recent runs to list.")] = 10,
     json: JsonFlag = False,
 ) -> None:
-    """Last runs with their counts, failures, poison work and subscriptions (state store only, no Graph)."""
+    """Last runs with their counts, failures, poison work and subscriptions (state store only, no Graph).
+
+    Reads only GALSYNC_STATE (or --state) and the profiles file. Exit 1 if the latest run of some work failed.
+
+    Examples:
+
+      galsync status
+
+      galsync status --limit 50 --json
+    """
     out = output(json)
     settings = options().settings()
     try:

@@ -24,6 +24,7 @@ from .advice import FAILURES, OK
 from .context import JsonFlag, options, output
 from .errors import advice_for, advised
 from .output import Output, table
+from .profile_choice import chosen_profiles
 
 ProfileOption = Annotated[list[str] | None, typer.Option(
     "--profile", "-p", help="Profile to run (repeatable); default: every profile in the configuration.")]
@@ -71,13 +72,6 @@ class ProfileRun:
         return self.error is not None or self.data.get("outcome") in ("failed", "partial", "busy")
 
 
-def profile_names(rt: Runtime, chosen: list[str] | None) -> list[str]:
-    """The profiles to run: the chosen ones (checked against the configuration) or all."""
-    if not chosen:
-        return list(rt.config.names)
-    return [rt.config.profile(name).name for name in chosen]  # ConfigError names the known profiles
-
-
 def run_sync(rt: Runtime, name: str, *, dry_run: bool, advance: Callable[[int], None] = lambda _n: None
              ) -> SyncReport:
     """One profile's sync with inline pushes; the report carries the pushes' write counts (sync_profile merges
@@ -101,11 +95,21 @@ def sync_json(report: SyncReport) -> dict[str, Any]:
 
 @advised
 def sync(profile: ProfileOption = None, dry_run: DryRunOption = False, json: JsonFlag = False) -> None:
-    """Read the directory (only what changed) and bring every target mailbox in step."""
+    """Read the directory (only what changed) and bring every target mailbox in step.
+
+    Reads the Graph credentials (GALSYNC_*), the profiles file and the state store (`galsync settings`).
+    Exit 1 if a profile or a mailbox failed; the others still run.
+
+    Examples:
+
+      galsync sync --dry-run --verbose
+
+      galsync sync --profile "driver phones" --json
+    """
     out = output(json)
     runs: list[ProfileRun] = []
     with options().runtime() as rt:
-        for name in profile_names(rt, profile):
+        for name in chosen_profiles(rt.config, profile):
             label = f"{name}: planning" if dry_run else f"{name}: writing to target mailboxes"
             with out.progress(label, None) as advance:
                 runs.append(_guarded(name, functools.partial(_sync_one, rt, name, dry_run, advance)))
@@ -114,11 +118,18 @@ def sync(profile: ProfileOption = None, dry_run: DryRunOption = False, json: Jso
 
 @advised
 def reconcile(profile: ProfileOption = None, dry_run: DryRunOption = False, json: JsonFlag = False) -> None:
-    """Check every target's managed folder for drift (edited, deleted, foreign contacts) and repair per policy."""
+    """Check every target's managed folder for drift (edited, deleted, foreign contacts) and repair per policy.
+
+    Examples:
+
+      galsync reconcile --dry-run
+
+      galsync reconcile --profile Dispatch
+    """
     out = output(json)
     runs: list[ProfileRun] = []
     with options().runtime() as rt:
-        for name in profile_names(rt, profile):
+        for name in chosen_profiles(rt.config, profile):
             out.note(f"{name}: reading every managed folder")
             runs.append(_guarded(name, functools.partial(_reconcile_one, rt, name, dry_run)))
     _finish(out, "reconcile", runs, dry_run)

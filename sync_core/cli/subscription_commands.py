@@ -27,7 +27,12 @@ app = typer.Typer(cls=Group, help="Graph change-notification subscriptions (list
 @app.command("list", cls=Command)
 @advised
 def list_(json: JsonFlag = False) -> None:
-    """Subscriptions galsync recorded, compared with what Graph has for galsync's app."""
+    """Subscriptions galsync recorded, compared with what Graph has for galsync's app.
+
+    Examples:
+
+      galsync subscriptions list --json
+    """
     out = output(json)
     with options().runtime() as rt:
         rows = subscription_rows(rt)
@@ -85,7 +90,15 @@ def _render_list(console: Console, rows: list[dict[str, Any]]) -> None:
 @app.command("ensure", cls=Command)
 @advised
 def ensure(json: JsonFlag = False) -> None:
-    """Create missing subscriptions, renew ageing ones, delete galsync's unneeded ones."""
+    """Create missing subscriptions, renew ageing ones, delete galsync's unneeded ones.
+
+    Needs GALSYNC_WEBHOOK_BASE_URL and GALSYNC_WEBHOOK_KEY (the deployed function app's); to try the
+    webhook path on this machine, use `galsync functions` with the emulator.
+
+    Examples:
+
+      galsync subscriptions ensure
+    """
     out = output(json)
     with options().runtime() as rt:
         report = ensure_subscriptions(rt)
@@ -119,7 +132,12 @@ def delete(
     = None,
     json: JsonFlag = False,
 ) -> None:
-    """Delete galsync's subscriptions in Graph and forget them (e.g. before removing galsync)."""
+    """Delete galsync's subscriptions in Graph and forget them (e.g. before removing galsync).
+
+    Examples:
+
+      galsync subscriptions delete --id 2f6b...
+    """
     out = output(json)
     with options().runtime() as rt:
         deleted, failed = delete_subscriptions(rt, subscription_id)

@@ -52,7 +52,8 @@ def test_sync_table_for_people(cli: Cli) -> None:
 def test_an_unknown_profile_exits_2_naming_the_profiles(cli: Cli) -> None:
     result = cli("sync", "--profile", "Dispach")
     assert result.exit_code == 2
-    assert 'no profile named "Dispach"; profiles are: "Dispatch"' in result.stderr
+    assert '--profile: no profile named "Dispach" in' in result.stderr
+    assert 'its profiles are: "Dispatch"' in result.stderr
 
 
 def test_reconcile_reports_maman_in_the_shared_mailbox_and_never_touches_it(graph: GraphEmulator, cli: Cli) -> None:
