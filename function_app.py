@@ -28,7 +28,6 @@ from sync_core.service.queue_messages import (
     parse_push_message,
 )
 from sync_core.service.runtime import Runtime, new_run_id
-from sync_core.service.subscriptions import ensure_subscriptions
 from sync_core.service.webhook import SAFE_HEADERS, Answer
 
 STORAGE = "AzureWebJobsStorage"  # the host's storage account (identity-based in Azure, Azurite locally)
@@ -115,7 +114,7 @@ def subscriptions_timer(timer: func.TimerRequest) -> None:
     started, before = rt.now_iso(), _graph_counters(rt)
     run_id = new_run_id()
     try:
-        report = ensure_subscriptions(rt)
+        report = queue_work.run_subscriptions(rt)
     except Exception as error:
         _telemetry(rt, Run(run_id, "", "subscriptions", started, rt.now_iso(), "failed", {}, str(error)), before)
         raise

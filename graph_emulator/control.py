@@ -12,7 +12,7 @@ test would call, so both ways change the tenant identically (delta, notification
     DELETE /_emulator/users/{id}[?hard=true]                                         -> 204
     GET    /_emulator/mailboxes/{user}/contacts[?folderId=]                          -> 200 {"value": [...]}
     POST   /_emulator/mailboxes/{user}/contacts         {"fields": {...}, "folderId"?} -> 201 contact
-    PATCH  /_emulator/mailboxes/{user}/contacts/{id}    {"fields": {...}}            -> 200 contact
+    PATCH  /_emulator/mailboxes/{user}/contacts/{id}    {"fields": {...}, "stripsHiddenProperties"?} -> 200 contact
     DELETE /_emulator/mailboxes/{user}/contacts/{id}                                 -> 204
     POST   /_emulator/faults                            Faults.configure arguments, or {"clear": true}
     POST   /_emulator/faults/fail_next                  Faults.fail_next arguments
@@ -126,7 +126,8 @@ class Control:
     def phone_update(self, params: dict[str, str], query: dict[str, str], body: Any) -> Response:
         spec = _object(body)
         contact = self.tenant.mailboxes.phone_update_contact(
-            params["user"], params["id"], _object(spec.get("fields"))
+            params["user"], params["id"], _object(spec.get("fields")),
+            strips_hidden_properties=spec.get("stripsHiddenProperties") is True,
         )
         return Response(200, contact)
 

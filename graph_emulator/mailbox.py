@@ -605,9 +605,14 @@ class Mailboxes:
             return contact.to_json()
 
     def update_contact(
-        self, mailbox: str, contact_id: str, body: Any, folder_id: str | None = None
+        self, mailbox: str, contact_id: str, body: Any, folder_id: str | None = None, *,
+        drop_extended_properties: bool = False,
     ) -> dict[str, Any]:
-        """PATCH: only the given properties change; a new changeKey every time, as Exchange does."""
+        """PATCH: only the given properties change; a new changeKey every time, as Exchange does.
+
+        `drop_extended_properties` (never from a Graph request): the contact loses every extended property it
+        had, as when a phone saves back its own copy of the contact, which knows nothing of them.
+        """
         fields, ext = validate_contact_body(body)
         with self._changes.lock:
             box = self._box(mailbox)
@@ -617,6 +622,8 @@ class Mailboxes:
                 # Exchange regenerates displayName when a name part changes and displayName is not resent.
                 merged["displayName"] = _generated_display_name(merged)
             contact.fields = merged
+            if drop_extended_properties:
+                contact.ext = {}
             contact.ext.update(ext)
             return self._touch(box, contact)
 
@@ -682,8 +689,11 @@ class Mailboxes:
         """A phone saves a contact (e.g. "Maman" from the call log): same effects as a Graph POST."""
         return self.create_contact(mailbox, fields, folder_id)
 
-    def phone_update_contact(self, mailbox: str, contact_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return self.update_contact(mailbox, contact_id, fields)
+    def phone_update_contact(self, mailbox: str, contact_id: str, fields: dict[str, Any], *,
+                             strips_hidden_properties: bool = False) -> dict[str, Any]:
+        """A phone edits a contact; one that saves back its own copy (`strips_hidden_properties`) drops every
+        extended property, galsync's hidden tag included, while the contact keeps its id."""
+        return self.update_contact(mailbox, contact_id, fields, drop_extended_properties=strips_hidden_properties)
 
     def phone_delete_contact(self, mailbox: str, contact_id: str) -> None:
         self.delete_contact(mailbox, contact_id)

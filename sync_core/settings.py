@@ -21,6 +21,11 @@ log = logging.getLogger("galsync.settings")
 # How App Service passes a Key Vault reference it could not resolve: the app setting's value, unchanged.
 UNRESOLVED_REFERENCE_PREFIX = "@Microsoft.KeyVault("
 
+# Leases (sync_core/state/leases.py): a worker's claim on a profile's sync or on a target mailbox. Short, so
+# that a worker killed while holding one delays the next run by at most this long; renewed by a heartbeat
+# every third of it while the work runs, so that no work is too long for its lease.
+LEASE_SECONDS = 60.0
+
 
 class SettingsError(ValueError):
     """A setting has a value galsync cannot use; the message names the setting."""

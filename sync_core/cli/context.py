@@ -17,8 +17,12 @@ from rich.logging import RichHandler
 
 from sync_core.core.profile import load_config
 from sync_core.service.runtime import Runtime
+from sync_core.service.state_identity import claim_state, configured_identity, reset_state
 from sync_core.settings import Settings
+from sync_core.state.leases import describe_lease
 
+from .advice import BAD_USAGE
+from .errors import CliProblem
 from .output import Output
 from .preflight import check_config_file, check_graph_setup, open_state, warn_misspelt
 from .setting_sources import SettingSources, current_sources
@@ -55,13 +59,15 @@ class CliOptions:
         return Settings.from_env(sources.merged(), **overrides)
 
     @contextmanager
-    def runtime(self) -> Iterator[Runtime]:
+    def runtime(self, *, reset_state: bool = False, check_state: bool = True) -> Iterator[Runtime]:
         """A Runtime for one command, closed (Graph session, state store) when the command ends.
 
         Credentials and a local Graph's reachability are checked first, so a missing setup is told as such
         (and no state file is created for a command that cannot run). The Graph client is built (and a
         token fetched) at once, so bad credentials or an unreachable authority fail before any work or
-        progress bar starts.
+        progress bar starts. Then the state store is checked to be this tenant's and endpoint's
+        (StateMismatch otherwise; `check_state` False leaves that to the command), or, with `reset_state`,
+        emptied and stamped anew.
         """
         sources = self.sources()
         settings = self.settings(sources)
@@ -71,6 +77,10 @@ class CliOptions:
         rt = Runtime.from_settings(settings, config=config, store=open_state(settings))
         try:
             rt.client  # noqa: B018 - builds the client: AuthError now, naming the setting
+            if reset_state:
+                _reset(rt)
+            elif check_state:
+                claim_state(rt)
             yield rt
         finally:
             rt.close()
@@ -117,6 +127,13 @@ def update(**changes: object) -> None:
 def options() -> CliOptions:
     return _current
 
+
+def _reset(rt: Runtime) -> None:
+    blocking = reset_state(rt)
+    if blocking:
+        raise CliProblem("the state store was not reset: another worker is using it",
+                         code=BAD_USAGE, details=tuple(describe_lease(lease) for lease in blocking))
+    Output.current().note(f"state store emptied and stamped for {configured_identity(rt.settings).describe()}")
 
 def _configure_logging(options: CliOptions) -> None:
     """galsync's own loggers to stderr: warnings by default, informational lines with --verbose, everything

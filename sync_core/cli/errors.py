@@ -20,7 +20,8 @@ from sync_core.service.folders import FolderConflict
 from sync_core.service.groups import GroupConfigError
 from sync_core.service.targets import TargetConfigError
 from sync_core.settings import SettingsError
-from sync_core.state.base import StateError
+from sync_core.state.base import StateError, StateMismatch
+from sync_core.state.leases import LeaseLost
 
 from .advice import BAD_USAGE, FAILURES, Advice
 from .output import Output
@@ -45,6 +46,8 @@ def advice_for(error: BaseException) -> Advice | None:
             BAD_USAGE, "config", f"the configuration has {count} problem{'s' if count != 1 else ''}:",
             error.problems, "fix them, then check the file with `galsync config validate PATH`",
         )
+    if isinstance(error, StateMismatch):
+        return Advice(BAD_USAGE, "state-mismatch", str(error), hint=error.advice)
     if isinstance(error, SettingsError):
         return Advice(BAD_USAGE, "settings", str(error),
                       hint="set it in the environment (the names are listed in local.settings.json.example)")
@@ -74,6 +77,9 @@ def advice_for(error: BaseException) -> Advice | None:
     if isinstance(error, GroupConfigError | TargetConfigError):
         return Advice(BAD_USAGE, "config", str(error),
                       hint="fix the group or mailbox name in the configuration (names or object ids)")
+    if isinstance(error, LeaseLost):
+        return Advice(FAILURES, "lease-lost", str(error),
+                      hint="what was written is recorded: run the command again to finish")
     if isinstance(error, FolderConflict):
         return Advice(FAILURES, "folder", str(error))
     if isinstance(error, BadQuestion):

@@ -16,7 +16,7 @@ from sync_core.service.doctor_report import OK as OK_FINDING
 from sync_core.service.doctor_report import PROBLEM, WARNING, DoctorReport, where_found
 from sync_core.service.explain import Explanation
 from sync_core.service.explain import explain as run_explain
-from sync_core.service.status import StatusReport, parse_time
+from sync_core.service.status import StatusReport, lease_json, parse_time
 from sync_core.service.status import status as run_status
 from sync_core.state import open_store
 
@@ -51,7 +51,7 @@ def doctor(
       galsync doctor --profile Dispatch --json
     """
     out = output(json)
-    with options().runtime() as rt:
+    with options().runtime(check_state=False) as rt:  # a store of another tenant is one of its findings
         report = run_doctor(rt, chosen_profiles(rt.config, profile) if profile else None)
     out.result(report.to_json(), lambda console: render_doctor(console, report))
     raise typer.Exit(FAILURES if report.problems else OK)
@@ -216,6 +216,11 @@ def render_status(console: Console, report: StatusReport, config_note: str | Non
     console.print(table("Subscriptions", ["id", "resource", "expires", "profiles"], [
         [s.subscription_id, s.resource, f"{short_time(s.expires_at)} ({age_text(s.expires_at, now)})",
          ", ".join(s.profiles)] for s in report.subscriptions] or [["-", "none recorded", "", ""]]))
+    if report.leases:
+        console.print(table("Held leases (a worker is running, or died and its lease runs out then)",
+                            ["lease", "worker", "until"],
+                            [[lease["name"], lease["worker"], lease["until"]]
+                             for lease in map(lease_json, report.leases)]))
     failures = report.failures
     if failures or report.poison:
         console.print(f"[bold red]{len(failures)} failed run(s), {len(report.poison)} poison message(s)[/]; "

@@ -9,20 +9,22 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from sync_core.core.records import Target
+from sync_core.service.adoption import MATCHED
 from sync_core.service.reconcile import ReconcileReport, reconcile_profile
 from sync_core.service.runtime import PushMessage, Runtime
 from sync_core.service.sync import InlineFanOut, SyncReport, sync_profile
 from sync_core.service.target_work import ExecReport
 
-from .advice import FAILURES, OK
+from .advice import BAD_USAGE, FAILURES, OK
 from .context import JsonFlag, options, output
-from .errors import advice_for, advised
+from .errors import CliProblem, advice_for, advised
 from .output import Output, table
 from .profile_choice import chosen_profiles
 
@@ -30,6 +32,10 @@ ProfileOption = Annotated[list[str] | None, typer.Option(
     "--profile", "-p", help="Profile to run (repeatable); default: every profile in the configuration.")]
 DryRunOption = Annotated[bool, typer.Option(
     "--dry-run", help="Read and plan, but write nothing (no Graph write, no state change).")]
+ResetStateOption = Annotated[bool, typer.Option(
+    "--reset-state", help="First empty the state store and stamp it for the configured tenant and Graph endpoint "
+    "(for a store made for another one). Safe: galsync re-adopts its contacts from the mailboxes instead of "
+    "creating them again; the run reads the directory and each managed folder once.")]
 
 
 class ProgressFanOut:
@@ -88,13 +94,19 @@ def sync_json(report: SyncReport) -> dict[str, Any]:
         "push_messages": report.messages,
         "writes": {k: counts.get(k, 0) for k in ("created", "updated", "deleted", "adopted", "photos_set", "failed")},
         "write_total": report.exec.writes,
+        # Contacts galsync found already in the folders (by its tag) and took over instead of creating them.
+        "adopted": counts.get("adopted", 0) + counts.get(MATCHED, 0),
         "planned": dict(report.planned), "graph_requests": dict(report.requests),
         "errors": list(report.exec.errors[:20]),
+        "held_by": None if report.holder is None else {
+            "lease": report.holder.name, "worker": report.holder.owner,
+            "until": datetime.fromtimestamp(report.holder.expires_at, UTC).isoformat(timespec="seconds")},
     }
 
 
 @advised
-def sync(profile: ProfileOption = None, dry_run: DryRunOption = False, json: JsonFlag = False) -> None:
+def sync(profile: ProfileOption = None, dry_run: DryRunOption = False, reset_state: ResetStateOption = False,
+         json: JsonFlag = False) -> None:
     """Read the directory (only what changed) and bring every target mailbox in step.
 
     Reads the Graph credentials (GALSYNC_*), the profiles file and the state store (`galsync settings`).
@@ -108,7 +120,7 @@ def sync(profile: ProfileOption = None, dry_run: DryRunOption = False, json: Jso
     """
     out = output(json)
     runs: list[ProfileRun] = []
-    with options().runtime() as rt:
+    with options().runtime(reset_state=_resetting(reset_state, dry_run)) as rt:
         for name in chosen_profiles(rt.config, profile):
             label = f"{name}: planning" if dry_run else f"{name}: writing to target mailboxes"
             with out.progress(label, None) as advance:
@@ -117,7 +129,8 @@ def sync(profile: ProfileOption = None, dry_run: DryRunOption = False, json: Jso
 
 
 @advised
-def reconcile(profile: ProfileOption = None, dry_run: DryRunOption = False, json: JsonFlag = False) -> None:
+def reconcile(profile: ProfileOption = None, dry_run: DryRunOption = False,
+              reset_state: ResetStateOption = False, json: JsonFlag = False) -> None:
     """Check every target's managed folder for drift (edited, deleted, foreign contacts) and repair per policy.
 
     Examples:
@@ -128,11 +141,18 @@ def reconcile(profile: ProfileOption = None, dry_run: DryRunOption = False, json
     """
     out = output(json)
     runs: list[ProfileRun] = []
-    with options().runtime() as rt:
+    with options().runtime(reset_state=_resetting(reset_state, dry_run)) as rt:
         for name in chosen_profiles(rt.config, profile):
             out.note(f"{name}: reading every managed folder")
             runs.append(_guarded(name, functools.partial(_reconcile_one, rt, name, dry_run)))
     _finish(out, "reconcile", runs, dry_run)
+
+
+def _resetting(reset_state: bool, dry_run: bool) -> bool:
+    if reset_state and dry_run:
+        raise CliProblem("--reset-state empties the state store, which a --dry-run never does; use one of them",
+                         code=BAD_USAGE)
+    return reset_state
 
 
 def _sync_one(rt: Runtime, name: str, dry_run: bool, advance: Callable[[int], None]) -> dict[str, Any]:
@@ -193,12 +213,20 @@ def _render(console: Console, kind: str, runs: list[ProfileRun], dry_run: bool) 
         columns = ["profile", "outcome", "sources changed / gone", "targets",
                    "planned" if dry_run else "contacts created / updated / deleted", "failed", "Graph requests"]
         console.print(table(f"galsync sync{' (dry run: nothing written)' if dry_run else ''}", columns, rows))
+        for r in runs:
+            if r.data.get("adopted"):
+                console.print(f"  {r.profile}: adopted {r.data['adopted']} contact(s) galsync had written before "
+                              "(found in the managed folders by its tag, not created again)")
     else:
         console.print(table(f"galsync reconcile{' (dry run: nothing written)' if dry_run else ''}",
                             ["profile", "outcome", "targets", "what the folders held", "repairs written",
                              "foreign contacts", "Graph requests"],
                             [reconcile_row(r.profile, r.data, r.error) for r in runs]))
     for r in runs:
+        held = r.data.get("held_by")
+        if held:
+            console.print(f"  {r.profile}: busy: lease {held['lease']} is held by worker {held['worker']} until "
+                          f"{held['until']}; that run includes this one", style="yellow", markup=False)
         for line in r.data.get("errors", [])[:5]:
             console.print(f"  {r.profile}: {line}", style="red")
 

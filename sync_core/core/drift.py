@@ -12,6 +12,10 @@ actions (actions.py) that repair it:
 - edited: changeKey differs: "always" fields differing from the desired payload are put back, "if_empty"
   fields are filled only if empty now, fields galsync does not own stay as the user wrote them (an edit that
   touched none of galsync's fields only records the new changeKey);
+- tag stripped: a contact whose id galsync recorded is galsync's, whatever became of its hidden tag (a phone
+  that saves back its own copy of a contact drops the extended properties it does not know). It is counted
+  once, as edited, never as foreign, and its repair puts the tag back (an Update carrying the tag), so the
+  recovery look-ups, adoption and `explain` see it as galsync's again;
 - deleted on device: a recorded contact that is gone: recreated, or the deletion is remembered and respected,
   per policy.deleted_on_device;
 - duplicates: several contacts tagged for one source: the recorded one (else the oldest) stays, the others
@@ -26,12 +30,15 @@ actions (actions.py) that repair it:
 
 Creates here use recover=False: the folder was just read in full. Run reconcile under the same lease as the
 pushes for that profile, so no create lands between the read and the repair.
+
+`adoption` is the same decision for a folder galsync has no records of (a lost state store): every contact
+tagged for this profile is an orphan to adopt or remove, and no foreign contact is ever deleted there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .actions import Action, Delete, DeleteForeign, Forget, Record, SetPhoto, Update, sort_key
@@ -42,7 +49,7 @@ from .plan import create_action
 from .profile import Profile
 from .records import TargetRecord
 from .sources import DesiredContact
-from .tags import contact_tag_raw, parse_contact_tag
+from .tags import ContactTag, contact_tag_properties, contact_tag_raw, parse_contact_tag
 
 
 @dataclass(frozen=True)
@@ -122,11 +129,18 @@ def classify(
     profile: Profile,
 ) -> Drift:
     """Compare one target's records with the contacts seen in its managed folder (see the module doc)."""
+    recorded_ids = {r.contact_id: key for key, r in records.items() if r.contact_id and not r.deleted_on_device}
     tagged: dict[str, list[ObservedContact]] = {}
+    untagged: set[str] = set()  # recorded contacts whose tag is not (or no longer) galsync's for their source
     foreign: list[ForeignContact] = []
     for contact in observed:
         tag = parse_contact_tag(contact.tag)
-        if tag is not None and tag.profile == profile.name:
+        recorded_key = recorded_ids.get(contact.contact_id)
+        if recorded_key is not None:
+            tagged.setdefault(recorded_key, []).append(contact)
+            if tag != ContactTag(profile.name, recorded_key):
+                untagged.add(contact.contact_id)
+        elif tag is not None and tag.profile == profile.name:
             tagged.setdefault(tag.source_key, []).append(contact)
         else:
             foreign.append(ForeignContact(
@@ -136,7 +150,7 @@ def classify(
     by_category: dict[str, list[Any]] = {}
     for key in sorted(set(records) | set(tagged) | set(desired)):
         record, found, want = records.get(key), tagged.get(key, []), desired.get(key)
-        seen = _present(key, record, found, want, profile) if found else _absent(key, record, want, profile)
+        seen = _present(key, record, found, want, profile, untagged) if found else _absent(key, record, want, profile)
         for category, item in seen:
             by_category.setdefault(category, []).append(item)
     foreign.sort(key=lambda c: c.contact_id)
@@ -146,8 +160,18 @@ def classify(
                  foreign=tuple(foreign), foreign_deletes=deletes)
 
 
-def restore(key: str, contact: ObservedContact, want: DesiredContact, profile: Profile) -> Update | Record:
-    """Put galsync's fields of `contact` back to `want` as the field policies say (see the module doc)."""
+def adoption(observed: Sequence[ObservedContact], desired: Mapping[str, DesiredContact], profile: Profile
+             ) -> Drift:
+    """`classify` for a folder galsync has no records of: its tagged contacts are adopted (or removed) and
+    what is missing is created; foreign contacts are reported, never deleted, whatever the profile's policy
+    (deleting them is the nightly reconcile's to do, with the records it then has)."""
+    return replace(classify({}, observed, desired, profile), foreign_deletes=())
+
+
+def restore(key: str, contact: ObservedContact, want: DesiredContact, profile: Profile, *,
+            retag: bool = False) -> Update | Record:
+    """Put galsync's fields of `contact` back to `want` as the field policies say (see the module doc);
+    `retag`: its hidden tag is gone, put it back too."""
     seen = normalise_contact(contact.fields)
     changes: dict[str, Any] = {}
     for name in profile.fields_with("always"):
@@ -156,6 +180,8 @@ def restore(key: str, contact: ObservedContact, want: DesiredContact, profile: P
     for name in profile.fields_with("if_empty"):
         if name not in seen and name in want.payload:
             changes[name] = want.payload[name]
+    if retag:
+        changes["singleValueExtendedProperties"] = contact_tag_properties(profile.name, key)
     if not changes:
         return Record(key, contact.contact_id, want.fingerprint, contact.change_key)
     changes["displayName"] = want.payload.get("displayName")
@@ -167,8 +193,9 @@ Sorted = Iterator[tuple[str, Action | str]]
 
 
 def _present(key: str, record: TargetRecord | None, found: list[ObservedContact], want: DesiredContact | None,
-             profile: Profile) -> Sorted:
-    """Contacts tagged for `key` are in the folder: keep one, delete extras, then check the kept one."""
+             profile: Profile, untagged: set[str]) -> Sorted:
+    """Contacts of `key` (tagged for it, or recorded) are in the folder: keep one, delete extras, then check
+    the kept one."""
     recorded_ids = {record.contact_id} if record is not None and not record.deleted_on_device else set()
     keep = min(found, key=lambda c: (c.contact_id not in recorded_ids, c.created or "", c.contact_id))
     for extra in sorted((c for c in found if c is not keep), key=lambda c: c.contact_id):
@@ -190,8 +217,9 @@ def _present(key: str, record: TargetRecord | None, found: list[ObservedContact]
             yield "orphans", Record(key, keep.contact_id, fingerprint(mine), keep.change_key)
         return
     if recorded and record is not None:
-        if keep.change_key != record.change_key:
-            yield "edited", restore(key, keep, want, profile)
+        stripped = keep.contact_id in untagged
+        if keep.change_key != record.change_key or stripped:
+            yield "edited", restore(key, keep, want, profile, retag=stripped)
         elif record.fingerprint != want.fingerprint:
             yield "outdated", restore(key, keep, want, profile)
         else:

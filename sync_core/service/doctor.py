@@ -26,6 +26,7 @@ from sync_core.core.drift import ForeignContact
 from sync_core.core.profile import Profile
 from sync_core.core.records import Run, Target
 from sync_core.graph import Forbidden, GraphClient, GraphError, NotFound
+from sync_core.state.leases import describe_lease
 
 from .doctor_report import (
     INFO,
@@ -44,6 +45,7 @@ from .doctor_report import (
 )
 from .poison import list_poison
 from .runtime import Runtime
+from .state_identity import state_problem
 from .status import SubscriptionState, iso, parse_time, subscriptions, when_text
 
 log = logging.getLogger("galsync.doctor")
@@ -77,6 +79,11 @@ def doctor(rt: Runtime, profile_names: Sequence[str] | None = None, *, now: date
     now = now or datetime.fromtimestamp(rt.clock(), UTC)
     profiles = [rt.config.profile(n) for n in profile_names] if profile_names else list(rt.config)
     client, store = rt.client, rt.store
+    mismatch = state_problem(rt)
+    if mismatch is not None:  # what the store holds is someone else's: one problem says it all
+        return DoctorReport(iso(now), tuple(_app_permissions(client, profiles)[0]), ScopingCheck(
+            "unknown", None, "not checked: the state store is another tenant's or endpoint's"), (), None, (), (),
+            (Finding(PROBLEM, "state", str(mismatch), mismatch.advice),))
     findings: list[Finding] = []
 
     stored_targets = {p.name: store.get_targets(p.name) for p in profiles}
@@ -114,6 +121,9 @@ def doctor(rt: Runtime, profile_names: Sequence[str] | None = None, *, now: date
             PROBLEM, "poison", f"a {record.queue} message was given up on ({record.recorded_at}): {record.reason}",
             "fix the cause, then run the work by hand (`galsync sync --profile P`); the record stays until it "
             "is deleted from the state store", profile=record.profile))
+
+    findings += [Finding(INFO, "lease", f"{describe_lease(lease)} (a worker is running, or died and its lease "
+                         "runs out then)") for lease in store.list_leases()]
 
     foreign_docs = _foreign_docs(store.list_docs(FOREIGN_DOC))
     health: list[ProfileHealth] = []

@@ -6,8 +6,9 @@ phone. Instead, once the targets are known (they are resolved beside the read) a
 each set of source records the read has stored is pushed to the new targets at once, by one thread, while
 the read goes on. Keys that arrive while a push runs wait for the next one, so pushes grow with the backlog.
 
-Only creates of stored records go out early, and only to targets new in this run (no records of their own),
-of a profile with one source (with several, a later page of another source may win a merge and undo an
+Only creates of stored records go out early, and only to targets new in this run whose folder this run made
+or that galsync has records of (a folder found with no records may hold contacts to adopt first), of a
+profile with one source (with several, a later page of another source may win a merge and undo an
 early write). Everything else (removals; source records this run did not change, after a full re-read) is
 left to the run's fan-out, which follows and finds the early writes already recorded: it writes only what is
 still missing, and skips a target the early fill brought fully in step (`covering`). A crash costs nothing
@@ -114,12 +115,16 @@ class EarlyFill:
             self._stop()
             return
         targets = {m: changes.active[m] for m in changes.new if changes.active[m].folder_id}
-        if not targets:
-            self._stop()
-            return
         pushes = 0
         try:
-            self._fresh = {m for m in targets if self._is_empty(m)}
+            empty = {m for m in targets if self._is_empty(m)}
+            # A folder this run found (not made) with no record of ours may hold contacts galsync wrote before
+            # its state was lost: the fan-out's fill adopts them (adoption.py), seeing every desired contact.
+            targets = {m: t for m, t in targets.items() if m not in empty or m in changes.new_folders}
+            if not targets:
+                self._stop()
+                return
+            self._fresh = empty & set(targets)
             while (keys := self._next_keys()) is not None:
                 report = self._push(keys, targets)
                 left = sum(report.counts[k] for k in UNFINISHED)

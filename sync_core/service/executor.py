@@ -7,7 +7,8 @@ which looks for the contact carrying this source's hidden tag and adopts it inst
 A create that Graph definitely refused drops its in-flight record again, so it costs no lookup later.
 
 All targets of one push go into one `client.batch` call, so the client can keep every mailbox busy up to
-Graph's per-mailbox limit at once.
+Graph's per-mailbox limit at once; under a lease, that call is cut into waves (waves.py), and once the lease
+is lost the rest is not sent.
 
 Each kind of action has its effect in one place: `_prepare` matches it once, and its section below says what it
 writes before the batch and, through the function its `_Write` carries, what its answer records.
@@ -34,12 +35,15 @@ from sync_core.core.fingerprint import fingerprint
 from sync_core.core.mapping import normalise_contact
 from sync_core.core.profile import Profile
 from sync_core.core.records import TargetRecord
-from sync_core.core.tags import CONTACT_TAG_EXPAND, read_contact_tag
+from sync_core.core.tags import read_contact_tag
 from sync_core.graph import BatchRequest, BatchResult, GraphClient, NotFound
 from sync_core.state.base import StateStore
+from sync_core.state.leases import LeaseLost
 
 from .contact_photos import write_photos
+from .folder_listing import contact_url, list_tagged_contacts
 from .target_work import ExecReport, TargetWork
+from .waves import run_in_waves
 
 log = logging.getLogger("galsync.executor")
 
@@ -63,8 +67,12 @@ class _Write(BatchRequest, Generic[A]):
 
 
 def execute(client: GraphClient, store: StateStore, profile: Profile, works: Sequence[TargetWork],
-            now: Callable[[], str]) -> ExecReport:
-    """Apply each target's actions; record results in the state store; never raise for one contact's failure."""
+            now: Callable[[], str], held: Callable[[], bool] | None = None) -> ExecReport:
+    """Apply each target's actions; record results in the state store; never raise for one contact's failure.
+
+    `held` (the lease heartbeat's) is asked between write waves: once it is False nothing more is sent, what
+    was sent is recorded, and LeaseLost is raised.
+    """
     report = ExecReport()
     works = [w for w in works if w.actions]
     if not works:
@@ -76,10 +84,13 @@ def execute(client: GraphClient, store: StateStore, profile: Profile, works: Seq
     for work in works:
         pending += _prepare(store, profile, work, found.get(work.mailbox, {}), written_at, report)
     recorder = _Recorder(profile, report)
-    retry = _send(client, store, recorder, pending, now)
+    retry = _send(client, store, recorder, pending, now, held)
     if retry:
         # Contacts deleted on a phone whose write came back 404, recreated per policy.
-        _send(client, store, recorder, retry, now)
+        _send(client, store, recorder, retry, now, held)
+    if held is not None and (report.counts["not_sent"] or not held()):
+        raise LeaseLost(f"profile {profile.name}: the lease on the target mailboxes was lost, so "
+                        f"{report.counts['not_sent']} write(s) were not sent; the next run sends them")
     # SetPhoto and Create.photo_etag, after every field write is recorded, so a photo never holds a field back
     # and a photo failure is a per-contact error (contact_photos.py).
     write_photos(client, store, profile, works, now, report)
@@ -87,21 +98,22 @@ def execute(client: GraphClient, store: StateStore, profile: Profile, works: Seq
 
 
 def _send(client: GraphClient, store: StateStore, recorder: _Recorder, writes: Sequence[_Write[Any]],
-          now: Callable[[], str]) -> list[_Write[Any]]:
+          now: Callable[[], str], held: Callable[[], bool] | None) -> list[_Write[Any]]:
     """Send the writes, hand each answer to its action's function, store what they recorded; return the
     writes those functions asked for next."""
-    results = client.batch(writes) if writes else []
+    results: Sequence[BatchResult | None] = []
+    if writes:
+        results = client.batch(writes) if held is None else run_in_waves(client, writes, held,
+                                                                         lambda write: write.work.mailbox)
     recorder.written_at = now()
     follow_up: list[_Write[Any]] = []
     for item, result in zip(writes, results, strict=True):
+        if result is None:
+            recorder.not_sent(item)
+            continue
         follow_up += item.answered(recorder, item, result)
     recorder.flush(store)
     return follow_up
-
-
-def contact_url(mailbox: str, folder_id: str, contact_id: str | None = None) -> str:
-    base = f"/users/{mailbox}/contactFolders/{folder_id}/contacts"
-    return base if contact_id is None else f"{base}/{contact_id}"
 
 
 def _needs_lookup(actions: Sequence[Action]) -> bool:
@@ -115,8 +127,7 @@ def _find_tagged(client: GraphClient, profile: Profile, works: Sequence[TargetWo
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for work in works:
         by_key: dict[str, list[dict[str, Any]]] = {}
-        items = client.iter_pages(contact_url(work.mailbox, work.folder_id),
-                                  params={"$select": "id,changeKey", "$expand": CONTACT_TAG_EXPAND, "$top": "1000"})
+        items = list_tagged_contacts(client, work.mailbox, work.folder_id, ("id", "changeKey"))
         try:
             for item in items:
                 tag = read_contact_tag(item)
@@ -225,6 +236,12 @@ class _Recorder:
         self.report.errors.append(f"{item.work.mailbox} {key}: {result.status} {code} (request-id {result.request_id})")
         log.warning("profile %s: %s to mailbox %s failed: %s %s (request-id %s)", self.profile.name,
                     item.method, item.work.mailbox, result.status, code, result.request_id)
+
+    def not_sent(self, item: _Write[Any]) -> None:
+        """A write never sent (the lease was lost): a create's in-flight record goes, nothing was created."""
+        if item.answered is _created:
+            self.forget(item.work.mailbox, item.action.source_key)
+        self.report.counts["not_sent"] += 1
 
     def flush(self, store: StateStore) -> None:
         for mailbox, records in self.put.items():

@@ -4,6 +4,8 @@ It reads the mailbox's managed folders (found by galsync's folder tag) and its d
 galsync's contact tag expanded, and tells each contact's story: managed (which profile, which source
 object, when galsync last wrote it, whether a phone changed it since) or foreign (created and modified
 when, never written by galsync, and in a shared mailbox: probably saved on one of the phones that use it).
+A contact galsync recorded as its own is managed even when a phone stripped its tag (docs/architecture.md,
+"Managed contacts").
 
 The admin asked for the contact by name, so names and numbers are in the result for the terminal; they are
 never logged (I7).
@@ -17,7 +19,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sync_core.core.records import TargetRecord
-from sync_core.core.tags import CONTACT_TAG_EXPAND, FOLDER_TAG_EXPAND, read_contact_tag, read_folder_tag
+from sync_core.core.tags import (
+    CONTACT_TAG_EXPAND,
+    FOLDER_TAG_EXPAND,
+    ContactTag,
+    read_contact_tag,
+    read_folder_tag,
+)
 from sync_core.graph import Forbidden, GraphError, NotFound
 from sync_core.state import docs
 
@@ -123,6 +131,7 @@ def explain(rt: Runtime, mailbox: str, contact_name: str) -> Explanation:
     purpose = _purpose(rt, mailbox_id)
     folders = _folders(rt, mailbox_id)
     foreign_seen = _foreign_seen(rt, mailbox_id)
+    recorded = _recorded_contacts(rt, mailbox_id)
 
     matches: list[ContactStory] = []
     similar: list[str] = []
@@ -130,7 +139,7 @@ def explain(rt: Runtime, mailbox: str, contact_name: str) -> Explanation:
         for item in _contacts(rt, mailbox_id, folder):
             name = str(item.get("displayName") or "")
             if name.strip().casefold() == wanted:
-                matches.append(_story(rt, mailbox_id, purpose, folder, item, foreign_seen))
+                matches.append(_story(rt, mailbox_id, purpose, folder, item, foreign_seen, recorded))
             elif wanted in name.casefold() and name not in similar and len(similar) < MAX_SIMILAR:
                 similar.append(name)
     log.info("explain: mailbox %s, %d folder(s) read, %d match(es)", mailbox_id, len(folders), len(matches))
@@ -187,12 +196,25 @@ def _foreign_seen(rt: Runtime, mailbox_id: str) -> dict[str, str]:
     return out
 
 
+def _recorded_contacts(rt: Runtime, mailbox_id: str) -> dict[str, ContactTag]:
+    """Contact id -> the profile and source galsync recorded it for, in this mailbox."""
+    out: dict[str, ContactTag] = {}
+    for profile in rt.config:
+        for key, record in rt.store.get_target_records(profile.name, mailbox_id).items():
+            if record.contact_id:
+                out[record.contact_id] = ContactTag(profile.name, key)
+    return out
+
+
 def _story(rt: Runtime, mailbox_id: str, purpose: str | None, folder: Folder, item: Mapping[str, Any],
-           foreign_seen: Mapping[str, str]) -> ContactStory:
+           foreign_seen: Mapping[str, str], recorded: Mapping[str, ContactTag]) -> ContactStory:
     created, modified = _text(item.get("createdDateTime")), _text(item.get("lastModifiedDateTime"))
     base = ContactStory(str(item["id"]), str(item.get("displayName") or ""), folder, "foreign", created, modified,
                         _phones(item), _emails(item))
     tag = read_contact_tag(item)
+    own = recorded.get(base.contact_id)
+    stripped = own is not None and tag != own  # galsync's by its record, whatever became of its tag
+    tag = own if own is not None else tag
     where = f'the folder "{folder.name}"' + (f' (galsync\'s folder for profile "{folder.profile}")'
                                               if folder.profile else " (the mailbox's default contacts folder)")
     if tag is not None and tag.profile in rt.config.names:
@@ -202,13 +224,18 @@ def _story(rt: Runtime, mailbox_id: str, purpose: str | None, folder: Folder, it
         changed = record is not None and record.change_key is not None and record.change_key != item.get("changeKey")
         return replace(base, origin="managed", profile=tag.profile, source_key=tag.source_key,
                        source_name=source_name, written_at=record.written_at if record else None,
-                       changed_on_device=changed,
-                       story=_managed_story(tag.profile, tag.source_key, source_name, record, changed, where))
+                       changed_on_device=changed or stripped,
+                       story=_managed_story(tag.profile, tag.source_key, source_name, record, changed, where)
+                       + ((STRIPPED_TAG_LINE,) if stripped else ()))
     seen = foreign_seen.get(base.contact_id)
     other = tag.profile if tag is not None else None
     return replace(base, origin="other-profile" if other is not None else "foreign", profile=other,
                    seen_by_reconcile=seen or None,
                    story=_foreign_story(rt, purpose, folder, created, modified, where, seen, other))
+
+
+STRIPPED_TAG_LINE = ("Its hidden galsync tag is gone (a phone saved back its own copy of it); it is galsync's all the "
+                     "same, by galsync's record of it, and the nightly reconcile puts the tag back.")
 
 
 def _managed_story(profile: str, source_key: str, source_name: str | None, record: TargetRecord | None,

@@ -51,11 +51,14 @@ def ensure_folder(client: GraphClient, profile: Profile, mailbox: str) -> str:
     return str(created["id"])
 
 
-def ensure_folders(client: GraphClient, profile: Profile, mailboxes: Sequence[str]) -> dict[str, str | FolderConflict]:
+def ensure_folders(client: GraphClient, profile: Profile, mailboxes: Sequence[str], *,
+                   made: set[str] | None = None) -> dict[str, str | FolderConflict]:
     """`ensure_folder` for many mailboxes at once: one `$batch` of look-ups, then one of creates.
 
     A new profile's first fill needs a folder in every target; one round trip per 20 mailboxes instead of two
     per mailbox. The result maps each mailbox to its folder id, or to the FolderConflict that stops it.
+    `made` collects the mailboxes whose folder this call created: known empty, so their fill has nothing to
+    adopt (adoption.py) and reads nothing.
     """
     out: dict[str, str | FolderConflict] = {}
     name = profile.folder.replace("'", "''")
@@ -81,6 +84,8 @@ def ensure_folders(client: GraphClient, profile: Profile, mailboxes: Sequence[st
         if result.ok and isinstance(result.body, dict):
             log.info("profile %s: created managed folder in mailbox %s", profile.name, mailbox)
             out[mailbox] = str(result.body["id"])
+            if made is not None:
+                made.add(mailbox)
         else:
             out[mailbox] = _one(client, profile, mailbox)  # e.g. created meanwhile (409): look again
     return out

@@ -30,6 +30,8 @@ from sync_core.core.profile import Profile
 from sync_core.core.records import SourceRecord
 from sync_core.core.sources import Mapped, SourceChange
 from sync_core.graph import GraphClient, GraphError, NotFound
+from sync_core.settings import LEASE_SECONDS
+from sync_core.state.leases import Heartbeat
 
 from .runtime import Runtime
 
@@ -37,8 +39,6 @@ log = logging.getLogger("galsync.photos")
 
 USER_PREFIX = "user:"
 CACHE_BYTES = 64 * 1024 * 1024
-# How long the nightly check holds the profile's sync lease (source records are written under it).
-CHECK_LEASE_SECONDS = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -132,16 +132,17 @@ def refresh_profile_photos(rt: Runtime, profile: Profile) -> PhotoChecks:
     """
     if not profile.photos.enabled:
         return PhotoChecks()
-    lease = f"sync:{profile.name}"
-    if not rt.store.acquire_lease(lease, rt.owner, CHECK_LEASE_SECONDS):
-        log.info("profile %s: a sync is running; user photos are checked at the next reconcile", profile.name)
-        return PhotoChecks()
-    try:
+    with Heartbeat(rt.store, rt.owner, LEASE_SECONDS, clock=rt.clock) as beat:
+        if not beat.take(f"sync:{profile.name}"):
+            log.info("profile %s: a sync is running; user photos are checked at the next reconcile", profile.name)
+            return PhotoChecks()
         checks = check_photos(rt.client, profile, rt.store.iter_source_records(profile.name))
+        if checks.changed and not beat.held():  # a sync took the lease over: it writes these records now
+            log.warning("profile %s: lost the sync lease; user photos are checked again at the next reconcile",
+                        profile.name)
+            return PhotoChecks(checks.checked, {}, checks.failed)
         if checks.changed:
             rt.store.put_source_records(profile.name, checks.changed.values())
-    finally:
-        rt.store.release_lease(lease, rt.owner)
     return checks
 
 

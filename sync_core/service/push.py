@@ -1,23 +1,31 @@
 """`push_targets`: plan a profile's contacts for a chunk of target mailboxes and write them.
 
 Each target is planned against its own records (the pure planner), and every plan of the chunk is applied in
-one `$batch` stream (executor). An unchanged contact costs nothing (I4). Every mailbox is written under its
-own lease (`target_lease`), which reconcile takes too, so two workers never write one mailbox at once (I2).
+one `$batch` stream (executor). An unchanged contact costs nothing (I4). A fill of a target with no records, into
+a folder this run did not make, first adopts what galsync's tag marks as its own there (adoption.py), so a lost
+state store never doubles a phone's contacts (I9). Every mailbox is written under its
+own lease (`target_lease`), which reconcile takes too, so two workers never write one mailbox at once (I2);
+a heartbeat renews the leases while the push runs, and the executor stops between write waves if they are
+lost.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from sync_core.core.actions import Create
 from sync_core.core.plan import SharedCreates, create_action, plan_removed_target, plan_target
 from sync_core.core.profile import Profile
 from sync_core.core.records import SourceRecord, Target
 from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
+from sync_core.settings import LEASE_SECONDS
 from sync_core.state import docs
-from sync_core.state.base import StateStore
+from sync_core.state.base import Lease, StateStore
+from sync_core.state.leases import Heartbeat, describe_lease
 
+from .adoption import adopt
 from .executor import execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
 from .runtime import PushMessage, Runtime
@@ -25,15 +33,17 @@ from .target_work import ExecReport, TargetWork
 
 log = logging.getLogger("galsync.push")
 
-TARGET_LEASE_SECONDS = 10 * 60
+TARGET_LEASE_SECONDS = LEASE_SECONDS
 
 
 class TargetsBusy(RuntimeError):
     """Another worker is writing to these target mailboxes; the push must be retried later (queue retry)."""
 
-    def __init__(self, profile: str, mailboxes: list[str]) -> None:
+    def __init__(self, profile: str, mailboxes: list[str], holder: Lease | None = None) -> None:
+        held = f"; {describe_lease(holder)}" if holder is not None else ""
         super().__init__(f"profile {profile}: {len(mailboxes)} target mailbox(es) are being written by another "
-                         f"worker ({', '.join(mailboxes[:3])}{', ...' if len(mailboxes) > 3 else ''}); retry later")
+                         f"worker ({', '.join(mailboxes[:3])}{', ...' if len(mailboxes) > 3 else ''}{held}); "
+                         "retry later")
         self.mailboxes = mailboxes
 
 
@@ -47,20 +57,14 @@ def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Tar
     the message, and a retried push of an up-to-date mailbox writes nothing.
     """
     profile = rt.config.profile(message.profile)
-    store = rt.store
     held: list[str] = []
     busy: list[str] = []
-    for mailbox in message.mailboxes:
-        (held if store.acquire_lease(target_lease(profile, mailbox), rt.owner, TARGET_LEASE_SECONDS)
-         else busy).append(mailbox)
-    try:
-        report = _push_held(rt, profile, PushMessage(message.profile, tuple(held), message.keys, message.mode,
-                                                      message.run_id), targets)
-    finally:
-        for mailbox in held:
-            store.release_lease(target_lease(profile, mailbox), rt.owner)
+    with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
+        for mailbox in message.mailboxes:
+            (held if beat.take(target_lease(profile, mailbox)) else busy).append(mailbox)
+        report = _push_held(rt, profile, replace(message, mailboxes=tuple(held)), targets, beat.held)
     if busy:
-        raise TargetsBusy(profile.name, busy)
+        raise TargetsBusy(profile.name, busy, rt.store.get_lease(target_lease(profile, busy[0])))
     return report
 
 
@@ -79,13 +83,13 @@ def with_folder(rt: Runtime, profile: Profile, target: Target) -> Target:
     return updated
 
 
-def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target] | None
-               ) -> ExecReport:
+def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target] | None,
+               held: Callable[[], bool]) -> ExecReport:
     store, client = rt.store, rt.client
     if targets is None:
         targets = store.get_targets(profile.name)
     if message.mode == "remove":
-        return _remove_targets(rt, profile, message, targets)
+        return _remove_targets(rt, profile, message, targets, held)
     desired, previous, wanted_keys = _desired(store, profile, message.keys)
     want = desired if wanted_keys is None else {k: d for k, d in desired.items() if k in wanted_keys}
     recreate = _recreator(profile, want)
@@ -93,12 +97,17 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
     report = ExecReport()
     active = [targets[m] for m in message.mailboxes if m in targets and targets[m].active]
     shared = SharedCreates(profile)  # a contact's create is the same for every target of the push
-    for target in _with_folders(rt, profile, active, report):
+    known_empty = set(message.new_folders)  # folders made in this run
+    for target in _with_folders(rt, profile, active, report, made=known_empty):
         mailbox = target.mailbox
         records = store.get_target_records(profile.name, mailbox, wanted_keys)
-        actions = plan_target(mailbox, want, previous, records, profile, shared)
+        if wanted_keys is None and not records and mailbox not in known_empty:
+            # A fill with nothing recorded, into a folder that may hold galsync's contacts (lost state).
+            actions = adopt(client, profile, mailbox, target.folder_id or "", want, report)
+        else:
+            actions = plan_target(mailbox, want, previous, records, profile, shared)
         works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
-    report.merge(execute(client, store, profile, works, rt.now_iso))
+    report.merge(execute(client, store, profile, works, rt.now_iso, held))
     log.info("profile %s: push %s to %d mailbox(es): %s", profile.name, message.run_id, len(works),
              dict(report.counts))
     return report
@@ -144,11 +153,13 @@ def _recreator(profile: Profile, desired: Mapping[str, DesiredContact]) -> Calla
     return recreate
 
 
-def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport) -> list[Target]:
-    """The targets with their managed folder, found or created in `$batch` calls for those that have none yet;
-    a target whose folder name is taken by a foreign folder is reported and left out."""
+def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport,
+                  made: set[str] | None = None) -> list[Target]:
+    """The targets with their managed folder, found or created in `$batch` calls for those that have none yet
+    (`made` collects the mailboxes whose folder was created here); a target whose folder name is taken by a
+    foreign folder is reported and left out."""
     missing = [t for t in targets if not t.folder_id]
-    found = ensure_folders(rt.client, profile, [t.mailbox for t in missing]) if missing else {}
+    found = ensure_folders(rt.client, profile, [t.mailbox for t in missing], made=made) if missing else {}
     out: list[Target] = []
     for target in targets:
         folder = found.get(target.mailbox, target.folder_id)
@@ -164,8 +175,8 @@ def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: 
     return out
 
 
-def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target]
-                    ) -> ExecReport:
+def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target],
+                    held: Callable[[], bool]) -> ExecReport:
     """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target."""
     store = rt.store
     works: list[TargetWork] = []
@@ -174,7 +185,7 @@ def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets
         records = store.get_target_records(profile.name, mailbox)
         if target is not None and target.folder_id and records:
             works.append(TargetWork(mailbox, target.folder_id, plan_removed_target(records, profile), records))
-    report = execute(rt.client, store, profile, works, rt.now_iso)
+    report = execute(rt.client, store, profile, works, rt.now_iso, held)
     for mailbox in message.mailboxes:
         if profile.policies.removed_target == "keep":
             store.delete_target_records(profile.name, mailbox, list(store.get_target_records(profile.name, mailbox)))

@@ -1,7 +1,8 @@
 """What each queue message and timer of the function app does, as calls into the use cases.
 
-A message that can never succeed (it does not parse, or names a profile or group the configuration does not
-resolve) is recorded as poison at once and not retried. Any other failure is noted (for the poison record,
+A message that can never succeed (it does not parse, names a profile or group the configuration does not
+resolve, or finds a state store made for another tenant or Graph endpoint) is recorded as poison at once and
+not retried; nothing of its work is done. Any other failure is noted (for the poison record,
 should every try fail) and raised again, so the Functions host retries the message up to maxDequeueCount
 times and then moves it to `<queue>-poison`.
 """
@@ -13,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from sync_core.core.profile import ConfigError
+from sync_core.state.base import StateMismatch
 
 from . import poison
 from .doctor import doctor
@@ -31,13 +33,14 @@ from .queue_messages import (
 )
 from .reconcile import reconcile_profile
 from .runtime import PushMessage, Runtime
-from .subscriptions import handle_lifecycle
+from .state_identity import claim_state
+from .subscriptions import SubscriptionsReport, ensure_subscriptions, handle_lifecycle
 from .sync import sync_profile
 from .target_work import ExecReport
 
 log = logging.getLogger("galsync.queue")
 
-_PERMANENT = (BadMessage, ConfigError, GroupConfigError)
+_PERMANENT = (BadMessage, ConfigError, GroupConfigError, StateMismatch)
 
 
 class QueueFanOut:
@@ -65,6 +68,7 @@ def run_source_message(rt: Runtime, body: bytes | str, *, message_id: str = "",
         message = parse_source_message(body)
         if not isinstance(message, LifecycleMessage):
             rt.config.profile(message.profile)  # a profile the configuration no longer has: ConfigError
+        claim_state(rt)
         return _run_source(rt, message)
     except _PERMANENT as error:
         poison.record_poison(rt.store, SYNC_SOURCE_QUEUE, message_id, body, str(error), dequeue_count)
@@ -108,6 +112,7 @@ def run_push_message(rt: Runtime, body: bytes | str, *, message_id: str = "",
     try:
         message = parse_push_message(body)
         rt.config.profile(message.profile)
+        claim_state(rt)
         return push_targets(rt, message)
     except _PERMANENT as error:
         poison.record_poison(rt.store, PUSH_TARGETS_QUEUE, message_id, body, str(error), dequeue_count)
@@ -115,6 +120,12 @@ def run_push_message(rt: Runtime, body: bytes | str, *, message_id: str = "",
     except Exception as error:
         poison.note_failure(rt.store, PUSH_TARGETS_QUEUE, body, error)
         raise
+
+
+def run_subscriptions(rt: Runtime) -> SubscriptionsReport:
+    """The subscriptions timer: create, renew and clean Graph subscriptions, in a store of this tenant only."""
+    claim_state(rt)
+    return ensure_subscriptions(rt)
 
 
 def scheduled_syncs(rt: Runtime) -> list[str]:

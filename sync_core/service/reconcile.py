@@ -3,7 +3,9 @@
 Per target, the managed folder is read with contact delta (in full the first time, then only what changed),
 so a night with no drift costs about one request per target. What delta shows is classified (drift.py):
 - a contact galsync wrote whose changeKey is the one it recorded: our own write, intact;
-- a recorded contact with another changeKey: edited on a device: galsync's fields are put back per policy;
+- a recorded contact with another changeKey: edited on a device: read once more with galsync's hidden tag
+  (a phone that saves back its own copy strips it), then galsync's fields, and the tag if it is gone, are
+  put back per policy; it stays galsync's, never foreign;
 - a recorded contact reported removed: deleted on a device: re-created or respected per policy;
 - an unknown contact: read once with galsync's hidden tag: ours (a duplicate or an orphan from a crash) or
   foreign (saved on a phone): foreign contacts are never touched under policy "report" (I1), and are listed
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +31,11 @@ from sync_core.core.sources import DesiredContact, merge_sources, source_key_pre
 from sync_core.core.tags import CONTACT_TAG_EXPAND, contact_tag_value, parse_contact_tag
 from sync_core.graph import DeltaTokenExpired, GraphClient, GraphError, NotFound
 from sync_core.state import docs
+from sync_core.state.leases import Heartbeat, LeaseLost
 
 from . import photos
-from .executor import contact_url, execute
+from .executor import execute
+from .folder_listing import contact_url
 from .folders import FolderConflict
 from .push import TARGET_LEASE_SECONDS, target_lease, with_folder
 from .runtime import Runtime, new_run_id
@@ -73,22 +77,20 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) 
         if not target.active:
             continue
         report.targets += 1
-        lease = target_lease(profile, mailbox)
-        if not dry_run and not rt.store.acquire_lease(lease, rt.owner, TARGET_LEASE_SECONDS):
-            report.busy += 1
-            continue
-        try:
-            _reconcile_target(rt, profile, target, desired, report)
-        except FolderConflict as exc:
-            report.errors.append(str(exc))
-        except (GraphError, docs.DocumentError) as exc:
-            # One mailbox failing (throttled past the retry bounds, deleted before the sync noticed, or its
-            # stored foreign list damaged) is recorded and the other targets are still reconciled (I10).
-            report.errors.append(f"mailbox {mailbox}: {exc}")
-            log.warning("profile %s: reconcile of mailbox %s failed: %s", profile.name, mailbox, exc)
-        finally:
-            if not dry_run:
-                rt.store.release_lease(lease, rt.owner)
+        with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
+            if not dry_run and not beat.take(target_lease(profile, mailbox)):
+                report.busy += 1
+                continue
+            try:
+                _reconcile_target(rt, profile, target, desired, report, beat.held)
+            except FolderConflict as exc:
+                report.errors.append(str(exc))
+            except (GraphError, docs.DocumentError, LeaseLost) as exc:
+                # One mailbox failing (throttled past the retry bounds, deleted before the sync noticed, its
+                # stored foreign list damaged, or its lease lost) is recorded and the other targets are still
+                # reconciled (I10).
+                report.errors.append(f"mailbox {mailbox}: {exc}")
+                log.warning("profile %s: reconcile of mailbox %s failed: %s", profile.name, mailbox, exc)
     after = rt.client.stats.snapshot()
     report.requests = sum(after.values()) - sum(before.values()) if after else 0
     if not dry_run:
@@ -110,7 +112,7 @@ def _desired(rt: Runtime, profile: Profile) -> dict[str, DesiredContact]:
 
 
 def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Mapping[str, DesiredContact],
-                      report: ReconcileReport) -> None:
+                      report: ReconcileReport, held: Callable[[], bool]) -> None:
     store, client = rt.store, rt.client
     if not target.folder_id:
         if report.dry_run:
@@ -129,12 +131,19 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
         removed_ids |= set(by_id) - {str(item["id"]) for item in seen}
     observed: list[ObservedContact] = []
     for item in seen:
-        record = by_id.get(str(item["id"]))
-        if record is None:
-            item = _read_tagged(client, target.mailbox, folder_id, str(item["id"])) or item
-            observed.append(ObservedContact.from_graph(item))
-        else:
+        contact_id = str(item["id"])
+        record = by_id.get(contact_id)
+        if record is not None and item.get("changeKey") == record.change_key:
+            # As galsync last wrote it, tag included.
             observed.append(_observed(item, contact_tag_value(profile.name, record.source_key)))
+            continue
+        # Unknown, or changed outside galsync (a phone that saves back its own copy strips the tag): read it
+        # again with its tag, which delta cannot expand.
+        read = _read_tagged(client, target.mailbox, folder_id, contact_id)
+        if read is None and record is not None:  # gone since delta listed it: the next night sees it removed
+            observed.append(_observed(item, contact_tag_value(profile.name, record.source_key)))
+        else:
+            observed.append(ObservedContact.from_graph(read or item))
     subset = _keys_in_view(profile, by_id, observed, removed_ids)
     drift = _classify(profile, records, subset, observed, removed_ids, desired)
     rest = plan_target(target.mailbox, {k: d for k, d in desired.items() if k not in subset}, {},
@@ -152,7 +161,7 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
     if report.dry_run:
         return
     repairs = execute(client, store, profile, [TargetWork(target.mailbox, folder_id, actions, records, None)],
-                      rt.now_iso) if actions else ExecReport()
+                      rt.now_iso, held) if actions else ExecReport()
     report.exec.merge(repairs)
     docs.write(store, foreign_key, docs.Foreign(rt.now_iso(), target.purpose, tuple(foreign)))
     # A repair that failed keeps the old link: the next reconcile sees that drift again (found by the chaos
@@ -220,7 +229,9 @@ def _keys_in_view(profile: Profile, by_id: Mapping[str, TargetRecord], observed:
     keys = {by_id[i].source_key for i in removed_ids if i in by_id}
     for contact in observed:
         tag = parse_contact_tag(contact.tag)
-        if tag is not None and tag.profile == profile.name:
+        if contact.contact_id in by_id:
+            keys.add(by_id[contact.contact_id].source_key)  # galsync's by its record, whatever its tag says
+        elif tag is not None and tag.profile == profile.name:
             keys.add(tag.source_key)
     return keys
 

@@ -39,6 +39,8 @@ class PushMessage:
 
     `keys` None means "every source key" (a new target is filled, or too many keys changed to list).
     `mode` "remove" handles mailboxes that left the targets.
+    `new_folders`: those of `mailboxes` whose managed folder the sync run made, so known empty: their fill
+    plans creates without first listing the folder for contacts to adopt (adoption.py).
     """
 
     profile: str
@@ -46,10 +48,12 @@ class PushMessage:
     keys: tuple[str, ...] | None
     mode: str = "changes"  # "changes" | "remove"
     run_id: str = ""
+    new_folders: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "push", "profile": self.profile, "mailboxes": list(self.mailboxes),
-                "keys": None if self.keys is None else list(self.keys), "mode": self.mode, "run_id": self.run_id}
+                "keys": None if self.keys is None else list(self.keys), "mode": self.mode, "run_id": self.run_id,
+                "new_folders": list(self.new_folders)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PushMessage:
@@ -64,8 +68,11 @@ class PushMessage:
         mode = data.get("mode", "changes")
         if mode not in ("changes", "remove"):
             raise ValueError(f"push message 'mode' must be 'changes' or 'remove', got {mode!r}")
+        new_folders = data.get("new_folders", [])  # absent from messages queued before it existed
+        if not isinstance(new_folders, list) or not all(isinstance(m, str) for m in new_folders):
+            raise ValueError("push message 'new_folders' must be a list of strings")
         return cls(data["profile"], tuple(mailboxes), None if keys is None else tuple(keys), mode,
-                   str(data.get("run_id", "")))
+                   str(data.get("run_id", "")), tuple(new_folders))
 
 
 class FanOut(Protocol):

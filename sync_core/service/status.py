@@ -1,8 +1,9 @@
 """`galsync status`: what galsync has been doing, read from the state store alone (no Graph call).
 
 It answers "is it working?" the way an admin asks it: the last runs with their counts, the failures among
-them, work the queues gave up on (poison messages), and the Graph subscriptions with their expiry. Being
-store-only, it works when Graph or the credentials are what is broken.
+them, work the queues gave up on (poison messages), the Graph subscriptions with their expiry, and the
+leases workers hold now (who is running what, until when). Being store-only, it works when Graph or the
+credentials are what is broken.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from sync_core.core.records import Run, Target
 from sync_core.state import docs
-from sync_core.state.base import StateStore
+from sync_core.state.base import Lease, StateStore
 
 from .poison import PoisonRecord, list_poison
 
@@ -60,6 +61,7 @@ class StatusReport:
     runs: tuple[Run, ...]
     poison: tuple[PoisonRecord, ...]
     subscriptions: tuple[SubscriptionState, ...]
+    leases: tuple[Lease, ...] = ()
 
     @property
     def failures(self) -> tuple[Run, ...]:
@@ -88,6 +90,7 @@ class StatusReport:
             "failures": [run_json(r) for r in self.failures],
             "poison": [poison_json(p) for p in self.poison],
             "subscriptions": [s.to_json(now) for s in self.subscriptions],
+            "leases": [lease_json(lease) for lease in self.leases],
         }
 
 
@@ -106,7 +109,7 @@ def status(store: StateStore, profiles: Iterable[str], *, limit: int = 20, now: 
             next((r for r in own if r.kind == "reconcile"), None),
         ))
     return StatusReport(iso(now), tuple(per_profile), runs, tuple(list_poison(store)),
-                        tuple(subscriptions(store)))
+                        tuple(subscriptions(store)), tuple(store.list_leases()))
 
 
 def subscriptions(store: StateStore) -> list[SubscriptionState]:
@@ -130,6 +133,11 @@ def run_json(run: Run) -> dict[str, Any]:
     return {"run_id": run.run_id, "profile": run.profile, "kind": run.kind, "started_at": run.started_at,
             "finished_at": run.finished_at, "outcome": run.outcome, "counts": dict(run.counts),
             "error": run.error}
+
+
+def lease_json(lease: Lease) -> dict[str, Any]:
+    return {"name": lease.name, "worker": lease.owner,
+            "until": iso(datetime.fromtimestamp(lease.expires_at, UTC))}
 
 
 def poison_json(p: PoisonRecord) -> dict[str, Any]:

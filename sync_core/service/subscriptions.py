@@ -28,7 +28,7 @@ from urllib.parse import quote, urlsplit
 
 from sync_core.core.profile import Profile, looks_like_object_id
 from sync_core.graph import GraphError, NotFound
-from sync_core.settings import Settings, SettingsError
+from sync_core.settings import LEASE_SECONDS, Settings, SettingsError
 from sync_core.state import docs
 from sync_core.state.leases import run_exclusively
 
@@ -45,7 +45,6 @@ EXPIRY_MARGIN_MINUTES = 15  # asked lifetime stays this far under the maximum (c
 RENEW_AFTER_FRACTION = 0.5  # renew once this much of the maximum lifetime has passed
 MAX_GROUP_SUBSCRIPTIONS = 50
 LEASE = "subscriptions"
-LEASE_SECONDS = 10 * 60
 DIRECTORY_CHANGES = "updated,deleted"
 CONTACT_CHANGES = "created,updated,deleted"
 
@@ -144,7 +143,8 @@ def _wanted(resource: str, change_type: str, profiles: list[str]) -> Wanted:
 def ensure_subscriptions(rt: Runtime) -> SubscriptionsReport:
     """Create missing subscriptions, renew ageing ones, delete ours that are no longer needed."""
     reports: list[SubscriptionsReport] = []
-    ran = run_exclusively(rt.store, LEASE, rt.owner, LEASE_SECONDS, lambda: reports.append(_ensure(rt)))
+    ran = run_exclusively(rt.store, LEASE, rt.owner, LEASE_SECONDS, lambda: reports.append(_ensure(rt)),
+                          clock=rt.clock)
     if ran == 0:
         log.info("subscriptions: another worker is running; it will run once more for this request")
         return SubscriptionsReport(busy=True)

@@ -27,7 +27,9 @@ from sync_core.core.profile import Profile
 from sync_core.core.records import Run, Target
 from sync_core.core.sources import DesiredContact
 from sync_core.graph import GraphError
+from sync_core.settings import LEASE_SECONDS
 from sync_core.state import docs
+from sync_core.state.base import Lease
 from sync_core.state.leases import run_exclusively
 
 from . import groups as group_watch
@@ -41,8 +43,6 @@ from .source_reader import SourceRead, fetch_users, read_source, removed_after_f
 from .target_work import ExecReport
 
 log = logging.getLogger("galsync.sync")
-
-LEASE_SECONDS = 15 * 60
 
 
 @dataclass
@@ -60,6 +60,7 @@ class SyncReport:
     messages: int = 0
     planned: dict[str, int] = field(default_factory=dict)  # dry run: action kind -> count
     exec: ExecReport = field(default_factory=ExecReport)
+    holder: Lease | None = None  # busy: who holds the profile's sync lease, and until when
 
     def counts(self) -> dict[str, int]:
         return {"changed": self.changed, "removed": self.removed, "targets": self.targets,
@@ -141,10 +142,11 @@ def sync_profile(rt: Runtime, profile_name: str, fanout: FanOut, *, dry_run: boo
         return _sync_once(rt, profile, fanout, dry_run=True)
     reports: list[SyncReport] = []
     ran = run_exclusively(rt.store, f"sync:{profile.name}", rt.owner, LEASE_SECONDS,
-                          lambda: reports.append(_sync_once(rt, profile, fanout, dry_run=False)))
+                          lambda: reports.append(_sync_once(rt, profile, fanout, dry_run=False)), clock=rt.clock)
     if ran == 0:
         log.info("profile %s: another worker is syncing; it will run once more for this trigger", profile.name)
-        return SyncReport(profile.name, new_run_id(), outcome="busy")
+        holder = rt.store.get_lease(f"sync:{profile.name}")
+        return SyncReport(profile.name, new_run_id(), outcome="busy", holder=holder)
     return reports[-1]
 
 
@@ -328,7 +330,7 @@ def _resolve_targets(rt: Runtime, profile: Profile, members: Mapping[str, Iterab
     if dry_run or not tchanges.new:
         return tchanges
     try:
-        folders = ensure_folders(rt.client, profile, list(tchanges.new))
+        folders = ensure_folders(rt.client, profile, list(tchanges.new), made=tchanges.new_folders)
     except GraphError as exc:
         log.info("profile %s: managed folders left to the push (%s)", profile.name, type(exc).__name__)
         return tchanges
@@ -358,7 +360,8 @@ def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, rep
     if found.changed_keys is None or found.changed_keys:
         keys = None if found.changed_keys is None else tuple(sorted(found.changed_keys))
         messages += [PushMessage(profile.name, tuple(c), keys, "changes", run_id) for c in _chunks(existing, size)]
-    messages += [PushMessage(profile.name, tuple(c), None, "changes", run_id)
+    messages += [PushMessage(profile.name, tuple(c), None, "changes", run_id,
+                             new_folders=tuple(m for m in c if m in found.targets.new_folders))
                  for c in _chunks(sorted(m for m in fill if m in active and m not in found.filled_early), size)]
     messages += [PushMessage(profile.name, tuple(c), None, "remove", run_id)
                  for c in _chunks(sorted(found.removed_targets), size)]

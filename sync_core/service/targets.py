@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sync_core.core.profile import Profile, looks_like_object_id
 from sync_core.core.records import Target
@@ -29,6 +29,7 @@ class TargetChanges:
     active: dict[str, Target]  # mailbox id -> target, every target that should receive contacts now
     new: tuple[str, ...]  # mailbox ids that joined (to be filled completely)
     removed: tuple[str, ...]  # mailbox ids that left (their contacts go per policy)
+    new_folders: set[str] = field(default_factory=set)  # mailbox ids whose managed folder this run made
 
 
 def resolve(client: GraphClient, store: StateStore, profile: Profile, group_members: Mapping[str, Iterable[str]],

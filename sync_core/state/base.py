@@ -11,10 +11,13 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 from sync_core.core.records import Run, SourceRecord, Target, TargetRecord
+from sync_core.settings import SettingsError
 
 Clock = Callable[[], float]
 """Seconds since the epoch; leases compare against it (tests pass a fake one to expire leases)."""
@@ -38,6 +41,38 @@ class ConcurrencyError(StateError):
     """Someone else changed (or deleted) a document since the ETag the caller gave was read."""
 
 
+RESET_ADVICE = ("point galsync at the state of this tenant and endpoint (GALSYNC_STATE or --state), or empty this "
+                "one with `galsync sync --reset-state` (safe: galsync re-adopts its contacts from the mailboxes)")
+
+
+class StateMismatch(SettingsError):
+    """The state store was made for another tenant or Graph endpoint than the settings name.
+
+    A configuration error, not a storage failure: its records, ids and links belong elsewhere, so nothing
+    may be read from it or written to it until the admin points galsync at the right store or resets it.
+    """
+
+    def __init__(self, message: str, advice: str = RESET_ADVICE) -> None:
+        super().__init__(message)
+        self.advice = advice
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a lease, and until when (seconds since the epoch, by the holder's clock)."""
+
+    name: str
+    owner: str
+    expires_at: float
+
+
+def link_origin(link: str) -> str:
+    """Where a Graph link points, without its query (tokens stay out of messages): scheme, host, version."""
+    parts = urlsplit(link)
+    version = next((s for s in parts.path.split("/") if s), "")
+    return f"{parts.scheme}://{parts.netloc}/{version}" if parts.netloc else link[:40]
+
+
 class StateStore(ABC):
     """Everything galsync remembers between runs, scoped by profile name where that applies.
 
@@ -45,11 +80,33 @@ class StateStore(ABC):
     deletes, so a retried call is harmless. Deleting something that does not exist is not an error.
     """
 
+    graph_endpoint: str | None = None  # set by `bind`: the Graph root every stored link must lie under
+
+    def bind(self, graph_endpoint: str) -> None:
+        """From now on, refuse stored links outside `graph_endpoint` (the configured Graph root, ".../v1.0").
+
+        A link from another endpoint would send galsync's token elsewhere; the Graph client refuses it, but
+        only the store can say that the state, not galsync, is what is wrong.
+        """
+        self.graph_endpoint = graph_endpoint.rstrip("/")
+
+    def checked_link(self, profile: str, source: str, link: str | None) -> str | None:
+        """`link` if it lies under the bound endpoint (or nothing is bound), else StateMismatch naming both."""
+        root = self.graph_endpoint
+        if link is None or root is None or link == root or link.startswith((root + "/", root + "?")):
+            return link
+        raise StateMismatch(f"the state store holds a link of profile {profile!r} (source {source!r}) at "
+                            f"{link_origin(link)}, outside the configured Graph endpoint {root}: this state was "
+                            "made for another Graph endpoint")
+
     # --- delta links, per (profile, source)
 
     @abstractmethod
     def get_delta_link(self, profile: str, source: str) -> str | None:
-        """The delta link to resume `source` from, or None to start with a full read."""
+        """The delta link to resume `source` from, or None to start with a full read.
+
+        StateMismatch if the store is bound (`bind`) and the link lies outside that endpoint.
+        """
 
     @abstractmethod
     def set_delta_link(self, profile: str, source: str, link: str | None) -> None:
@@ -124,6 +181,14 @@ class StateStore(ABC):
         """Give the lease up if `owner` holds it; otherwise do nothing (it expired and someone took it)."""
 
     @abstractmethod
+    def get_lease(self, name: str) -> Lease | None:
+        """Who holds the lease `name` and until when; None if it is free or has expired."""
+
+    @abstractmethod
+    def list_leases(self) -> list[Lease]:
+        """Every lease held now (expired ones left out), ordered by name."""
+
+    @abstractmethod
     def mark_pending(self, name: str) -> None:
         """Say that work arrived for `name` (a trigger that could not take the lease calls this)."""
 
@@ -171,6 +236,10 @@ class StateStore(ABC):
         """Forget a document; a missing one is ignored."""
 
     # --- lifetime
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Forget everything this store holds: records, targets, links, leases, flags, runs and documents."""
 
     @abstractmethod
     def close(self) -> None:

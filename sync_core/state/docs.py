@@ -32,6 +32,7 @@ FOREIGN = "foreign"
 SUBSCRIPTION = "subscription"
 POISON = "poison"
 QUEUE_FAILURE = "queue-failure"
+STATE_IDENTITY = "state-identity"
 
 _JOIN = "|"  # between the parts of a composite document key ("profile|mailbox")
 
@@ -121,6 +122,11 @@ def folder_source_key(profile: str, source: str) -> str:
     return _JOIN.join((profile, source))
 
 
+def state_identity_key() -> str:
+    """The key of the store's one state-identity document."""
+    return "store"
+
+
 def foreign_key(profile: str, mailbox: str) -> str:
     return _JOIN.join((profile, mailbox))
 
@@ -199,6 +205,23 @@ class ProfileState:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         return cls(_optional_text(data, "config"))
+
+
+@dataclass(frozen=True)
+class StateIdentity:
+    """The tenant and Graph endpoint the store was made for (key: `state_identity_key()`; state/identity.py)."""
+
+    KIND: ClassVar[str] = STATE_IDENTITY
+
+    tenant_id: str
+    graph_endpoint: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tenant_id": self.tenant_id, "graph_endpoint": self.graph_endpoint}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_text(data, "tenant_id", ""), _text(data, "graph_endpoint"))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from sync_core.state.base import (
     DEFAULT_CLOCK,
     Clock,
     ConcurrencyError,
+    Lease,
     StateError,
     StateStore,
     StateValueError,
@@ -60,6 +61,10 @@ CREATE INDEX IF NOT EXISTS runs_by_profile ON runs (profile, order_key);
 CREATE TABLE IF NOT EXISTS docs (
     kind TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL, etag TEXT NOT NULL, PRIMARY KEY (kind, key));
 """
+
+# Every table of the schema but `meta` (which says what the file is, not what galsync remembers).
+_TABLES = ("delta_links", "source_records", "target_records", "targets", "leases", "pending", "runs", "docs")
+
 
 def _dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
     return {column[0]: value for column, value in zip(cursor.description, values, strict=True)}
@@ -161,6 +166,12 @@ class SqliteStore(StateStore):
                     f"({SCHEMA_VERSION}); upgrade galsync"
                 )
 
+    def clear(self) -> None:
+        with self._write() as conn:
+            for table in _TABLES:
+                conn.execute(f"DELETE FROM {table}")  # noqa: S608 (names are ours)
+        log.info("emptied SQLite state %s", self.path)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -174,7 +185,7 @@ class SqliteStore(StateStore):
     def get_delta_link(self, profile: str, source: str) -> str | None:
         found = self._read("SELECT link FROM delta_links WHERE profile = ? AND source = ?",
                            (check_key("profile", profile), check_key("source", source)))
-        return found[0]["link"] if found else None
+        return self.checked_link(profile, source, found[0]["link"] if found else None)
 
     def set_delta_link(self, profile: str, source: str, link: str | None) -> None:
         params = (check_key("profile", profile), check_key("source", source))
@@ -301,6 +312,16 @@ class SqliteStore(StateStore):
         with self._write() as conn:
             conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?",
                          (check_key("lease name", name), check_key("lease owner", owner)))
+
+    def get_lease(self, name: str) -> Lease | None:
+        found = self._read("SELECT name, owner, expires_at FROM leases WHERE name = ? AND expires_at > ?",
+                           (check_key("lease name", name), self._clock()))
+        return Lease(**found[0]) if found else None
+
+    def list_leases(self) -> list[Lease]:
+        found = self._read("SELECT name, owner, expires_at FROM leases WHERE expires_at > ? ORDER BY name",
+                           (self._clock(),))
+        return [Lease(**row) for row in found]
 
     def mark_pending(self, name: str) -> None:
         with self._write() as conn:

@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import suppress
-from itertools import islice
+from itertools import groupby, islice
 from typing import Any, ParamSpec, TypeVar
 
 from azure.core import MatchConditions
@@ -45,6 +45,7 @@ from sync_core.state.base import (
     DEFAULT_CLOCK,
     Clock,
     ConcurrencyError,
+    Lease,
     StateError,
     StateStore,
     StateValueError,
@@ -123,6 +124,16 @@ class TableStore(StateStore):
             except AzureError as error:
                 raise _state_error(f"creating table {prefix + name}", error) from error
 
+    @_storage_call
+    def clear(self) -> None:
+        """Delete every entity, a partition at a time (deleting the tables would block their re-creation for
+        a while in Azure)."""
+        for name in TABLES:
+            keys = self._query(name, "PartitionKey ne @none", {"none": ""}, select=["PartitionKey", "RowKey"])
+            for pk, entities in groupby(keys, key=lambda e: str(e["PartitionKey"])):
+                self._submit(name, (("delete", {"PartitionKey": pk, "RowKey": e["RowKey"]}) for e in entities))
+        log.info("emptied the state tables of prefix %s", self.prefix)
+
     def close(self) -> None:
         for table in self._tables.values():
             table.close()
@@ -136,9 +147,10 @@ class TableStore(StateStore):
         except ResourceNotFoundError:
             return None
 
-    def _query(self, table: str, query_filter: str, parameters: dict[str, Any]) -> Iterator[TableEntity]:
+    def _query(self, table: str, query_filter: str, parameters: dict[str, Any],
+               select: list[str] | None = None) -> Iterator[TableEntity]:
         """Entities matching the filter, page by page. In filters, spaces keep @tokens apart from `(`."""
-        pages = self._tables[table].query_entities(query_filter, parameters=parameters)
+        pages = self._tables[table].query_entities(query_filter, parameters=parameters, select=select)
         try:
             yield from pages
         except AzureError as error:
@@ -186,7 +198,7 @@ class TableStore(StateStore):
     def get_delta_link(self, profile: str, source: str) -> str | None:
         entity = self._get("deltalinks", table_key(check_key("profile", profile)),
                            table_key(check_key("source", source)))
-        return None if entity is None else entity["link"]
+        return self.checked_link(profile, source, None if entity is None else entity["link"])
 
     @_storage_call
     def set_delta_link(self, profile: str, source: str, link: str | None) -> None:
@@ -293,7 +305,8 @@ class TableStore(StateStore):
         for _ in range(RACE_ATTEMPTS):
             now = self._clock()
             held = self._get("leases", LEASE_PARTITION, rk)
-            mine = {"PartitionKey": LEASE_PARTITION, "RowKey": rk, "owner": owner, "expires_at": now + ttl}
+            mine = {"PartitionKey": LEASE_PARTITION, "RowKey": rk, "name": escape(name), "owner": owner,
+                    "expires_at": now + ttl}
             try:
                 if held is None:
                     leases.create_entity(mine)
@@ -318,6 +331,18 @@ class TableStore(StateStore):
         with suppress(ResourceModifiedError):  # it expired and another owner took it meanwhile: not ours
             self._tables["leases"].delete_entity(LEASE_PARTITION, rk, etag=held.metadata["etag"],
                                                  match_condition=MatchConditions.IfNotModified)
+
+    @_storage_call
+    def get_lease(self, name: str) -> Lease | None:
+        held = self._get("leases", LEASE_PARTITION, table_key(check_key("lease name", name)))
+        return None if held is None or held["expires_at"] <= self._clock() else Lease(name, held["owner"],
+                                                                                      held["expires_at"])
+
+    @_storage_call
+    def list_leases(self) -> list[Lease]:
+        now = self._clock()
+        held = [_lease(e) for e in self._partition("leases", LEASE_PARTITION) if e["expires_at"] > now]
+        return sorted(held, key=lambda lease: lease.name)
 
     @_storage_call
     def mark_pending(self, name: str) -> None:
@@ -412,6 +437,13 @@ def _entity(pk: str, rk: str, row: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in row.items():
         entity[name] = escape(value) if name in _ESCAPED_COLUMNS else value
     return entity
+
+
+def _lease(entity: Mapping[str, Any]) -> Lease:
+    """A lease entity as a Lease; one written before leases kept their name is named by its RowKey."""
+    name = entity.get("name")
+    return Lease(unescape(name) if isinstance(name, str) else str(entity["RowKey"]), str(entity["owner"]),
+                 float(entity["expires_at"]))
 
 
 def _row(entity: Mapping[str, Any]) -> dict[str, Any]:

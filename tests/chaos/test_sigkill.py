@@ -8,9 +8,10 @@ be cut: the test waits on the emulator's request log for the k-th POST (k drawn 
 a folder create or a contact create) and kills the process there. Whatever was in flight is finished by
 the emulator, as Graph would: the worker never hears of it.
 
-A killed worker keeps its leases (`sync:{profile}` for 15 minutes, `push:{profile}:{mailbox}` for 10): a rerun
-at once finds the profile busy and writes nothing. A rerun whose state store's clock is 16 minutes later
-(what the next timer trigger after expiry sees) takes over and finishes the work.
+A killed worker keeps its leases (`sync:{profile}`, `push:{profile}:{mailbox}`) until they run out, at most a
+lease's ttl (about a minute) after its last heartbeat: a rerun at once finds the profile busy, is told which
+worker holds it until when, and writes nothing. A rerun whose state store's clock is a ttl later (what the
+next trigger after expiry sees) takes over and finishes the work.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from pathlib import Path
 import pytest
 
 from graph_emulator import GraphEmulator
+from sync_core.service.sync import InlineFanOut, sync_profile
+from sync_core.settings import LEASE_SECONDS
+from sync_core.state.sqlite_store import SqliteStore
 from tests.service.conftest import emulator_env
 
 from . import oracle, world
@@ -35,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = "/users/{user}/contactFolders"
 CONTACTS = "/users/{user}/contactFolders/{folder}/contacts"
 STAFF, PHONES = 15, 5  # a first fill of 5 folders and 5 x 15 contacts
-LEASE_EXPIRED = 16 * 60  # past the sync lease (15 min) and the push leases (10 min)
+LEASE_EXPIRED = LEASE_SECONDS + 1  # past every lease of the killed worker, however late its last heartbeat
 WAIT_SECONDS = 60.0
 
 
@@ -58,8 +62,9 @@ def start_worker(g: GraphEmulator, tmp_path: Path, state: Path) -> subprocess.Po
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def kill_after_posts(g: GraphEmulator, worker: subprocess.Popen[bytes], k: int) -> int:
-    """SIGKILL the worker once the emulator has finished k creates; the creates finished at that moment."""
+def kill_after_posts(g: GraphEmulator, worker: subprocess.Popen[bytes], k: int) -> tuple[int, float]:
+    """SIGKILL the worker once the emulator has finished k creates; the creates finished at that moment, and
+    the time of the kill."""
     deadline = time.monotonic() + WAIT_SECONDS
     try:
         while (done := posts(g)) < k:
@@ -71,13 +76,14 @@ def kill_after_posts(g: GraphEmulator, worker: subprocess.Popen[bytes], k: int) 
                 pytest.fail(f"no {k}th create within {WAIT_SECONDS:.0f} s (saw {done})")
             time.sleep(0.002)
         os.kill(worker.pid, signal.SIGKILL)
+        killed = time.time()
         worker.communicate()
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.communicate()
     assert worker.returncode == -signal.SIGKILL, f"the worker ended on its own (status {worker.returncode})"
-    return done
+    return done, killed
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -89,15 +95,25 @@ def test_a_worker_killed_mid_fill_is_recovered_by_a_rerun(graph_empty: GraphEmul
     k = random.Random(seed).randint(1, total // 2)
     state = tmp_path / "state.db"
     g.faults.configure(latency_ms=20)
-    killed_at = kill_after_posts(g, start_worker(g, tmp_path, state), k)
+    worker = start_worker(g, tmp_path, state)
+    killed_at, killed = kill_after_posts(g, worker, k)
     time.sleep(0.2)  # let the emulator finish what was in flight when the worker died
     cut = posts(g)
     assert killed_at >= k and cut < total, f"seed {seed}: killed after {killed_at} creates, {cut} of {total} done"
     g.faults.clear()
 
+    with SqliteStore(state) as store:
+        leases = store.list_leases()
+    assert leases, f"seed {seed}: the dead worker's leases should still be held"
+    assert all(f":{worker.pid}:" in lease.owner and lease.expires_at <= killed + LEASE_SECONDS for lease in leases), \
+        f"seed {seed}: a dead worker's lease must run out within a ttl of its death: {leases}"
+
     now = world.runtime(g, state)
     g.log.clear()
-    assert world.sync(now) == "busy", f"seed {seed}: the dead worker's lease should still hold the profile"
+    busy = sync_profile(now, oracle.PROFILE, InlineFanOut(now))
+    assert busy.outcome == "busy", f"seed {seed}: the dead worker's lease should still hold the profile"
+    assert busy.holder is not None and f":{worker.pid}:" in busy.holder.owner  # who holds it, and until when
+    assert busy.holder.expires_at <= killed + LEASE_SECONDS
     assert writes(g) == 0
 
     later = world.runtime(g, state, clock=lambda: time.time() + LEASE_EXPIRED)

@@ -50,6 +50,23 @@ def test_a_managed_contact_names_its_profile_source_and_last_write(graph: GraphE
     assert any("changed outside galsync" in line for line in edited["story"])
 
 
+def test_a_managed_contact_whose_tag_a_phone_stripped_is_still_galsyncs(graph: GraphEmulator, cli: Cli) -> None:
+    cli.json("sync")
+    north = truck(graph)
+    driver_id = graph.scenario["drivers_by_depot"]["North"][1]  # type: ignore[index]
+    driver = graph.tenant.directory.get_user(driver_id)
+    assert driver is not None
+    story = next(c for c in cli.json("explain", "-m", north["mail"], "-c", driver["displayName"])["contacts"]
+                 if c["source_key"] == f"user:{driver_id}")
+    graph.tenant.mailboxes.phone_update_contact(north["id"], story["id"], {"jobTitle": "Chief driver"},
+                                                strips_hidden_properties=True)
+    again = cli.json("explain", "-m", north["mail"], "-c", driver["displayName"])
+    stripped = next(c for c in again["contacts"] if c["id"] == story["id"])
+    assert stripped["origin"] == "managed" and stripped["source_key"] == f"user:{driver_id}"
+    assert stripped["profile"] == "Dispatch" and stripped["changed_on_device"] is True
+    assert any("hidden galsync tag is gone" in line for line in stripped["story"])
+
+
 def test_no_match_suggests_similar_names_and_an_unknown_mailbox_is_advice(graph: GraphEmulator, cli: Cli) -> None:
     cli.json("sync")
     north = truck(graph)

@@ -49,6 +49,21 @@ def test_sync_table_for_people(cli: Cli) -> None:
     assert "4/4" in result.stdout  # the progress counts the four trucks, filled while the directory was read
 
 
+def test_sync_with_a_new_state_file_adopts_the_contacts_already_on_the_phones(
+    graph: GraphEmulator, cli: Cli, tmp_path: Path
+) -> None:
+    """The admin runs galsync from another folder (a new, empty state file): nothing is written twice."""
+    cli.json("sync")
+    graph.log.clear()
+    data = cli.json("sync", GALSYNC_STATE=f"sqlite:{tmp_path / 'elsewhere.db'}")
+    [dispatch] = data["profiles"]
+    assert dispatch["outcome"] == "ok" and dispatch["adopted"] == 400 and dispatch["write_total"] == 0
+    assert writes(graph) == 0 and graph.log.count(method="GET", route=CONTACTS) == 4  # one listing per truck
+    result = cli("sync", GALSYNC_STATE=f"sqlite:{tmp_path / 'again-elsewhere.db'}")
+    assert result.exit_code == 0, result.stderr
+    assert "0 / 0 / 0" in result.stdout and "Dispatch: adopted 400 contact(s)" in result.stdout
+
+
 def test_an_unknown_profile_exits_2_naming_the_profiles(cli: Cli) -> None:
     result = cli("sync", "--profile", "Dispach")
     assert result.exit_code == 2

@@ -2,8 +2,8 @@
 
 Not a stub of Graph: it is the specification of the executor (actions.py) written as the smallest thing
 that obeys it, so the planner's and drift's properties can be checked by applying their output. Every write
-it applies asserts I1: the contact written is one galsync tagged for that source, or (DeleteForeign) one it
-did not.
+it applies asserts I1: the contact written is one galsync tagged for that source or recorded as its own for
+it (a phone may strip the tag), or (DeleteForeign) one it did not.
 """
 
 from __future__ import annotations
@@ -75,13 +75,17 @@ class Folder:
     def _check_ours(self, contact_id: str, source_key: str) -> None:
         assert contact_id in self.contacts, f"write to a contact that is not there: {contact_id}"
         tag = parse_contact_tag(self.contacts[contact_id].tag)
-        assert tag is not None and tag.profile == self.profile.name and tag.source_key == source_key, (
-            f"I1: write to {contact_id}, which galsync did not create for {source_key}"
-        )
+        record = self.records.get(source_key)
+        tagged = tag is not None and tag.profile == self.profile.name and tag.source_key == source_key
+        recorded = record is not None and record.contact_id == contact_id
+        assert tagged or recorded, f"I1: write to {contact_id}, which galsync did not create for {source_key}"
 
     def _patch(self, contact_id: str, changes: Mapping[str, Any]) -> None:
         contact = self.contacts[contact_id]
         for name, value in changes.items():
+            if name == "singleValueExtendedProperties":
+                contact.tag = value[0]["value"]  # galsync's tag, put back
+                continue
             clean = normalise_contact({name: value})
             if name in clean:
                 contact.fields[name] = clean[name]

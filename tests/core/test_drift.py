@@ -9,11 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sync_core.core.actions import Create, Delete, DeleteForeign, Record, SetPhoto, Update
-from sync_core.core.drift import ForeignContact, ObservedContact, classify
+from sync_core.core.drift import ForeignContact, ObservedContact, adoption, classify
 from sync_core.core.fingerprint import fingerprint
 from sync_core.core.profile import Photos, Policies, Profile, field_policies
 from sync_core.core.sources import DesiredContact
-from sync_core.core.tags import CONTACT_TAG_ID, contact_tag_value
+from sync_core.core.tags import CONTACT_TAG_ID, contact_tag_properties, contact_tag_value, parse_contact_tag
 
 from .folder_model import UNOWNED, Folder, owned_view
 from .strategies import KEYS, desired_sets, profiles
@@ -118,6 +118,39 @@ def test_orphan_is_adopted_when_desired_and_deleted_when_not() -> None:
     assert delete == Delete("user:a", cid)
 
 
+def test_a_recorded_contact_whose_tag_a_phone_stripped_is_edited_and_retagged_never_foreign() -> None:
+    folder, desired = night()
+    (cid,) = folder.tagged("user:a")
+    folder.contacts[cid].tag = None  # a phone saved back its own copy: same contact, no hidden tag
+    folder.touch(cid)
+    drift = classify(folder.records, folder.observed(), desired, PROFILE)
+    assert drift.foreign == () and drift.orphans == () and drift.missing == ()
+    assert drift.edited == (Update("user:a", cid, {
+        "singleValueExtendedProperties": contact_tag_properties(PROFILE.name, "user:a"),
+        "displayName": "Ana Costa"}, desired["user:a"].fingerprint),)
+    assert drift.counts()["edited"] == 1 and sum(drift.counts().values()) == 2  # user:b is intact
+    folder.apply(drift.actions())
+    assert folder.tagged("user:a") == [cid]
+    assert classify(folder.records, folder.observed(), desired, PROFILE).actions() == []
+
+
+def test_adoption_takes_over_tagged_contacts_and_never_deletes_a_foreign_one() -> None:
+    folder, desired = night()
+    purge = dataclasses.replace(PROFILE, policies=Policies(foreign_contacts="delete"))
+    maman = folder.add({"displayName": "Maman"}, None)
+    other = folder.add(dict(ANA), contact_tag_value("Dispatch", "user:a"))
+    (b,) = folder.tagged("user:b")
+    folder.contacts[b].fields["jobTitle"] = "Head clerk"
+    folder.records.clear()  # the state store is lost
+    drift = adoption(folder.observed(), desired, purge)
+    assert {c.contact_id for c in drift.foreign} == {maman, other}
+    assert drift.actions() == [
+        Update("user:b", b, {"jobTitle": "Clerk", "displayName": "Bo Berg"}, desired["user:b"].fingerprint),
+        Record("user:a", folder.tagged("user:a")[0], desired["user:a"].fingerprint,
+               folder.contacts[folder.tagged("user:a")[0]].change_key),
+    ]
+
+
 def test_foreign_contacts_are_reported_and_deleted_only_by_policy() -> None:
     folder, desired = night()
     maman = folder.add({"displayName": "Maman", "mobilePhone": "+33 6 00"}, None)
@@ -167,6 +200,7 @@ op = st.one_of(
     st.tuples(st.just("duplicate"), st.sampled_from(KEYS)),
     st.tuples(st.just("in_flight"), st.sampled_from(KEYS)),
     st.tuples(st.just("lose_record"), st.sampled_from(KEYS)),
+    st.tuples(st.just("strip_tag"), st.sampled_from(KEYS)),
 )
 
 
@@ -174,6 +208,7 @@ def run_night(folder: Folder, ops: list[tuple[Any, ...]]) -> tuple[set[str], dic
     """Apply phone edits and crash leftovers; return foreign ids and the unowned values phones set."""
     foreign: set[str] = set()
     unowned: dict[str, str] = {}
+    stripped: set[str] = set()
     for kind, *args in ops:
         if kind == "foreign":
             name, other_profile = args
@@ -202,6 +237,13 @@ def run_night(folder: Folder, ops: list[tuple[Any, ...]]) -> tuple[set[str], dic
             folder.records[key] = dataclasses.replace(folder.records[key], contact_id=None, fingerprint="")
         elif kind == "lose_record":
             folder.records.pop(key, None)
+        elif kind == "strip_tag" and ids:
+            folder.contacts[ids[0]].tag = None  # a phone saved back its own copy of the contact
+            folder.touch(ids[0])
+            stripped.add(ids[0])
+    # A stripped contact galsync has no record of either can no longer be told from a foreign one.
+    recorded = {r.contact_id for r in folder.records.values()}
+    foreign |= {cid for cid in stripped if cid in folder.contacts and cid not in recorded}
     return foreign, {cid: v for cid, v in unowned.items() if cid in folder.contacts}
 
 
@@ -218,6 +260,7 @@ def test_reconcile_repairs_every_night_to_the_desired_folder(
         k for k in after
         if profile.policies.deleted_on_device == "respect" and not folder.tagged(k)
         and k in folder.records and folder.records[k].contact_id is not None
+        and folder.records[k].contact_id not in folder.contacts  # gone, not only stripped of its tag
     }
 
     drift = classify(folder.records, folder.observed(), after, profile)
@@ -253,6 +296,41 @@ def test_reconcile_repairs_every_night_to_the_desired_folder(
     if profile.policies.removed_source == "delete":
         assert all(folder.tagged(k) == [] for k in set(KEYS) - set(after))
         assert set(folder.records) == set(after)
+    # Nothing galsync wrote is left behind, untagged or twice: the folder holds its contacts (tagged, or recorded
+    # ones a removed source left under policy "keep") and the foreign ones.
+    kept = set(KEYS) if profile.policies.removed_source == "keep" else set(after)
+    ours = {cid for k in kept for cid in folder.tagged(k)} | {r.contact_id for r in folder.records.values()}
+    assert set(folder.contacts) == (ours | foreign) & set(folder.contacts)
 
     # The next night, with nothing new, is quiet.
     assert classify(folder.records, folder.observed(), after, profile).actions() == []
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(profiles, desired_sets(), desired_sets(), st.lists(op, max_size=12))
+def test_adoption_after_a_lost_state_converges_and_never_touches_a_foreign_contact(
+    profile: Profile, a: dict[str, DesiredContact], b: dict[str, DesiredContact], ops: list[tuple[Any, ...]],
+) -> None:
+    """Whatever the folder went through, a push that lost every record adopts it into exactly the desired
+    contacts, one each, and leaves every contact it cannot tell is its own as it was, whatever the policy."""
+    before, after = for_profile(a, profile), for_profile(b, profile)
+    folder = synced(profile, before)
+    run_night(folder, ops)
+    folder.records.clear()
+    # Without records, whatever does not carry this profile's tag (a tag a phone stripped included) is foreign.
+    foreign = {cid for cid, c in folder.contacts.items()
+               if (tag := parse_contact_tag(c.tag)) is None or tag.profile != profile.name}
+    foreign_fields = {cid: dict(folder.contacts[cid].fields) for cid in foreign}
+    folder.apply(adoption(folder.observed(), after, profile).actions())  # the model asserts I1 on every write
+    for cid in foreign:
+        assert folder.contacts[cid].fields == foreign_fields[cid]
+    for key in after:
+        (cid,) = folder.tagged(key)
+        assert folder.records[key].contact_id == cid
+        assert owned_view(folder.contacts[cid].fields, profile, "always") == owned_view(
+            after[key].payload, profile, "always")
+    if profile.policies.removed_source == "delete":
+        assert all(folder.tagged(k) == [] for k in set(KEYS) - set(after)) and set(folder.records) == set(after)
+    # The next night finds nothing to repair; only its foreign-contact policy may still apply.
+    night_after = classify(folder.records, folder.observed(), after, profile).actions()
+    assert all(isinstance(a, DeleteForeign) and a.contact_id in foreign for a in night_after)

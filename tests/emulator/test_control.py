@@ -93,6 +93,29 @@ def test_a_phone_saves_edits_and_deletes_a_contact(
     assert graph.get(g.base_url + f"/users/{ann}/contacts").json()["value"] == []
 
 
+def test_a_phone_that_saves_back_its_own_copy_strips_the_hidden_properties(
+    graph_empty: GraphEmulator, control: requests.Session
+) -> None:
+    g = graph_empty
+    ann = probe.add_mailbox_user(g, "ann")
+    prop = {"id": "String {22b3ad71-ee59-41a8-ba39-7a7fb693ffca} Name probe", "value": "hidden"}
+    contact = g.tenant.mailboxes.create_contact(ann, {"displayName": "Bo", "singleValueExtendedProperties": [prop]})
+    expand = {"$expand": f"singleValueExtendedProperties($filter=id eq '{prop['id']}')"}
+    url = g.base_url + f"/users/{ann}/contacts/{contact['id']}"
+    graph = g.session()
+    assert graph.get(url, params=expand).json()["singleValueExtendedProperties"] == [prop]
+    kept = control.patch(g.url + f"/_emulator/mailboxes/{ann}/contacts/{contact['id']}",
+                         json={"fields": {"jobTitle": "Driver"}})
+    assert kept.status_code == 200
+    assert graph.get(url, params=expand).json()["singleValueExtendedProperties"] == [prop]
+    stripped = control.patch(g.url + f"/_emulator/mailboxes/{ann}/contacts/{contact['id']}",
+                             json={"fields": {"jobTitle": "Dispatcher"}, "stripsHiddenProperties": True})
+    assert stripped.status_code == 200 and stripped.json()["id"] == contact["id"]
+    assert stripped.json()["changeKey"] != kept.json()["changeKey"]
+    after = graph.get(url, params=expand).json()
+    assert after["jobTitle"] == "Dispatcher" and after.get("singleValueExtendedProperties", []) == []
+
+
 def test_faults_and_throttling_through_the_control_surface(
     graph_empty: GraphEmulator, control: requests.Session
 ) -> None:

@@ -9,12 +9,16 @@ moves it. These tests need no Graph: the sync itself is covered end to end in te
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
+from sync_core.core.records import Target
 from sync_core.service.poison import list_poison
 from sync_core.service.queue_messages import PUSH_TARGETS_QUEUE, SYNC_SOURCE_QUEUE, sync_lease
+from sync_core.state.base import StateMismatch
 from sync_core.state.docs import QUEUE_FAILURE
+from sync_core.state.identity import StoreIdentity, stamp
 from tests.functions.conftest import Configure
 from tests.functions.functions_host import MAX_DEQUEUE, FunctionsHost
 
@@ -72,8 +76,6 @@ def test_a_message_that_keeps_failing_is_retried_then_recorded_with_its_last_err
 
 def test_a_failing_push_lands_in_the_push_targets_poison_record(configure: Configure, host: FunctionsHost) -> None:
     rt = configure(**UNREACHABLE_GRAPH)
-    from sync_core.core.records import Target
-
     rt.store.put_target("Dispatch", Target("mbx-1", "trucks.north@northwind.example", None, "shared", True))
     body = json.dumps({"type": "push", "profile": "Dispatch", "mailboxes": ["mbx-1"], "keys": None,
                        "mode": "changes", "run_id": "r1"})
@@ -82,6 +84,43 @@ def test_a_failing_push_lands_in_the_push_targets_poison_record(configure: Confi
     assert len([d for d in host.deliveries if d.queue == PUSH_TARGETS_QUEUE]) == MAX_DEQUEUE
     [record] = list_poison(rt.store)
     assert record.queue == PUSH_TARGETS_QUEUE and record.body == body
+
+
+OTHER_TENANT = "0b1e2d3c-0000-4000-8000-00000000bbbb"
+
+
+@pytest.mark.parametrize(("queue", "body"), [
+    (SYNC_SOURCE_QUEUE, json.dumps({"type": "sync", "profile": "Dispatch", "reason": "timer"})),
+    (PUSH_TARGETS_QUEUE, json.dumps({"type": "push", "profile": "Dispatch", "mailboxes": ["mbx-1"], "keys": None,
+                                     "mode": "changes", "run_id": "r1"})),
+])
+def test_a_state_store_of_another_tenant_sends_the_message_to_poison_naming_both_and_writes_nothing(
+        configure: Configure, host: FunctionsHost, caplog: pytest.LogCaptureFixture, queue: str, body: str) -> None:
+    rt = configure(**UNREACHABLE_GRAPH)
+    configured = rt.settings.tenant_id
+    stamp(rt.store, StoreIdentity(OTHER_TENANT, "https://127.0.0.1:9/v1.0"))
+    rt.store.put_target("Dispatch", Target("mbx-1", "trucks.north@northwind.example", None, "shared", True))
+
+    host.send(queue, body)
+    with caplog.at_level(logging.ERROR, logger="galsync"):
+        assert host.drain() == 1  # not retried: it cannot work until the settings or the store change
+
+    [record] = list_poison(rt.store)
+    assert record.queue == queue and record.body == body
+    assert f"made for tenant {OTHER_TENANT} at https://127.0.0.1:9/v1.0" in record.reason
+    assert f"configured for tenant {configured} at https://127.0.0.1:9/v1.0" in record.reason
+    assert OTHER_TENANT in caplog.text and configured in caplog.text
+    assert rt.store.recent_runs() == [] and rt.store.list_leases() == []  # no run started, nothing written
+    assert rt.store.get_target_records("Dispatch", "mbx-1") == {}
+
+
+def test_the_subscriptions_timer_refuses_a_state_store_of_another_tenant(configure: Configure,
+                                                                         host: FunctionsHost) -> None:
+    rt = configure(**UNREACHABLE_GRAPH)
+    stamp(rt.store, StoreIdentity(OTHER_TENANT, "https://127.0.0.1:9/v1.0"))
+    with pytest.raises(StateMismatch, match=OTHER_TENANT):
+        host.timer("subscriptions_timer")
+    assert rt.store.list_docs("subscription") == []
 
 
 def test_the_safety_net_timer_queues_a_sync_of_every_profile_even_when_one_is_pending(

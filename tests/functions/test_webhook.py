@@ -204,6 +204,37 @@ def test_lifecycle_events_queue_the_work_for_the_worker(configure: Configure, ho
     ], key=json.dumps)
 
 
+@pytest.mark.parametrize("route", ["lifecycle", "notifications"])
+def test_a_lifecycle_event_galsync_does_not_know_is_skipped_and_the_known_ones_beside_it_acted_on(
+        configure: Configure, host: FunctionsHost, caplog: pytest.LogCaptureFixture, route: str) -> None:
+    rt = configure()
+    sid = "5a6b7c8d-0000-4000-8000-000000000001"
+    secret = subscribe(rt, sid, ["Company directory"])
+    items = [{"subscriptionId": sid, "tenantId": TENANT, "clientState": secret, "lifecycleEvent": event}
+             for event in ("subscriptionRemoved", "somethingGraphAddsLater", "missed")]
+    if route == "notifications":
+        items.append(note(sid, secret))
+
+    with caplog.at_level(logging.WARNING, logger="galsync"):
+        response = post(host, route, items)
+
+    assert response.status_code == 202
+    assert sorted(queued(host), key=json.dumps) == sorted([
+        {"type": "lifecycle", "subscription_id": sid, "event": "subscriptionRemoved"},
+        {"type": "sync", "profile": "Company directory", "reason": "notification"},
+    ], key=json.dumps)
+    assert "skipped lifecycle event 'somethingGraphAddsLater'" in caplog.text
+
+
+def test_a_post_of_lifecycle_events_galsync_does_not_know_only_is_answered_202(configure: Configure,
+                                                                              host: FunctionsHost) -> None:
+    rt = configure()
+    secret = subscribe(rt, "sub-1", ["Dispatch"])
+    item = {"subscriptionId": "sub-1", "tenantId": TENANT, "clientState": secret, "lifecycleEvent": "brandNew"}
+    assert post(host, "lifecycle", [item, item]).status_code == 202
+    assert host.sent == []
+
+
 def test_lifecycle_event_with_a_wrong_secret_is_dropped(configure: Configure, host: FunctionsHost) -> None:
     rt = configure()
     subscribe(rt, "sub-1", ["Dispatch"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -11,10 +12,13 @@ from sync_core.core.tags import contact_tag_properties, read_contact_tag
 from sync_core.service.reconcile import reconcile_profile
 from sync_core.service.runtime import Runtime
 from sync_core.service.sync import InlineFanOut, sync_profile
+from sync_core.service.waves import WAVE_PER_MAILBOX
+from sync_core.settings import LEASE_SECONDS
 
 from .conftest import EXAMPLE_CONFIG, MakeRuntime
 
 DELTA = "/users/{user}/contactFolders/{folder}/contacts/delta"
+CONTACTS = "/users/{user}/contactFolders/{folder}/contacts"
 
 
 def writes(g: GraphEmulator) -> int:
@@ -170,3 +174,53 @@ def test_a_damaged_foreign_list_fails_its_mailbox_only_and_says_which_document(
     assert len(report.foreign) == 3 and truck not in report.foreign  # the other mailboxes were reconciled
     latest = next(r for r in rt.store.recent_runs("Dispatch") if r.kind == "reconcile")
     assert latest.outcome == "partial" and latest.error is not None and f"'Dispatch|{truck}'" in latest.error
+
+
+def test_a_reconcile_that_lost_a_mailbox_lease_stops_its_repairs_there_and_the_next_night_finishes(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    rt, truck, folder = filled(graph, make_runtime)
+    for contact in graph.tenant.mailboxes.contacts(truck, folder):  # a phone wipes the truck's address book
+        graph.tenant.mailboxes.phone_delete_contact(truck, contact["id"])
+    graph.log.clear()
+
+    def recreated() -> int:
+        return graph.log.count(method="POST", route=CONTACTS, via_batch=True)
+
+    # Once the first wave of repairs is written, the heartbeat has not renewed for half the ttl.
+    rt.clock = lambda: time.time() + (LEASE_SECONDS / 2 if recreated() else 0)
+    report = reconcile_profile(rt, "Dispatch")
+
+    assert recreated() == WAVE_PER_MAILBOX  # one wave, then nothing more in that mailbox
+    [error] = report.errors
+    assert error.startswith(f"mailbox {truck}: ") and f"{100 - WAVE_PER_MAILBOX} write(s) were not sent" in error
+    assert rt.store.list_leases() == []
+    assert rt.store.recent_runs("Dispatch", 1)[0].outcome == "partial"
+
+    rt.clock = time.time
+    graph.log.clear()
+    again = reconcile_profile(rt, "Dispatch")
+    assert again.errors == [] and recreated() == 100 - WAVE_PER_MAILBOX
+    assert len(graph.tenant.mailboxes.contacts(truck, folder)) == 100
+
+
+@pytest.mark.parametrize("edit", [{"personalNotes": "saved back by the phone"}, {"mobilePhone": "+33 7 99 99 99 99"}],
+                         ids=["own-field", "galsync-field"])
+def test_a_contact_whose_tag_a_phone_stripped_is_galsyncs_counted_once_as_edited_and_retagged(
+    graph: GraphEmulator, make_runtime: MakeRuntime, edit: dict[str, str]
+) -> None:
+    """A contact whose id galsync recorded is galsync's, whatever became of its hidden tag: the repair puts the
+    tag back (so a lost state adopts it later, and `explain` tells its story), and it is never foreign."""
+    rt, truck, folder = filled(graph, make_runtime)
+    key = f"user:{graph.scenario['drivers'][4]}"
+    contact = contact_for(graph, truck, folder, key)
+    graph.tenant.mailboxes.phone_update_contact(truck, contact["id"], edit, strips_hidden_properties=True)
+    report = reconcile_profile(rt, "Dispatch")
+    assert report.drift["edited"] == 1 and report.drift["foreign"] == 0 and report.foreign[truck] == []
+    assert graph.log.count(method="PATCH", via_batch=True) == 1 and writes(graph) == 1
+    repaired = contact_for(graph, truck, folder, key)  # tagged again, for this source, and the same contact
+    assert repaired["id"] == contact["id"] and repaired["mobilePhone"] == contact["mobilePhone"]
+    assert repaired.get("personalNotes") == edit.get("personalNotes")  # the phone's own field stays
+    graph.log.clear()
+    again = reconcile_profile(rt, "Dispatch")
+    assert writes(graph) == 0 and again.drift["edited"] == 0  # the repair is not drift the next night

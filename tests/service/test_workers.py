@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -14,9 +15,14 @@ from sync_core.core.tags import read_contact_tag
 from sync_core.service.push import TargetsBusy, push_targets
 from sync_core.service.runtime import PushMessage, Runtime
 from sync_core.service.sync import InlineFanOut, sync_profile
+from sync_core.service.waves import WAVE_PER_MAILBOX
+from sync_core.settings import LEASE_SECONDS
+from sync_core.state.leases import LeaseLost
 from tests.azurite import Azurite
 
 from .conftest import MakeRuntime
+
+CONTACTS = "/users/{user}/contactFolders/{folder}/contacts"
 
 
 class Collect:
@@ -89,6 +95,65 @@ def test_overlapping_pushes_to_the_same_targets_never_duplicate(graph: GraphEmul
     assert duplicates(graph, a, "Dispatch") == {}
     assert graph.log.count(method="POST", route="/users/{user}/contactFolders/{folder}/contacts",
                            via_batch=True) == 400
+
+
+def test_a_push_that_lost_its_lease_stops_between_write_waves_and_the_next_worker_finishes(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    a, b = make_runtime(graph), make_runtime(graph)
+    fanout = Collect()
+    sync_profile(a, "Dispatch", fanout)
+    [message] = fanout.messages  # the fill of the four truck mailboxes, 100 drivers each
+
+    def creates() -> int:
+        return graph.log.count(method="POST", route=CONTACTS, via_batch=True)
+
+    # Once a's first wave is written, its heartbeat has not renewed for half the ttl (a frozen process, an
+    # unreachable store): by its own account the lease may soon be someone else's.
+    a.clock = lambda: time.time() + (LEASE_SECONDS / 2 if creates() else 0)
+    with pytest.raises(LeaseLost, match=r"lost.* 160 write\(s\) were not sent"):
+        push_targets(a, message)
+
+    assert creates() == 4 * WAVE_PER_MAILBOX  # one wave, then nothing more
+    records = [r for m in message.mailboxes for r in a.store.get_target_records("Dispatch", m).values()]
+    assert len(records) == 4 * WAVE_PER_MAILBOX and all(r.contact_id for r in records)  # no create left in doubt
+    assert a.store.list_leases() == []  # given up on the way out
+
+    graph.log.clear()
+    report = push_targets(b, message)
+    assert report.counts["created"] == 400 - 4 * WAVE_PER_MAILBOX == creates()
+    assert graph.log.count(method="GET", route=CONTACTS, via_batch=True) == 0  # nothing to look up
+    assert duplicates(graph, b, "Dispatch") == {}
+
+
+def test_busy_names_the_worker_that_holds_the_profile_and_until_when(graph: GraphEmulator,
+                                                                     make_runtime: MakeRuntime) -> None:
+    a, b = make_runtime(graph), make_runtime(graph)
+    a.store.mark_pending("sync:Dispatch")
+    assert a.store.acquire_lease("sync:Dispatch", a.owner, LEASE_SECONDS)  # a is syncing
+
+    report = sync_profile(b, "Dispatch", InlineFanOut(b))
+
+    assert report.outcome == "busy"
+    assert report.holder is not None and (report.holder.name, report.holder.owner) == ("sync:Dispatch", a.owner)
+    assert time.time() < report.holder.expires_at <= time.time() + LEASE_SECONDS
+    assert graph.log.count() == 0
+
+
+def test_a_busy_push_names_the_worker_that_holds_the_mailbox(graph: GraphEmulator,
+                                                             make_runtime: MakeRuntime) -> None:
+    a, b = make_runtime(graph), make_runtime(graph)
+    fanout = Collect()
+    sync_profile(a, "Dispatch", fanout)
+    [message] = fanout.messages
+    north = message.mailboxes[0]
+    assert a.store.acquire_lease(f"push:Dispatch:{north}", a.owner, LEASE_SECONDS)
+
+    graph.log.clear()
+    with pytest.raises(TargetsBusy, match=f"lease push:Dispatch:{north} held by worker {a.owner} until "):
+        push_targets(b, message)
+    assert graph.log.count(method="POST", route=CONTACTS, via_batch=True) == 300  # the three others are filled
+    assert b.store.get_target_records("Dispatch", north) == {}
 
 
 @pytest.mark.azurite

@@ -14,6 +14,7 @@ import pytest
 
 from sync_core.core.records import Run, SourceRecord, Target, TargetRecord
 from sync_core.state import ConcurrencyError, StateStore, StateValueError, ValueTooLargeError
+from sync_core.state.base import Lease, StateMismatch
 from sync_core.state.leases import run_exclusively
 from tests.state.conftest import FakeClock, StoreUnderTest
 
@@ -385,6 +386,26 @@ def test_lease_needs_a_positive_ttl(store: StateStore, ttl: Any) -> None:
         store.acquire_lease("sync:Company", "worker-a", ttl)
 
 
+def test_a_held_lease_says_who_holds_it_and_until_when(store: StateStore, clock: FakeClock) -> None:
+    long_name = "push:Company:" + OUTLOOK_ID + "/#?" * 200  # over Table's key limit: stored as a digest
+    assert store.get_lease("sync:Company") is None
+    assert store.list_leases() == []
+
+    assert store.acquire_lease("sync:Company", "host-a:4242:0badf00d", 60)
+    assert store.acquire_lease(long_name, "host-b:7:cafe", 30)
+    store.mark_pending("sync:Dispatch")  # a pending flag is not a lease
+
+    assert store.get_lease("sync:Company") == Lease("sync:Company", "host-a:4242:0badf00d", clock.now + 60)
+    assert store.list_leases() == [Lease(long_name, "host-b:7:cafe", clock.now + 30),
+                                   Lease("sync:Company", "host-a:4242:0badf00d", clock.now + 60)]
+    clock.advance(30)  # the second one expires: no one holds it any more
+    assert store.get_lease(long_name) is None
+    assert store.list_leases() == [Lease("sync:Company", "host-a:4242:0badf00d", clock.now + 30)]
+    store.release_lease("sync:Company", "host-a:4242:0badf00d")
+    assert store.get_lease("sync:Company") is None
+    assert store.list_leases() == []
+
+
 def _race(contenders: int, attempt: Callable[[int], bool]) -> list[int]:
     """Start `contenders` threads at once; return the indexes whose attempt returned True."""
     barrier = threading.Barrier(contenders)
@@ -580,6 +601,53 @@ def test_documents_that_cannot_be_stored_are_refused(store: StateStore) -> None:
     with pytest.raises(ValueTooLargeError, match="document poison/m2"):
         store.put_doc("poison", "m2", {"body": "b" * 40_000})
     assert store.list_docs("poison") == []
+
+
+# --- whose state this is
+
+
+def test_a_bound_store_refuses_a_stored_link_of_another_endpoint(store: StateStore) -> None:
+    link = "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=opaque-token-value"
+    store.set_delta_link("Company", "users", link)
+    assert store.get_delta_link("Company", "users") == link  # not bound: links come back as stored
+
+    store.bind("https://graph.microsoft.com/v1.0/")
+    assert store.get_delta_link("Company", "users") == link
+    store.bind("https://127.0.0.1:4443/v1.0")
+    with pytest.raises(StateMismatch) as refused:
+        store.get_delta_link("Company", "users")
+
+    message = str(refused.value)
+    assert "https://graph.microsoft.com/v1.0" in message and "https://127.0.0.1:4443/v1.0" in message
+    assert "'Company'" in message and "'users'" in message
+    assert "opaque-token-value" not in message
+    assert "--reset-state" in refused.value.advice
+    assert store.get_delta_link("Company", "groups") is None  # no link: nothing to refuse
+
+
+def test_clear_forgets_everything_and_the_store_stays_usable(store: StateStore) -> None:
+    store.set_delta_link("Company", "users", "link")
+    store.put_source_records("Company", [source(f"user:{n}", n) for n in range(250)])
+    store.put_target_records("Company", "mbx", [record("mbx", f"user:{n}", n) for n in range(250)])
+    store.put_target("Company", Target(mailbox="mbx"))
+    assert store.acquire_lease("sync:Company", "worker-a", 60)
+    store.mark_pending("sync:Company")
+    store.record_run(run("r1", "Company", "2026-11-20T08:00:00Z"))
+    for n in range(3):
+        store.put_doc("members", f"Company|Phones|{n}", {"ids": []})
+
+    store.clear()
+
+    assert store.get_delta_link("Company", "users") is None
+    assert store.get_source_records("Company") == {}
+    assert store.get_target_records("Company", "mbx") == {}
+    assert store.get_targets("Company") == {}
+    assert store.list_leases() == []
+    assert store.has_pending("sync:Company") is False
+    assert store.recent_runs() == [] and store.recent_runs("Company") == []
+    assert store.list_docs("members") == []
+    store.put_source_records("Company", [source("user:1", 1)])
+    assert list(store.get_source_records("Company")) == ["user:1"]
 
 
 # --- durability

@@ -56,6 +56,9 @@ STORED: list[tuple[str, str, dict[str, Any], Any]] = [
      {"queue": "sync-source", "message_id": "msg-1", "profile": None, "reason": "BadMessage: not JSON",
       "body": "{", "dequeue_count": 5, "recorded_at": "2026-03-01T12:00:00.000000Z"},
      docs.Poison("sync-source", "msg-1", None, "BadMessage: not JSON", "{", 5, "2026-03-01T12:00:00.000000Z")),
+    (docs.STATE_IDENTITY, "store",
+     {"tenant_id": "7c1f7a0e-52d4-4c0b-9a8e-3f1a6f0d2b91", "graph_endpoint": "https://graph.microsoft.com/v1.0"},
+     docs.StateIdentity("7c1f7a0e-52d4-4c0b-9a8e-3f1a6f0d2b91", "https://graph.microsoft.com/v1.0")),
     (docs.QUEUE_FAILURE, "9c" * 32, {"queue": "push-targets", "reason": "TargetsBusy: retry later", "tries": 2},
      docs.QueueFailure("push-targets", "TargetsBusy: retry later", 2)),
 ]
