@@ -24,6 +24,7 @@ from . import (
     run_commands,
     settings_command,
     subscription_commands,
+    targets_command,
 )
 from .command import Command, Group
 from .context import CliOptions, ConfigOption, DebugFlag, JsonFlag, QuietFlag, StateOption, VerboseFlag, install
@@ -76,6 +77,7 @@ app.command("reconcile", cls=Command)(run_commands.reconcile)
 app.command("doctor", cls=Command)(report_commands.doctor)
 app.command("explain", cls=Command)(report_commands.explain)
 app.command("status", cls=Command)(report_commands.status)
+app.command("targets", cls=Command)(targets_command.targets)
 app.command("settings", cls=Command)(settings_command.settings)
 app.add_typer(subscription_commands.app, name="subscriptions")
 app.add_typer(config_commands.app, name="config")

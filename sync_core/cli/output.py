@@ -127,7 +127,7 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     """A plain table; cells are text (escaped, so names with [brackets] print as they are)."""
     t = Table(title=title, caption=caption, title_justify="left", caption_justify="left", show_lines=False)
     for name in columns:
-        t.add_column(name, overflow="fold")
+        t.add_column(name, overflow="fold", min_width=min(len(name), 16))  # a header is never cut mid-word
     for row in rows:
         t.add_row(*(escape(cell_text(c)) for c in row))
     return t

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.padding import Padding
 from rich.panel import Panel
 
 from sync_core.core.profile import ConfigError, load_config
+from sync_core.core.records import Run
 from sync_core.service.doctor import doctor as run_doctor
 from sync_core.service.doctor_report import OK as OK_FINDING
 from sync_core.service.doctor_report import PROBLEM, WARNING, DoctorReport, where_found
@@ -23,6 +25,7 @@ from sync_core.state import open_store
 from .advice import FAILURES, OK
 from .context import JsonFlag, options, output
 from .errors import CliProblem, advised
+from .mailbox_names import MailboxNames
 from .output import age_text, short_time, table
 from .preflight import state_path
 from .profile_choice import chosen_profiles
@@ -185,16 +188,31 @@ def status(
     store = open_store(settings)
     try:
         report = run_status(store, names, limit=limit)
+        mailboxes = MailboxNames.of(store, names)
     finally:
         store.close()
     data = report.to_json()
+    for run in (*data["runs"], *data["failures"]):
+        run["error"] = mailboxes.text(run["error"]) if run["error"] else None
     if config_note:
         data["config_problem"] = config_note
-    out.result(data, lambda console: render_status(console, report, config_note))
+    out.result(data, lambda console: render_status(console, report, config_note, mailboxes))
     raise typer.Exit(OK if report.healthy else FAILURES)
 
 
-def render_status(console: Console, report: StatusReport, config_note: str | None) -> None:
+def counts_text(counts: Mapping[str, int]) -> str:
+    """A run's counts as people read them: one "photos downloaded 3" per line, words never cut."""
+    return "\n".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items() if v) or "-"
+
+
+def _run_rows(runs: Iterable[Run], mailboxes: MailboxNames) -> list[list[Any]]:
+    return [[short_time(r.started_at), r.profile, r.kind, r.outcome, counts_text(r.counts),
+             mailboxes.text(r.error) if r.error else None] for r in runs]
+
+
+def render_status(console: Console, report: StatusReport, config_note: str | None,
+                  mailboxes: MailboxNames | None = None) -> None:
+    mailboxes = mailboxes or MailboxNames({})
     now = parse_time(report.checked_at)
     if config_note:
         console.print(f"[yellow]{escape(config_note)}[/]")
@@ -204,10 +222,13 @@ def render_status(console: Console, report: StatusReport, config_note: str | Non
              f"{p.last_sync.outcome}, {age_text(p.last_sync.started_at, now)}" if p.last_sync else "never",
              f"{p.last_reconcile.outcome}, {age_text(p.last_reconcile.started_at, now)}" if p.last_reconcile
              else "never"] for p in report.profiles]))
-    console.print(table("Recent runs", ["started", "profile", "kind", "outcome", "counts", "error"], [
-        [short_time(r.started_at), r.profile, r.kind, r.outcome,
-         ", ".join(f"{k} {v}" for k, v in r.counts.items() if v) or "-", r.error] for r in report.runs]
-        or [["-", "no runs recorded in this state store", "", "", "", ""]]))
+    columns = ["started", "profile", "kind", "outcome", "what it did", "error"]
+    console.print(table(f"Recent runs (the last {len(report.runs)})", columns, _run_rows(report.runs, mailboxes)
+                        or [["-", "no runs recorded in this state store", "", "", "", ""]]))
+    unlisted = [r for r in report.failures if r not in report.runs]
+    if unlisted:
+        console.print(table("Latest runs that failed (older than the runs listed)", columns,
+                            _run_rows(unlisted, mailboxes)))
     if report.poison:
         console.print(table("Poison work (the queues gave up on these)",
                             ["recorded", "queue", "profile", "tries", "reason"],

@@ -25,6 +25,7 @@ from sync_core.service.target_work import ExecReport
 from .advice import BAD_USAGE, FAILURES, OK
 from .context import JsonFlag, options, output
 from .errors import CliProblem, advice_for, advised
+from .mailbox_names import MailboxNames
 from .output import Output, table
 from .profile_choice import chosen_profiles
 
@@ -85,9 +86,20 @@ def run_sync(rt: Runtime, name: str, *, dry_run: bool, advance: Callable[[int], 
     return sync_profile(rt, name, ProgressFanOut(rt, advance), dry_run=dry_run)
 
 
-def sync_json(report: SyncReport) -> dict[str, Any]:
+def sync_json(report: SyncReport, names: MailboxNames | None = None) -> dict[str, Any]:
+    """A sync report as JSON; mailboxes named by address. A dry run lists what it would write per mailbox
+    and per contact."""
+    names = names or MailboxNames({})
     counts = dict(report.exec.counts)
-    return {
+    planned: dict[str, Any] = {}
+    if report.dry_run:
+        planned = {
+            "planned_by_mailbox": {names.name(m): dict(c) for m, c in report.planned_by_mailbox.items()},
+            "planned_contacts": [{"mailbox": names.name(w.mailbox), "action": w.action, "source_key": w.source_key,
+                                  "name": w.name} for w in report.planned_writes],
+            "planned_contacts_complete": len(report.planned_writes) == sum(report.planned.values()),
+        }
+    return {**planned,
         "profile": report.profile, "run_id": report.run_id, "outcome": report.outcome, "dry_run": report.dry_run,
         "changed": report.changed, "removed": report.removed, "targets": report.targets,
         "new_targets": report.new_targets, "removed_targets": report.removed_targets,
@@ -97,7 +109,7 @@ def sync_json(report: SyncReport) -> dict[str, Any]:
         # Contacts galsync found already in the folders (by its tag) and took over instead of creating them.
         "adopted": counts.get("adopted", 0) + counts.get(MATCHED, 0),
         "planned": dict(report.planned), "graph_requests": dict(report.requests),
-        "errors": list(report.exec.errors[:20]),
+        "errors": [names.text(e) for e in report.exec.errors[:20]],
         "held_by": None if report.holder is None else {
             "lease": report.holder.name, "worker": report.holder.owner,
             "until": datetime.fromtimestamp(report.holder.expires_at, UTC).isoformat(timespec="seconds")},
@@ -156,11 +168,12 @@ def _resetting(reset_state: bool, dry_run: bool) -> bool:
 
 
 def _sync_one(rt: Runtime, name: str, dry_run: bool, advance: Callable[[int], None]) -> dict[str, Any]:
-    return sync_json(run_sync(rt, name, dry_run=dry_run, advance=advance))
+    report = run_sync(rt, name, dry_run=dry_run, advance=advance)
+    return sync_json(report, MailboxNames.of(rt.store, [name]))
 
 
 def _reconcile_one(rt: Runtime, name: str, dry_run: bool) -> dict[str, Any]:
-    return reconcile_json(reconcile_profile(rt, name, dry_run=dry_run))
+    return reconcile_json(reconcile_profile(rt, name, dry_run=dry_run), MailboxNames.of(rt.store, [name]))
 
 
 def _guarded(name: str, work: Callable[[], dict[str, Any]]) -> ProfileRun:
@@ -174,10 +187,12 @@ def _guarded(name: str, work: Callable[[], dict[str, Any]]) -> ProfileRun:
         return ProfileRun(name, error=advice.message + (f" ({advice.hint})" if advice.hint else ""))
 
 
-def reconcile_json(report: ReconcileReport) -> dict[str, Any]:
-    """A reconcile report as JSON. Counts only: the foreign contacts' names are for `galsync doctor`."""
+def reconcile_json(report: ReconcileReport, names: MailboxNames | None = None) -> dict[str, Any]:
+    """A reconcile report as JSON, mailboxes named by address. Counts only: the foreign contacts' names are
+    for `galsync doctor`."""
+    names = names or MailboxNames({})
     writes = dict(report.exec.counts)
-    errors = [*report.errors, *report.exec.errors]
+    errors = [names.text(e) for e in (*report.errors, *report.exec.errors)]
     return {
         "profile": report.profile, "run_id": report.run_id, "dry_run": report.dry_run,
         "outcome": "partial" if errors or writes.get("failed") else "ok",
@@ -185,7 +200,7 @@ def reconcile_json(report: ReconcileReport) -> dict[str, Any]:
         "planned": dict(report.planned), "writes": writes,
         "write_total": report.exec.writes,
         "foreign_found": sum(len(v) for v in report.foreign.values()),
-        "foreign_by_mailbox": {m: len(v) for m, v in report.foreign.items() if v},
+        "foreign_by_mailbox": {names.name(m): len(v) for m, v in report.foreign.items() if v},
         "graph_requests": report.requests, "errors": errors[:20],
     }
 
@@ -213,6 +228,9 @@ def _render(console: Console, kind: str, runs: list[ProfileRun], dry_run: bool) 
         columns = ["profile", "outcome", "sources changed / gone", "targets",
                    "planned" if dry_run else "contacts created / updated / deleted", "failed", "Graph requests"]
         console.print(table(f"galsync sync{' (dry run: nothing written)' if dry_run else ''}", columns, rows))
+        if dry_run:
+            for r in runs:
+                render_plan(console, r.profile, r.data, verbose=Output.current().verbose)
         for r in runs:
             if r.data.get("adopted"):
                 console.print(f"  {r.profile}: adopted {r.data['adopted']} contact(s) galsync had written before "
@@ -229,6 +247,30 @@ def _render(console: Console, kind: str, runs: list[ProfileRun], dry_run: bool) 
                           f"{held['until']}; that run includes this one", style="yellow", markup=False)
         for line in r.data.get("errors", [])[:5]:
             console.print(f"  {r.profile}: {line}", style="red")
+
+
+_ACTION_COLUMNS = ("Create", "Update", "Delete")
+
+
+def render_plan(console: Console, profile: str, data: dict[str, Any], *, verbose: bool) -> None:
+    """What a dry run would write: per mailbox always, per contact with --verbose."""
+    by_mailbox = data.get("planned_by_mailbox", {})
+    busy = {m: c for m, c in by_mailbox.items() if any(c.values())}
+    if not busy:
+        return
+    rows = [[mailbox, *(counts.get(k, 0) for k in _ACTION_COLUMNS),
+             ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k not in _ACTION_COLUMNS) or "-"]
+            for mailbox, counts in sorted(busy.items())]
+    console.print(table(f'"{profile}": what would be written, per mailbox ({len(busy)} of {len(by_mailbox)})',
+                        ["mailbox", "create", "update", "delete", "other"], rows))
+    if not verbose:
+        console.print("  --verbose lists each contact", style="dim")
+        return
+    contacts = data.get("planned_contacts", [])
+    console.print(table(f'"{profile}": each contact', ["mailbox", "action", "contact", "source"],
+                        [[c["mailbox"], c["action"], c["name"] or "-", c["source_key"]] for c in contacts]))
+    if not data.get("planned_contacts_complete", True):
+        console.print(f"  only the first {len(contacts)} are listed; --json has the same list", style="dim")
 
 
 def reconcile_row(profile: str, data: dict[str, Any], error: str | None = None) -> list[Any]:

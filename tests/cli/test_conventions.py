@@ -15,7 +15,7 @@ from sync_core.cli.app import app
 from .conftest import Cli
 
 COMMANDS = [("sync",), ("reconcile",), ("doctor",), ("explain",), ("status",), ("settings",), ("emulator",),
-            ("functions",), ("demo",), ("config", "validate"), ("subscriptions", "list"),
+            ("functions",), ("demo",), ("targets",), ("config", "validate"), ("subscriptions", "list"),
             ("subscriptions", "ensure"), ("subscriptions", "delete")]
 
 

@@ -80,7 +80,7 @@ def test_reconcile_reports_maman_in_the_shared_mailbox_and_never_touches_it(grap
     data = cli.json("reconcile")
     [dispatch] = data["profiles"]
     assert dispatch["outcome"] == "ok" and dispatch["targets"] == 4
-    assert dispatch["foreign_found"] == 1 and dispatch["foreign_by_mailbox"] == {north["id"]: 1}
+    assert dispatch["foreign_found"] == 1 and dispatch["foreign_by_mailbox"] == {north["mail"]: 1}  # by address
     assert dispatch["write_total"] == 0 and writes(graph) == 0
     assert dispatch["drift"]["intact"] == 400
     after = graph.tenant.mailboxes.get_contact(north["id"], maman["id"])
