@@ -47,6 +47,7 @@ from .emulator_command import start_emulator
 from .errors import CliProblem, advised
 from .local_functions import LocalFunctions
 from .output import Output, table
+from .progress import WorkProgress
 from .report_commands import render_explanation
 from .run_commands import reconcile_json, reconcile_row, run_sync
 
@@ -200,8 +201,8 @@ class Story:
         before = time.monotonic()
         for name in self.rt.config.names:
             t0 = time.monotonic()
-            with self.out.progress(f"{name}: filling target mailboxes", None) as advance:
-                report = run_sync(self.rt, name, dry_run=False, advance=advance)
+            with WorkProgress(self.out, f"{name}: filling target mailboxes") as progress:
+                report = run_sync(self.rt, name, dry_run=False, progress=progress)
             written = report.exec.counts.get("created", 0)
             self.facts.targets[name] = report.targets
             self.facts.contacts_written += written

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sync_core.service.status import parse_time
@@ -102,24 +100,6 @@ class Output:
 
     def error_text(self, text: str) -> None:
         self.err.print(escape(text), end="", soft_wrap=True)
-
-    # --- progress -----------------------------------------------------------------------------------
-
-    @contextmanager
-    def progress(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        """A progress bar (people only, not with --quiet); yields `advance(n)`."""
-        if self.json_mode or self.quiet:
-            yield lambda _n: None
-            return
-        bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=self.console, transient=False,
-        )
-        with bar:
-            task = bar.add_task(description, total=total)
-            yield lambda n: bar.advance(task, n)
-            if total is None:  # the amount is known now: show the bar full, "n/n"
-                bar.update(task, total=bar.tasks[0].completed)
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,

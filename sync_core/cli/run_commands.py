@@ -28,6 +28,7 @@ from .errors import CliProblem, advice_for, advised
 from .mailbox_names import MailboxNames
 from .output import Output, table
 from .profile_choice import chosen_profiles
+from .progress import WorkProgress
 
 ProfileOption = Annotated[list[str] | None, typer.Option(
     "--profile", "-p", help="Profile to run (repeatable); default: every profile in the configuration.")]
@@ -40,11 +41,11 @@ ResetStateOption = Annotated[bool, typer.Option(
 
 
 class ProgressFanOut:
-    """Runs each push inline, as InlineFanOut does, and advances the progress bar by its mailboxes."""
+    """Runs each push inline, as InlineFanOut does, and tells the progress what each one did."""
 
-    def __init__(self, rt: Runtime, advance: Callable[[int], None]) -> None:
+    def __init__(self, rt: Runtime, progress: WorkProgress | None = None) -> None:
         self._inline = InlineFanOut(rt)
-        self._advance = advance
+        self._progress = progress
 
     @property
     def report(self) -> ExecReport:
@@ -52,18 +53,30 @@ class ProgressFanOut:
 
     def push(self, message: PushMessage) -> ExecReport:
         result = self._inline.push(message)
-        self._advance(len(message.mailboxes))
+        self._advance(len(message.mailboxes), result.writes)
         return result
 
     def early_push(self, message: PushMessage, targets: Mapping[str, Target]) -> ExecReport:
-        return self._inline.early_push(message, targets)
+        """A page of the directory written to this run's new targets while the read goes on: its contacts
+        count now, its mailboxes once the early fill says which are in step."""
+        if self._progress is not None and self._progress.total is None:
+            self._progress.set_total(len(message.mailboxes))
+        result = self._inline.early_push(message, targets)
+        self._advance(0, result.writes)
+        return result
 
     def add_early(self, report: ExecReport, in_step: int) -> None:
         self._inline.add_early(report, in_step)
-        self._advance(in_step)  # written while the directory was read: done, with no push message
+        self._advance(in_step, 0)  # written while the directory was read: done, with no push message
 
     def push_all(self, messages: Sequence[PushMessage]) -> list[ExecReport]:
+        if self._progress is not None:
+            self._progress.set_total(self._progress.done + sum(len(m.mailboxes) for m in messages))
         return self._inline.push_all(messages, push=self.push)
+
+    def _advance(self, mailboxes: int, contacts: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(mailboxes, contacts)
 
 
 @dataclass
@@ -79,11 +92,10 @@ class ProfileRun:
         return self.error is not None or self.data.get("outcome") in ("failed", "partial", "busy")
 
 
-def run_sync(rt: Runtime, name: str, *, dry_run: bool, advance: Callable[[int], None] = lambda _n: None
-             ) -> SyncReport:
+def run_sync(rt: Runtime, name: str, *, dry_run: bool, progress: WorkProgress | None = None) -> SyncReport:
     """One profile's sync with inline pushes; the report carries the pushes' write counts (sync_profile merges
     what an inline fan-out returns)."""
-    return sync_profile(rt, name, ProgressFanOut(rt, advance), dry_run=dry_run)
+    return sync_profile(rt, name, ProgressFanOut(rt, progress), dry_run=dry_run)
 
 
 def sync_json(report: SyncReport, names: MailboxNames | None = None) -> dict[str, Any]:
@@ -134,9 +146,13 @@ def sync(profile: ProfileOption = None, dry_run: DryRunOption = False, reset_sta
     runs: list[ProfileRun] = []
     with options().runtime(reset_state=_resetting(reset_state, dry_run)) as rt:
         for name in chosen_profiles(rt.config, profile):
-            label = f"{name}: planning" if dry_run else f"{name}: writing to target mailboxes"
-            with out.progress(label, None) as advance:
-                runs.append(_guarded(name, functools.partial(_sync_one, rt, name, dry_run, advance)))
+            if dry_run:
+                progress = WorkProgress(out, f"{name}: reading the directory and planning", unit=None)
+            else:
+                progress = WorkProgress(out, f"{name}: mailboxes in step",
+                                        until_known=f"{name}: reading what changed in the directory")
+            with progress:
+                runs.append(_guarded(name, functools.partial(_sync_one, rt, name, dry_run, progress)))
     _finish(out, "sync", runs, dry_run)
 
 
@@ -155,8 +171,8 @@ def reconcile(profile: ProfileOption = None, dry_run: DryRunOption = False,
     runs: list[ProfileRun] = []
     with options().runtime(reset_state=_resetting(reset_state, dry_run)) as rt:
         for name in chosen_profiles(rt.config, profile):
-            out.note(f"{name}: reading every managed folder")
-            runs.append(_guarded(name, functools.partial(_reconcile_one, rt, name, dry_run)))
+            with WorkProgress(out, f"{name}: managed folders read", contacts=False) as progress:
+                runs.append(_guarded(name, functools.partial(_reconcile_one, rt, name, dry_run, progress)))
     _finish(out, "reconcile", runs, dry_run)
 
 
@@ -167,13 +183,18 @@ def _resetting(reset_state: bool, dry_run: bool) -> bool:
     return reset_state
 
 
-def _sync_one(rt: Runtime, name: str, dry_run: bool, advance: Callable[[int], None]) -> dict[str, Any]:
-    report = run_sync(rt, name, dry_run=dry_run, advance=advance)
+def _sync_one(rt: Runtime, name: str, dry_run: bool, progress: WorkProgress) -> dict[str, Any]:
+    report = run_sync(rt, name, dry_run=dry_run, progress=progress)
     return sync_json(report, MailboxNames.of(rt.store, [name]))
 
 
-def _reconcile_one(rt: Runtime, name: str, dry_run: bool) -> dict[str, Any]:
-    return reconcile_json(reconcile_profile(rt, name, dry_run=dry_run), MailboxNames.of(rt.store, [name]))
+def _reconcile_one(rt: Runtime, name: str, dry_run: bool, progress: WorkProgress) -> dict[str, Any]:
+    def heard(done: int, total: int) -> None:
+        progress.set_total(total)
+        progress.advance(done - progress.done)
+
+    report = reconcile_profile(rt, name, dry_run=dry_run, progress=heard)
+    return reconcile_json(report, MailboxNames.of(rt.store, [name]))
 
 
 def _guarded(name: str, work: Callable[[], dict[str, Any]]) -> ProfileRun:
