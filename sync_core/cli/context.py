@@ -1,7 +1,8 @@
 """The global options and what every command builds from them: settings, and a Runtime to run use cases.
 
-Settings come from the environment under the function app's names (sync_core/settings.py), so an admin's
-shell and the deployed app are configured the same way; --state and --config only override two of them.
+Settings come from the environment under the function app's names (sync_core/settings.py), or from the
+`Values` of local.settings.json (setting_sources.py), so an admin's shell and the deployed app are configured
+the same way; --state and --config only override two of them.
 """
 
 from __future__ import annotations
