@@ -158,9 +158,10 @@ class Config:
         return tuple(p.name for p in self.profiles)
 
     def profile(self, name: str) -> Profile:
-        """The profile called `name`; ConfigError naming the known profiles if there is none."""
+        """The profile called `name`, ignoring case (names are unique ignoring case); ConfigError naming the
+        known profiles if there is none."""
         for p in self.profiles:
-            if p.name == name:
+            if p.name.casefold() == name.casefold():
                 return p
         known = ", ".join(f'"{n}"' for n in self.names)
         raise ConfigError([f'{self.source_name}: no profile named "{name}"; profiles are: {known}'])

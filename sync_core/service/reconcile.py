@@ -61,8 +61,10 @@ class ReconcileReport:
     errors: list[str] = field(default_factory=list)
 
 
-def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) -> ReconcileReport:
-    """Reconcile every active target of one profile (see the module doc)."""
+def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False,
+                      progress: Callable[[int, int], None] | None = None) -> ReconcileReport:
+    """Reconcile every active target of one profile (see the module doc); `progress(done, total)` hears of
+    each mailbox read (the command line's progress line)."""
     profile = rt.config.profile(profile_name)
     report = ReconcileReport(profile.name, new_run_id(), dry_run=dry_run)
     started = rt.now_iso()
@@ -73,9 +75,10 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) 
         if checks.checked:
             report.exec.counts.update({"photos_checked": checks.checked, "photos_changed": len(checks.changed)})
     desired = _desired(rt, profile)
-    for mailbox, target in sorted(rt.store.get_targets(profile.name).items()):
-        if not target.active:
-            continue
+    active = [(m, t) for m, t in sorted(rt.store.get_targets(profile.name).items()) if t.active]
+    for mailbox, target in active:
+        if progress is not None:
+            progress(report.targets, len(active))
         report.targets += 1
         with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
             if not dry_run and not beat.take(target_lease(profile, mailbox)):
@@ -91,6 +94,8 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) 
                 # reconciled (I10).
                 report.errors.append(f"mailbox {mailbox}: {exc}")
                 log.warning("profile %s: reconcile of mailbox %s failed: %s", profile.name, mailbox, exc)
+    if progress is not None:
+        progress(report.targets, len(active))
     after = rt.client.stats.snapshot()
     report.requests = sum(after.values()) - sum(before.values()) if after else 0
     if not dry_run:
