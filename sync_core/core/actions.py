@@ -22,6 +22,8 @@ requests ($batch) and then writes the TargetRecord for `source_key`. What each a
 - SetPhoto: PUT the source's photo (`photo_etag` None: the source has no photo any more) and record the etag.
 - DeleteForeign: DELETE a contact galsync did not create; only ever yielded when the admin set
   policy.foreign_contacts = "delete". No record is involved.
+- DeleteMoved: DELETE one of galsync's contacts from the place the profile wrote to before it moved (the
+  work's folder is the old one); its source's record already names the copy in the new place and stays.
 """
 
 from __future__ import annotations
@@ -93,12 +95,18 @@ class DeleteForeign:
     contact_id: str
 
 
-Action = Create | Update | Delete | Record | Forget | SetPhoto | DeleteForeign
+@dataclass(frozen=True, slots=True)
+class DeleteMoved:
+    source_key: str
+    contact_id: str
+
+
+Action = Create | Update | Delete | Record | Forget | SetPhoto | DeleteForeign | DeleteMoved
 
 # Order in which a plan lists actions (then by source key): removals first, creates last, and a photo after
 # the update of the same contact, so the changeKey recorded last is the one Graph holds.
 _ORDER: dict[type, int] = {
-    DeleteForeign: 0, Delete: 1, Forget: 2, Update: 3, Record: 4, SetPhoto: 5, Create: 6,
+    DeleteForeign: 0, Delete: 1, Forget: 2, Update: 3, Record: 4, SetPhoto: 5, Create: 6, DeleteMoved: 7,
 }
 
 

@@ -39,6 +39,11 @@ SOURCE_KINDS: tuple[str, ...] = ("users", "org_contacts", "folder")
 RemovedPolicy = Literal["delete", "keep"]
 DeletedOnDevicePolicy = Literal["recreate", "respect"]
 ForeignPolicy = Literal["report", "delete"]
+# Where a profile's contacts go in each target mailbox: galsync's own folder (named by `folder`, a child of the
+# mailbox's default Contacts folder, as Graph creates every contact folder), or the default Contacts folder
+# itself, which every phone app shows (docs/config.md has the table of which app shows which).
+Place = Literal["own_folder", "default_folder"]
+PLACES: tuple[str, ...] = ("own_folder", "default_folder")
 
 
 class ConfigError(ValueError):
@@ -122,6 +127,7 @@ class Profile:
     targets: Targets = field(default_factory=Targets)
     folder: str = DEFAULT_FOLDER
     fields: tuple[tuple[str, FieldPolicy], ...] = field(default_factory=field_policies)
+    place: Place = "own_folder"
     policies: Policies = field(default_factory=Policies)
     photos: Photos = field(default_factory=Photos)
 
@@ -327,7 +333,7 @@ def _profile_name(value: str) -> str | None:
 
 
 _TOP_KEYS = ("profile",)
-_PROFILE_KEYS = ("name", "folder", "source", "users", "targets", "fields", "policy", "photos")
+_PROFILE_KEYS = ("name", "place", "folder", "source", "users", "targets", "fields", "policy", "photos")
 _USER_KEYS = ("enabled_only", "members_only", "licensed_only", "in_address_list_only",
               "require_phone_or_email", "in_groups", "not_in_groups")
 _TARGET_KEYS = ("groups", "mailboxes", "exclude")
@@ -362,6 +368,8 @@ def _check_across_profiles(profiles: Sequence[Profile], top: _Reader) -> None:
             top.problem(f"{prefix}name", f'expected a name no other profile uses, got "{p.name}" again{same}')
             continue
         names[p.name.casefold()] = p.name
+        if p.place == "default_folder":
+            continue  # profiles may share the default folder: each tells its contacts by its own tag
         owner = folders.setdefault(p.folder.casefold(), p.name)
         if owner != p.name:
             top.problem(
@@ -381,16 +389,30 @@ def _read_profile(
     r.known_keys(table, _PROFILE_KEYS, "")
     name = r.text(table, "name", "", check=_profile_name) or ""
     folder = r.text(table, "folder", "", default=DEFAULT_FOLDER, check=_folder_name) or DEFAULT_FOLDER
+    place = r.choice(table, "place", "", PLACES, "own_folder")
     sources = _read_sources(table, r)
     users = _read_users(r.table(table, "users", "users"), r)
     targets = _read_targets(r.table(table, "targets", "targets"), r)
     fields = _read_fields(r.table(table, "fields", "fields"), r)
     policies = _read_policies(r.table(table, "policy", "policy"), r)
     photos = _read_photos(r.table(table, "photos", "photos"), r)
+    _check_place(table, place, policies, r)
     if len(problems) > before:
         return None
     return Profile(name=name, sources=sources, users=users, targets=targets, folder=folder, fields=fields,
-                   policies=policies, photos=photos)
+                   policies=policies, photos=photos, place=place)
+
+
+def _check_place(table: Mapping[str, Any], place: str, policies: Policies, r: _Reader) -> None:
+    """In the default Contacts folder the owner's own contacts sit beside galsync's: never theirs to delete."""
+    if place != "default_folder":
+        return
+    if "folder" in table:
+        r.problem("folder", 'not used with place = "default_folder" (galsync writes into the mailbox\'s '
+                  'Contacts folder itself); remove it, or set place = "own_folder"')
+    if policies.foreign_contacts == "delete":
+        r.expected("policy.foreign_contacts", '"report" with place = "default_folder" (there, contacts '
+                   "galsync did not create are the mailbox owner's own)", "delete")
 
 
 def _read_sources(table: Mapping[str, Any], r: _Reader) -> tuple[Source, ...]:

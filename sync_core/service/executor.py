@@ -26,6 +26,7 @@ from sync_core.core.actions import (
     Create,
     Delete,
     DeleteForeign,
+    DeleteMoved,
     Forget,
     Record,
     SetPhoto,
@@ -190,6 +191,8 @@ def _prepare(store: StateStore, profile: Profile, work: TargetWork, found: Mappi
                 _delete(prep, action)
             case DeleteForeign():
                 prep.write("DELETE", action.contact_id, action, _foreign_deleted)
+            case DeleteMoved():
+                prep.write("DELETE", action.contact_id, action, _moved_deleted)
             case Record():
                 _record(prep, action)
             case Forget():
@@ -374,6 +377,15 @@ def _foreign_deleted(rec: _Recorder, item: _Write[DeleteForeign], result: BatchR
         rec.report.counts["foreign_deleted"] += 1
     else:
         rec.failed(item, result)
+    return []
+
+
+def _moved_deleted(rec: _Recorder, item: _Write[DeleteMoved], result: BatchResult) -> list[_Write[Any]]:
+    """The old place's copy is gone (or was already): no record changes, it names the new copy."""
+    if not result.ok and result.status != 404:
+        rec.failed(item, result)
+        return []
+    rec.report.counts["deleted" if result.ok else "already_deleted"] += 1
     return []
 
 

@@ -188,3 +188,25 @@ def test_unknown_profile_lookup_lists_known_ones() -> None:
     config = parse_config(MINIMAL)
     with pytest.raises(ConfigError, match='no profile named "Dispatch"; profiles are: "Company directory"'):
         config.profile("Dispatch")
+
+
+def test_place_is_the_own_folder_unless_the_default_folder_is_chosen() -> None:
+    assert parse_config(MINIMAL).profiles[0].place == "own_folder"
+    in_default = MINIMAL.replace("[[profile.source]]", 'place = "default_folder"\n[[profile.source]]', 1)
+    assert parse_config(in_default).profiles[0].place == "default_folder"
+    # Profiles in the default folder share it (each tells its contacts by its tag); no folder name to clash.
+    two = in_default + in_default.replace('"Company directory"', '"Dispatch"')
+    assert [p.place for p in parse_config(two)] == ["default_folder", "default_folder"]
+    (typo,) = problems_of(MINIMAL.replace("[[profile.source]]", 'place = "contacts"\n[[profile.source]]', 1))
+    assert typo.endswith('place: expected "own_folder" or "default_folder", got "contacts"')
+
+
+def test_the_default_folder_refuses_deleting_foreign_contacts_and_a_folder_name() -> None:
+    text = MINIMAL.replace("[[profile.source]]", 'place = "default_folder"\nfolder = "Directory"\n'
+                           "[[profile.source]]", 1) + '[profile.policy]\nforeign_contacts = "delete"\n'
+    folder, foreign = sorted(problems_of(text))
+    assert folder.startswith('galsync.toml: profile "Company directory": folder: not used with place = '
+                             '"default_folder"')
+    assert foreign.startswith('galsync.toml: profile "Company directory": policy.foreign_contacts: expected '
+                              '"report" with place = "default_folder"')
+    assert "the mailbox owner's own" in foreign
