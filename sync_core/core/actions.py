@@ -12,7 +12,7 @@ requests ($batch) and then writes the TargetRecord for `source_key`. What each a
   `photo_etag` when the profile has photos on (PUT it, or remove the photo when None), and record it; only
   if none is found, POST. This is what makes a crash between the write and the record harmless (I2).
 - Update: PATCH `changes` (only changed fields, always with displayName); record `fingerprint` and the
-  returned changeKey.
+  returned changeKey. Changed categories are merged into the contact's own list first (categories.py).
 - Delete: DELETE the contact, then drop the record if it names this contact or no contact (a record naming
   another contact stays: the deleted one was a duplicate). `contact_id` None means a create may have landed
   before a crash: look for the contact carrying this source's tag, delete it if found, drop the record.
@@ -61,6 +61,10 @@ class Update:
     contact_id: str
     changes: Mapping[str, Any]  # always contains displayName
     fingerprint: str
+    # galsync's categories now, and those it wrote before (categories.py): with "categories" in `changes`, the
+    # executor reads the contact's list and writes it merged, so names a person added stay.
+    categories: tuple[str, ...] = ()
+    categories_before: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

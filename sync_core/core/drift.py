@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .actions import Action, Delete, DeleteForeign, Forget, Record, SetPhoto, Update, sort_key
+from .categories import CATEGORIES, categories_of, ours_present
 from .fields import write_value
 from .fingerprint import fingerprint
 from .mapping import clean_text, normalise_contact
@@ -180,12 +181,15 @@ def restore(key: str, contact: ObservedContact, want: DesiredContact, profile: P
     for name in profile.fields_with("if_empty"):
         if name not in seen and name in want.payload:
             changes[name] = want.payload[name]
+    ours = categories_of(want.payload)
+    if ours and (CATEGORIES not in contact.fields or ours_present(categories_of(contact.fields), ours) != ours):
+        changes[CATEGORIES] = ours  # merged into the contact's own names by the executor
     if retag:
         changes["singleValueExtendedProperties"] = contact_tag_properties(profile.name, key)
     if not changes:
         return Record(key, contact.contact_id, want.fingerprint, contact.change_key)
     changes["displayName"] = want.payload.get("displayName")
-    return Update(key, contact.contact_id, changes, want.fingerprint)
+    return Update(key, contact.contact_id, changes, want.fingerprint, tuple(ours))
 
 
 # What `_present` and `_absent` find for one source key: (name of a Drift field, the action or key it lists).

@@ -33,6 +33,7 @@ PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9 _-]{1,40}")
 _GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _ADDRESS_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _MAX_FOLDER_NAME = 255
+_MAX_CATEGORY = 255
 
 SourceKind = Literal["users", "org_contacts", "folder"]
 SOURCE_KINDS: tuple[str, ...] = ("users", "org_contacts", "folder")
@@ -66,6 +67,7 @@ class Source:
     kind: SourceKind
     mailbox: str | None = None
     folder: str | None = None
+    categories: tuple[str, ...] = ()  # put on every contact from this source, after the profile's
 
     @property
     def name(self) -> str:
@@ -130,6 +132,7 @@ class Profile:
     place: Place = "own_folder"
     policies: Policies = field(default_factory=Policies)
     photos: Photos = field(default_factory=Photos)
+    categories: tuple[str, ...] = ()  # put on every contact galsync writes for this profile
 
     def field_policy(self, name: str) -> FieldPolicy:
         for field_name, policy in self.fields:
@@ -146,10 +149,38 @@ class Profile:
         """Fields galsync writes at least on create (policy always or if_empty)."""
         return self.fields_with("always", "if_empty")
 
+    def categories_of(self, source: Source | None) -> tuple[str, ...]:
+        """The categories galsync puts on a contact from `source` (None: the profile's only source of its
+        kind is meant by the caller): the profile's, then the source's, each once (ignoring case)."""
+        return _unique_ignoring_case(self.categories + (source.categories if source is not None else ()))
+
+    def source_of(self, kind: str) -> Source | None:
+        """The profile's source of `kind` ("users" and "org_contacts" appear at most once)."""
+        return next((s for s in self.sources if s.kind == kind), None)
+
+    @functools.cached_property
+    def writes_categories(self) -> bool:
+        return bool(self.categories) or any(s.categories for s in self.sources)
+
+    @functools.cached_property
+    def written_fields(self) -> tuple[str, ...]:
+        """Contact properties galsync writes: the mapped fields, and `categories` if it puts any."""
+        return self.mapped_fields + (("categories",) if self.writes_categories else ())
+
     @property
     def group_refs(self) -> tuple[str, ...]:
         """Groups whose members the user filter needs (the caller resolves them before filtering)."""
         return tuple(dict.fromkeys(self.users.in_groups + self.users.not_in_groups))
+
+
+def _unique_ignoring_case(names: Sequence[str]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for name in names:
+        if name.casefold() not in seen:
+            seen.add(name.casefold())
+            out.append(name)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -326,6 +357,12 @@ def _folder_name(value: str) -> str | None:
     return None
 
 
+def _category(value: str) -> str | None:
+    if _nonblank(value) is not None or len(value) > _MAX_CATEGORY or any(ord(c) < 32 for c in value):
+        return f"a category name of 1-{_MAX_CATEGORY} characters, no control characters or outer spaces"
+    return None
+
+
 def _profile_name(value: str) -> str | None:
     if PROFILE_NAME_RE.fullmatch(value) is None or value != value.strip():
         return "1-40 characters of A-Z a-z 0-9 space _ -, not starting or ending with a space"
@@ -333,7 +370,7 @@ def _profile_name(value: str) -> str | None:
 
 
 _TOP_KEYS = ("profile",)
-_PROFILE_KEYS = ("name", "place", "folder", "source", "users", "targets", "fields", "policy", "photos")
+_PROFILE_KEYS = ("name", "place", "folder", "categories", "source", "users", "targets", "fields", "policy", "photos")
 _USER_KEYS = ("enabled_only", "members_only", "licensed_only", "in_address_list_only",
               "require_phone_or_email", "in_groups", "not_in_groups")
 _TARGET_KEYS = ("groups", "mailboxes", "exclude")
@@ -390,6 +427,7 @@ def _read_profile(
     name = r.text(table, "name", "", check=_profile_name) or ""
     folder = r.text(table, "folder", "", default=DEFAULT_FOLDER, check=_folder_name) or DEFAULT_FOLDER
     place = r.choice(table, "place", "", PLACES, "own_folder")
+    categories = r.texts(table, "categories", "", _category)
     sources = _read_sources(table, r)
     users = _read_users(r.table(table, "users", "users"), r)
     targets = _read_targets(r.table(table, "targets", "targets"), r)
@@ -400,7 +438,7 @@ def _read_profile(
     if len(problems) > before:
         return None
     return Profile(name=name, sources=sources, users=users, targets=targets, folder=folder, fields=fields,
-                   policies=policies, photos=photos, place=place)
+                   policies=policies, photos=photos, place=place, categories=categories)
 
 
 def _check_place(table: Mapping[str, Any], place: str, policies: Policies, r: _Reader) -> None:
@@ -433,15 +471,16 @@ def _read_sources(table: Mapping[str, Any], r: _Reader) -> tuple[Source, ...]:
             r.problem(f"{path}type", f"missing (required: {_or_list(SOURCE_KINDS)})")
             continue
         kind = r.choice(item, "type", path, SOURCE_KINDS, "")
+        categories = r.texts(item, "categories", path, _category)
         if kind == "folder":
-            r.known_keys(item, ("type", "mailbox", "folder"), path)
+            r.known_keys(item, ("type", "mailbox", "folder", "categories"), path)
             mailbox = r.text(item, "mailbox", path, check=_mailbox_ref)
             folder = r.text(item, "folder", path, check=_folder_name)
             if mailbox and folder:
-                sources.append(Source("folder", mailbox=mailbox, folder=folder))
+                sources.append(Source("folder", mailbox=mailbox, folder=folder, categories=categories))
         elif kind:
-            r.known_keys(item, ("type",), path)
-            sources.append(Source(kind))
+            r.known_keys(item, ("type", "categories"), path)
+            sources.append(Source(kind, categories=categories))
     names = [s.name for s in sources]
     for n in sorted({n for n in names if names.count(n) > 1}):
         r.problem("source", f"expected each source once, got {n} {names.count(n)} times")

@@ -12,7 +12,7 @@ lost.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 
 from sync_core.core.actions import Create
@@ -123,7 +123,7 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
 
 
 def _desired(store: StateStore, profile: Profile, keys: tuple[str, ...] | None
-             ) -> tuple[dict[str, DesiredContact], dict[str, SourceRecord], set[str] | None]:
+             ) -> tuple[dict[str, DesiredContact], Mapping[str, SourceRecord], set[str] | None]:
     """Desired contacts (for `keys`, or all), previous versions to diff against, and the keys to plan."""
     multi = len({s.kind for s in profile.sources}) > 1 or len(profile.sources) > 1
     if keys is None or multi:
@@ -138,12 +138,40 @@ def _desired(store: StateStore, profile: Profile, keys: tuple[str, ...] | None
         wanted = set(keys)
         if multi:
             wanted |= _same_person(records, wanted)
+    if wanted is None:
+        return desired, _AllPrevious(store, profile), wanted
     previous: dict[str, SourceRecord] = {}
-    for key in sorted(wanted or ()):
+    for key in sorted(wanted):
         prev = docs.read(store, docs.Prev, docs.prev_key(profile.name, key))
         if prev is not None:
             previous[key] = prev.record(key)
     return desired, previous, wanted
+
+
+class _AllPrevious(Mapping[str, SourceRecord]):
+    """The previous version of every changed source, for a push of all keys (after a configuration change),
+    listed once and only when a target's record is behind: so a category taken out of the profile is taken
+    off the contacts, and only what changed is sent."""
+
+    def __init__(self, store: StateStore, profile: Profile) -> None:
+        self.store, self.profile = store, profile
+        self._loaded: dict[str, SourceRecord] | None = None
+
+    def _all(self) -> dict[str, SourceRecord]:
+        if self._loaded is None:
+            prefix = docs.prev_key(self.profile.name, "")
+            self._loaded = {key[len(prefix):]: prev.record(key[len(prefix):])
+                            for key, prev in docs.read_all(self.store, docs.Prev) if key.startswith(prefix)}
+        return self._loaded
+
+    def __getitem__(self, key: str) -> SourceRecord:
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 class _Everything:

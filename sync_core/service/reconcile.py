@@ -204,7 +204,7 @@ def _folder_changes(client: GraphClient, profile: Profile, mailbox: str, folder_
         except DeltaTokenExpired:
             log.info("profile %s: folder delta token of mailbox %s expired; reading the folder in full",
                      profile.name, mailbox)
-    select = ",".join(dict.fromkeys((*READ_FIELDS, *profile.mapped_fields)))
+    select = ",".join(dict.fromkeys((*READ_FIELDS, *profile.written_fields)))
     url = delta_url(client, mailbox, folder_id)
     if url is None:  # an empty default Contacts folder: nothing to read, and no link to keep
         return [], set(), None, True
