@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .fields import CONTACT_FIELDS, FIELD_POLICIES, FieldPolicy
+from .phones import REGIONS, Phones
 
 DEFAULT_FOLDER = "Company Directory"
 DEFAULT_PHOTO_SIZE = "240x240"
@@ -133,6 +134,7 @@ class Profile:
     policies: Policies = field(default_factory=Policies)
     photos: Photos = field(default_factory=Photos)
     categories: tuple[str, ...] = ()  # put on every contact galsync writes for this profile
+    phones: Phones = field(default_factory=Phones)
 
     def field_policy(self, name: str) -> FieldPolicy:
         for field_name, policy in self.fields:
@@ -370,12 +372,14 @@ def _profile_name(value: str) -> str | None:
 
 
 _TOP_KEYS = ("profile",)
-_PROFILE_KEYS = ("name", "place", "folder", "categories", "source", "users", "targets", "fields", "policy", "photos")
+_PROFILE_KEYS = ("name", "place", "folder", "categories", "source", "users", "targets", "fields", "policy", "photos",
+                 "phones")
 _USER_KEYS = ("enabled_only", "members_only", "licensed_only", "in_address_list_only",
               "require_phone_or_email", "in_groups", "not_in_groups")
 _TARGET_KEYS = ("groups", "mailboxes", "exclude")
 _POLICY_KEYS = ("removed_source", "removed_target", "deleted_on_device", "foreign_contacts")
 _PHOTO_KEYS = ("enabled", "size")
+_PHONE_KEYS = ("dialable", "region")
 
 
 def _read_document(document: Mapping[str, Any], source_name: str, problems: list[str]) -> list[Profile]:
@@ -434,11 +438,12 @@ def _read_profile(
     fields = _read_fields(r.table(table, "fields", "fields"), r)
     policies = _read_policies(r.table(table, "policy", "policy"), r)
     photos = _read_photos(r.table(table, "photos", "photos"), r)
+    phones = _read_phones(r.table(table, "phones", "phones"), r)
     _check_place(table, place, policies, r)
     if len(problems) > before:
         return None
     return Profile(name=name, sources=sources, users=users, targets=targets, folder=folder, fields=fields,
-                   policies=policies, photos=photos, place=place, categories=categories)
+                   policies=policies, photos=photos, place=place, categories=categories, phones=phones)
 
 
 def _check_place(table: Mapping[str, Any], place: str, policies: Policies, r: _Reader) -> None:
@@ -541,6 +546,18 @@ def _read_policies(table: Mapping[str, Any], r: _Reader) -> Policies:
             table, "deleted_on_device", "policy.", ("recreate", "respect"), "recreate"),
         foreign_contacts=r.choice(table, "foreign_contacts", "policy.", ("report", "delete"), "report"),
     )
+
+
+def _read_phones(table: Mapping[str, Any], r: _Reader) -> Phones:
+    r.known_keys(table, _PHONE_KEYS, "phones.")
+    dialable = r.boolean(table, "dialable", "phones.", False)
+    region = table.get("region")
+    if region is not None and (not isinstance(region, str) or region.upper() not in REGIONS):
+        close = difflib.get_close_matches(str(region).upper(), sorted(REGIONS), n=1)
+        hint = f'; did you mean "{close[0]}"?' if close else ""
+        r.expected("phones.region", f"a region code such as \"FR\" or \"GB\" (ISO 3166-1 alpha-2){hint}", region)
+        region = None
+    return Phones(dialable, region.upper() if isinstance(region, str) else None)
 
 
 def _read_photos(table: Mapping[str, Any], r: _Reader) -> Photos:

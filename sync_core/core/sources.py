@@ -18,6 +18,7 @@ from .categories import with_categories
 from .filters import GroupMembers, folder_contact_exclusion, org_contact_exclusion, user_exclusion
 from .fingerprint import fingerprint
 from .mapping import map_folder_contact, map_org_contact, map_user
+from .phones import dial_payload
 from .profile import Profile, Source
 from .records import SourceRecord
 
@@ -58,6 +59,7 @@ class Mapped:
     source_key: str
     payload: dict[str, Any]
     fingerprint: str
+    undialable: int = 0  # phone numbers [profile.phones] could not make dialable, kept as they were
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def read_user(item: Mapping[str, Any], profile: Profile, group_members: GroupMem
     reason = user_exclusion(item, profile, group_members)
     if reason is not None:
         return Gone(key, reason)
-    return _mapped(key, map_user(item, manager_name, profile), profile.categories_of(profile.source_of("users")))
+    return _mapped(key, map_user(item, manager_name, profile), profile, profile.source_of("users"))
 
 
 def read_org_contact(item: Mapping[str, Any], profile: Profile, manager_name: str | None = None,
@@ -86,8 +88,7 @@ def read_org_contact(item: Mapping[str, Any], profile: Profile, manager_name: st
     reason = org_contact_exclusion(item, profile)
     if reason is not None:
         return Gone(key, reason)
-    return _mapped(key, map_org_contact(item, profile, manager_name),
-                   profile.categories_of(profile.source_of("org_contacts")))
+    return _mapped(key, map_org_contact(item, profile, manager_name), profile, profile.source_of("org_contacts"))
 
 
 def read_folder_contact(item: Mapping[str, Any], profile: Profile, mailbox_id: str, source: Source | None = None,
@@ -97,7 +98,7 @@ def read_folder_contact(item: Mapping[str, Any], profile: Profile, mailbox_id: s
     reason = folder_contact_exclusion(item, profile)
     if reason is not None:
         return Gone(key, reason)
-    return _mapped(key, map_folder_contact(item, profile), profile.categories_of(source))
+    return _mapped(key, map_folder_contact(item, profile), profile, source)
 
 
 def _id(item: Mapping[str, Any]) -> str:
@@ -107,11 +108,13 @@ def _id(item: Mapping[str, Any]) -> str:
     return item_id
 
 
-def _mapped(key: str, payload: dict[str, Any], categories: tuple[str, ...]) -> SourceChange:
+def _mapped(key: str, payload: dict[str, Any], profile: Profile, source: Source | None) -> SourceChange:
+    """The finished payload: numbers made dialable (if the profile asks), then galsync's categories."""
     if "displayName" not in payload:
         return Gone(key, "no name to show")
-    payload = with_categories(payload, categories)
-    return Mapped(key, payload, fingerprint(payload))
+    payload, undialable = dial_payload(payload, profile.phones)
+    payload = with_categories(payload, profile.categories_of(source))
+    return Mapped(key, payload, fingerprint(payload), undialable)
 
 
 def merge_sources(records: Iterable[SourceRecord], precedence: Sequence[str]) -> dict[str, DesiredContact]:
