@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .attributes import USER_ATTRIBUTES
 from .fields import ADDRESS_KEYS, CONTACT_FIELDS
 from .profile import Profile
 
@@ -69,6 +70,9 @@ def user_select(profile: Profile) -> tuple[str, ...]:
         wanted.append("showInAddressList")
     if f.require_phone_or_email:
         wanted += ["mail", "businessPhones", "mobilePhone"]
+    if profile.exclude:
+        wanted += ["userPrincipalName", "mail"]
+    wanted += [USER_ATTRIBUTES[c.attribute] for c in f.where]  # only the attributes in use
     for name in profile.mapped_fields:
         wanted += _USER_PROPERTIES[name]
     return tuple(dict.fromkeys(wanted))
@@ -77,7 +81,7 @@ def user_select(profile: Profile) -> tuple[str, ...]:
 def org_contact_select(profile: Profile) -> tuple[str, ...]:
     """`$select` for /contacts/delta (organizational contacts)."""
     wanted = ["id", "displayName"]
-    if profile.users.require_phone_or_email:
+    if profile.users.require_phone_or_email or profile.exclude:
         wanted += ["mail", "phones"]
     for name in profile.mapped_fields:
         wanted += _ORG_CONTACT_PROPERTIES[name]
@@ -87,7 +91,7 @@ def org_contact_select(profile: Profile) -> tuple[str, ...]:
 def folder_contact_select(profile: Profile) -> tuple[str, ...]:
     """`$select` for a shared folder's contact delta: the contact fields galsync copies."""
     wanted = ["id", "displayName"]
-    if profile.users.require_phone_or_email:
+    if profile.users.require_phone_or_email or profile.exclude:
         wanted += ["emailAddresses", "businessPhones", "mobilePhone"]
     wanted += profile.mapped_fields
     return tuple(dict.fromkeys(wanted))

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .attributes import OPERATORS, USER_ATTRIBUTES
 from .fields import CONTACT_FIELDS, FIELD_POLICIES, FieldPolicy
 from .phones import REGIONS, Phones
 
@@ -79,6 +80,19 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """One condition of [profile.users.where]: the user's `attribute` compared with `values`, ignoring case.
+
+    equals / in: the value is one of `values`; starts_with: it starts with one of them; not: it is none of
+    them (an empty value is none of them). An empty value matches nothing else.
+    """
+
+    attribute: str  # a key of attributes.USER_ATTRIBUTES
+    operator: str  # one of attributes.OPERATORS
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class UserFilter:
     """Which directory users count. Group refs are ids or display names; the caller resolves membership."""
 
@@ -89,6 +103,7 @@ class UserFilter:
     require_phone_or_email: bool = True
     in_groups: tuple[str, ...] = ()  # if any: the user must be in at least one (transitively)
     not_in_groups: tuple[str, ...] = ()  # the user must be in none of these (transitively)
+    where: tuple[Condition, ...] = ()  # every condition must hold
 
 
 @dataclass(frozen=True)
@@ -135,6 +150,7 @@ class Profile:
     photos: Photos = field(default_factory=Photos)
     categories: tuple[str, ...] = ()  # put on every contact galsync writes for this profile
     phones: Phones = field(default_factory=Phones)
+    exclude: tuple[str, ...] = ()  # people never copied: a user or org contact id, or an address of theirs
 
     def field_policy(self, name: str) -> FieldPolicy:
         for field_name, policy in self.fields:
@@ -353,6 +369,12 @@ def _mailbox_ref(value: str) -> str | None:
     return "a mailbox user id (GUID) or address (name@domain)"
 
 
+def _person_ref(value: str) -> str | None:
+    if looks_like_object_id(value) or _ADDRESS_RE.fullmatch(value):
+        return None
+    return "a user or organizational contact id (GUID), or an address (name@domain)"
+
+
 def _folder_name(value: str) -> str | None:
     if _nonblank(value) is not None or len(value) > _MAX_FOLDER_NAME or any(ord(c) < 32 for c in value):
         return f"a folder name of 1-{_MAX_FOLDER_NAME} characters, no control characters or outer spaces"
@@ -372,10 +394,10 @@ def _profile_name(value: str) -> str | None:
 
 
 _TOP_KEYS = ("profile",)
-_PROFILE_KEYS = ("name", "place", "folder", "categories", "source", "users", "targets", "fields", "policy", "photos",
-                 "phones")
+_PROFILE_KEYS = ("name", "place", "folder", "categories", "exclude", "source", "users", "targets", "fields",
+                 "policy", "photos", "phones")
 _USER_KEYS = ("enabled_only", "members_only", "licensed_only", "in_address_list_only",
-              "require_phone_or_email", "in_groups", "not_in_groups")
+              "require_phone_or_email", "in_groups", "not_in_groups", "where")
 _TARGET_KEYS = ("groups", "mailboxes", "exclude")
 _POLICY_KEYS = ("removed_source", "removed_target", "deleted_on_device", "foreign_contacts")
 _PHOTO_KEYS = ("enabled", "size")
@@ -432,6 +454,7 @@ def _read_profile(
     folder = r.text(table, "folder", "", default=DEFAULT_FOLDER, check=_folder_name) or DEFAULT_FOLDER
     place = r.choice(table, "place", "", PLACES, "own_folder")
     categories = r.texts(table, "categories", "", _category)
+    exclude = r.texts(table, "exclude", "", _person_ref)
     sources = _read_sources(table, r)
     users = _read_users(r.table(table, "users", "users"), r)
     targets = _read_targets(r.table(table, "targets", "targets"), r)
@@ -443,7 +466,7 @@ def _read_profile(
     if len(problems) > before:
         return None
     return Profile(name=name, sources=sources, users=users, targets=targets, folder=folder, fields=fields,
-                   policies=policies, photos=photos, place=place, categories=categories, phones=phones)
+                   policies=policies, photos=photos, place=place, categories=categories, phones=phones, exclude=exclude)
 
 
 def _check_place(table: Mapping[str, Any], place: str, policies: Policies, r: _Reader) -> None:
@@ -503,7 +526,34 @@ def _read_users(table: Mapping[str, Any], r: _Reader) -> UserFilter:
         require_phone_or_email=r.boolean(table, "require_phone_or_email", "users.", d.require_phone_or_email),
         in_groups=r.texts(table, "in_groups", "users.", _group_ref),
         not_in_groups=r.texts(table, "not_in_groups", "users.", _group_ref),
+        where=_read_where(r.table(table, "where", "users.where"), r),
     )
+
+
+def _read_where(table: Mapping[str, Any], r: _Reader) -> tuple[Condition, ...]:
+    """[profile.users.where]: attribute = { operator = value(s), ... }."""
+    r.known_keys(table, tuple(USER_ATTRIBUTES), "users.where.")
+    out: list[Condition] = []
+    for attribute, ops in table.items():
+        if attribute not in USER_ATTRIBUTES:
+            continue
+        path = f"users.where.{attribute}"
+        if not isinstance(ops, dict) or not ops:
+            r.expected(path, '{ operator = value }, e.g. { in = ["Transport", "Dispatch"] }', ops)
+            continue
+        r.known_keys(ops, OPERATORS, f"{path}.")
+        for operator in OPERATORS:
+            if operator not in ops:
+                continue
+            raw = ops[operator]
+            many = operator != "equals"
+            values = [raw] if isinstance(raw, str) else raw if many and isinstance(raw, list) else None
+            if not values or not all(isinstance(v, str) and _nonblank(v) is None for v in values):
+                shape = "a non-empty string" if not many else "a non-empty string or a list of them"
+                r.expected(f"{path}.{operator}", shape, raw)
+                continue
+            out.append(Condition(attribute, operator, tuple(values)))
+    return tuple(out)
 
 
 def _group_ref(value: str) -> str | None:
