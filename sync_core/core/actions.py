@@ -40,7 +40,9 @@ class Create:
     source_key: str
     body: Mapping[str, Any]  # contact fields + "singleValueExtendedProperties" (galsync's tag)
     fingerprint: str
-    owned_fields: tuple[str, ...]  # fields galsync writes for this profile (policy always or if_empty)
+    # Fields an adoption writes, cleared where empty (policy always or if_empty; an "overwrite" field is in
+    # `body` when it has a value, and an empty one leaves the contact's value).
+    owned_fields: tuple[str, ...]
     photo_etag: str | None = None
     recover: bool = False
 
@@ -52,7 +54,9 @@ class Create:
     def adoption_patch(self) -> dict[str, Any]:
         """The PATCH that makes an adopted contact (found by its tag) equal to this create's fields."""
         fields = self.fields
-        return {name: write_value(name, fields.get(name)) for name in self.owned_fields}
+        patch = {name: write_value(name, value) for name, value in fields.items()}
+        patch.update({name: write_value(name, fields.get(name)) for name in self.owned_fields})
+        return patch
 
 
 @dataclass(frozen=True, slots=True)

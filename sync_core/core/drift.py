@@ -45,7 +45,7 @@ from .actions import Action, Delete, DeleteForeign, Forget, Record, SetPhoto, Up
 from .categories import CATEGORIES, categories_of, ours_present
 from .fields import write_value
 from .fingerprint import fingerprint
-from .mapping import clean_text, normalise_contact
+from .mapping import clean_text, observed_fields
 from .plan import create_action
 from .profile import Profile
 from .records import TargetRecord
@@ -173,11 +173,14 @@ def restore(key: str, contact: ObservedContact, want: DesiredContact, profile: P
             retag: bool = False) -> Update | Record:
     """Put galsync's fields of `contact` back to `want` as the field policies say (see the module doc);
     `retag`: its hidden tag is gone, put it back too."""
-    seen = normalise_contact(contact.fields)
+    seen = observed_fields(contact.fields)
     changes: dict[str, Any] = {}
     for name in profile.fields_with("always"):
         if seen.get(name) != want.payload.get(name):
             changes[name] = write_value(name, want.payload.get(name))
+    for name in profile.fields_with("overwrite"):
+        if name in want.payload and seen.get(name) != want.payload[name]:
+            changes[name] = write_value(name, want.payload[name])
     for name in profile.fields_with("if_empty"):
         if name not in seen and name in want.payload:
             changes[name] = want.payload[name]
@@ -217,7 +220,7 @@ def _present(key: str, record: TargetRecord | None, found: list[ObservedContact]
                 yield "edited", Record(key, keep.contact_id, record.fingerprint, keep.change_key)
         else:
             # Kept policy: a contact of a removed source stays; adopt it so it is not an orphan again.
-            mine = normalise_contact(keep.fields)
+            mine = observed_fields(keep.fields)
             yield "orphans", Record(key, keep.contact_id, fingerprint(mine), keep.change_key)
         return
     if recorded and record is not None:

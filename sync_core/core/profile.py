@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .attributes import OPERATORS, USER_ATTRIBUTES
-from .fields import CONTACT_FIELDS, FIELD_POLICIES, FieldPolicy
+from .custom_fields import MAPPABLE_ATTRIBUTES, PLACEHOLDERS, SETTABLE_FIELDS, TEMPLATE_FIELDS, placeholders
+from .fields import CONTACT_FIELDS, EXTRA_FIELDS, FIELD_POLICIES, FieldPolicy
 from .phones import REGIONS, Phones
 
 DEFAULT_FOLDER = "Company Directory"
@@ -70,6 +71,7 @@ class Source:
     mailbox: str | None = None
     folder: str | None = None
     categories: tuple[str, ...] = ()  # put on every contact from this source, after the profile's
+    static: tuple[tuple[str, str], ...] = ()  # contact field -> value for every contact from this source
 
     @property
     def name(self) -> str:
@@ -130,11 +132,13 @@ class Photos:
 
 
 def field_policies(**overrides: FieldPolicy) -> tuple[tuple[str, FieldPolicy], ...]:
-    """Every contact field with its policy: "always" unless overridden, in CONTACT_FIELDS order."""
+    """Every contact field with its policy, in CONTACT_FIELDS order: "always" unless overridden, and "never"
+    for the EXTRA_FIELDS no source fills by itself."""
     unknown = set(overrides) - set(CONTACT_FIELDS)
     if unknown:
         raise ValueError(f"unknown contact fields: {sorted(unknown)}")
-    return tuple((name, overrides.get(name, "always")) for name in CONTACT_FIELDS)
+    return tuple((name, overrides.get(name, "never" if name in EXTRA_FIELDS else "always"))
+                 for name in CONTACT_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,10 @@ class Profile:
     categories: tuple[str, ...] = ()  # put on every contact galsync writes for this profile
     phones: Phones = field(default_factory=Phones)
     exclude: tuple[str, ...] = ()  # people never copied: a user or org contact id, or an address of theirs
+    # custom_fields.py: contact field -> user attribute; -> a static value; -> a template
+    map: tuple[tuple[str, str], ...] = ()
+    static: tuple[tuple[str, str], ...] = ()
+    templates: tuple[tuple[str, str], ...] = ()
 
     def field_policy(self, name: str) -> FieldPolicy:
         for field_name, policy in self.fields:
@@ -158,14 +166,18 @@ class Profile:
                 return policy
         raise KeyError(name)
 
+    def static_of(self, source: Source | None) -> dict[str, str]:
+        """Static values for contacts from `source`: the profile's, then the source's over them."""
+        return {**dict(self.static), **dict(source.static if source is not None else ())}
+
     def fields_with(self, *policies: FieldPolicy) -> tuple[str, ...]:
         """Contact fields whose policy is one of `policies`, in CONTACT_FIELDS order."""
         return tuple(name for name, policy in self.fields if policy in policies)
 
     @functools.cached_property
     def mapped_fields(self) -> tuple[str, ...]:
-        """Fields galsync writes at least on create (policy always or if_empty)."""
-        return self.fields_with("always", "if_empty")
+        """Fields galsync writes at least on create (policy always, overwrite or if_empty)."""
+        return self.fields_with("always", "overwrite", "if_empty")
 
     def categories_of(self, source: Source | None) -> tuple[str, ...]:
         """The categories galsync puts on a contact from `source` (None: the profile's only source of its
@@ -394,8 +406,8 @@ def _profile_name(value: str) -> str | None:
 
 
 _TOP_KEYS = ("profile",)
-_PROFILE_KEYS = ("name", "place", "folder", "categories", "exclude", "source", "users", "targets", "fields",
-                 "policy", "photos", "phones")
+_PROFILE_KEYS = ("name", "place", "folder", "categories", "exclude", "source", "users", "targets", "map", "static",
+                 "templates", "fields", "policy", "photos", "phones")
 _USER_KEYS = ("enabled_only", "members_only", "licensed_only", "in_address_list_only",
               "require_phone_or_email", "in_groups", "not_in_groups", "where")
 _TARGET_KEYS = ("groups", "mailboxes", "exclude")
@@ -458,7 +470,16 @@ def _read_profile(
     sources = _read_sources(table, r)
     users = _read_users(r.table(table, "users", "users"), r)
     targets = _read_targets(r.table(table, "targets", "targets"), r)
-    fields = _read_fields(r.table(table, "fields", "fields"), r)
+    profile_map = _read_map(r.table(table, "map", "map"), r)
+    static = _read_static(r.table(table, "static", "static"), "static.", r)
+    templates = _read_templates(r.table(table, "templates", "templates"), r)
+    filled = {f for f, _ in profile_map} | {f for f, _ in static} | {f for f, _ in templates} | {
+        f for source in sources for f, _ in source.static}
+    fields = _read_fields(r.table(table, "fields", "fields"), r, filled)
+    for field_name, policy in fields:
+        if field_name in filled and policy == "never":
+            r.problem(f"fields.{field_name}", '"never", yet a map, static value or template fills it: remove one '
+                      "of them")
     policies = _read_policies(r.table(table, "policy", "policy"), r)
     photos = _read_photos(r.table(table, "photos", "photos"), r)
     phones = _read_phones(r.table(table, "phones", "phones"), r)
@@ -466,7 +487,8 @@ def _read_profile(
     if len(problems) > before:
         return None
     return Profile(name=name, sources=sources, users=users, targets=targets, folder=folder, fields=fields,
-                   policies=policies, photos=photos, place=place, categories=categories, phones=phones, exclude=exclude)
+                   policies=policies, photos=photos, place=place, categories=categories, phones=phones,
+                   exclude=exclude, map=profile_map, static=static, templates=templates)
 
 
 def _check_place(table: Mapping[str, Any], place: str, policies: Policies, r: _Reader) -> None:
@@ -500,15 +522,17 @@ def _read_sources(table: Mapping[str, Any], r: _Reader) -> tuple[Source, ...]:
             continue
         kind = r.choice(item, "type", path, SOURCE_KINDS, "")
         categories = r.texts(item, "categories", path, _category)
+        static = _read_static(r.table(item, "static", f"{path}static"), f"{path}static.", r)
         if kind == "folder":
-            r.known_keys(item, ("type", "mailbox", "folder", "categories"), path)
+            r.known_keys(item, ("type", "mailbox", "folder", "categories", "static"), path)
             mailbox = r.text(item, "mailbox", path, check=_mailbox_ref)
             folder = r.text(item, "folder", path, check=_folder_name)
             if mailbox and folder:
-                sources.append(Source("folder", mailbox=mailbox, folder=folder, categories=categories))
+                sources.append(Source("folder", mailbox=mailbox, folder=folder, categories=categories,
+                                      static=static))
         elif kind:
-            r.known_keys(item, ("type", "categories"), path)
-            sources.append(Source(kind, categories=categories))
+            r.known_keys(item, ("type", "categories", "static"), path)
+            sources.append(Source(kind, categories=categories, static=static))
     names = [s.name for s in sources]
     for n in sorted({n for n in names if names.count(n) > 1}):
         r.problem("source", f"expected each source once, got {n} {names.count(n)} times")
@@ -574,9 +598,60 @@ def _read_targets(table: Mapping[str, Any], r: _Reader) -> Targets:
     return targets
 
 
-def _read_fields(table: Mapping[str, Any], r: _Reader) -> tuple[tuple[str, FieldPolicy], ...]:
+def _read_map(table: Mapping[str, Any], r: _Reader) -> tuple[tuple[str, str], ...]:
+    """[profile.map]: contact field = "user attribute"."""
+    r.known_keys(table, SETTABLE_FIELDS, "map.")
+    out = []
+    for name in SETTABLE_FIELDS:
+        attribute = table.get(name)
+        if attribute is None:
+            continue
+        if isinstance(attribute, str) and attribute in MAPPABLE_ATTRIBUTES:
+            out.append((name, attribute))
+            continue
+        close = difflib.get_close_matches(str(attribute), MAPPABLE_ATTRIBUTES, n=1)
+        hint = f'; did you mean "{close[0]}"?' if close else ""
+        r.expected(f"map.{name}", f"a user attribute (see docs/config.md, e.g. \"employeeId\"){hint}", attribute)
+    return tuple(out)
+
+
+def _read_static(table: Mapping[str, Any], path: str, r: _Reader) -> tuple[tuple[str, str], ...]:
+    """[profile.static] or a source's `static`: contact field = "value"."""
+    r.known_keys(table, SETTABLE_FIELDS, path)
+    return tuple((name, value) for name in SETTABLE_FIELDS
+                 if name in table and (value := r.text(table, name, path, check=_nonblank)))
+
+
+def _read_templates(table: Mapping[str, Any], r: _Reader) -> tuple[tuple[str, str], ...]:
+    """[profile.templates]: displayName, fileAs, nickName or personalNotes = "{surname}, {givenName}"."""
+    r.known_keys(table, TEMPLATE_FIELDS, "templates.")
+    out = []
+    for name in TEMPLATE_FIELDS:
+        template = r.text(table, name, "templates.", check=_nonblank) if name in table else None
+        if not template:
+            continue
+        try:
+            used = placeholders(template)
+        except ValueError as error:
+            r.problem(f"templates.{name}", f"not a template: {error}")
+            continue
+        unknown = [n for n in used if n not in PLACEHOLDERS]
+        for n in unknown:
+            close = difflib.get_close_matches(n, PLACEHOLDERS, n=1)
+            hint = f'; did you mean "{{{close[0]}}}"?' if close else ""
+            r.problem(f"templates.{name}", f"unknown placeholder {{{n}}} (a contact field or user attribute){hint}")
+        if not used:
+            r.problem(f"templates.{name}", 'names no field: use static for a fixed value, e.g. "{surname}"')
+        elif not unknown:
+            out.append((name, template))
+    return tuple(out)
+
+
+def _read_fields(table: Mapping[str, Any], r: _Reader, filled: set[str] | frozenset[str] = frozenset(),
+                 ) -> tuple[tuple[str, FieldPolicy], ...]:
+    """Field policies; a field that only a map, static value or template fills is "always" unless set."""
     r.known_keys(table, CONTACT_FIELDS, "fields.")
-    policies: dict[str, FieldPolicy] = {}
+    policies: dict[str, FieldPolicy] = {name: "always" for name in filled if name in EXTRA_FIELDS}
     for name in CONTACT_FIELDS:
         if name in table:
             policies[name] = r.choice(table, name, "fields.", FIELD_POLICIES, "always")

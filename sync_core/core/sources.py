@@ -98,7 +98,7 @@ def read_folder_contact(item: Mapping[str, Any], profile: Profile, mailbox_id: s
     reason = folder_contact_exclusion(item, profile)
     if reason is not None:
         return Gone(key, reason)
-    return _mapped(key, map_folder_contact(item, profile), profile, source)
+    return _mapped(key, map_folder_contact(item, profile, source), profile, source)
 
 
 def _id(item: Mapping[str, Any]) -> str:

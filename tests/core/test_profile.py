@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sync_core.core.fields import CONTACT_FIELDS
+from sync_core.core.fields import CONTACT_FIELDS, EXTRA_FIELDS
 from sync_core.core.profile import (
     DEFAULT_FOLDER,
     ConfigError,
@@ -57,7 +57,8 @@ def test_defaults_of_a_minimal_profile() -> None:
     assert profile.users.enabled_only and profile.users.members_only and profile.users.licensed_only
     assert profile.policies == Policies("delete", "delete", "recreate", "report")
     assert profile.photos.enabled is True and profile.photos.size == "240x240"
-    assert profile.mapped_fields == CONTACT_FIELDS
+    # The fields no source fills by itself (fileAs, nickName, ...) are written only when a template fills them.
+    assert profile.mapped_fields == tuple(f for f in CONTACT_FIELDS if f not in EXTRA_FIELDS)
 
 
 def test_message_names_file_profile_key_expected_and_found() -> None:
