@@ -16,6 +16,10 @@ BASE = SMALL_CONFIG + "\n[profile.photos]\nenabled = false\n"
 SHAPED = BASE + """
 [profile.map]
 nickName = "employeeId"
+[profile.static]
+companyName = "Northwind"
+[profile.fields]
+jobTitle = "overwrite"
 [profile.templates]
 fileAs = "{surname}, {givenName}"
 personalNotes = "Employee ID: {employeeId}"
@@ -30,7 +34,8 @@ def test_templates_and_notes_reach_phones_and_a_template_change_keeps_the_owners
     with GraphEmulator.start(scenario=None) as g:
         d = g.tenant.directory
         staff = [d.add_user(displayName=f"Ana {i}", givenName="Ana", surname=f"Costa{i}", mailNickname=f"a{i}",
-                            employeeId=f"E-{i}", mobilePhone=f"+44 7700 90000{i}")["id"] for i in range(3)]
+                            employeeId=f"E-{i}", mobilePhone=f"+44 7700 90000{i}", jobTitle="Driver")["id"]
+                 for i in range(3)]
         phones = staff[:2]
         d.add_group("Phones", members=phones)
         rt = make_runtime(g, SHAPED)
@@ -40,7 +45,7 @@ def test_templates_and_notes_reach_phones_and_a_template_change_keeps_the_owners
         contacts = {read_contact_tag(c).source_key: c  # type: ignore[union-attr]
                     for c in g.tenant.mailboxes.contacts(phones[0], folder["id"])}
         ana = contacts[f"user:{staff[2]}"]
-        assert (ana["fileAs"], ana["nickName"]) == ("Costa2, Ana", "E-2")
+        assert (ana["fileAs"], ana["nickName"], ana["companyName"]) == ("Costa2, Ana", "E-2", "Northwind")
         assert ana["personalNotes"] == f"{MARK}\nEmployee ID: E-2"
 
         # The phone's owner writes a note of their own above galsync's: the nightly reconcile leaves it.
@@ -60,3 +65,11 @@ def test_templates_and_notes_reach_phones_and_a_template_change_keeps_the_owners
         g.log.clear()
         assert sync_profile(rt2, "Small", InlineFanOut(rt2)).exec.writes == 0
         assert reconcile_profile(rt2, "Small").exec.writes == 0
+
+        # jobTitle is "overwrite": emptied in the directory, it stays on the phones; a new value is written.
+        d.update_user(staff[2], jobTitle=None)
+        assert sync_profile(rt2, "Small", InlineFanOut(rt2)).exec.writes == 0
+        assert g.tenant.mailboxes.get_contact(phones[0], ana["id"])["jobTitle"] == "Driver"
+        d.update_user(staff[2], jobTitle="Dispatcher")
+        assert sync_profile(rt2, "Small", InlineFanOut(rt2)).exec.writes == len(phones)
+        assert g.tenant.mailboxes.get_contact(phones[0], ana["id"])["jobTitle"] == "Dispatcher"
