@@ -3,10 +3,10 @@
 A directory often holds numbers as people type them ("06 12 34 56 78"); a phone shows the caller's number in
 international form (+33 6 12 34 56 78) and matches it with a contact only when the contact's number dials the
 same from anywhere. With `[profile.phones] dialable = true` every number galsync writes goes through Google's
-libphonenumber (the `phonenumbers` package): a number valid for its region (the profile's `region` when it has
-no country code) is written in international format. A number it cannot parse, or that is not a valid number
-(and carries no country code of its own), is kept exactly as it was and counted, so the run report can say how
-many numbers an admin may want to fix at the source.
+libphonenumber (the `phonenumbers` module of the `phonenumberslite` package): a number valid for its region
+(the profile's `region` when it has no country code) is written in international format. A number it cannot
+parse, or that is not a valid number (and carries no country code of its own), is kept exactly as it was and
+counted, so the run report can say how many numbers an admin may want to fix at the source.
 """
 
 from __future__ import annotations
