@@ -68,7 +68,8 @@ def validate(
 
 def config_json(config: Config) -> dict[str, Any]:
     return {"ok": True, "file": config.source_name, "profiles": [{
-        "name": p.name, "folder": p.folder, "sources": [s.name for s in p.sources],
+        "name": p.name, "place": p.place, "folder": p.folder if p.place == "own_folder" else None,
+        "sources": [s.name for s in p.sources],
         "targets": {"groups": list(p.targets.groups), "mailboxes": list(p.targets.mailboxes),
                     "exclude": list(p.targets.exclude)},
         "policies": {"removed_source": p.policies.removed_source, "removed_target": p.policies.removed_target,
@@ -82,7 +83,8 @@ def _render(console: Console, config: Config, unknown: list[UnknownName] | None)
     rows = []
     for p in config:
         targets = [*(f"group {g}" for g in p.targets.groups), *p.targets.mailboxes]
-        rows.append([p.name, p.folder, ", ".join(s.name for s in p.sources), ", ".join(targets),
+        where = p.folder if p.place == "own_folder" else "(default Contacts folder)"
+        rows.append([p.name, where, ", ".join(s.name for s in p.sources), ", ".join(targets),
                      f"foreign: {p.policies.foreign_contacts}, deleted on device: {p.policies.deleted_on_device}",
                      "on" if p.photos.enabled else "off"])
     console.print(table(f"{config.source_name}: valid, {len(config.profiles)} profile(s)",

@@ -67,6 +67,7 @@ class SyncReport:
     requests: dict[str, int] = field(default_factory=dict)
     changed: int = 0
     removed: int = 0
+    undialable: int = 0  # phone numbers read that could not be made dialable ([profile.phones]), kept as they were
     targets: int = 0
     new_targets: int = 0
     removed_targets: int = 0
@@ -78,7 +79,8 @@ class SyncReport:
     holder: Lease | None = None  # busy: who holds the profile's sync lease, and until when
 
     def counts(self) -> dict[str, int]:
-        return {"changed": self.changed, "removed": self.removed, "targets": self.targets,
+        return {"changed": self.changed, "removed": self.removed, "undialable": self.undialable,
+                "targets": self.targets,
                 "new_targets": self.new_targets, "removed_targets": self.removed_targets,
                 "messages": self.messages, **dict(self.exec.counts)}
 
@@ -211,6 +213,7 @@ class Findings:
 def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> None:
     found = _read(rt, profile, fanout, report)
     report.changed, report.removed = found.changes.changed, found.changes.removed
+    report.undialable = found.changes.undialable
     report.targets, report.new_targets = len(found.targets.active), len(found.fill)
     report.removed_targets = len(found.removed_targets)
     if report.dry_run:

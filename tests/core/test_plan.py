@@ -282,7 +282,7 @@ def test_applying_a_plan_yields_exactly_the_desired_contacts(scenario: Any) -> N
             assert action.contact_id == record.contact_id, f"I1: {action} names another contact than {record}"
         if isinstance(action, Update):
             assert action.changes["displayName"] == after[action.source_key].payload["displayName"]
-            assert set(action.changes) <= set(profile.fields_with("always")) | {"displayName"}
+            assert set(action.changes) <= set(profile.fields_with("always", "overwrite")) | {"displayName"}
     # I2: at most one Create per source, and only where no contact is recorded.
     creates = Counter(a.source_key for a in plan if isinstance(a, Create))
     assert all(n == 1 for n in creates.values())
@@ -331,4 +331,5 @@ def test_in_step_updates_send_exactly_the_changed_always_fields(profile: Profile
         if isinstance(action, Update):
             old, new = before[action.source_key].payload, after[action.source_key].payload
             changed = {f for f in profile.fields_with("always") if old.get(f) != new.get(f)}
+            changed |= {f for f in profile.fields_with("overwrite") if f in new and old.get(f) != new.get(f)}
             assert set(action.changes) == changed | {"displayName"}
