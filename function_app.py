@@ -4,7 +4,9 @@ HTTP (function key required): /api/notifications and /api/lifecycle, where Graph
 and lifecycle events; both only enqueue (sync_core/service/webhook.py). Queues: sync-source (sync, reconcile,
 lifecycle) fans out to push-targets; a message that fails maxDequeueCount times lands in `<queue>-poison`,
 whose trigger records it for `galsync status`. Timers: the safety-net sync, the nightly reconcile, and the
-subscriptions run, on the schedules the app settings name. Each finished run leaves one telemetry record
+subscriptions run, on the schedules the app settings name; and every 20 seconds the stale-pending sweep,
+which sends again the sync of a profile whose worker died with a notified change still pending (a change
+then waits about a lease ttl, not for the safety-net sync). Each finished run leaves one telemetry record
 (sync_core/service/telemetry.py): sync and reconcile through the state store, push and subscriptions here.
 """
 
@@ -98,6 +100,15 @@ def push_targets_poison(msg: func.QueueMessage) -> None:
 @app.queue_output(arg_name="queued", queue_name=SYNC_SOURCE_QUEUE, connection=STORAGE)
 def sync_timer(timer: func.TimerRequest, queued: func.Out[list[str]]) -> None:
     queued.set(queue_work.scheduled_syncs(process.runtime()))
+
+
+@app.function_name("stale_pending_timer")
+@app.timer_trigger(arg_name="timer", schedule=queue_work.STALE_PENDING_SCHEDULE)
+@app.queue_output(arg_name="queued", queue_name=SYNC_SOURCE_QUEUE, connection=STORAGE)
+def stale_pending_timer(timer: func.TimerRequest, queued: func.Out[list[str]]) -> None:
+    messages = queue_work.stale_pending_syncs(process.runtime())
+    if messages:
+        queued.set(messages)
 
 
 @app.function_name("reconcile_timer")

@@ -98,8 +98,10 @@ class GraphEmulator:
             raise
         return cls(server, app, loaded)
 
-    def stop(self) -> None:
-        self.tenant.subscriptions.close()  # queued notifications go out while the CA file still exists
+    def stop(self, *, delivery_grace: float | None = None) -> None:
+        """Stop serving. Queued notifications go out first, while the CA file still exists; a process that
+        was asked to stop (SIGTERM) passes a short `delivery_grace` instead of waiting out a dead webhook."""
+        self.tenant.subscriptions.close(delivery_grace)
         self._server.stop()
 
     def __enter__(self) -> GraphEmulator:

@@ -19,6 +19,10 @@ test would call, so both ways change the tenant identically (delta, notification
     POST   /_emulator/throttle                          Throttle.configure arguments
     POST   /_emulator/subscriptions/{id}/lifecycle      {"event": "missed"}          -> 202
     POST   /_emulator/delta/expire                                                   -> 204
+    POST   /_emulator/certificates                      {"hostnames": [...]}  -> 201 {"certificate", "key"} (PEM)
+
+The certificates are issued by the emulator's CA: a webhook receiver on this machine (`galsync functions`)
+serves with one, and the emulator's notifications trust it, as Graph trusts a public CA's certificate.
 """
 
 from __future__ import annotations
@@ -40,12 +44,17 @@ PREFIX = "/_emulator"
 Endpoint = Callable[["Control", dict[str, str], dict[str, str], Any], Response]
 
 
+IssueCert = Callable[..., tuple[str, str]]  # (*hostnames) -> (certificate chain path, key path)
+
+
 class Control:
-    def __init__(self, tenant: Tenant, throttle: Throttle, faults: Faults, log: RequestLog) -> None:
+    def __init__(self, tenant: Tenant, throttle: Throttle, faults: Faults, log: RequestLog,
+                 issue_cert: IssueCert | None = None) -> None:
         self.tenant = tenant
         self.throttle = throttle
         self.faults = faults
         self.log = log
+        self.issue_cert = issue_cert
 
     def handle(self, method: str, target: str, body: bytes) -> Response:
         path, _, raw_query = target.partition("?")
@@ -148,6 +157,16 @@ class Control:
         self.tenant.expire_delta_tokens()
         return Response(204)
 
+    def certificate(self, params: dict[str, str], query: dict[str, str], body: Any) -> Response:
+        if self.issue_cert is None:
+            raise GraphError(404, "BadRequest", "This emulator issues no certificates.")
+        names = _object(body).get("hostnames") or ["127.0.0.1", "localhost"]
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise GraphError(400, "BadRequest", "The field 'hostnames' must be a list of host names.")
+        cert_path, key_path = self.issue_cert(*names)
+        with open(cert_path, encoding="ascii") as cert, open(key_path, encoding="ascii") as key:
+            return Response(201, {"certificate": cert.read(), "key": key.read()})
+
 
 _SEGMENT = r"[^/]+"
 _ENDPOINTS: list[tuple[str, re.Pattern[str], Endpoint]] = [
@@ -168,6 +187,7 @@ _ENDPOINTS: list[tuple[str, re.Pattern[str], Endpoint]] = [
         ("POST", "/throttle", Control.set_throttle),
         ("POST", "/subscriptions/{id}/lifecycle", Control.lifecycle),
         ("POST", "/delta/expire", Control.expire_delta),
+        ("POST", "/certificates", Control.certificate),
     ]
 ]
 

@@ -10,7 +10,11 @@ What the docs do not list is refused with a 400 naming the problem rather than s
 - contact delta takes only `$select` (contact-delta.md), so `$expand`, `$filter`, `$top` are refused;
 - `$expand` only as `singleValueExtendedProperties($filter=id eq '...')`, which returns the matching
   properties and omits the key when the contact has none of them;
-- contact photos cannot be deleted (profilephoto-delete.md: user and group photos only).
+- contact photos cannot be deleted (profilephoto-delete.md: user and group photos only);
+- the default Contacts folder is `/users/{id}/contacts` (lists, creates; `/contacts/{id}` is any contact of
+  the mailbox, contact-get.md); its delta needs its real id (contact-delta.md documents delta on a folder
+  only), so `/users/{id}/contacts/delta` and well-known names such as `contactFolders/contacts` (beta only)
+  are refused with a 400 saying so.
 Page sizes: lists default to 10 and allow `$top` up to 1000 (paged with `$skip` in `@odata.nextLink`);
 delta pages hold `Prefer: odata.maxpagesize` items, at most 200 (also the default).
 """
@@ -287,9 +291,20 @@ def _orderby(
 # --- contact folders ------------------------------------------------------------------------------
 
 
+# Well-known folder names v1.0 documents for mail folders (mailfolder.md) and beta for contact folders only.
+_WELL_KNOWN = frozenset({"contacts", "root", "msgfolderroot", "inbox"})
+
+
 def _folder_id(ctx: Ctx) -> str | None:
     """The folder a path names: .../childFolders/{child} must be a child of {folder}."""
     folder = ctx.params.get("folder")
+    if folder is not None and folder.lower() in _WELL_KNOWN:
+        raise GraphError(
+            400, "ErrorInvalidIdMalformed",
+            f"'{folder}' is a well-known folder name; Graph v1.0 documents none for contact folders. Use the "
+            "folder's id (the default Contacts folder's is the parentFolderId of its contacts), or "
+            "/users/{id}/contacts for the default folder.",
+        )
     child = ctx.params.get("child")
     if child is None:
         return folder
@@ -474,6 +489,7 @@ for _base in CONTACT_BASES:
 
 def _contact_delta(ctx: Ctx) -> Response:
     _check_options(ctx, {"$select", "$deltatoken", "$skiptoken"})
+    _folder_id(ctx)  # refuses a well-known name
     prefer = ctx.req.prefer()
     page_size = None
     applied = []
@@ -510,6 +526,17 @@ def _contact_delta(ctx: Ctx) -> Response:
 
 
 _outlook("GET", f"{U}/contactFolders/{{folder}}/contacts/delta", READ)(_contact_delta)
+
+
+def _default_folder_delta(ctx: Ctx) -> Response:
+    raise GraphError(
+        400, "BadRequest",
+        "Contact delta is documented for a contact folder only (contact-delta.md): "
+        "GET /users/{id}/contactFolders/{folderId}/contacts/delta, with the default folder's id.",
+    )
+
+
+_outlook("GET", f"{U}/contacts/delta", READ)(_default_folder_delta)
 
 
 # --- contact photos -------------------------------------------------------------------------------

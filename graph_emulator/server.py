@@ -100,7 +100,7 @@ class GraphServer:
             base_url=self.url + GRAPH_PREFIX,
             batch_workers=batch_workers,
         )
-        self.control = Control(tenant, self.throttle, self.faults, self.log)
+        self.control = Control(tenant, self.throttle, self.faults, self.log, self.issue_server_cert)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:

@@ -701,9 +701,11 @@ class Subscriptions:
         with self._cond:
             return self._cond.wait_for(lambda: self._pending == 0, timeout)
 
-    def close(self) -> None:
-        """Stop the delivery worker (queued notifications are still sent first)."""
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the delivery worker (queued notifications are still sent first, for at most `timeout`
+        seconds: by default long enough for every attempt; the worker is a daemon thread, so a short
+        timeout abandons what is left when the process exits)."""
         worker = self._worker
         if worker is not None and worker.is_alive():
             self._queue.put(None)
-            worker.join(timeout=self.delivery_timeout * self.max_attempts + 5)
+            worker.join(timeout=self.delivery_timeout * self.max_attempts + 5 if timeout is None else timeout)

@@ -10,6 +10,7 @@ its literal text: it counts as unset, so the setting's own check names it instea
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -163,3 +164,12 @@ def _number(name: str, raw: str, kind: type) -> Any:
 
 def spec(name: str) -> Spec:
     return _SPEC_BY_NAME[name]
+
+
+def probable_name(name: str) -> str | None:
+    """The setting an unknown GALSYNC_* name was most likely meant to be (a typo galsync would otherwise
+    ignore silently), or None when no setting is close."""
+    if name in SETTING_NAMES or not name.upper().startswith("GALSYNC_"):
+        return None
+    close = difflib.get_close_matches(name.upper(), sorted(SETTING_NAMES), n=1, cutoff=0.8)
+    return close[0] if close else None

@@ -47,6 +47,7 @@ from .emulator_command import start_emulator
 from .errors import CliProblem, advised
 from .local_functions import LocalFunctions
 from .output import Output, table
+from .progress import WorkProgress
 from .report_commands import render_explanation
 from .run_commands import reconcile_json, reconcile_row, run_sync
 
@@ -101,7 +102,16 @@ def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary folder (state, config) afterwards.")]
     = False,
 ) -> None:
-    """Run galsync end to end against a local Graph emulator and tell what happened (under a minute)."""
+    """Run galsync end to end against a local Graph emulator and tell what happened (under a minute).
+
+    Needs no settings. Then try your own profiles: `galsync emulator` (README: "Try it on your own profiles").
+
+    Examples:
+
+      galsync demo
+
+      galsync demo --json | jq .new_driver
+    """
     out = output(json)
     if not EXAMPLE_CONFIG.is_file():
         raise CliProblem(f"the demo needs {EXAMPLE_CONFIG.name} next to the sources (a git checkout)",
@@ -191,8 +201,8 @@ class Story:
         before = time.monotonic()
         for name in self.rt.config.names:
             t0 = time.monotonic()
-            with self.out.progress(f"{name}: filling target mailboxes", None) as advance:
-                report = run_sync(self.rt, name, dry_run=False, advance=advance)
+            with WorkProgress(self.out, f"{name}: filling target mailboxes") as progress:
+                report = run_sync(self.rt, name, dry_run=False, progress=progress)
             written = report.exec.counts.get("created", 0)
             self.facts.targets[name] = report.targets
             self.facts.contacts_written += written

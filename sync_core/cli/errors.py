@@ -15,7 +15,7 @@ import typer
 from sync_core.core.profile import ConfigError
 from sync_core.graph import AuthError, Forbidden, GraphError, NotFound, Throttled, TransientError
 from sync_core.service.doctor import GRANT_SCRIPT
-from sync_core.service.explain import ExplainError
+from sync_core.service.explain import BadQuestion, ExplainError
 from sync_core.service.folders import FolderConflict
 from sync_core.service.groups import GroupConfigError
 from sync_core.service.targets import TargetConfigError
@@ -52,8 +52,13 @@ def advice_for(error: BaseException) -> Advice | None:
         return Advice(BAD_USAGE, "settings", str(error),
                       hint="set it in the environment (the names are listed in local.settings.json.example)")
     if isinstance(error, AuthError):
+        if error.setting in ("GALSYNC_AUTH_MODE", "GALSYNC_MANAGED_IDENTITY_CLIENT_ID"):
+            return Advice(BAD_USAGE, "auth", str(error), hint=(
+                "a managed identity answers only on Azure; elsewhere set GALSYNC_AUTH_MODE=client_secret (or "
+                "certificate) with GALSYNC_TENANT_ID and GALSYNC_CLIENT_ID, or try it locally with "
+                "`galsync emulator`; `galsync settings` shows what is set"))
         return Advice(BAD_USAGE, "auth", str(error),
-                      hint=f"check {error.setting}; `galsync doctor` probes every permission galsync needs")
+                      hint=f"check {error.setting} (`galsync settings` shows where it came from)")
     if isinstance(error, Forbidden):
         return Advice(FAILURES, "permission", str(error),
                       hint=f"grant the permission with {GRANT_SCRIPT}, then run `galsync doctor`")
@@ -77,6 +82,8 @@ def advice_for(error: BaseException) -> Advice | None:
                       hint="what was written is recorded: run the command again to finish")
     if isinstance(error, FolderConflict):
         return Advice(FAILURES, "folder", str(error))
+    if isinstance(error, BadQuestion):
+        return Advice(BAD_USAGE, "usage", str(error))
     if isinstance(error, ExplainError):
         return Advice(FAILURES, "explain", str(error))
     return None

@@ -31,11 +31,13 @@ MAX_BODY = 2 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Processed:
-    """One queue message the worker ran: which queue, when it finished, and the error if it failed."""
+    """One queue message the worker ran: which queue, when it finished, the error if it failed, and the
+    Graph writes a push made."""
 
     queue: str
     finished: float
     error: str | None = None
+    writes: int = 0
 
 
 class LocalFunctions:
@@ -124,13 +126,15 @@ class LocalFunctions:
 
     def _run_push(self, body: str) -> None:
         error = None
+        writes = 0
         try:
-            run_push_message(self.rt, body)
+            report = run_push_message(self.rt, body)
+            writes = report.writes if report is not None else 0
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.error("push-targets message failed: %s", error)
         with self._lock:
-            self.processed.append(Processed("push-targets", time.monotonic(), error))
+            self.processed.append(Processed("push-targets", time.monotonic(), error, writes))
 
 
 def _handler(functions: LocalFunctions) -> type[BaseHTTPRequestHandler]:

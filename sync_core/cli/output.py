@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sync_core.service.status import parse_time
@@ -30,9 +28,13 @@ class Output:
 
     _current: ClassVar[Output | None] = None
 
-    def __init__(self, *, json_mode: bool = False, debug: bool = False, width: int | None = None) -> None:
+    def __init__(self, *, json_mode: bool = False, debug: bool = False, verbose: bool = False, quiet: bool = False,
+                 width: int | None = None) -> None:
         self.json_mode = json_mode
         self.debug = debug
+        self.verbose = verbose or debug
+        self.quiet = quiet
+        self._warned: set[str] = set()
         # file=None: rich writes to whatever sys.stdout / sys.stderr is when it prints (test runners swap them).
         self.console = Console(width=width, highlight=False, soft_wrap=False)
         self.err = Console(stderr=True, width=width, highlight=False)
@@ -64,8 +66,21 @@ class Output:
             self.console.print(text, style=style)
 
     def note(self, text: str) -> None:
-        """A progress note: stdout for people, stderr with --json (so stdout stays one JSON document)."""
-        (self.err if self.json_mode else self.console).print(text, style="dim")
+        """A progress note: stdout for people, stderr with --json (so stdout stays one JSON document);
+        nothing with --quiet."""
+        if not self.quiet:
+            (self.err if self.json_mode else self.console).print(text, style="dim")
+
+    def notice(self, text: str) -> None:
+        """Something galsync did that the admin should know of (a file it created): stderr, not with --quiet."""
+        if not self.quiet:
+            self.err.print(f"galsync: {escape(text)}", soft_wrap=True)
+
+    def warn_once(self, text: str) -> None:
+        """A warning on stderr, once per run however often it is found (even with --quiet)."""
+        if text not in self._warned:
+            self._warned.add(text)
+            self.err.print(f"[yellow]galsync: warning:[/] {escape(text)}", soft_wrap=True)
 
     # --- problems -----------------------------------------------------------------------------------
 
@@ -86,31 +101,13 @@ class Output:
     def error_text(self, text: str) -> None:
         self.err.print(escape(text), end="", soft_wrap=True)
 
-    # --- progress -----------------------------------------------------------------------------------
-
-    @contextmanager
-    def progress(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        """A progress bar (people only); yields `advance(n)`."""
-        if self.json_mode:
-            yield lambda _n: None
-            return
-        bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=self.console, transient=False,
-        )
-        with bar:
-            task = bar.add_task(description, total=total)
-            yield lambda n: bar.advance(task, n)
-            if total is None:  # the amount is known now: show the bar full, "n/n"
-                bar.update(task, total=bar.tasks[0].completed)
-
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
           caption: str | None = None) -> Table:
     """A plain table; cells are text (escaped, so names with [brackets] print as they are)."""
     t = Table(title=title, caption=caption, title_justify="left", caption_justify="left", show_lines=False)
     for name in columns:
-        t.add_column(name, overflow="fold")
+        t.add_column(name, overflow="fold", min_width=min(len(name), 16))  # a header is never cut mid-word
     for row in rows:
         t.add_row(*(escape(cell_text(c)) for c in row))
     return t

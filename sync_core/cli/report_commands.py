@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.padding import Padding
 from rich.panel import Panel
 
 from sync_core.core.profile import ConfigError, load_config
+from sync_core.core.records import Run
 from sync_core.service.doctor import doctor as run_doctor
 from sync_core.service.doctor_report import OK as OK_FINDING
 from sync_core.service.doctor_report import PROBLEM, WARNING, DoctorReport, where_found
@@ -22,8 +24,11 @@ from sync_core.state import open_store
 
 from .advice import FAILURES, OK
 from .context import JsonFlag, options, output
-from .errors import advised
+from .errors import CliProblem, advised
+from .mailbox_names import MailboxNames
 from .output import age_text, short_time, table
+from .preflight import state_path
+from .profile_choice import chosen_profiles
 
 _STYLE = {PROBLEM: "bold red", WARNING: "yellow", "info": "cyan", OK_FINDING: "green"}
 _MARK = {PROBLEM: "PROBLEM", WARNING: "WARNING", "info": "note", OK_FINDING: "ok"}
@@ -38,10 +43,19 @@ def doctor(
     = None,
     json: JsonFlag = False,
 ) -> None:
-    """Check permissions, mailbox scoping, subscriptions, delta links, failures, shared mailboxes."""
+    """Check permissions, mailbox scoping, names in the profiles, subscriptions, delta links, failures.
+
+    Exit 1 if a problem needs action (each says what to do).
+
+    Examples:
+
+      galsync doctor
+
+      galsync doctor --profile Dispatch --json
+    """
     out = output(json)
     with options().runtime(check_state=False) as rt:  # a store of another tenant is one of its findings
-        report = run_doctor(rt, profile or None)
+        report = run_doctor(rt, chosen_profiles(rt.config, profile) if profile else None)
     out.result(report.to_json(), lambda console: render_doctor(console, report))
     raise typer.Exit(FAILURES if report.problems else OK)
 
@@ -101,12 +115,20 @@ def explain(
     contact: Annotated[str, typer.Option("--contact", "-c", help="The contact's display name, as the phone shows it.")],
     json: JsonFlag = False,
 ) -> None:
-    """Tell where a contact in a mailbox came from: galsync (which profile and source) or not (created when)."""
+    """Tell where a contact in a mailbox came from: galsync (which profile and source) or not (created when).
+
+    Exit codes: 0 the contact was found and explained; 1 no contact by that name is in the mailbox (similar
+    names are listed); 2 the mailbox is unknown (bad usage).
+
+    Examples:
+
+      galsync explain --mailbox trucks.north@northwind.example --contact "Maman"
+    """
     out = output(json)
     with options().runtime() as rt:
         result = run_explain(rt, mailbox, contact)
     out.result(result.to_json(), lambda console: render_explanation(console, result))
-    raise typer.Exit(OK)
+    raise typer.Exit(OK if result.contacts else FAILURES)
 
 
 def render_explanation(console: Console, result: Explanation) -> None:
@@ -141,7 +163,16 @@ def status(
     limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="How many recent runs to list.")] = 10,
     json: JsonFlag = False,
 ) -> None:
-    """Last runs with their counts, failures, poison work and subscriptions (state store only, no Graph)."""
+    """Last runs with their counts, failures, poison work and subscriptions (state store only, no Graph).
+
+    Reads only GALSYNC_STATE (or --state) and the profiles file. Exit 1 if the latest run of some work failed.
+
+    Examples:
+
+      galsync status
+
+      galsync status --limit 50 --json
+    """
     out = output(json)
     settings = options().settings()
     try:
@@ -149,19 +180,39 @@ def status(
         config_note = None
     except ConfigError as error:
         names, config_note = (), f"profiles not listed: {error.problems[0]}"
+    path = state_path(settings)
+    if path is not None and not path.exists():  # a report reads state: it never creates a state file
+        raise CliProblem(f"no state file at {path}: galsync has not run with this state yet",
+                         details=("run status where galsync's state is, or point --state or GALSYNC_STATE at it "
+                                  "(`galsync settings` shows the one in effect)",))
     store = open_store(settings)
     try:
         report = run_status(store, names, limit=limit)
+        mailboxes = MailboxNames.of(store, names)
     finally:
         store.close()
     data = report.to_json()
+    for run in (*data["runs"], *data["failures"]):
+        run["error"] = mailboxes.text(run["error"]) if run["error"] else None
     if config_note:
         data["config_problem"] = config_note
-    out.result(data, lambda console: render_status(console, report, config_note))
+    out.result(data, lambda console: render_status(console, report, config_note, mailboxes))
     raise typer.Exit(OK if report.healthy else FAILURES)
 
 
-def render_status(console: Console, report: StatusReport, config_note: str | None) -> None:
+def counts_text(counts: Mapping[str, int]) -> str:
+    """A run's counts as people read them: one "photos downloaded 3" per line, words never cut."""
+    return "\n".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items() if v) or "-"
+
+
+def _run_rows(runs: Iterable[Run], mailboxes: MailboxNames) -> list[list[Any]]:
+    return [[short_time(r.started_at), r.profile, r.kind, r.outcome, counts_text(r.counts),
+             mailboxes.text(r.error) if r.error else None] for r in runs]
+
+
+def render_status(console: Console, report: StatusReport, config_note: str | None,
+                  mailboxes: MailboxNames | None = None) -> None:
+    mailboxes = mailboxes or MailboxNames({})
     now = parse_time(report.checked_at)
     if config_note:
         console.print(f"[yellow]{escape(config_note)}[/]")
@@ -171,10 +222,13 @@ def render_status(console: Console, report: StatusReport, config_note: str | Non
              f"{p.last_sync.outcome}, {age_text(p.last_sync.started_at, now)}" if p.last_sync else "never",
              f"{p.last_reconcile.outcome}, {age_text(p.last_reconcile.started_at, now)}" if p.last_reconcile
              else "never"] for p in report.profiles]))
-    console.print(table("Recent runs", ["started", "profile", "kind", "outcome", "counts", "error"], [
-        [short_time(r.started_at), r.profile, r.kind, r.outcome,
-         ", ".join(f"{k} {v}" for k, v in r.counts.items() if v) or "-", r.error] for r in report.runs]
-        or [["-", "no runs recorded in this state store", "", "", "", ""]]))
+    columns = ["started", "profile", "kind", "outcome", "what it did", "error"]
+    console.print(table(f"Recent runs (the last {len(report.runs)})", columns, _run_rows(report.runs, mailboxes)
+                        or [["-", "no runs recorded in this state store", "", "", "", ""]]))
+    unlisted = [r for r in report.failures if r not in report.runs]
+    if unlisted:
+        console.print(table("Latest runs that failed (older than the runs listed)", columns,
+                            _run_rows(unlisted, mailboxes)))
     if report.poison:
         console.print(table("Poison work (the queues gave up on these)",
                             ["recorded", "queue", "profile", "tries", "reason"],

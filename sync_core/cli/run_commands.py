@@ -25,7 +25,10 @@ from sync_core.service.target_work import ExecReport
 from .advice import BAD_USAGE, FAILURES, OK
 from .context import JsonFlag, options, output
 from .errors import CliProblem, advice_for, advised
+from .mailbox_names import MailboxNames
 from .output import Output, table
+from .profile_choice import chosen_profiles
+from .progress import WorkProgress
 
 ProfileOption = Annotated[list[str] | None, typer.Option(
     "--profile", "-p", help="Profile to run (repeatable); default: every profile in the configuration.")]
@@ -38,11 +41,11 @@ ResetStateOption = Annotated[bool, typer.Option(
 
 
 class ProgressFanOut:
-    """Runs each push inline, as InlineFanOut does, and advances the progress bar by its mailboxes."""
+    """Runs each push inline, as InlineFanOut does, and tells the progress what each one did."""
 
-    def __init__(self, rt: Runtime, advance: Callable[[int], None]) -> None:
+    def __init__(self, rt: Runtime, progress: WorkProgress | None = None) -> None:
         self._inline = InlineFanOut(rt)
-        self._advance = advance
+        self._progress = progress
 
     @property
     def report(self) -> ExecReport:
@@ -50,18 +53,30 @@ class ProgressFanOut:
 
     def push(self, message: PushMessage) -> ExecReport:
         result = self._inline.push(message)
-        self._advance(len(message.mailboxes))
+        self._advance(len(message.mailboxes), result.writes)
         return result
 
     def early_push(self, message: PushMessage, targets: Mapping[str, Target]) -> ExecReport:
-        return self._inline.early_push(message, targets)
+        """A page of the directory written to this run's new targets while the read goes on: its contacts
+        count now, its mailboxes once the early fill says which are in step."""
+        if self._progress is not None and self._progress.total is None:
+            self._progress.set_total(len(message.mailboxes))
+        result = self._inline.early_push(message, targets)
+        self._advance(0, result.writes)
+        return result
 
     def add_early(self, report: ExecReport, in_step: int) -> None:
         self._inline.add_early(report, in_step)
-        self._advance(in_step)  # written while the directory was read: done, with no push message
+        self._advance(in_step, 0)  # written while the directory was read: done, with no push message
 
     def push_all(self, messages: Sequence[PushMessage]) -> list[ExecReport]:
+        if self._progress is not None:
+            self._progress.set_total(self._progress.done + sum(len(m.mailboxes) for m in messages))
         return self._inline.push_all(messages, push=self.push)
+
+    def _advance(self, mailboxes: int, contacts: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(mailboxes, contacts)
 
 
 @dataclass
@@ -77,23 +92,26 @@ class ProfileRun:
         return self.error is not None or self.data.get("outcome") in ("failed", "partial", "busy")
 
 
-def profile_names(rt: Runtime, chosen: list[str] | None) -> list[str]:
-    """The profiles to run: the chosen ones (checked against the configuration) or all."""
-    if not chosen:
-        return list(rt.config.names)
-    return [rt.config.profile(name).name for name in chosen]  # ConfigError names the known profiles
-
-
-def run_sync(rt: Runtime, name: str, *, dry_run: bool, advance: Callable[[int], None] = lambda _n: None
-             ) -> SyncReport:
+def run_sync(rt: Runtime, name: str, *, dry_run: bool, progress: WorkProgress | None = None) -> SyncReport:
     """One profile's sync with inline pushes; the report carries the pushes' write counts (sync_profile merges
     what an inline fan-out returns)."""
-    return sync_profile(rt, name, ProgressFanOut(rt, advance), dry_run=dry_run)
+    return sync_profile(rt, name, ProgressFanOut(rt, progress), dry_run=dry_run)
 
 
-def sync_json(report: SyncReport) -> dict[str, Any]:
+def sync_json(report: SyncReport, names: MailboxNames | None = None) -> dict[str, Any]:
+    """A sync report as JSON; mailboxes named by address. A dry run lists what it would write per mailbox
+    and per contact."""
+    names = names or MailboxNames({})
     counts = dict(report.exec.counts)
-    return {
+    planned: dict[str, Any] = {}
+    if report.dry_run:
+        planned = {
+            "planned_by_mailbox": {names.name(m): dict(c) for m, c in report.planned_by_mailbox.items()},
+            "planned_contacts": [{"mailbox": names.name(w.mailbox), "action": w.action, "source_key": w.source_key,
+                                  "name": w.name} for w in report.planned_writes],
+            "planned_contacts_complete": len(report.planned_writes) == sum(report.planned.values()),
+        }
+    return {**planned,
         "profile": report.profile, "run_id": report.run_id, "outcome": report.outcome, "dry_run": report.dry_run,
         "changed": report.changed, "removed": report.removed, "targets": report.targets,
         "new_targets": report.new_targets, "removed_targets": report.removed_targets,
@@ -104,7 +122,7 @@ def sync_json(report: SyncReport) -> dict[str, Any]:
         "adopted": counts.get("adopted", 0) + counts.get(MATCHED, 0),
         "planned": dict(report.planned), "graph_requests": dict(report.requests),
         "failing_targets": [f.to_json() for f in report.failing],
-        "errors": ([f.line() for f in report.failing] + report.exec.errors)[:20],
+        "errors": ([f.line() for f in report.failing] + [names.text(e) for e in report.exec.errors])[:20],
         "held_by": None if report.holder is None else {
             "lease": report.holder.name, "worker": report.holder.owner,
             "until": datetime.fromtimestamp(report.holder.expires_at, UTC).isoformat(timespec="seconds")},
@@ -114,27 +132,48 @@ def sync_json(report: SyncReport) -> dict[str, Any]:
 @advised
 def sync(profile: ProfileOption = None, dry_run: DryRunOption = False, reset_state: ResetStateOption = False,
          json: JsonFlag = False) -> None:
-    """Read the directory (only what changed) and bring every target mailbox in step."""
+    """Read the directory (only what changed) and bring every target mailbox in step.
+
+    Reads the Graph credentials (GALSYNC_*), the profiles file and the state store (`galsync settings`).
+    Exit 1 if a profile or a mailbox failed; the others still run.
+
+    Examples:
+
+      galsync sync --dry-run --verbose
+
+      galsync sync --profile "driver phones" --json
+    """
     out = output(json)
     runs: list[ProfileRun] = []
     with options().runtime(reset_state=_resetting(reset_state, dry_run)) as rt:
-        for name in profile_names(rt, profile):
-            label = f"{name}: planning" if dry_run else f"{name}: writing to target mailboxes"
-            with out.progress(label, None) as advance:
-                runs.append(_guarded(name, functools.partial(_sync_one, rt, name, dry_run, advance)))
+        for name in chosen_profiles(rt.config, profile):
+            if dry_run:
+                progress = WorkProgress(out, f"{name}: reading the directory and planning", unit=None)
+            else:
+                progress = WorkProgress(out, f"{name}: mailboxes in step",
+                                        until_known=f"{name}: reading what changed in the directory")
+            with progress:
+                runs.append(_guarded(name, functools.partial(_sync_one, rt, name, dry_run, progress)))
     _finish(out, "sync", runs, dry_run)
 
 
 @advised
 def reconcile(profile: ProfileOption = None, dry_run: DryRunOption = False,
               reset_state: ResetStateOption = False, json: JsonFlag = False) -> None:
-    """Check every target's managed folder for drift (edited, deleted, foreign contacts) and repair per policy."""
+    """Check every target's managed folder for drift (edited, deleted, foreign contacts) and repair per policy.
+
+    Examples:
+
+      galsync reconcile --dry-run
+
+      galsync reconcile --profile Dispatch
+    """
     out = output(json)
     runs: list[ProfileRun] = []
     with options().runtime(reset_state=_resetting(reset_state, dry_run)) as rt:
-        for name in profile_names(rt, profile):
-            out.note(f"{name}: reading every managed folder")
-            runs.append(_guarded(name, functools.partial(_reconcile_one, rt, name, dry_run)))
+        for name in chosen_profiles(rt.config, profile):
+            with WorkProgress(out, f"{name}: managed folders read", contacts=False) as progress:
+                runs.append(_guarded(name, functools.partial(_reconcile_one, rt, name, dry_run, progress)))
     _finish(out, "reconcile", runs, dry_run)
 
 
@@ -145,12 +184,18 @@ def _resetting(reset_state: bool, dry_run: bool) -> bool:
     return reset_state
 
 
-def _sync_one(rt: Runtime, name: str, dry_run: bool, advance: Callable[[int], None]) -> dict[str, Any]:
-    return sync_json(run_sync(rt, name, dry_run=dry_run, advance=advance))
+def _sync_one(rt: Runtime, name: str, dry_run: bool, progress: WorkProgress) -> dict[str, Any]:
+    report = run_sync(rt, name, dry_run=dry_run, progress=progress)
+    return sync_json(report, MailboxNames.of(rt.store, [name]))
 
 
-def _reconcile_one(rt: Runtime, name: str, dry_run: bool) -> dict[str, Any]:
-    return reconcile_json(reconcile_profile(rt, name, dry_run=dry_run))
+def _reconcile_one(rt: Runtime, name: str, dry_run: bool, progress: WorkProgress) -> dict[str, Any]:
+    def heard(done: int, total: int) -> None:
+        progress.set_total(total)
+        progress.advance(done - progress.done)
+
+    report = reconcile_profile(rt, name, dry_run=dry_run, progress=heard)
+    return reconcile_json(report, MailboxNames.of(rt.store, [name]))
 
 
 def _guarded(name: str, work: Callable[[], dict[str, Any]]) -> ProfileRun:
@@ -164,10 +209,13 @@ def _guarded(name: str, work: Callable[[], dict[str, Any]]) -> ProfileRun:
         return ProfileRun(name, error=advice.message + (f" ({advice.hint})" if advice.hint else ""))
 
 
-def reconcile_json(report: ReconcileReport) -> dict[str, Any]:
-    """A reconcile report as JSON. Counts only: the foreign contacts' names are for `galsync doctor`."""
+def reconcile_json(report: ReconcileReport, names: MailboxNames | None = None) -> dict[str, Any]:
+    """A reconcile report as JSON, mailboxes named by address. Counts only: the foreign contacts' names are
+    for `galsync doctor`."""
+    names = names or MailboxNames({})
     writes = dict(report.exec.counts)
-    errors = [*report.errors, *report.exec.errors]
+    named = {f.line() for f in report.failing}  # failing targets' lines name their mailbox already
+    errors = [e if e in named else names.text(e) for e in (*report.errors, *report.exec.errors)]
     return {
         "profile": report.profile, "run_id": report.run_id, "dry_run": report.dry_run,
         "outcome": "partial" if errors or writes.get("failed") else "ok",
@@ -175,7 +223,7 @@ def reconcile_json(report: ReconcileReport) -> dict[str, Any]:
         "planned": dict(report.planned), "writes": writes,
         "write_total": report.exec.writes,
         "foreign_found": sum(len(v) for v in report.foreign.values()),
-        "foreign_by_mailbox": {m: len(v) for m, v in report.foreign.items() if v},
+        "foreign_by_mailbox": {names.name(m): len(v) for m, v in report.foreign.items() if v},
         "graph_requests": report.requests, "failing_targets": [f.to_json() for f in report.failing],
         "errors": errors[:20],
     }
@@ -204,6 +252,9 @@ def _render(console: Console, kind: str, runs: list[ProfileRun], dry_run: bool) 
         columns = ["profile", "outcome", "sources changed / gone", "targets",
                    "planned" if dry_run else "contacts created / updated / deleted", "failed", "Graph requests"]
         console.print(table(f"galsync sync{' (dry run: nothing written)' if dry_run else ''}", columns, rows))
+        if dry_run:
+            for r in runs:
+                render_plan(console, r.profile, r.data, verbose=Output.current().verbose)
         for r in runs:
             if r.data.get("adopted"):
                 console.print(f"  {r.profile}: adopted {r.data['adopted']} contact(s) galsync had written before "
@@ -223,6 +274,30 @@ def _render(console: Console, kind: str, runs: list[ProfileRun], dry_run: bool) 
             console.print(f"  {r.profile}: {line}", style="red", markup=False)
         if len(errors) > 5:
             console.print(f"  {r.profile}: ... and {len(errors) - 5} more (--json lists up to 20)", style="red")
+
+
+_ACTION_COLUMNS = ("Create", "Update", "Delete")
+
+
+def render_plan(console: Console, profile: str, data: dict[str, Any], *, verbose: bool) -> None:
+    """What a dry run would write: per mailbox always, per contact with --verbose."""
+    by_mailbox = data.get("planned_by_mailbox", {})
+    busy = {m: c for m, c in by_mailbox.items() if any(c.values())}
+    if not busy:
+        return
+    rows = [[mailbox, *(counts.get(k, 0) for k in _ACTION_COLUMNS),
+             ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k not in _ACTION_COLUMNS) or "-"]
+            for mailbox, counts in sorted(busy.items())]
+    console.print(table(f'"{profile}": what would be written, per mailbox ({len(busy)} of {len(by_mailbox)})',
+                        ["mailbox", "create", "update", "delete", "other"], rows))
+    if not verbose:
+        console.print("  --verbose lists each contact", style="dim")
+        return
+    contacts = data.get("planned_contacts", [])
+    console.print(table(f'"{profile}": each contact', ["mailbox", "action", "contact", "source"],
+                        [[c["mailbox"], c["action"], c["name"] or "-", c["source_key"]] for c in contacts]))
+    if not data.get("planned_contacts_complete", True):
+        console.print(f"  only the first {len(contacts)} are listed; --json has the same list", style="dim")
 
 
 def reconcile_row(profile: str, data: dict[str, Any], error: str | None = None) -> list[Any]:

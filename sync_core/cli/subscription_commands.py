@@ -15,17 +15,24 @@ from sync_core.service.subscriptions import SubscriptionsReport, ensure_subscrip
 from sync_core.state import docs
 
 from .advice import FAILURES, OK
+from .command import Command, Group
 from .context import JsonFlag, options, output
 from .errors import advised
 from .output import age_text, short_time, table
 
-app = typer.Typer(help="Graph change-notification subscriptions (list, ensure, delete).", no_args_is_help=True)
+app = typer.Typer(cls=Group, help="Graph change-notification subscriptions (list, ensure, delete).",
+                  no_args_is_help=True)
 
 
-@app.command("list")
+@app.command("list", cls=Command)
 @advised
 def list_(json: JsonFlag = False) -> None:
-    """Subscriptions galsync recorded, compared with what Graph has for galsync's app."""
+    """Subscriptions galsync recorded, compared with what Graph has for galsync's app.
+
+    Examples:
+
+      galsync subscriptions list --json
+    """
     out = output(json)
     with options().runtime() as rt:
         rows = subscription_rows(rt)
@@ -48,6 +55,23 @@ def subscription_rows(rt: Runtime) -> list[dict[str, Any]]:
     return rows
 
 
+def delete_subscriptions(rt: Runtime, ids: list[str] | None = None) -> tuple[list[str], list[dict[str, str]]]:
+    """Delete subscriptions in Graph and forget them (default: every one recorded); (deleted, failed)."""
+    deleted: list[str] = []
+    failed: list[dict[str, str]] = []
+    for sid in ids or [s.subscription_id for s in recorded_subscriptions(rt.store)]:
+        try:
+            rt.client.request("DELETE", f"/subscriptions/{quote(sid, safe='')}")
+        except NotFound:
+            pass  # already gone in Graph: forgetting it is all that is left
+        except GraphError as error:
+            failed.append({"id": sid, "error": str(error)})
+            continue
+        docs.delete(rt.store, docs.Subscription, sid)
+        deleted.append(sid)
+    return deleted, failed
+
+
 def _without_key(url: str) -> str:
     """The notification URL without its function key (the key is a secret)."""
     return url.split("?", 1)[0]
@@ -63,10 +87,18 @@ def _render_list(console: Console, rows: list[dict[str, Any]]) -> None:
          ", ".join(r["profiles"]), r["recorded"], r["in_graph"], r["notification_url"]] for r in rows]))
 
 
-@app.command("ensure")
+@app.command("ensure", cls=Command)
 @advised
 def ensure(json: JsonFlag = False) -> None:
-    """Create missing subscriptions, renew ageing ones, delete galsync's unneeded ones."""
+    """Create missing subscriptions, renew ageing ones, delete galsync's unneeded ones.
+
+    Needs GALSYNC_WEBHOOK_BASE_URL and GALSYNC_WEBHOOK_KEY (the deployed function app's); to try the
+    webhook path on this machine, use `galsync functions` with the emulator.
+
+    Examples:
+
+      galsync subscriptions ensure
+    """
     out = output(json)
     with options().runtime() as rt:
         report = ensure_subscriptions(rt)
@@ -92,7 +124,7 @@ def _render_ensure(console: Console, report: SubscriptionsReport) -> None:
     console.print(table("galsync subscriptions ensure", ["resource", "result"], rows or [["-", "nothing needed"]]))
 
 
-@app.command("delete")
+@app.command("delete", cls=Command)
 @advised
 def delete(
     subscription_id: Annotated[list[str] | None, typer.Option("--id", help="Delete only this subscription "
@@ -100,22 +132,15 @@ def delete(
     = None,
     json: JsonFlag = False,
 ) -> None:
-    """Delete galsync's subscriptions in Graph and forget them (e.g. before removing galsync)."""
+    """Delete galsync's subscriptions in Graph and forget them (e.g. before removing galsync).
+
+    Examples:
+
+      galsync subscriptions delete --id 2f6b...
+    """
     out = output(json)
-    deleted: list[str] = []
-    failed: list[dict[str, str]] = []
     with options().runtime() as rt:
-        recorded = [s.subscription_id for s in recorded_subscriptions(rt.store)]
-        for sid in subscription_id or recorded:
-            try:
-                rt.client.request("DELETE", f"/subscriptions/{quote(sid, safe='')}")
-            except NotFound:
-                pass  # already gone in Graph: forgetting it is all that is left
-            except GraphError as error:
-                failed.append({"id": sid, "error": str(error)})
-                continue
-            docs.delete(rt.store, docs.Subscription, sid)
-            deleted.append(sid)
+        deleted, failed = delete_subscriptions(rt, subscription_id)
     data = {"deleted": deleted, "failed": failed}
     out.result(data, lambda console: console.print(table(
         "galsync subscriptions delete", ["id", "result"],

@@ -12,7 +12,7 @@ requests ($batch) and then writes the TargetRecord for `source_key`. What each a
   `photo_etag` when the profile has photos on (PUT it, or remove the photo when None), and record it; only
   if none is found, POST. This is what makes a crash between the write and the record harmless (I2).
 - Update: PATCH `changes` (only changed fields, always with displayName); record `fingerprint` and the
-  returned changeKey.
+  returned changeKey. Changed categories are merged into the contact's own list first (categories.py).
 - Delete: DELETE the contact, then drop the record if it names this contact or no contact (a record naming
   another contact stays: the deleted one was a duplicate). `contact_id` None means a create may have landed
   before a crash: look for the contact carrying this source's tag, delete it if found, drop the record.
@@ -22,6 +22,8 @@ requests ($batch) and then writes the TargetRecord for `source_key`. What each a
 - SetPhoto: PUT the source's photo (`photo_etag` None: the source has no photo any more) and record the etag.
 - DeleteForeign: DELETE a contact galsync did not create; only ever yielded when the admin set
   policy.foreign_contacts = "delete". No record is involved.
+- DeleteMoved: DELETE one of galsync's contacts from the place the profile wrote to before it moved (the
+  work's folder is the old one); its source's record already names the copy in the new place and stays.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ class Create:
     source_key: str
     body: Mapping[str, Any]  # contact fields + "singleValueExtendedProperties" (galsync's tag)
     fingerprint: str
-    owned_fields: tuple[str, ...]  # fields galsync writes for this profile (policy always or if_empty)
+    # Fields an adoption writes, cleared where empty (policy always or if_empty; an "overwrite" field is in
+    # `body` when it has a value, and an empty one leaves the contact's value).
+    owned_fields: tuple[str, ...]
     photo_etag: str | None = None
     recover: bool = False
 
@@ -50,7 +54,9 @@ class Create:
     def adoption_patch(self) -> dict[str, Any]:
         """The PATCH that makes an adopted contact (found by its tag) equal to this create's fields."""
         fields = self.fields
-        return {name: write_value(name, fields.get(name)) for name in self.owned_fields}
+        patch = {name: write_value(name, value) for name, value in fields.items()}
+        patch.update({name: write_value(name, fields.get(name)) for name in self.owned_fields})
+        return patch
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,10 @@ class Update:
     contact_id: str
     changes: Mapping[str, Any]  # always contains displayName
     fingerprint: str
+    # galsync's categories now, and those it wrote before (categories.py): with "categories" in `changes`, the
+    # executor reads the contact's list and writes it merged, so names a person added stay.
+    categories: tuple[str, ...] = ()
+    categories_before: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +103,18 @@ class DeleteForeign:
     contact_id: str
 
 
-Action = Create | Update | Delete | Record | Forget | SetPhoto | DeleteForeign
+@dataclass(frozen=True, slots=True)
+class DeleteMoved:
+    source_key: str
+    contact_id: str
+
+
+Action = Create | Update | Delete | Record | Forget | SetPhoto | DeleteForeign | DeleteMoved
 
 # Order in which a plan lists actions (then by source key): removals first, creates last, and a photo after
 # the update of the same contact, so the changeKey recorded last is the one Graph holds.
 _ORDER: dict[type, int] = {
-    DeleteForeign: 0, Delete: 1, Forget: 2, Update: 3, Record: 4, SetPhoto: 5, Create: 6,
+    DeleteForeign: 0, Delete: 1, Forget: 2, Update: 3, Record: 4, SetPhoto: 5, Create: 6, DeleteMoved: 7,
 }
 
 

@@ -42,9 +42,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .actions import Action, Delete, DeleteForeign, Forget, Record, SetPhoto, Update, sort_key
+from .categories import CATEGORIES, categories_of, ours_present
 from .fields import write_value
 from .fingerprint import fingerprint
-from .mapping import clean_text, normalise_contact
+from .mapping import clean_text, observed_fields
 from .plan import create_action
 from .profile import Profile
 from .records import TargetRecord
@@ -172,20 +173,26 @@ def restore(key: str, contact: ObservedContact, want: DesiredContact, profile: P
             retag: bool = False) -> Update | Record:
     """Put galsync's fields of `contact` back to `want` as the field policies say (see the module doc);
     `retag`: its hidden tag is gone, put it back too."""
-    seen = normalise_contact(contact.fields)
+    seen = observed_fields(contact.fields)
     changes: dict[str, Any] = {}
     for name in profile.fields_with("always"):
         if seen.get(name) != want.payload.get(name):
             changes[name] = write_value(name, want.payload.get(name))
+    for name in profile.fields_with("overwrite"):
+        if name in want.payload and seen.get(name) != want.payload[name]:
+            changes[name] = write_value(name, want.payload[name])
     for name in profile.fields_with("if_empty"):
         if name not in seen and name in want.payload:
             changes[name] = want.payload[name]
+    ours = categories_of(want.payload)
+    if ours and (CATEGORIES not in contact.fields or ours_present(categories_of(contact.fields), ours) != ours):
+        changes[CATEGORIES] = ours  # merged into the contact's own names by the executor
     if retag:
         changes["singleValueExtendedProperties"] = contact_tag_properties(profile.name, key)
     if not changes:
         return Record(key, contact.contact_id, want.fingerprint, contact.change_key)
     changes["displayName"] = want.payload.get("displayName")
-    return Update(key, contact.contact_id, changes, want.fingerprint)
+    return Update(key, contact.contact_id, changes, want.fingerprint, tuple(ours))
 
 
 # What `_present` and `_absent` find for one source key: (name of a Drift field, the action or key it lists).
@@ -213,7 +220,7 @@ def _present(key: str, record: TargetRecord | None, found: list[ObservedContact]
                 yield "edited", Record(key, keep.contact_id, record.fingerprint, keep.change_key)
         else:
             # Kept policy: a contact of a removed source stays; adopt it so it is not an orphan again.
-            mine = normalise_contact(keep.fields)
+            mine = observed_fields(keep.fields)
             yield "orphans", Record(key, keep.contact_id, fingerprint(mine), keep.change_key)
         return
     if recorded and record is not None:

@@ -9,8 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-FieldPolicy = Literal["always", "if_empty", "never"]
-FIELD_POLICIES: tuple[str, ...] = ("always", "if_empty", "never")
+# always: written on create and every change, cleared when the source is empty; overwrite: the same, but an
+# empty source leaves the contact's value; if_empty: written where the contact's field is blank; never.
+FieldPolicy = Literal["always", "overwrite", "if_empty", "never"]
+FIELD_POLICIES: tuple[str, ...] = ("always", "overwrite", "if_empty", "never")
+
+# Contact properties no source fills by itself: written only where a map, static value or template gives them a
+# value (their policy is "never" unless one does, or the admin sets one). personalNotes: galsync owns only its
+# part of the notes (notes.py).
+EXTRA_FIELDS: tuple[str, ...] = ("fileAs", "nickName", "profession", "personalNotes")
 
 # Graph contact properties galsync manages, in the order they appear in docs and reports.
 CONTACT_FIELDS: tuple[str, ...] = (
@@ -26,11 +33,12 @@ CONTACT_FIELDS: tuple[str, ...] = (
     "officeLocation",
     "businessAddress",
     "manager",
+    *EXTRA_FIELDS,
 )
 
 STRING_FIELDS: frozenset[str] = frozenset(
     {"givenName", "surname", "displayName", "mobilePhone", "companyName", "department", "jobTitle",
-     "officeLocation", "manager"}
+     "officeLocation", "manager", *EXTRA_FIELDS}
 )
 LIST_FIELDS: frozenset[str] = frozenset({"emailAddresses", "businessPhones"})
 ADDRESS_FIELDS: frozenset[str] = frozenset({"businessAddress"})

@@ -10,11 +10,13 @@ config group ref (an id or a display name, exactly as written in the profile) ->
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from .attributes import attribute_value
 from .mapping import clean_text
-from .profile import Profile
+from .profile import Condition, Profile
 from .tags import contact_tag_raw
 
 GroupMembers = Mapping[str, Collection[str]]
@@ -51,6 +53,11 @@ def user_exclusion(user: Mapping[str, Any], profile: Profile, group_members: Gro
         user.get("mail"), user.get("businessPhones"), user.get("mobilePhone")
     ):
         return "no phone or email"
+    if named_in_exclude(profile, user.get("id"), user.get("userPrincipalName"), user.get("mail")):
+        return "excluded by name"
+    for condition in f.where:
+        if not condition_holds(condition, attribute_value(user, condition.attribute)):
+            return f"filtered out by {condition.attribute} ({condition.operator})"
     user_id = user.get("id")
     if f.in_groups and not any(user_id in _members(profile, group_members, ref) for ref in f.in_groups):
         return "in none of the groups " + ", ".join(f'"{ref}"' for ref in f.in_groups)
@@ -71,6 +78,8 @@ def org_contact_exclusion(contact: Mapping[str, Any], profile: Profile) -> str |
     """Why an organizational contact does not count, or None. Only `require_phone_or_email` applies."""
     if (gone := removed_reason(contact)) is not None:
         return gone
+    if named_in_exclude(profile, contact.get("id"), contact.get("mail")):
+        return "excluded by name"
     phones = [p.get("number") for p in contact.get("phones") or [] if isinstance(p, Mapping)]
     if profile.users.require_phone_or_email and not _has_phone_or_email(contact.get("mail"), phones, None):
         return "no phone or email"
@@ -88,11 +97,39 @@ def folder_contact_exclusion(contact: Mapping[str, Any], profile: Profile) -> st
     if contact_tag_raw(contact) is not None:
         return "written by galsync"
     emails = [e.get("address") for e in contact.get("emailAddresses") or [] if isinstance(e, Mapping)]
+    if named_in_exclude(profile, *emails):
+        return "excluded by name"
     if profile.users.require_phone_or_email and not _has_phone_or_email(
         emails, contact.get("businessPhones"), contact.get("mobilePhone")
     ):
         return "no phone or email"
     return None
+
+
+def condition_holds(condition: Condition, value: str | None) -> bool:
+    """Whether a user's attribute `value` (None: empty) meets one [profile.users.where] condition."""
+    if value is None:
+        return condition.operator == "not"
+    text = value.casefold()
+    wanted = [v.strip().casefold() for v in condition.values]
+    if condition.operator == "starts_with":
+        return any(text.startswith(w) for w in wanted)
+    if condition.operator == "not":
+        return text not in wanted
+    return text in wanted  # equals, in
+
+
+def named_in_exclude(profile: Profile, *refs: Any) -> bool:
+    """Whether any of a source object's ids or addresses is in the profile's `exclude` (ignoring case)."""
+    if not profile.exclude:
+        return False
+    excluded = _excluded(profile.exclude)
+    return any(isinstance(ref, str) and ref.strip().casefold() in excluded for ref in refs)
+
+
+@functools.lru_cache(maxsize=32)
+def _excluded(refs: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(ref.casefold() for ref in refs)
 
 
 def _has_phone_or_email(*values: Any) -> bool:

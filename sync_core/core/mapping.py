@@ -18,8 +18,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .fields import ADDRESS_KEYS, CONTACT_FIELDS
-from .profile import Profile
+from .attributes import USER_ATTRIBUTES
+from .custom_fields import apply_custom, attribute_properties, placeholders
+from .fields import ADDRESS_KEYS, CONTACT_FIELDS, EXTRA_FIELDS
+from .notes import NOTES, our_part
+from .profile import Profile, Source
 
 # User properties each contact field is mapped from.
 _USER_PROPERTIES: dict[str, tuple[str, ...]] = {
@@ -35,6 +38,7 @@ _USER_PROPERTIES: dict[str, tuple[str, ...]] = {
     "officeLocation": ("officeLocation",),
     "businessAddress": ("streetAddress", "city", "state", "postalCode", "country"),
     "manager": ("manager",),
+    **dict.fromkeys(EXTRA_FIELDS, ()),  # filled by a map, static value or template (their own $select)
 }
 
 # orgContact properties (Identity.OrganizationContacts.yml). The manager of an org contact is not selectable
@@ -52,6 +56,7 @@ _ORG_CONTACT_PROPERTIES: dict[str, tuple[str, ...]] = {
     "officeLocation": ("addresses",),
     "businessAddress": ("addresses",),
     "manager": (),
+    **dict.fromkeys(EXTRA_FIELDS, ()),
 }
 
 
@@ -69,6 +74,12 @@ def user_select(profile: Profile) -> tuple[str, ...]:
         wanted.append("showInAddressList")
     if f.require_phone_or_email:
         wanted += ["mail", "businessPhones", "mobilePhone"]
+    if profile.exclude:
+        wanted += ["userPrincipalName", "mail"]
+    wanted += [USER_ATTRIBUTES[c.attribute] for c in f.where]  # only the attributes in use
+    wanted += attribute_properties(tuple(attribute for _, attribute in profile.map))
+    for _, template in profile.templates:
+        wanted += attribute_properties(tuple(placeholders(template)))
     for name in profile.mapped_fields:
         wanted += _USER_PROPERTIES[name]
     return tuple(dict.fromkeys(wanted))
@@ -77,7 +88,7 @@ def user_select(profile: Profile) -> tuple[str, ...]:
 def org_contact_select(profile: Profile) -> tuple[str, ...]:
     """`$select` for /contacts/delta (organizational contacts)."""
     wanted = ["id", "displayName"]
-    if profile.users.require_phone_or_email:
+    if profile.users.require_phone_or_email or profile.exclude:
         wanted += ["mail", "phones"]
     for name in profile.mapped_fields:
         wanted += _ORG_CONTACT_PROPERTIES[name]
@@ -87,7 +98,7 @@ def org_contact_select(profile: Profile) -> tuple[str, ...]:
 def folder_contact_select(profile: Profile) -> tuple[str, ...]:
     """`$select` for a shared folder's contact delta: the contact fields galsync copies."""
     wanted = ["id", "displayName"]
-    if profile.users.require_phone_or_email:
+    if profile.users.require_phone_or_email or profile.exclude:
         wanted += ["emailAddresses", "businessPhones", "mobilePhone"]
     wanted += profile.mapped_fields
     return tuple(dict.fromkeys(wanted))
@@ -163,6 +174,18 @@ def normalise_contact(fields: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def observed_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A contact read from a target folder, as galsync compares it with a payload: normalised, and of its
+    notes only galsync's part (notes.py)."""
+    out = normalise_contact(fields)
+    ours = our_part(fields.get(NOTES))
+    if ours is None:
+        out.pop(NOTES, None)
+    else:
+        out[NOTES] = ours
+    return out
+
+
 def _finish(fields: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
     """Normalise, give the contact a display name if it has none, and drop fields the profile never writes."""
     payload = normalise_contact(fields)
@@ -207,6 +230,8 @@ def map_user(user: Mapping[str, Any], manager_name: str | None, profile: Profile
         },
         "manager": manager_name,
     }
+    apply_custom(fields, dict(profile.map), profile.static_of(profile.source_of("users")), dict(profile.templates),
+                 user)
     return _finish(fields, profile)
 
 
@@ -238,15 +263,20 @@ def map_org_contact(contact: Mapping[str, Any], profile: Profile, manager_name: 
         "businessAddress": {key: first.get(key) for key in ADDRESS_KEYS},
         "manager": manager_name,
     }
+    apply_custom(fields, {}, profile.static_of(profile.source_of("org_contacts")), dict(profile.templates), None)
     return _finish(fields, profile)
 
 
-def map_folder_contact(contact: Mapping[str, Any], profile: Profile) -> dict[str, Any]:
-    """The contact payload for a contact read from a shared mailbox's folder: its galsync-owned fields only.
+def map_folder_contact(contact: Mapping[str, Any], profile: Profile, source: Source | None = None,
+                       ) -> dict[str, Any]:
+    """The contact payload for a contact read from a shared mailbox's folder (`source`): its galsync-owned
+    fields only, with the admin's static values and templates.
 
     Ids, change keys, dates, categories, personal notes, home data and extended properties stay behind.
     """
-    return _finish(contact, profile)
+    fields = {name: contact[name] for name in CONTACT_FIELDS if name in contact and name != "personalNotes"}
+    apply_custom(fields, {}, profile.static_of(source), dict(profile.templates), None)
+    return _finish(fields, profile)
 
 
 # --- manager ------------------------------------------------------------------------------------------------

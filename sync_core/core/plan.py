@@ -13,7 +13,8 @@ costs no Graph request (I4). Its guarantees, checked by property tests:
 - the output order is deterministic.
 
 Field policies: "always" fields are written on create and update; "if_empty" fields on create only (the
-planner cannot see the target's value; drift can); "never" fields are never written.
+planner cannot see the target's value; drift can); "never" fields are never written. galsync's categories
+are written on create and whenever they change (merged into the contact's own list by the executor).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .actions import Action, Create, Delete, Forget, Record, SetPhoto, Update, sort_key
+from .categories import CATEGORIES, categories_of
 from .fields import write_value
+from .notes import NOTES, merged_notes
 from .profile import Profile
 from .records import SourceRecord, TargetRecord
 from .sources import DesiredContact
@@ -104,19 +107,26 @@ def create_action(key: str, want: DesiredContact, profile: Profile, recover: boo
     """The Create for `key`: every field galsync writes on create, plus the hidden tag."""
     owned = profile.mapped_fields
     body: dict[str, Any] = {name: want.payload[name] for name in owned if name in want.payload}
+    if CATEGORIES in want.payload:
+        body[CATEGORIES] = list(want.payload[CATEGORIES])
+    if NOTES in body:
+        body[NOTES] = merged_notes(None, body[NOTES])  # galsync's part, below its marker (notes.py)
     body["singleValueExtendedProperties"] = contact_tag_properties(profile.name, key)
     photo = want.photo_etag if profile.photos.enabled else None
-    return Create(key, body, want.fingerprint, owned, photo_etag=photo, recover=recover)
+    return Create(key, body, want.fingerprint, profile.fields_with("always", "if_empty"), photo_etag=photo,
+                  recover=recover)
 
 
 def update_changes(fields: tuple[str, ...], old: Mapping[str, Any] | None, new: Mapping[str, Any],
-                   ) -> dict[str, Any]:
+                   overwrite: tuple[str, ...] = ()) -> dict[str, Any]:
     """The PATCH body for `fields` going from `old` to `new` payload (old None: unknown, send all of them).
 
     Returns {} when nothing changed; otherwise the changed fields (cleared when absent from `new`) plus
-    displayName, which Graph wants with every update.
+    displayName, which Graph wants with every update. `overwrite` fields are sent only when `new` has a value:
+    an empty source leaves the contact's own.
     """
     changed = [f for f in fields if old is None or old.get(f) != new.get(f)]
+    changed += [f for f in overwrite if f in new and (old is None or old.get(f) != new.get(f))]
     if not changed:
         return {}
     changes = {f: write_value(f, new.get(f)) for f in changed}
@@ -149,9 +159,14 @@ def _kept(record: TargetRecord, want: DesiredContact, previous: SourceRecord | N
     if record.fingerprint != want.fingerprint:
         in_step = previous is not None and previous.fingerprint == record.fingerprint
         old = previous.payload if previous is not None and in_step else None
-        changes = update_changes(profile.fields_with("always"), old, want.payload)
+        changes = update_changes(profile.fields_with("always"), old, want.payload, profile.fields_with("overwrite"))
+        ours, before = categories_of(want.payload), categories_of(old) if old is not None else None
+        if before != ours and (ours or before):
+            # Only galsync's names: the executor merges them into the contact's own list (categories.py).
+            changes = {**changes, CATEGORIES: ours, "displayName": want.payload.get("displayName")}
         if changes:
-            actions.append(Update(key, record.contact_id, changes, want.fingerprint))
+            actions.append(Update(key, record.contact_id, changes, want.fingerprint, tuple(ours),
+                                  tuple(before or ())))
         else:
             # Only if_empty fields changed: nothing to send; remember the new state.
             actions.append(Record(key, record.contact_id, want.fingerprint, record.change_key))

@@ -41,13 +41,26 @@ class TargetRecord:
     deleted_on_device: bool = False
 
 
+# What `Target.folder_id` holds for a profile with place = "default_folder": galsync writes through
+# /users/{id}/contacts there (user-post-contacts.md), and looks the folder's real id up only where Graph needs it
+# (contact delta). No Graph folder id looks like it, so the place of a stored target is known without a request.
+DEFAULT_CONTACTS_FOLDER = "@default-contacts"
+
+
+def folder_place(folder_id: str | None) -> str | None:
+    """The profile place ("own_folder", "default_folder") a stored `Target.folder_id` is in; None if unknown."""
+    if not folder_id:
+        return None
+    return "default_folder" if folder_id == DEFAULT_CONTACTS_FOLDER else "own_folder"
+
+
 @dataclass(frozen=True)
 class Target:
     """A target mailbox of a profile, with its managed folder and what kind of mailbox it is."""
 
     mailbox: str  # user id
     address: str = ""  # UPN or mail, for people reading reports
-    folder_id: str | None = None
+    folder_id: str | None = None  # the managed folder, or DEFAULT_CONTACTS_FOLDER; None until known
     purpose: str | None = None  # Graph's mailboxSettings/userPurpose: user, shared, room, ...
     active: bool = True  # False once the mailbox left the profile's targets (its contacts handled per policy)
 

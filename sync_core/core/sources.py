@@ -14,9 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from .categories import with_categories
 from .filters import GroupMembers, folder_contact_exclusion, org_contact_exclusion, user_exclusion
 from .fingerprint import fingerprint
 from .mapping import map_folder_contact, map_org_contact, map_user
+from .phones import dial_payload
 from .profile import Profile, Source
 from .records import SourceRecord
 
@@ -57,6 +59,7 @@ class Mapped:
     source_key: str
     payload: dict[str, Any]
     fingerprint: str
+    undialable: int = 0  # phone numbers [profile.phones] could not make dialable, kept as they were
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def read_user(item: Mapping[str, Any], profile: Profile, group_members: GroupMem
     reason = user_exclusion(item, profile, group_members)
     if reason is not None:
         return Gone(key, reason)
-    return _mapped(key, map_user(item, manager_name, profile))
+    return _mapped(key, map_user(item, manager_name, profile), profile, profile.source_of("users"))
 
 
 def read_org_contact(item: Mapping[str, Any], profile: Profile, manager_name: str | None = None,
@@ -85,16 +88,17 @@ def read_org_contact(item: Mapping[str, Any], profile: Profile, manager_name: st
     reason = org_contact_exclusion(item, profile)
     if reason is not None:
         return Gone(key, reason)
-    return _mapped(key, map_org_contact(item, profile, manager_name))
+    return _mapped(key, map_org_contact(item, profile, manager_name), profile, profile.source_of("org_contacts"))
 
 
-def read_folder_contact(item: Mapping[str, Any], profile: Profile, mailbox_id: str) -> SourceChange:
-    """One contact delta item of a shared source folder (in the mailbox with user id `mailbox_id`)."""
+def read_folder_contact(item: Mapping[str, Any], profile: Profile, mailbox_id: str, source: Source | None = None,
+                        ) -> SourceChange:
+    """One contact delta item of a shared source folder (`source`, in the mailbox with user id `mailbox_id`)."""
     key = folder_contact_key(mailbox_id, _id(item))
     reason = folder_contact_exclusion(item, profile)
     if reason is not None:
         return Gone(key, reason)
-    return _mapped(key, map_folder_contact(item, profile))
+    return _mapped(key, map_folder_contact(item, profile, source), profile, source)
 
 
 def _id(item: Mapping[str, Any]) -> str:
@@ -104,10 +108,13 @@ def _id(item: Mapping[str, Any]) -> str:
     return item_id
 
 
-def _mapped(key: str, payload: dict[str, Any]) -> SourceChange:
+def _mapped(key: str, payload: dict[str, Any], profile: Profile, source: Source | None) -> SourceChange:
+    """The finished payload: numbers made dialable (if the profile asks), then galsync's categories."""
     if "displayName" not in payload:
         return Gone(key, "no name to show")
-    return Mapped(key, payload, fingerprint(payload))
+    payload, undialable = dial_payload(payload, profile.phones)
+    payload = with_categories(payload, profile.categories_of(source))
+    return Mapped(key, payload, fingerprint(payload), undialable)
 
 
 def merge_sources(records: Iterable[SourceRecord], precedence: Sequence[str]) -> dict[str, DesiredContact]:

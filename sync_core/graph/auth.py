@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,25 +76,31 @@ MSAL_EXPIRY_MARGIN_SECONDS = 5 * 60
 
 @dataclass(frozen=True)
 class HeldToken:
-    """A token from msal, kept until `until` (monotonic seconds): when msal would no longer return it."""
+    """A token from msal, kept until `until` (seconds on `clock`): when msal would no longer return it."""
 
     value: str = field(repr=False)
     until: float
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     @classmethod
-    def of(cls, result: Mapping[str, Any]) -> HeldToken | None:
-        """From msal's answer; None when it does not say how long the token lives (then it is not kept)."""
+    def of(cls, result: Mapping[str, Any], *, clock: Callable[[], float] = time.monotonic,
+           wall_clock: Callable[[], float] = time.time) -> HeldToken | None:
+        """From msal's answer; None when it does not say how long the token lives (then it is not kept).
+
+        `clock` times the keeping (monotonic: a wall clock step must not keep a stale token); `wall_clock`
+        reads msal's refresh time, which msal gives in seconds since the epoch.
+        """
         try:
             keep = float(result["expires_in"]) - MSAL_EXPIRY_MARGIN_SECONDS
             refresh_on = result.get("refresh_on")  # msal's proactive refresh time, seconds since the epoch
             if refresh_on is not None:
-                keep = min(keep, float(refresh_on) - time.time())
+                keep = min(keep, float(refresh_on) - wall_clock())
         except (KeyError, TypeError, ValueError):
             return None
-        return cls(str(result["access_token"]), time.monotonic() + keep) if keep > 0 else None
+        return cls(str(result["access_token"]), clock() + keep, clock) if keep > 0 else None
 
     def fresh(self) -> bool:
-        return time.monotonic() < self.until
+        return self.clock() < self.until
 
 
 class ClientCredentialToken:

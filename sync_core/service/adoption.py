@@ -51,7 +51,7 @@ def adopt(client: GraphClient, profile: Profile, mailbox: str, folder_id: str,
 
     A folder that is gone (404) is one failed target in `report`, with no actions.
     """
-    fields = (*LISTED_FIELDS, *profile.mapped_fields)
+    fields = (*LISTED_FIELDS, *profile.written_fields)
     try:
         observed = [ObservedContact.from_graph(item)
                     for item in list_tagged_contacts(client, mailbox, folder_id, fields)]

@@ -37,6 +37,7 @@ from sync_core.core.tags import contact_tag_properties
 from sync_core.graph import BatchRequest, BatchResult, GraphClient, GraphError
 from sync_core.state.base import StateStore
 
+from .folder_listing import contact_url
 from .photos import UserPhoto, fetch_photo, remember_refusal, user_id_of
 from .target_work import ExecReport, TargetWork
 
@@ -67,7 +68,7 @@ class PhotoJob:
 
     @property
     def url(self) -> str:
-        return f"/users/{self.mailbox}/contactFolders/{self.folder_id}/contacts/{self.record.contact_id}"
+        return contact_url(self.mailbox, self.folder_id, self.record.contact_id)
 
     @property
     def name(self) -> str:

@@ -3,6 +3,7 @@
 Per profile it checks, cheapest first:
 - permissions: one cheap GET per Graph permission galsync needs (a 403 names the permission and the
   script that grants it), on a real target mailbox for the mailbox permissions;
+- names: every group, mailbox and source folder the profiles name, resolved in the directory (name_check.py);
 - mailbox scoping: a mailbox outside the targets answering 403 ErrorAccessDenied means Exchange RBAC for
   Applications limits galsync to its targets (good); 200 means galsync could touch every mailbox (warning);
 - subscriptions (state docs "subscription", compared with Graph's own list) and their expiry;
@@ -45,6 +46,7 @@ from .doctor_report import (
     where_found,
 )
 from .failing_targets import GRANT_SCRIPT, SCOPE_SCRIPT, load_all
+from .name_check import check_names
 from .poison import list_poison
 from .runtime import Runtime
 from .state_identity import state_problem
@@ -104,6 +106,11 @@ def doctor(rt: Runtime, profile_names: Sequence[str] | None = None, *, now: date
                 f"Application > {check.permission}, then grant admin consent)"))
         elif check.outcome == "unknown":
             findings.append(Finding(INFO, "permission", f"{check.permission} could not be checked: {check.detail}"))
+
+    for unknown in check_names(client, profiles):  # every unknown name at once, before a sync trips on one
+        findings.append(Finding(PROBLEM, "name", unknown.message(),
+                                f"{unknown.advice()} Fix it in the profiles file; `galsync config validate "
+                                "--online` checks the names again", profile=unknown.profile))
 
     contacts_ok = not any(c.outcome == "missing" and c.permission.startswith("Contacts") for c in permissions)
     scoping = _scoping(client, users, all_target_ids, _configured_addresses(profiles), contacts_ok)

@@ -27,13 +27,15 @@ from sync_core.core.actions import (
     Create,
     Delete,
     DeleteForeign,
+    DeleteMoved,
     Forget,
     Record,
     SetPhoto,
     Update,
 )
+from sync_core.core.categories import CATEGORIES, categories_of, ours_present
 from sync_core.core.fingerprint import fingerprint
-from sync_core.core.mapping import normalise_contact
+from sync_core.core.mapping import observed_fields
 from sync_core.core.profile import Profile
 from sync_core.core.records import TargetRecord
 from sync_core.core.tags import read_contact_tag
@@ -43,6 +45,7 @@ from sync_core.state.leases import LeaseLost
 
 from .contact_photos import write_photos
 from .folder_listing import contact_url, list_tagged_contacts
+from .owner_parts import SHARED, OwnerParts, adoption_body, read_owner_parts, update_body
 from .target_work import ExecReport, TargetWork
 from .waves import run_in_waves
 
@@ -79,11 +82,12 @@ def execute(client: GraphClient, store: StateStore, profile: Profile, works: Seq
     if not works:
         return report
     found = _find_tagged(client, profile, [w for w in works if _needs_lookup(w.actions)])
+    parts = read_owner_parts(client, works)
     pending: list[_Write[Any]] = []
     # Records written together carry one time (written_at is for people: "last written at").
     written_at = now()
     for work in works:
-        pending += _prepare(store, profile, work, found.get(work.mailbox, {}), written_at, report)
+        pending += _prepare(store, profile, work, found.get(work.mailbox, {}), parts, written_at, report)
     recorder = _Recorder(profile, report)
     retry = _send(client, store, recorder, pending, now, held)
     if retry:
@@ -130,7 +134,7 @@ def _find_tagged(client: GraphClient, profile: Profile, works: Sequence[TargetWo
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for work in works:
         by_key: dict[str, list[dict[str, Any]]] = {}
-        items = list_tagged_contacts(client, work.mailbox, work.folder_id, ("id", "changeKey"))
+        items = list_tagged_contacts(client, work.mailbox, work.folder_id, ("id", "changeKey", *SHARED))
         try:
             for item in items:
                 tag = read_contact_tag(item)
@@ -180,7 +184,7 @@ class _Prepared:
 
 
 def _prepare(store: StateStore, profile: Profile, work: TargetWork, found: Mapping[str, list[dict[str, Any]]],
-             written_at: str, report: ExecReport) -> list[_Write[Any]]:
+             parts: OwnerParts, written_at: str, report: ExecReport) -> list[_Write[Any]]:
     """Turn actions into batch requests; write in-flight records and state-only actions first."""
     prep = _Prepared(work, found, written_at, report)
     for action in work.actions:
@@ -188,11 +192,14 @@ def _prepare(store: StateStore, profile: Profile, work: TargetWork, found: Mappi
             case Create():
                 _create(prep, action)
             case Update():
-                prep.write("PATCH", action.contact_id, action, _updated, body=dict(action.changes))
+                body = update_body(action, parts.get((work.mailbox, action.contact_id)))
+                prep.write("PATCH", action.contact_id, action, _updated, body=body)
             case Delete():
                 _delete(prep, action)
             case DeleteForeign():
                 prep.write("DELETE", action.contact_id, action, _foreign_deleted)
+            case DeleteMoved():
+                prep.write("DELETE", action.contact_id, action, _moved_deleted)
             case Record():
                 _record(prep, action)
             case Forget():
@@ -264,8 +271,8 @@ def _create(prep: _Prepared, action: Create) -> None:
     """An in-flight record, then POST; a recovering create adopts the contact found by its tag instead."""
     existing = prep.found.get(action.source_key, []) if action.recover else []
     if existing:
-        prep.write("PATCH", str(existing[0]["id"]), action, _adopted, body=action.adoption_patch(),
-                   keep=CREATED_FIELDS)
+        body = adoption_body(action.adoption_patch(), existing[0], categories_of(action.body))
+        prep.write("PATCH", str(existing[0]["id"]), action, _adopted, body=body, keep=CREATED_FIELDS)
         return
     prep.in_flight.append(TargetRecord(prep.work.mailbox, action.source_key, None, "", None, prep.written_at))
     prep.writes.append(_create_write(prep.work, prep.url, action))
@@ -325,7 +332,9 @@ def _change_key_if_as_desired(profile: Profile, action: Update, body: Mapping[st
     reconcile forever. Without a changeKey the reconcile sees the contact as edited on a device and puts
     galsync's fields back (I3); an if_empty field the user filled costs a record, no write.
     """
-    shown = {k: v for k, v in normalise_contact(body).items() if k in profile.mapped_fields}
+    shown = {k: v for k, v in observed_fields(body).items() if k in profile.mapped_fields}
+    if present := ours_present(categories_of(body), action.categories):
+        shown[CATEGORIES] = present  # the names a person added are theirs, not a difference
     change_key = body.get("changeKey")
     return str(change_key) if change_key and fingerprint(shown) == action.fingerprint else None
 
@@ -378,6 +387,15 @@ def _foreign_deleted(rec: _Recorder, item: _Write[DeleteForeign], result: BatchR
         rec.report.counts["foreign_deleted"] += 1
     else:
         rec.failed(item, result)
+    return []
+
+
+def _moved_deleted(rec: _Recorder, item: _Write[DeleteMoved], result: BatchResult) -> list[_Write[Any]]:
+    """The old place's copy is gone (or was already): no record changes, it names the new copy."""
+    if not result.ok and result.status != 404:
+        rec.failed(item, result)
+        return []
+    rec.report.counts["deleted" if result.ok else "already_deleted"] += 1
     return []
 
 

@@ -46,6 +46,11 @@ class ExplainError(LookupError):
     """The mailbox to explain cannot be found or read; the message says which and why."""
 
 
+class BadQuestion(ExplainError):
+    """No user or mailbox by that name or id, or no contact name: a mistake in the question (bad usage),
+    not a failure of galsync."""
+
+
 @dataclass(frozen=True)
 class Folder:
     folder_id: str
@@ -114,12 +119,12 @@ def explain(rt: Runtime, mailbox: str, contact_name: str) -> Explanation:
     """Find contacts called `contact_name` in `mailbox` (id or address) and tell each one's story."""
     wanted = contact_name.strip().casefold()
     if not wanted:
-        raise ExplainError("--contact is empty; give the contact's display name as the phone shows it")
+        raise BadQuestion("--contact is empty; give the contact's display name as the phone shows it")
     client = rt.client
     try:
         user = client.get(f"/users/{mailbox}", params={"$select": "id,displayName,mail,userPrincipalName"})
     except NotFound:
-        raise ExplainError(f'no user or mailbox "{mailbox}" in the directory; give its address or object id') \
+        raise BadQuestion(f'no user or mailbox "{mailbox}" in the directory; give its address or object id') \
             from None
     mailbox_id = str(user["id"]).lower()
     address = str(user.get("mail") or user.get("userPrincipalName") or mailbox)

@@ -58,12 +58,13 @@ class TargetFailure(docs.FailingTarget):
 
     @property
     def label(self) -> str:
-        return f"{self.address} ({self.key})" if self.address and self.address != self.key else self.key
+        """The mailbox by address; by its id only when its address could not be found out."""
+        return self.address or self.key
 
     def what(self) -> str:
-        """The mailbox by address and Graph's answer: "mailbox ann@x (id): 403 ErrorAccessDenied while ..."."""
+        """The mailbox and Graph's answer: "ann@contoso.com: 403 ErrorAccessDenied while writing its contacts"."""
         answer = f"{self.status} {self.code}" if self.status else self.code
-        return f"mailbox {self.label}: {answer} while {_DOING.get(self.stage, self.stage)}"
+        return f"{self.label}: {answer} while {_DOING.get(self.stage, self.stage)}"
 
     def line(self) -> str:
         """One line for run reports: what failed, and what to do."""

@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from sync_core.core.profile import Profile
-from sync_core.core.records import Target
+from sync_core.core.records import DEFAULT_CONTACTS_FOLDER, Target
 from sync_core.graph import BatchRequest, GraphClient, GraphError
 from sync_core.state import docs
 from sync_core.state.base import StateStore
+
+from .folder_listing import contact_url
 
 log = logging.getLogger("galsync.folders")
 
@@ -38,14 +40,20 @@ def folder_link(mailbox: str) -> str:
 
 
 def probe_folders(client: GraphClient, targets: Sequence[Target]) -> dict[str, GraphError | None]:
-    """Ask for each target's managed folder once (in `$batch` calls): None where it answered, else the error."""
-    results = client.batch([BatchRequest("GET", f"/users/{t.mailbox}/contactFolders/{t.folder_id}?$select=id")
-                            for t in targets])
+    """Ask for each target's managed folder once (in `$batch` calls): None where it answered, else the error.
+    The default Contacts folder cannot be deleted: there the mailbox is asked for one contact id."""
+    results = client.batch([BatchRequest("GET", _probe_url(t)) for t in targets])
     out: dict[str, GraphError | None] = {}
     for target, result in zip(targets, results, strict=True):
         out[target.mailbox] = None if result.ok else (
             result.error or GraphError(result.status, f"HTTP{result.status}", "no usable answer"))
     return out
+
+
+def _probe_url(target: Target) -> str:
+    if target.folder_id == DEFAULT_CONTACTS_FOLDER:
+        return contact_url(target.mailbox, DEFAULT_CONTACTS_FOLDER) + "?$top=1&$select=id"
+    return f"/users/{target.mailbox}/contactFolders/{target.folder_id}?$select=id"
 
 
 def forget_folder(store: StateStore, profile: Profile, target: Target) -> Target:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from sync_core.core.records import DEFAULT_CONTACTS_FOLDER
 from sync_core.core.tags import CONTACT_TAG_EXPAND
 from sync_core.graph import GraphClient
 
@@ -20,7 +21,12 @@ PAGE_SIZE = 1000
 
 
 def contact_url(mailbox: str, folder_id: str, contact_id: str | None = None) -> str:
-    base = f"/users/{mailbox}/contactFolders/{folder_id}/contacts"
+    """The contacts of a target's folder (or one of them); the default Contacts folder is /users/{id}/contacts
+    (user-post-contacts.md, user-list-contacts.md, contact-update.md), which needs no folder id."""
+    if folder_id == DEFAULT_CONTACTS_FOLDER:
+        base = f"/users/{mailbox}/contacts"
+    else:
+        base = f"/users/{mailbox}/contactFolders/{folder_id}/contacts"
     return base if contact_id is None else f"{base}/{contact_id}"
 
 

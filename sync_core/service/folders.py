@@ -1,7 +1,9 @@
 """The managed contact folder in each target mailbox: found by galsync's hidden tag, created and tagged once.
 
 A folder with the configured name that galsync did not create is never taken over (I1): the admin gets a
-clear error naming the mailbox and the folder, and can configure another name.
+clear error naming the mailbox and the folder, and can configure another name. A profile with place =
+"default_folder" has no folder of its own: its "folder" is the mailbox's default Contacts folder, which always
+exists (records.DEFAULT_CONTACTS_FOLDER), and nothing is looked up or created for it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from sync_core.core.profile import Profile
+from sync_core.core.records import DEFAULT_CONTACTS_FOLDER
 from sync_core.core.tags import FOLDER_TAG_EXPAND, folder_tag_properties, read_folder_tag
 from sync_core.graph import AuthError, BatchRequest, Conflict, GraphClient, GraphError
 
@@ -29,6 +32,8 @@ class FolderConflict(RuntimeError):
 
 def find_folder(client: GraphClient, profile: Profile, mailbox: str) -> str | None:
     """The id of this profile's managed folder in `mailbox`, or None; FolderConflict for a foreign namesake."""
+    if profile.place == "default_folder":
+        return DEFAULT_CONTACTS_FOLDER
     same_named = list(_same_named(client, profile, mailbox))
     for folder in same_named:
         if read_folder_tag(folder) == profile.name:
@@ -66,6 +71,8 @@ def ensure_folders(client: GraphClient, profile: Profile, mailboxes: Sequence[st
     folder this call created: known empty, so their fill has nothing to adopt (adoption.py) and reads nothing.
     """
     out: dict[str, str | FolderConflict | GraphError] = {}
+    if profile.place == "default_folder":
+        return dict.fromkeys(mailboxes, DEFAULT_CONTACTS_FOLDER)
     name = profile.folder.replace("'", "''")
     params = urlencode({"$filter": f"displayName eq '{name}'", "$expand": FOLDER_TAG_EXPAND}, quote_via=quote)
     looked = client.batch([BatchRequest("GET", f"/users/{m}/contactFolders?{params}") for m in mailboxes])

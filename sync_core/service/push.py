@@ -13,13 +13,13 @@ the same push (mailbox_checks.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 
 from sync_core.core.actions import Create
 from sync_core.core.plan import SharedCreates, create_action, plan_removed_target, plan_target
 from sync_core.core.profile import Profile
-from sync_core.core.records import SourceRecord, Target
+from sync_core.core.records import SourceRecord, Target, folder_place
 from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
 from sync_core.graph import GraphError
 from sync_core.settings import LEASE_SECONDS
@@ -31,6 +31,7 @@ from .adoption import adopt
 from .executor import execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
 from .mailbox_checks import MailboxChecks
+from .moves import finish_moves, pending_moves, start_move
 from .runtime import PushMessage, Runtime
 from .target_work import ExecReport, TargetWork
 
@@ -102,17 +103,25 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
     active = checks.ready([targets[m] for m in message.mailboxes if m in targets and targets[m].active], report)
     shared = SharedCreates(profile)  # a contact's create is the same for every target of the push
     known_empty = set(message.new_folders)  # folders made in this run
-    written = _with_folders(rt, profile, active, report, checks, made=known_empty)
+    moved: set[str] = set()  # targets that move to the profile's place in this push (moves.py)
+    everything = _Everything(store, profile, desired if wanted_keys is None else None)
+    written = _with_folders(rt, profile, active, report, checks, made=known_empty, moved=moved)
     for target in written:
         mailbox = target.mailbox
-        records = store.get_target_records(profile.name, mailbox, wanted_keys)
-        if wanted_keys is None and not records and mailbox not in known_empty:
+        # A target that moves gets every contact in its new place, whatever this push's keys.
+        keys, target_want = (None, everything.get()) if mailbox in moved else (wanted_keys, want)
+        records = store.get_target_records(profile.name, mailbox, keys)
+        if keys is None and not records and mailbox not in known_empty:
             # A fill with nothing recorded, into a folder that may hold galsync's contacts (lost state).
-            actions = adopt(client, profile, mailbox, target.folder_id or "", want, report)
+            actions = adopt(client, profile, mailbox, target.folder_id or "", target_want, report)
         else:
-            actions = plan_target(mailbox, want, previous, records, profile, shared)
+            actions = plan_target(mailbox, target_want, previous, records, profile, shared)
         works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
     report.merge(execute(client, store, profile, works, rt.now_iso, held))
+    # The old place's copies of a move go once the new place has its own: in the same run, after the creates.
+    if moves := pending_moves(store, profile, [t.mailbox for t in active]):
+        wanted = everything.get()
+        report.merge(finish_moves(client, store, profile, moves, wanted.__contains__, rt.now_iso, held))
     healed = checks.settle(written, report)
     if healed:
         refill = _refill(rt, profile, healed, checks, held)
@@ -143,7 +152,7 @@ def _refill(rt: Runtime, profile: Profile, targets: list[Target], checks: Mailbo
 
 
 def _desired(store: StateStore, profile: Profile, keys: tuple[str, ...] | None
-             ) -> tuple[dict[str, DesiredContact], dict[str, SourceRecord], set[str] | None]:
+             ) -> tuple[dict[str, DesiredContact], Mapping[str, SourceRecord], set[str] | None]:
     """Desired contacts (for `keys`, or all), previous versions to diff against, and the keys to plan."""
     multi = len({s.kind for s in profile.sources}) > 1 or len(profile.sources) > 1
     if keys is None or multi:
@@ -158,12 +167,52 @@ def _desired(store: StateStore, profile: Profile, keys: tuple[str, ...] | None
         wanted = set(keys)
         if multi:
             wanted |= _same_person(records, wanted)
+    if wanted is None:
+        return desired, _AllPrevious(store, profile), wanted
     previous: dict[str, SourceRecord] = {}
-    for key in sorted(wanted or ()):
+    for key in sorted(wanted):
         prev = docs.read(store, docs.Prev, docs.prev_key(profile.name, key))
         if prev is not None:
             previous[key] = prev.record(key)
     return desired, previous, wanted
+
+
+class _AllPrevious(Mapping[str, SourceRecord]):
+    """The previous version of every changed source, for a push of all keys (after a configuration change),
+    listed once and only when a target's record is behind: so a category taken out of the profile is taken
+    off the contacts, and only what changed is sent."""
+
+    def __init__(self, store: StateStore, profile: Profile) -> None:
+        self.store, self.profile = store, profile
+        self._loaded: dict[str, SourceRecord] | None = None
+
+    def _all(self) -> dict[str, SourceRecord]:
+        if self._loaded is None:
+            prefix = docs.prev_key(self.profile.name, "")
+            self._loaded = {key[len(prefix):]: prev.record(key[len(prefix):])
+                            for key, prev in docs.read_all(self.store, docs.Prev) if key.startswith(prefix)}
+        return self._loaded
+
+    def __getitem__(self, key: str) -> SourceRecord:
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+class _Everything:
+    """Every desired contact of the profile, read from the store at most once, and only if a move needs it."""
+
+    def __init__(self, store: StateStore, profile: Profile, known: dict[str, DesiredContact] | None) -> None:
+        self.store, self.profile, self.known = store, profile, known
+
+    def get(self) -> dict[str, DesiredContact]:
+        if self.known is None:
+            self.known = _desired(self.store, self.profile, None)[0]
+        return self.known
 
 
 def _same_person(records: list[SourceRecord], keys: set[str]) -> set[str]:
@@ -183,11 +232,12 @@ def _recreator(profile: Profile, desired: Mapping[str, DesiredContact]) -> Calla
 
 
 def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport, checks: MailboxChecks,
-                  made: set[str] | None = None) -> list[Target]:
+                  made: set[str] | None = None, moved: set[str] | None = None) -> list[Target]:
     """The targets with their managed folder, found or created in `$batch` calls for those that have none yet
     (`made` collects the mailboxes whose folder was created here); a target whose folder name is taken by a
-    foreign folder, or whose mailbox refuses, is reported and left out."""
-    missing = [t for t in targets if not t.folder_id]
+    foreign folder, or whose mailbox refuses, is reported and left out. A target stored in the profile's other
+    place starts its move there (moves.py; `moved` collects it)."""
+    missing = [t for t in targets if folder_place(t.folder_id) != profile.place]
     found = ensure_folders(rt.client, profile, [t.mailbox for t in missing], made=made) if missing else {}
     out: list[Target] = []
     for target in targets:
@@ -200,6 +250,10 @@ def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: 
             checks.folder_failed(target, folder)
             continue
         if folder != target.folder_id:
+            if target.folder_id:
+                start_move(rt.store, profile, target, rt.now_iso())
+                if moved is not None:
+                    moved.add(target.mailbox)
             target = Target(target.mailbox, target.address, folder, target.purpose, target.active)
             rt.store.put_target(profile.name, target)
         out.append(target)

@@ -14,7 +14,9 @@ import logging
 from dataclasses import dataclass
 
 from sync_core.core.profile import ConfigError
+from sync_core.settings import LEASE_SECONDS
 from sync_core.state.base import StateMismatch
+from sync_core.state.leases import take_over_stale_pending
 
 from . import poison
 from .doctor import doctor
@@ -30,6 +32,7 @@ from .queue_messages import (
     SyncMessage,
     parse_push_message,
     parse_source_message,
+    sync_lease,
 )
 from .reconcile import reconcile_profile
 from .runtime import PushMessage, Runtime
@@ -39,6 +42,10 @@ from .sync import sync_profile
 from .target_work import ExecReport
 
 log = logging.getLogger("galsync.queue")
+
+# The stale-flag sweep runs every third of a lease ttl, so a change notified while a worker died waits about
+# a ttl and a third at most for its sync, even when no further notification comes.
+STALE_PENDING_SCHEDULE = "*/20 * * * * *"
 
 _PERMANENT = (BadMessage, ConfigError, GroupConfigError, StateMismatch)
 
@@ -132,6 +139,19 @@ def scheduled_syncs(rt: Runtime) -> list[str]:
     """The safety net: a sync message for every profile, whatever the pending flags say (a flag whose message
     was lost would otherwise keep blocking notifications)."""
     return [SyncMessage(name, "timer").to_json() for name in rt.config.names]
+
+
+def stale_pending_syncs(rt: Runtime) -> list[str]:
+    """A sync message for each profile whose pending flag nobody will take (a lease ttl old, no live lease):
+    its sync message found the profile's lease held, and the holder died before it ran once more for it (or
+    the message sent with the flag was lost). The webhook's next notification would send it too; this sweep
+    is for the change notified while the worker died when no further notification comes. Each such flag is
+    raised afresh (`take_over_stale_pending`), so later sweeps and the webhook add nothing while this message
+    waits; a clear flag, or one a live worker will take, costs one read and sends nothing."""
+    stale = [name for name in rt.config.names if take_over_stale_pending(rt.store, sync_lease(name), LEASE_SECONDS)]
+    if stale:
+        log.warning("stale pending flags: %d profile(s) get their sync again", len(stale))
+    return [SyncMessage(name, "stale-pending").to_json() for name in stale]
 
 
 def scheduled_reconciles(rt: Runtime) -> list[str]:

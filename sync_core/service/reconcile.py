@@ -28,7 +28,7 @@ from sync_core.core.actions import Action, Create
 from sync_core.core.drift import Drift, ForeignContact, ObservedContact, classify
 from sync_core.core.plan import plan_target
 from sync_core.core.profile import Profile
-from sync_core.core.records import Run, Target, TargetRecord
+from sync_core.core.records import DEFAULT_CONTACTS_FOLDER, Run, Target, TargetRecord, folder_place
 from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
 from sync_core.core.tags import CONTACT_TAG_EXPAND, contact_tag_value, parse_contact_tag
 from sync_core.graph import DeltaTokenExpired, GraphClient, GraphError, NotFound
@@ -36,11 +36,13 @@ from sync_core.state import docs
 from sync_core.state.leases import Heartbeat, LeaseLost
 
 from . import photos
+from .default_folder import delta_url
 from .executor import execute
 from .failing_targets import RECONCILE, FailingTargets, TargetFailure
 from .folder_heal import FolderGone, folder_gone, folder_link, forget_folder
-from .folder_listing import contact_url
+from .folder_listing import contact_url, list_tagged_contacts
 from .folders import FolderConflict
+from .moves import finish_moves, pending_moves
 from .push import TARGET_LEASE_SECONDS, target_lease, with_folder
 from .runtime import Runtime, new_run_id
 from .target_work import ExecReport, TargetWork
@@ -48,6 +50,8 @@ from .target_work import ExecReport, TargetWork
 log = logging.getLogger("galsync.reconcile")
 
 READ_FIELDS = ("displayName", "changeKey", "createdDateTime", "lastModifiedDateTime")
+# Unknown contacts a reconcile reads one GET each; beyond this many, one listing of the folder is cheaper.
+READ_ONE_BY_ONE = 20
 
 
 @dataclass
@@ -61,13 +65,17 @@ class ReconcileReport:
     planned: Counter[str] = field(default_factory=Counter)
     exec: ExecReport = field(default_factory=ExecReport)
     foreign: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # mailbox -> foreign contacts
+    # mailbox -> how many of its owner's own contacts share the default Contacts folder (counted, not listed)
+    owner_contacts: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     errors: list[str] = field(default_factory=list)
     failing: list[TargetFailure] = field(default_factory=list)  # targets that failed this night (they alone)
 
 
-def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) -> ReconcileReport:
-    """Reconcile every active target of one profile (see the module doc)."""
+def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False,
+                      progress: Callable[[int, int], None] | None = None) -> ReconcileReport:
+    """Reconcile every active target of one profile (see the module doc); `progress(done, total)` hears of
+    each mailbox read (the command line's progress line)."""
     profile = rt.config.profile(profile_name)
     report = ReconcileReport(profile.name, new_run_id(), dry_run=dry_run)
     started = rt.now_iso()
@@ -78,10 +86,11 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) 
         if checks.checked:
             report.exec.counts.update({"photos_checked": checks.checked, "photos_changed": len(checks.changed)})
     desired = _desired(rt, profile)
+    active = [(m, t) for m, t in sorted(rt.store.get_targets(profile.name).items()) if t.active]
     failing = FailingTargets(rt.store, rt.client, profile.name, report.run_id, rt.now_iso)
-    for mailbox, target in sorted(rt.store.get_targets(profile.name).items()):
-        if not target.active:
-            continue
+    for mailbox, target in active:
+        if progress is not None:
+            progress(report.targets, len(active))
         report.targets += 1
         with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
             if not dry_run and not beat.take(target_lease(profile, mailbox)):
@@ -102,6 +111,8 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False) 
                 log.warning("profile %s: reconcile of mailbox %s failed: %s", profile.name, mailbox, exc)
             else:
                 failing.fail_refused(mailbox, RECONCILE, report.exec.refused.get(mailbox), address=target.address)
+    if progress is not None:
+        progress(report.targets, len(active))
     if not dry_run:
         report.failing = failing.save()
         report.errors += [f.line() for f in report.failing]
@@ -148,6 +159,9 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
             report.planned["Create"] += len(desired)
             return
         target = with_folder(rt, profile, target)
+    if folder_place(target.folder_id) != profile.place:
+        report.drift["moving"] += 1  # the profile's place changed: the next push moves this target (moves.py)
+        return
     folder_id = target.folder_id or ""
     records = store.get_target_records(profile.name, target.mailbox)
     link_name = folder_link(target.mailbox)
@@ -155,9 +169,10 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
         seen, removed_ids, link, full = _folder_changes(client, profile, target.mailbox, folder_id,
                                                         store.get_delta_link(profile.name, link_name))
     except NotFound as exc:
-        if folder_gone(exc):
+        if folder_id != DEFAULT_CONTACTS_FOLDER and folder_gone(exc):
             raise FolderGone(target.mailbox) from exc
         raise
+    tags = _listed_tags(client, target.mailbox, folder_id, seen, records)
     by_id = {r.contact_id: r for r in records.values() if r.contact_id}
     if full:
         # A full read lists every contact: a recorded one that is not there was deleted (delta only says so
@@ -173,7 +188,8 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
             continue
         # Unknown, or changed outside galsync (a phone that saves back its own copy strips the tag): read it
         # again with its tag, which delta cannot expand.
-        read = _read_tagged(client, target.mailbox, folder_id, contact_id)
+        read = tags.get(contact_id) if tags is not None else _read_tagged(client, target.mailbox, folder_id,
+                                                                           contact_id)
         if read is None and record is not None:  # gone since delta listed it: the next night sees it removed
             observed.append(_observed(item, contact_tag_value(profile.name, record.source_key)))
         else:
@@ -188,10 +204,20 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
         report.drift["missed_by_push"] += len(rest)
     report.planned.update(type(action).__name__ for action in actions)
     foreign_key = docs.foreign_key(profile.name, target.mailbox)
-    foreign = _foreign_contacts(docs.read(store, docs.Foreign, foreign_key), drift.foreign, removed_ids)
-    if target.purpose == "shared":
+    in_default = folder_id == DEFAULT_CONTACTS_FOLDER
+    owner_contacts: int | None = None
+    if in_default and target.purpose != "shared":
+        # The owner's own contacts share the folder: counted (one request), never listed by the thousand.
+        owner_contacts = _owner_contacts(client, target.mailbox, records)
+        foreign: list[dict[str, Any]] = []
+    else:
+        foreign = _foreign_contacts(docs.read(store, docs.Foreign, foreign_key), drift.foreign, removed_ids,
+                                    "Contacts" if in_default else "managed")
+    if target.purpose == "shared" and not in_default:
         foreign += _default_folder_contacts(client, target.mailbox)
     report.foreign[target.mailbox] = foreign
+    if owner_contacts is not None:
+        report.owner_contacts[target.mailbox] = owner_contacts
     if report.dry_run:
         return
     if any(isinstance(a, Create) and a.source_key not in records for a in actions) and \
@@ -200,7 +226,10 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
     repairs = execute(client, store, profile, [TargetWork(target.mailbox, folder_id, actions, records, None)],
                       rt.now_iso, held) if actions else ExecReport()
     report.exec.merge(repairs)
-    docs.write(store, foreign_key, docs.Foreign(rt.now_iso(), target.purpose, tuple(foreign)))
+    docs.write(store, foreign_key, docs.Foreign(rt.now_iso(), target.purpose, tuple(foreign), owner_contacts))
+    # A move whose end a crash interrupted ends here (moves.py).
+    if moves := pending_moves(store, profile, [target.mailbox]):
+        report.exec.merge(finish_moves(client, store, profile, moves, desired.__contains__, rt.now_iso, held))
     # A repair that failed keeps the old link: the next reconcile sees that drift again (found by the chaos
     # suite: with the link moved on, a contact whose repair failed looked intact forever).
     if link and not repairs.counts["failed"]:
@@ -224,8 +253,37 @@ def _folder_changes(client: GraphClient, profile: Profile, mailbox: str, folder_
         except DeltaTokenExpired:
             log.info("profile %s: folder delta token of mailbox %s expired; reading the folder in full",
                      profile.name, mailbox)
-    select = ",".join(dict.fromkeys((*READ_FIELDS, *profile.mapped_fields)))
-    return (*_walk(client.delta(f"{contact_url(mailbox, folder_id)}/delta", params={"$select": select})), True)
+    select = ",".join(dict.fromkeys((*READ_FIELDS, *profile.written_fields)))
+    url = delta_url(client, mailbox, folder_id)
+    if url is None:  # an empty default Contacts folder: nothing to read, and no link to keep
+        return [], set(), None, True
+    return (*_walk(client.delta(url, params={"$select": select})), True)
+
+
+def _listed_tags(client: GraphClient, mailbox: str, folder_id: str, seen: list[dict[str, Any]],
+                 records: Mapping[str, TargetRecord]) -> dict[str, dict[str, Any]] | None:
+    """Delta's items with their tags, from one listing of the folder, when there are too many unknown ones to
+    read one by one (the first night in a default Contacts folder: the owner's own contacts); else None."""
+    known = {r.contact_id: r.change_key for r in records.values() if r.contact_id}
+    unknown = [i for i in seen if str(i["id"]) not in known or known[str(i["id"])] != i.get("changeKey")]
+    if len(unknown) <= READ_ONE_BY_ONE:
+        return None
+    by_id = {str(i["id"]): i for i in unknown}
+    out: dict[str, dict[str, Any]] = {}
+    for listed in list_tagged_contacts(client, mailbox, folder_id, ("id",)):
+        item = by_id.get(str(listed["id"]))
+        if item is not None:
+            tagged = listed.get("singleValueExtendedProperties")
+            out[str(listed["id"])] = {**item, "singleValueExtendedProperties": tagged} if tagged else item
+    return out
+
+
+def _owner_contacts(client: GraphClient, mailbox: str, records: Mapping[str, TargetRecord]) -> int:
+    """How many contacts of the default Contacts folder this profile did not write ($count, one request)."""
+    page = client.get(f"/users/{mailbox}/contacts", params={"$count": "true", "$top": "1", "$select": "id"})
+    total = page.get("@odata.count")
+    ours = sum(1 for r in records.values() if r.contact_id and not r.deleted_on_device)
+    return max(int(total) - ours, 0) if isinstance(total, int) else 0
 
 
 def _walk(delta: Any) -> tuple[list[dict[str, Any]], set[str], str | None]:
@@ -296,17 +354,20 @@ def _classify(profile: Profile, records: Mapping[str, TargetRecord], keys: set[s
                     {k: d for k, d in desired.items() if k in keys}, profile)
 
 
-def _foreign_contacts(previous: docs.Foreign | None, found: tuple[ForeignContact, ...], removed_ids: set[str]
-                      ) -> list[dict[str, Any]]:
-    """Foreign contacts of the mailbox: last night's list, minus what is gone, plus what delta showed."""
+def _foreign_contacts(previous: docs.Foreign | None, found: tuple[ForeignContact, ...], removed_ids: set[str],
+                      folder: str = "managed") -> list[dict[str, Any]]:
+    """Foreign contacts of the mailbox: last night's list, minus what is gone, plus what delta showed.
+
+    `folder` is where galsync writes: "managed" (its own folder) or "Contacts" (the default folder).
+    """
     known: dict[str, dict[str, Any]] = {}
     if previous is not None:
-        known = {c["id"]: dict(c) for c in previous.contacts if c.get("folder") == "managed"}
+        known = {c["id"]: dict(c) for c in previous.contacts if c.get("folder") == folder}
     for contact_id in removed_ids:
         known.pop(contact_id, None)
     for contact in found:
         known[contact.contact_id] = {"id": contact.contact_id, "displayName": contact.display_name,
                                      "createdDateTime": contact.created,
                                      "lastModifiedDateTime": contact.last_modified,
-                                     "otherProfile": contact.other_profile, "folder": "managed"}
+                                     "otherProfile": contact.other_profile, "folder": folder}
     return sorted(known.values(), key=lambda c: (c.get("createdDateTime") or "", c["id"]))

@@ -40,6 +40,7 @@ class SourceChanges:
     on_stored: Callable[[Collection[str]], None] | None = None
     changed: int = 0
     removed: int = 0
+    undialable: int = 0  # phone numbers of the items read that [profile.phones] kept as they were
     # Changed and removed keys; None once there are more than a push message can name (push everything).
     keys: set[str] | None = field(default_factory=set)
     renamed: dict[str, str] = field(default_factory=dict)  # manager renames: old displayName -> new
@@ -60,6 +61,7 @@ class SourceChanges:
         for key, change in changes.items():
             old = previous.get(key)
             if isinstance(change, Mapped):
+                self.undialable += change.undialable
                 if old is None or old.fingerprint != change.fingerprint:
                     new_records[key] = SourceRecord(key, change.fingerprint, change.payload,
                                                     old.photo_etag if old is not None else None)

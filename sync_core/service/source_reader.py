@@ -167,7 +167,7 @@ def _contact_chunks(profile: Profile, kind: str, items: Iterable[dict[str, Any]]
     for batch in _batched(items, CHUNK_ITEMS):
         out.items += len(batch)
         changes = (read_org_contact(item, profile) if kind == "org_contacts"
-                   else read_folder_contact(item, profile, out.folder_mailbox or "") for item in batch)
+                   else read_folder_contact(item, profile, out.folder_mailbox or "", out.source) for item in batch)
         yield {change.source_key: change for change in changes}
 
 

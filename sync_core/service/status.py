@@ -21,6 +21,7 @@ from .failing_targets import TargetFailure, load_all
 from .poison import PoisonRecord, list_poison
 
 DAMAGED = "(damaged record)"  # the resource shown for a subscription record that cannot be read
+LATEST_WINDOW = 500  # recent runs read to find each kind's latest run, whatever --limit lists
 
 
 @dataclass(frozen=True)
@@ -63,15 +64,14 @@ class StatusReport:
     poison: tuple[PoisonRecord, ...]
     subscriptions: tuple[SubscriptionState, ...]
     leases: tuple[Lease, ...] = ()
+    latest: tuple[Run, ...] = ()  # the latest run of each (profile, kind), however few runs are listed
     failing_targets: tuple[TargetFailure, ...] = ()  # target mailboxes failing alone, oldest first
 
     @property
     def failures(self) -> tuple[Run, ...]:
-        """Recent runs that failed (or partly failed) and were not followed by a good run of the same work."""
-        latest: dict[tuple[str, str], Run] = {}
-        for run in self.runs:  # newest first
-            latest.setdefault((run.profile, run.kind), run)
-        return tuple(r for r in latest.values() if r.outcome in ("failed", "partial"))
+        """Runs that failed (or partly failed) and were not followed by a good run of the same work; read
+        from each kind's latest run, so listing fewer runs (--limit) never hides one."""
+        return tuple(r for r in self.latest if r.outcome in ("failed", "partial"))
 
     @property
     def healthy(self) -> bool:
@@ -102,19 +102,27 @@ def status(store: StateStore, profiles: Iterable[str], *, limit: int = 20, now: 
            ) -> StatusReport:
     """The status report; `profiles` are the configured profile names (their targets are counted)."""
     now = now or datetime.now(UTC)
-    runs = tuple(store.recent_runs(None, limit))
+    window = store.recent_runs(None, max(limit, LATEST_WINDOW))
+    latest = _latest_by_kind(window)
     per_profile = []
     for name in profiles:
         targets = [t for t in store.get_targets(name).values() if t.active]
-        own = store.recent_runs(name, limit)
+        if not any(profile == name for profile, _kind in latest):  # other profiles' runs filled the window
+            latest.update(_latest_by_kind(store.recent_runs(name, LATEST_WINDOW)))
         per_profile.append(ProfileStatus(
             name, len(targets), sum(1 for t in targets if is_shared(t)),
-            next((r for r in own if r.kind == "sync"), None),
-            next((r for r in own if r.kind == "reconcile"), None),
+            latest.get((name, "sync")), latest.get((name, "reconcile")),
         ))
-    return StatusReport(iso(now), tuple(per_profile), runs, tuple(list_poison(store)),
-                        tuple(subscriptions(store)), tuple(store.list_leases()),
+    return StatusReport(iso(now), tuple(per_profile), tuple(window[:limit]), tuple(list_poison(store)),
+                        tuple(subscriptions(store)), tuple(store.list_leases()), tuple(latest.values()),
                         tuple(load_all(store, [p.name for p in per_profile])))
+
+
+def _latest_by_kind(runs: Iterable[Run]) -> dict[tuple[str, str], Run]:
+    latest: dict[tuple[str, str], Run] = {}
+    for run in runs:  # newest first
+        latest.setdefault((run.profile, run.kind), run)
+    return latest
 
 
 def subscriptions(store: StateStore) -> list[SubscriptionState]:

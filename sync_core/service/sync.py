@@ -47,6 +47,19 @@ from .target_work import ExecReport
 log = logging.getLogger("galsync.sync")
 
 
+MAX_PLANNED_WRITES = 10_000  # a dry run lists at most this many contacts one by one (the counts are all there)
+
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    """One write a dry run found: which mailbox (its address), what kind of action, and which contact."""
+
+    mailbox: str
+    action: str  # Create, Update, Delete, ...
+    source_key: str
+    name: str  # the contact's display name ("" when the source record has none)
+
+
 @dataclass
 class SyncReport:
     profile: str
@@ -56,17 +69,21 @@ class SyncReport:
     requests: dict[str, int] = field(default_factory=dict)
     changed: int = 0
     removed: int = 0
+    undialable: int = 0  # phone numbers read that could not be made dialable ([profile.phones]), kept as they were
     targets: int = 0
     new_targets: int = 0
     removed_targets: int = 0
     messages: int = 0
     planned: dict[str, int] = field(default_factory=dict)  # dry run: action kind -> count
+    planned_by_mailbox: dict[str, dict[str, int]] = field(default_factory=dict)  # dry run: address -> kind -> n
+    planned_writes: list[PlannedWrite] = field(default_factory=list)  # dry run: the first MAX_PLANNED_WRITES
     exec: ExecReport = field(default_factory=ExecReport)
     failing: list[TargetFailure] = field(default_factory=list)  # targets that failed in this run (they alone)
     holder: Lease | None = None  # busy: who holds the profile's sync lease, and until when
 
     def counts(self) -> dict[str, int]:
-        return {"changed": self.changed, "removed": self.removed, "targets": self.targets,
+        return {"changed": self.changed, "removed": self.removed, "undialable": self.undialable,
+                "targets": self.targets,
                 "new_targets": self.new_targets, "removed_targets": self.removed_targets,
                 "messages": self.messages, **dict(self.exec.counts)}
 
@@ -203,6 +220,7 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     failing = FailingTargets(rt.store, rt.client, profile.name, report.run_id, rt.now_iso)
     found = _read(rt, profile, fanout, report, failing)
     report.changed, report.removed = found.changes.changed, found.changes.removed
+    report.undialable = found.changes.undialable
     report.targets, report.new_targets = len(found.targets.active), len(found.fill)
     report.removed_targets = len(found.removed_targets)
     if report.dry_run:
@@ -421,11 +439,24 @@ def profile_fingerprint(profile: Profile) -> str:
 def _dry_run(rt: Runtime, profile: Profile, found: Findings, report: SyncReport) -> None:
     """Plan every target as a push would, with this run's changes applied in memory; write nothing."""
     store, changes, changed_keys = rt.store, found.changes, found.changed_keys
-    current = {r.source_key: r for r in store.iter_source_records(profile.name)
-               if r.source_key not in changes.removed_keys}
+    stored = {r.source_key: r for r in store.iter_source_records(profile.name)}
+    current = {k: r for k, r in stored.items() if k not in changes.removed_keys}
     current.update(changes.new_records)
     desired = {k: DesiredContact(r.payload, r.fingerprint, r.photo_etag) for k, r in current.items()}
-    planned: dict[str, int] = {}
+    names = {k: str(r.payload.get("displayName") or "") for k, r in (stored | current).items()}
+    stored_targets = store.get_targets(profile.name)
+
+    def count(mailbox: str, actions: Iterable[object], target: Target | None) -> None:
+        address = (target.address if target is not None else "") or mailbox
+        per_mailbox = report.planned_by_mailbox.setdefault(address, {})
+        for action in actions:
+            kind = type(action).__name__
+            report.planned[kind] = report.planned.get(kind, 0) + 1
+            per_mailbox[kind] = per_mailbox.get(kind, 0) + 1
+            key = str(getattr(action, "source_key", ""))
+            if len(report.planned_writes) < MAX_PLANNED_WRITES:
+                report.planned_writes.append(PlannedWrite(address, kind, key, names.get(key, "")))
+
     for mailbox in sorted(found.targets.active):
         if mailbox not in found.fill and changed_keys is not None:
             records = store.get_target_records(profile.name, mailbox, changed_keys)
@@ -433,12 +464,11 @@ def _dry_run(rt: Runtime, profile: Profile, found: Findings, report: SyncReport)
         else:
             records = store.get_target_records(profile.name, mailbox)
             want = desired
-        for action in plan_target(mailbox, want, changes.previous, records, profile):
-            planned[type(action).__name__] = planned.get(type(action).__name__, 0) + 1
+        count(mailbox, plan_target(mailbox, want, changes.previous, records, profile),
+              found.targets.active[mailbox])
     for mailbox in sorted(found.removed_targets):
-        for action in plan_removed_target(store.get_target_records(profile.name, mailbox), profile):
-            planned[type(action).__name__] = planned.get(type(action).__name__, 0) + 1
-    report.planned = planned
+        count(mailbox, plan_removed_target(store.get_target_records(profile.name, mailbox), profile),
+              stored_targets.get(mailbox))
 
 
 def _describe_error(exc: BaseException) -> str:

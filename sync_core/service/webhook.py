@@ -4,7 +4,10 @@ Never a Graph call here (I6): the answer is computed from the request, the cache
 the pending flags, and every piece of work goes on the sync-source queue. A burst of notifications for one
 profile becomes one queue message: the first marks the profile's pending flag in the store and enqueues;
 the rest see the flag (or this process's short memo of it) and add nothing, until the sync worker takes
-the flag when it starts (`run_exclusively`), after which the next notification enqueues again.
+the flag when it starts (`run_exclusively`), after which the next notification enqueues again. A flag that
+nobody will take (a lease ttl old and no live lease: the worker that was to run for it died) does not hold
+notifications back: the next one enqueues again (`claim_pending`), so a dead worker delays a change by
+about a lease ttl, not until the safety-net timer.
 
 The memo is what keeps a burst from reading storage 1,000 times; its lifetime is short because a
 notification it swallows after the worker took the flag waits for the next notification or the
@@ -28,7 +31,9 @@ from sync_core.service.notifications import (
     validation_answer,
 )
 from sync_core.service.queue_messages import LifecycleMessage, SyncMessage, sync_lease
+from sync_core.settings import LEASE_SECONDS
 from sync_core.state.base import StateError, StateStore
+from sync_core.state.leases import claim_pending
 
 log = logging.getLogger("galsync.webhook")
 
@@ -123,17 +128,13 @@ class Webhook:
         return Answer(202, "accepted\n", tuple(messages))
 
     def _claim(self, profile: str) -> bool:
-        """True if this request is the one to enqueue the profile's sync (its pending flag was clear)."""
+        """True if this request is the one to enqueue the profile's sync (its pending flag was clear, or stale)."""
         with self._pending_lock:
             if self.memo.fresh(profile):
                 return False
-            name = sync_lease(profile)
-            if self._store.has_pending(name):
-                self.memo.note(profile)
-                return False
-            self._store.mark_pending(name)
+            claimed = claim_pending(self._store, sync_lease(profile), LEASE_SECONDS)
             self.memo.note(profile)
-            return True
+            return claimed
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

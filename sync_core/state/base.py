@@ -190,15 +190,30 @@ class StateStore(ABC):
 
     @abstractmethod
     def mark_pending(self, name: str) -> None:
-        """Say that work arrived for `name` (a trigger that could not take the lease calls this)."""
+        """Say that work arrived for `name` (a trigger that could not take the lease calls this).
+
+        The flag keeps the time it was raised: marking a flag that is already set does not make it younger,
+        so its age says how long the work has waited for someone to take it (see `pending_age`).
+        """
 
     @abstractmethod
     def take_pending(self, name: str) -> bool:
         """Clear the pending flag of `name`; True if it was set. Any number of marks are taken at once."""
 
     @abstractmethod
+    def restart_pending(self, name: str, min_age: float) -> bool:
+        """Raise the pending flag of `name` afresh (its age back to 0) if it was raised at least `min_age`
+        seconds ago; True if this call did. Of several concurrent callers exactly one gets True, and the
+        flag is never clear meanwhile (a clear flag would let another trigger send its work too)."""
+
+    @abstractmethod
+    def pending_age(self, name: str) -> float | None:
+        """Seconds since the pending flag of `name` was raised (by this store's clock, never below 0); None
+        if it is clear. A flag stored without its time (by an older galsync) counts as raised long ago."""
+
     def has_pending(self, name: str) -> bool:
         """Whether the pending flag of `name` is set, without clearing it."""
+        return self.pending_age(name) is not None
 
     # --- run history
 

@@ -34,6 +34,7 @@ SUBSCRIPTION = "subscription"
 POISON = "poison"
 QUEUE_FAILURE = "queue-failure"
 STATE_IDENTITY = "state-identity"
+MOVE = "move"
 
 _JOIN = "|"  # between the parts of a composite document key ("profile|mailbox")
 
@@ -129,6 +130,10 @@ def state_identity_key() -> str:
 
 
 def foreign_key(profile: str, mailbox: str) -> str:
+    return _JOIN.join((profile, mailbox))
+
+
+def move_key(profile: str, mailbox: str) -> str:
     return _JOIN.join((profile, mailbox))
 
 
@@ -344,10 +349,16 @@ class Foreign:
     checked_at: str
     purpose: str | None
     contacts: tuple[Mapping[str, Any], ...] = ()
+    # With place = "default_folder": how many of the mailbox owner's own contacts share the folder. They are
+    # counted, not listed (a mailbox may hold thousands); None where galsync writes into its own folder.
+    owner_contacts: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"checked_at": self.checked_at, "purpose": self.purpose,
-                "contacts": [dict(c) for c in self.contacts]}
+        out: dict[str, Any] = {"checked_at": self.checked_at, "purpose": self.purpose,
+                               "contacts": [dict(c) for c in self.contacts]}
+        if self.owner_contacts is not None:
+            out["owner_contacts"] = self.owner_contacts
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
@@ -357,7 +368,28 @@ class Foreign:
         for n, contact in enumerate(contacts):
             if not isinstance(contact, dict) or not isinstance(contact.get("id"), str):
                 raise ShapeError(f"'contacts' item {n} must be an object with a string 'id'")
-        return cls(_text(data, "checked_at", ""), _optional_text(data, "purpose"), tuple(contacts))
+        owner = data.get("owner_contacts")
+        if owner is not None and (not isinstance(owner, int) or isinstance(owner, bool) or owner < 0):
+            raise ShapeError(f"'owner_contacts' must be a count or null, got {_type(owner)}")
+        return cls(_text(data, "checked_at", ""), _optional_text(data, "purpose"), tuple(contacts), owner)
+
+
+@dataclass(frozen=True)
+class Move:
+    """A target whose profile changed place (key: `move_key`): galsync's contacts are still to be removed from
+    `old_folder` (a folder id, or records.DEFAULT_CONTACTS_FOLDER) once each has its copy in the new place."""
+
+    KIND: ClassVar[str] = MOVE
+
+    old_folder: str
+    started_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"old_folder": self.old_folder, "started_at": self.started_at}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_text(data, "old_folder"), _text(data, "started_at"))
 
 
 @dataclass(frozen=True)

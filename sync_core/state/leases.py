@@ -10,6 +10,14 @@ has about half its ttl to run, so two workers never write to the same place at o
 flag and returns; the holder runs once more for all such flags together. The order of calls below closes
 the gaps: a mark that lands after the holder's last `take_pending` is seen by its `has_pending` check after
 release (or its own trigger gets the lease).
+
+A holder that dies leaves the flag raised with nobody to take it, and a trigger that coalesces on a raised
+flag (the webhook) would wait behind it until a timer sends work regardless. So a raised flag counts only
+while someone will take it: while it is younger than a ttl (the trigger sent with it has not run yet) or a
+live lease holds its name (the holder runs once more). Past that it is stale, and `claim_pending` /
+`take_over_stale_pending` hand it to the caller, who sends a trigger again. The flag's age is kept in the
+store rather than asking the queue to deliver a busy trigger again later: a queue trigger can only be
+delivered again by failing, and a live holder's long run would turn its waiting triggers into poison.
 """
 
 from __future__ import annotations
@@ -172,3 +180,38 @@ def run_exclusively(store: StateStore, name: str, owner: str, ttl_seconds: float
             break
     log.debug("lease %s: owner %s ran %d time(s)", name, owner, runs)
     return runs
+
+
+def claim_pending(store: StateStore, name: str, ttl_seconds: float) -> bool:
+    """Raise the pending flag of `name` for a trigger; True if the caller must send work for it.
+
+    False while the flag is raised and someone will take it (younger than a ttl, or a live lease holds
+    `name`): the work already on its way covers this trigger, which keeps a burst down to one message.
+    True if the flag was clear, or stale and now raised afresh by this caller (`take_over_stale_pending`).
+    """
+    age = store.pending_age(name)
+    if age is None:
+        store.mark_pending(name)
+        return True
+    return _take_over(store, name, ttl_seconds, age)
+
+
+def take_over_stale_pending(store: StateStore, name: str, ttl_seconds: float) -> bool:
+    """If the pending flag of `name` is stale (raised at least a ttl ago, no live lease on `name`: whoever was
+    to take it died, or its trigger was lost), raise it afresh and return True: the caller sends the work.
+
+    Raising it afresh makes the next callers coalesce again on the work this caller sends. A clear flag is
+    left clear (no work arrived) and a flag someone will take is left alone; both give False.
+    """
+    age = store.pending_age(name)
+    return age is not None and _take_over(store, name, ttl_seconds, age)
+
+
+def _take_over(store: StateStore, name: str, ttl_seconds: float, age: float) -> bool:
+    if age < ttl_seconds or store.get_lease(name) is not None:
+        return False
+    if not store.restart_pending(name, ttl_seconds):
+        return False  # a worker starting now or another caller took it first: that covers this trigger too
+    log.warning("lease %s: pending for %.0f s with no live holder (its worker died or its message is late); "
+                "sending its work again", name, age)
+    return True

@@ -188,6 +188,11 @@ def check_ttl(ttl_seconds: float) -> float:
     return float(ttl_seconds)
 
 
+def flag_age(now: float, raised_at: float | None) -> float:
+    """Seconds a pending flag has been raised; one stored without its time counts as raised at the epoch."""
+    return max(0.0, now - (raised_at or 0.0))
+
+
 def check_limit(limit: int) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise StateValueError(f"limit must be a whole number of 0 or more, got {limit!r}")

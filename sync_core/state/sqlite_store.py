@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS targets (
     profile TEXT NOT NULL, mailbox TEXT NOT NULL, address TEXT NOT NULL, folder_id TEXT, purpose TEXT,
     active INTEGER NOT NULL, PRIMARY KEY (profile, mailbox));
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS pending (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS pending (name TEXT PRIMARY KEY, raised_at REAL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, profile TEXT NOT NULL, kind TEXT NOT NULL, started_at TEXT NOT NULL,
     finished_at TEXT, outcome TEXT NOT NULL, counts TEXT NOT NULL, error TEXT, order_key TEXT NOT NULL);
@@ -155,6 +155,9 @@ class SqliteStore(StateStore):
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            pending_columns = {column["name"] for column in conn.execute("PRAGMA table_info(pending)")}
+            if "raised_at" not in pending_columns:  # a file made before flags knew their age: NULL is long ago
+                conn.execute("ALTER TABLE pending ADD COLUMN raised_at REAL")
             row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
             if row is None:
                 conn.execute("INSERT INTO meta (name, value) VALUES ('schema_version', ?)",
@@ -325,15 +328,25 @@ class SqliteStore(StateStore):
 
     def mark_pending(self, name: str) -> None:
         with self._write() as conn:
-            conn.execute("INSERT OR IGNORE INTO pending (name) VALUES (?)", (check_key("lease name", name),))
+            conn.execute("INSERT OR IGNORE INTO pending (name, raised_at) VALUES (?, ?)",
+                         (check_key("lease name", name), self._clock()))
 
     def take_pending(self, name: str) -> bool:
         with self._write() as conn:
             taken = conn.execute("DELETE FROM pending WHERE name = ?", (check_key("lease name", name),))
             return taken.rowcount > 0
 
-    def has_pending(self, name: str) -> bool:
-        return bool(self._read("SELECT 1 FROM pending WHERE name = ?", (check_key("lease name", name),)))
+    def restart_pending(self, name: str, min_age: float) -> bool:
+        with self._write() as conn:
+            now = self._clock()
+            restarted = conn.execute(
+                "UPDATE pending SET raised_at = ? WHERE name = ? AND (raised_at IS NULL OR raised_at <= ?)",
+                (now, check_key("lease name", name), now - min_age))
+            return restarted.rowcount > 0
+
+    def pending_age(self, name: str) -> float | None:
+        found = self._read("SELECT raised_at FROM pending WHERE name = ?", (check_key("lease name", name),))
+        return rows.flag_age(self._clock(), found[0]["raised_at"]) if found else None
 
     # --- run history
 

@@ -347,8 +347,9 @@ class TableStore(StateStore):
     @_storage_call
     def mark_pending(self, name: str) -> None:
         rk = table_key(check_key("lease name", name))
-        self._tables["leases"].upsert_entity({"PartitionKey": PENDING_PARTITION, "RowKey": rk},
-                                             mode=UpdateMode.REPLACE)
+        with suppress(ResourceExistsError):  # already raised: it keeps the time it was raised
+            self._tables["leases"].create_entity({"PartitionKey": PENDING_PARTITION, "RowKey": rk,
+                                                  "raised_at": self._clock()})
 
     @_storage_call
     def take_pending(self, name: str) -> bool:
@@ -368,12 +369,32 @@ class TableStore(StateStore):
                     return False  # another taker cleared it
                 if error.status_code != 412:
                     raise
-                # marked again since we read it: read the new ETag and take both marks at once
+                # taken and raised again since we read it: read the new ETag and take the new flag
         raise StateError(f"pending flag {rk} kept changing during {RACE_ATTEMPTS} attempts to take it")
 
     @_storage_call
-    def has_pending(self, name: str) -> bool:
-        return self._get("leases", PENDING_PARTITION, table_key(check_key("lease name", name))) is not None
+    def restart_pending(self, name: str, min_age: float) -> bool:
+        rk = table_key(check_key("lease name", name))
+        for _ in range(RACE_ATTEMPTS):
+            flag = self._get("leases", PENDING_PARTITION, rk)
+            now = self._clock()
+            if flag is None or rows.flag_age(now, flag.get("raised_at")) < min_age:
+                return False
+            try:
+                self._tables["leases"].update_entity(
+                    {"PartitionKey": PENDING_PARTITION, "RowKey": rk, "raised_at": now}, mode=UpdateMode.REPLACE,
+                    etag=flag.metadata["etag"], match_condition=MatchConditions.IfNotModified)
+                return True
+            except ResourceModifiedError:
+                continue  # taken and raised again, or restarted by another caller: look again
+            except ResourceNotFoundError:
+                return False  # taken meanwhile
+        raise StateError(f"pending flag {rk} kept changing during {RACE_ATTEMPTS} attempts to restart it")
+
+    @_storage_call
+    def pending_age(self, name: str) -> float | None:
+        flag = self._get("leases", PENDING_PARTITION, table_key(check_key("lease name", name)))
+        return None if flag is None else rows.flag_age(self._clock(), flag.get("raised_at"))
 
     # --- run history
 

@@ -5,7 +5,8 @@ then runs a sequence of steps drawn by hypothesis:
 - directory changes: hire (a member, an unlicensed user, a guest), leave (soft or hard delete), rename, phone
   number change, disable/enable, joins and leaves of the target group;
 - phones on target mailboxes: save a foreign contact (in the managed folder or the default one), edit or delete
-  a managed one;
+  a managed one; put another profile's contact of every colleague, and a card with each colleague's name, in
+  the managed folder;
 - Graph trouble: expired delta tokens, replayed delta items, 429/503/504 and dropped connections at 10-20%
   (seeded), and calm again;
 - mailboxes: an owner deletes galsync's managed folder; a mailbox leaves galsync's Exchange scope (it answers
@@ -14,9 +15,10 @@ then runs a sequence of steps drawn by hypothesis:
   write, and two workers at once on the same profile.
 
 After every step that completes (hypothesis invariants): no duplicate managed contact (I2), every foreign
-contact untouched (same changeKey, I1 under policy "report"), every note a phone wrote on a managed contact
-still there, and no unchanged contact rewritten (a contact whose source did not change and that no phone
-touched keeps its id and changeKey). After a sync and a reconcile that both report success, and at the end
+contact untouched (same changeKey, I1 under policy "report"; another profile's contact of a source whose
+write galsync recovers by tag included), every note a phone wrote on a managed contact still there, and no
+unchanged contact rewritten (a contact whose source did not change and that no phone touched keeps its id
+and changeKey). After a sync and a reconcile that both report success, and at the end
 of every example once faults stop: every target folder holds exactly the desired contacts (I3), computed
 from the emulator's directory by oracle.py, not from galsync's state.
 
@@ -39,6 +41,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from graph_emulator import GraphEmulator
+from sync_core.core.tags import contact_tag_properties
 from sync_core.service.runtime import Runtime
 from tests.crash_injection import Crash, CrashingGraph, CrashingStore
 
@@ -47,6 +50,8 @@ from .oracle import source_key
 from .world import FIRST, GROUP_ID, LAST
 
 NOTES = ("parks at gate 2", "call after 9", "speaks Portuguese")
+OTHER_PROFILE = "Dispatch"  # a profile that is not configured here; its tag is on contacts galsync must not touch
+CONTACTS = "/users/{user}/contactFolders/{folder}/contacts"  # listed only by a push's lookup by tag
 FOREIGN_NAMES = ("Maman", "Garage Dupont", "Pizza Roma", "Dr Lemaire")
 PHONE_EDITS: dict[str, dict[str, Any]] = {
     "mobile": {"mobilePhone": "+33 7 00 00 00 00"},
@@ -77,6 +82,9 @@ class ChaosMachine(RuleBasedStateMachine):
         # What phones did, to check galsync never touched it: foreign contact id -> (mailbox, folder, changeKey)
         self.foreign: dict[str, tuple[str, str | None, str]] = {}
         self.notes: dict[str, tuple[str, str]] = {}  # managed contact id -> (mailbox, personalNotes a phone wrote)
+        # Mailboxes whose managed folder holds another profile's contact, and the lookups by tag counted there.
+        self.other_profiles_in: set[str] = set()
+        self.lookups_counted = 0
         # (mailbox, source key) -> (contact id, changeKey) at the last converged check, and what changed since.
         self.baseline: dict[tuple[str, str], tuple[str, str]] = {}
         self.dirty_keys: set[str] = set()
@@ -271,6 +279,39 @@ class ChaosMachine(RuleBasedStateMachine):
         self.notes.pop(contact_id, None)
 
     @rule(where=picks)
+    def another_profiles_contacts_in_the_folder(self, where: int) -> None:
+        """Into galsync's folder of one mailbox, for every colleague: a contact tagged by another profile (a
+        phone moved them there) and a card a phone saved with the colleague's name. A push that looks for a
+        colleague's contact by tag, to recover a create or delete in doubt, finds these first and must leave
+        them alone (I1), like every other foreign contact."""
+        self._begin("another profile's contacts in the folder")
+        assert self.g is not None
+        mailboxes = [m for m in oracle.alive_mailboxes(self.g)
+                     if m not in self.other_profiles_in and oracle.managed_folder(self.g, m)]
+        if not mailboxes:
+            return
+        # Where a write is in doubt now, if anywhere: the next push there looks its contact up by tag.
+        mailboxes = [m for m in mailboxes if self._writes_in_doubt(m)] or mailboxes
+        mailbox = _pick(mailboxes, where)
+        folder = oracle.managed_folder(self.g, mailbox)
+        self.other_profiles_in.add(mailbox)
+        self.lookups_counted += self.g.log.count(method="GET", route=CONTACTS, mailbox=mailbox)
+        for uid in self._active():
+            name = str(self.directory.get_user(uid)["displayName"])
+            tag = contact_tag_properties(OTHER_PROFILE, source_key(uid))
+            for fields in ({"displayName": name, "mobilePhone": "+33 6 11 22 33 44",
+                            "singleValueExtendedProperties": tag},
+                           {"displayName": name, "personalNotes": NOTES[1]}):
+                saved = self.g.tenant.mailboxes.phone_create_contact(mailbox, fields, folder_id=folder)
+                self.foreign[str(saved["id"])] = (mailbox, folder, str(saved["changeKey"]))
+
+    def _writes_in_doubt(self, mailbox: str) -> bool:
+        """Whether galsync holds a record without a contact id (a create in flight) for this mailbox. Steers
+        the step only: what must hold is still checked against the emulator."""
+        assert self.worker is not None
+        return any(r.contact_id is None for r in self.worker.store.get_target_records(oracle.PROFILE, mailbox).values())
+
+    @rule(where=picks)
     def owner_deletes_the_managed_folder(self, where: int) -> None:
         """Someone deletes galsync's folder, on a phone or in Outlook, with every contact in it."""
         self._begin("owner deletes the managed folder")
@@ -421,6 +462,7 @@ class ChaosMachine(RuleBasedStateMachine):
             return
         oracle.check_no_duplicates(self.g)
         self._check_foreign_untouched()
+        self._count_lookups_beside_other_profiles()
         self._check_notes_kept()
         self._check_unchanged_not_rewritten()
         self.step_done = True
@@ -433,6 +475,14 @@ class ChaosMachine(RuleBasedStateMachine):
             now = {str(c["id"]): c for c in self.g.tenant.mailboxes.contacts(mailbox, folder)}
             assert contact_id in now, f"mailbox {mailbox}: a foreign contact was deleted (folder {folder})"
             assert now[contact_id]["changeKey"] == change_key, f"mailbox {mailbox}: a foreign contact was changed"
+
+    def _count_lookups_beside_other_profiles(self) -> None:
+        """How often a push looked for its contacts by tag in a folder that holds another profile's contact
+        (the stats show whether histories reach the lookup the step is about)."""
+        assert self.g is not None
+        lookups = sum(self.g.log.count(method="GET", route=CONTACTS, mailbox=m) for m in self.other_profiles_in)
+        ChaosMachine.stats["lookups by tag beside another profile's contact"] += lookups - self.lookups_counted
+        self.lookups_counted = lookups
 
     def _check_notes_kept(self) -> None:
         assert self.g is not None

@@ -6,7 +6,8 @@ through the environment as an admin would (GALSYNC_* settings, the profile file,
 The emulator runs in the test process with 20 ms per Graph request, so the first fill takes long enough to
 be cut: the test waits on the emulator's request log for the k-th POST (k drawn from a seeded random number:
 a folder create or a contact create) and kills the process there. Whatever was in flight is finished by
-the emulator, as Graph would: the worker never hears of it.
+the emulator, as Graph would: the worker never hears of it. The test goes on once the emulator has closed
+every connection of the dead worker, so nothing of it lands after that.
 
 A killed worker keeps its leases (`sync:{profile}`, `push:{profile}:{mailbox}`) until they run out, at most a
 lease's ttl (about a minute) after its last heartbeat: a rerun at once finds the profile busy, is told which
@@ -21,6 +22,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -86,6 +88,21 @@ def kill_after_posts(g: GraphEmulator, worker: subprocess.Popen[bytes], k: int) 
     return done, killed
 
 
+def wait_until_served(before: set[threading.Thread]) -> None:
+    """Wait until the emulator has finished everything the dead worker sent: every thread started since
+    `before` has ended.
+
+    The emulator serves each connection in a thread of its own, which ends only when the connection is closed
+    and the last request on it has been answered and logged (its $batch waves run on a latency clock thread
+    that ends once it has nothing left to do). The worker's connections closed when it died.
+    """
+    deadline = time.monotonic() + WAIT_SECONDS
+    while serving := [t for t in threading.enumerate() if t not in before]:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the emulator still serves the dead worker after {WAIT_SECONDS:.0f} s: {serving}")
+        serving[0].join(0.05)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_worker_killed_mid_fill_is_recovered_by_a_rerun(graph_empty: GraphEmulator, tmp_path: Path,
                                                             seed: int) -> None:
@@ -95,9 +112,10 @@ def test_a_worker_killed_mid_fill_is_recovered_by_a_rerun(graph_empty: GraphEmul
     k = random.Random(seed).randint(1, total // 2)
     state = tmp_path / "state.db"
     g.faults.configure(latency_ms=20)
+    serving_before = set(threading.enumerate())
     worker = start_worker(g, tmp_path, state)
     killed_at, killed = kill_after_posts(g, worker, k)
-    time.sleep(0.2)  # let the emulator finish what was in flight when the worker died
+    wait_until_served(serving_before)
     cut = posts(g)
     assert killed_at >= k and cut < total, f"seed {seed}: killed after {killed_at} creates, {cut} of {total} done"
     g.faults.clear()

@@ -66,7 +66,9 @@ MakeCli = Callable[..., Cli]
 
 
 @pytest.fixture
-def make_cli(tmp_path: Path) -> MakeCli:
+def make_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeCli:
+    monkeypatch.chdir(tmp_path)  # galsync reads local.settings.json from the current folder: only the test's
+
     def make(g: GraphEmulator, config_text: str = DISPATCH_CONFIG, *, client_id: str | None = None,
              client_secret: str | None = None) -> Cli:
         config = tmp_path / "galsync.toml"

@@ -51,6 +51,33 @@ def test_emulator_prints_settings_that_work_and_stops_cleanly(make_cli: MakeCli,
     assert not ca_file.exists()  # the emulator's temporary folder went with it
 
 
+def test_a_second_shell_loads_the_emulators_settings_in_one_step(tmp_path: Path) -> None:
+    """`eval "$(galsync emulator --env)"` in another shell, as the README says; SIGTERM stops the emulator
+    cleanly (exit 0), and then --env says that no emulator is running instead of printing stale settings."""
+    env = clean_env(TMPDIR=str(tmp_path))  # the running emulator's settings file lives in the temp folder
+    proc = subprocess.Popen([*GALSYNC, "emulator"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("serving"):
+                break
+        shell = (f'eval "$({sys.executable} -m sync_core emulator --env)" && '
+                 f"{sys.executable} -m sync_core sync --profile Dispatch --dry-run --json")
+        run = subprocess.run(["bash", "-c", shell], cwd=tmp_path, capture_output=True, text=True, env=env,
+                             timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout)["profiles"][0]["planned"] == {"Create": 400}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)  # a hang guard, not a timing check
+    assert rc == 0
+    after = subprocess.run([*GALSYNC, "emulator", "--env"], cwd=tmp_path, capture_output=True, text=True, env=env,
+                           timeout=60)
+    assert after.returncode == 2 and after.stdout == ""
+    assert "no Graph emulator is running for this user" in after.stderr and "galsync emulator" in after.stderr
+
+
 def test_demo_json_tells_the_whole_story(tmp_path: Path) -> None:
     proc = subprocess.run([*GALSYNC, "demo", "--json"], cwd=tmp_path, capture_output=True, text=True,
                           env=clean_env(), timeout=240)

@@ -13,7 +13,8 @@ from .conftest import Cli
 def test_an_unreachable_authority_names_the_setting_without_a_trace(cli: Cli) -> None:
     result = cli("sync", GALSYNC_AUTHORITY_HOST="https://127.0.0.1:1")
     assert result.exit_code == 2
-    assert "GALSYNC_AUTHORITY_HOST: the token authority cannot be reached" in result.stderr
+    assert ("the token authority at https://127.0.0.1:1 (GALSYNC_AUTHORITY_HOST) cannot be reached "
+            "(connection refused); is the emulator running?") in result.stderr
     assert "Traceback" not in result.output and result.stdout == ""
 
 

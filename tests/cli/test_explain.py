@@ -71,11 +71,11 @@ def test_no_match_suggests_similar_names_and_an_unknown_mailbox_is_advice(graph:
     cli.json("sync")
     north = truck(graph)
     graph.tenant.mailboxes.phone_create_contact(north["id"], dict(MAMAN))
-    data = cli.json("explain", "--mailbox", north["mail"], "--contact", "Mam")
+    data = cli.json("explain", "--mailbox", north["mail"], "--contact", "Mam", expect=1)  # not found: 1
     assert data["found"] == 0 and data["similar"] == ["Maman"]
 
     result = cli("explain", "--mailbox", "nobody@northwind.example", "--contact", "Maman")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # an unknown mailbox is bad usage
     assert 'no user or mailbox "nobody@northwind.example" in the directory' in result.stderr
     assert "Traceback" not in result.output
 

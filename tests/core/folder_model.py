@@ -22,7 +22,7 @@ from sync_core.core.sources import DesiredContact
 from sync_core.core.tags import contact_tag_value, parse_contact_tag
 
 MAILBOX = "mbx-1"
-UNOWNED = "nickName"  # a contact field galsync never owns: edits to it must survive repairs
+UNOWNED = "spouseName"  # a contact field galsync never owns: edits to it must survive repairs
 
 
 @dataclass

@@ -53,7 +53,7 @@ profiles = st.builds(
                           foreign_contacts=foreign),
         photos=Photos(enabled=photos),
     ),
-    st.lists(st.sampled_from(["always", "always", "if_empty", "never"]), min_size=len(_optional_fields),
+    st.lists(st.sampled_from(["always", "always", "overwrite", "if_empty", "never"]), min_size=len(_optional_fields),
              max_size=len(_optional_fields)),
     st.sampled_from(["delete", "keep"]),
     st.sampled_from(["recreate", "respect"]),

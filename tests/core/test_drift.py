@@ -286,6 +286,8 @@ def test_reconcile_repairs_every_night_to_the_desired_folder(
         (cid,) = ids
         fields = folder.contacts[cid].fields
         assert owned_view(fields, profile, "always") == owned_view(want.payload, profile, "always")
+        shown = owned_view(fields, profile, "overwrite")
+        assert all(shown.get(name) == value for name, value in owned_view(want.payload, profile, "overwrite").items())
         for name in profile.fields_with("if_empty"):
             assert (name in fields) or (name not in want.payload)
         assert folder.records[key].contact_id == cid

@@ -141,6 +141,14 @@ def test_removed_source_is_deleted_or_kept_per_policy() -> None:
     assert plan_target(MAILBOX, after, source_records(before), folder.records, keep) == []
 
 
+def test_a_removed_source_that_a_target_never_had_is_not_looked_for() -> None:
+    """A target that joined after "b" was written has no record of it: nothing of it to delete there."""
+    before = desired_of(a=ANA, b={"displayName": "Bo"})
+    joined_later = synced(PROFILE, {"user:a": before["user:a"]})
+    after = {"user:a": before["user:a"]}
+    assert plan_target(MAILBOX, after, source_records(before), joined_later.records, PROFILE) == []
+
+
 def test_targets_of_one_push_share_each_create_and_plan_as_alone() -> None:
     desired = desired_of(a=ANA, b={"displayName": "Bo"})
     shared = SharedCreates(PROFILE)
@@ -232,8 +240,10 @@ def scenarios(draw: st.DrawFn) -> tuple[Profile, dict[str, DesiredContact], dict
     profile = draw(profiles)
     before = for_profile(draw(desired_sets()), profile)
     after = for_profile(draw(desired_sets()), profile)
-    # Per source: how the previous run ended (crashes between the write and the record, older runs).
-    damage = {k: draw(st.sampled_from(["none", "none", "in_flight_landed", "in_flight_lost", "out_of_step"]))
+    # Per source: how the previous run ended for this target (crashes between the write and the record, older
+    # runs), or "joined_later": the target became one after the source was written, so it never had it.
+    damage = {k: draw(st.sampled_from(["none", "none", "in_flight_landed", "in_flight_lost", "out_of_step",
+                                       "joined_later"]))
               for k in before}
     return profile, before, after, damage, draw(st.randoms())
 
@@ -249,6 +259,9 @@ def damaged(profile: Profile, before: dict[str, DesiredContact], damage: dict[st
         elif kind == "out_of_step":
             folder.records[key] = dataclasses.replace(record, fingerprint="older")
             folder.contacts[record.contact_id or ""].fields = {"displayName": "stale", "jobTitle": "stale"}
+        elif kind == "joined_later":
+            del folder.records[key]
+            del folder.contacts[record.contact_id or ""]
     return folder
 
 
@@ -260,13 +273,16 @@ def test_applying_a_plan_yields_exactly_the_desired_contacts(scenario: Any) -> N
     records_before = dict(folder.records)
     plan = plan_target(MAILBOX, after, source_records(before), folder.records, profile)
 
-    # I1: only contacts named by a record are updated or deleted.
+    # I1: a contact is updated or deleted only for a source this target has a record of, and only the contact
+    # that record names (a Delete without a contact id only where the record has none: a create in doubt).
     for action in plan:
-        if isinstance(action, Update | Delete | SetPhoto) and action.contact_id is not None:
-            assert records_before[action.source_key].contact_id == action.contact_id
+        if isinstance(action, Update | Delete | SetPhoto):
+            record = records_before.get(action.source_key)
+            assert record is not None, f"I1: {action} for a source this target has no record of"
+            assert action.contact_id == record.contact_id, f"I1: {action} names another contact than {record}"
         if isinstance(action, Update):
             assert action.changes["displayName"] == after[action.source_key].payload["displayName"]
-            assert set(action.changes) <= set(profile.fields_with("always")) | {"displayName"}
+            assert set(action.changes) <= set(profile.fields_with("always", "overwrite")) | {"displayName"}
     # I2: at most one Create per source, and only where no contact is recorded.
     creates = Counter(a.source_key for a in plan if isinstance(a, Create))
     assert all(n == 1 for n in creates.values())
@@ -288,7 +304,7 @@ def test_applying_a_plan_yields_exactly_the_desired_contacts(scenario: Any) -> N
         if profile.photos.enabled:
             assert contact.photo == want.photo_etag
     for key in set(before) - set(after):
-        expected = 1 if key in kept and damage[key] != "in_flight_lost" else 0
+        expected = 1 if key in kept and damage[key] not in ("in_flight_lost", "joined_later") else 0
         assert len(folder.tagged(key)) == expected
 
     # Unchanged input afterwards: nothing to do.
@@ -315,4 +331,5 @@ def test_in_step_updates_send_exactly_the_changed_always_fields(profile: Profile
         if isinstance(action, Update):
             old, new = before[action.source_key].payload, after[action.source_key].payload
             changed = {f for f in profile.fields_with("always") if old.get(f) != new.get(f)}
+            changed |= {f for f in profile.fields_with("overwrite") if f in new and old.get(f) != new.get(f)}
             assert set(action.changes) == changed | {"displayName"}

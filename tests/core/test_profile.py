@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sync_core.core.fields import CONTACT_FIELDS
+from sync_core.core.fields import CONTACT_FIELDS, EXTRA_FIELDS
 from sync_core.core.profile import (
     DEFAULT_FOLDER,
     ConfigError,
@@ -57,7 +57,8 @@ def test_defaults_of_a_minimal_profile() -> None:
     assert profile.users.enabled_only and profile.users.members_only and profile.users.licensed_only
     assert profile.policies == Policies("delete", "delete", "recreate", "report")
     assert profile.photos.enabled is True and profile.photos.size == "240x240"
-    assert profile.mapped_fields == CONTACT_FIELDS
+    # The fields no source fills by itself (fileAs, nickName, ...) are written only when a template fills them.
+    assert profile.mapped_fields == tuple(f for f in CONTACT_FIELDS if f not in EXTRA_FIELDS)
 
 
 def test_message_names_file_profile_key_expected_and_found() -> None:
@@ -188,3 +189,25 @@ def test_unknown_profile_lookup_lists_known_ones() -> None:
     config = parse_config(MINIMAL)
     with pytest.raises(ConfigError, match='no profile named "Dispatch"; profiles are: "Company directory"'):
         config.profile("Dispatch")
+
+
+def test_place_is_the_own_folder_unless_the_default_folder_is_chosen() -> None:
+    assert parse_config(MINIMAL).profiles[0].place == "own_folder"
+    in_default = MINIMAL.replace("[[profile.source]]", 'place = "default_folder"\n[[profile.source]]', 1)
+    assert parse_config(in_default).profiles[0].place == "default_folder"
+    # Profiles in the default folder share it (each tells its contacts by its tag); no folder name to clash.
+    two = in_default + in_default.replace('"Company directory"', '"Dispatch"')
+    assert [p.place for p in parse_config(two)] == ["default_folder", "default_folder"]
+    (typo,) = problems_of(MINIMAL.replace("[[profile.source]]", 'place = "contacts"\n[[profile.source]]', 1))
+    assert typo.endswith('place: expected "own_folder" or "default_folder", got "contacts"')
+
+
+def test_the_default_folder_refuses_deleting_foreign_contacts_and_a_folder_name() -> None:
+    text = MINIMAL.replace("[[profile.source]]", 'place = "default_folder"\nfolder = "Directory"\n'
+                           "[[profile.source]]", 1) + '[profile.policy]\nforeign_contacts = "delete"\n'
+    folder, foreign = sorted(problems_of(text))
+    assert folder.startswith('galsync.toml: profile "Company directory": folder: not used with place = '
+                             '"default_folder"')
+    assert foreign.startswith('galsync.toml: profile "Company directory": policy.foreign_contacts: expected '
+                              '"report" with place = "default_folder"')
+    assert "the mailbox owner's own" in foreign

@@ -335,6 +335,27 @@ def test_default_folder_contacts_and_immutable_id_preference(box: Box) -> None:
     assert [c["displayName"] for c in box.http.get(f"{box.url}/contacts").json()["value"]] == ["Maman"]
 
 
+def test_default_folder_is_addressed_as_v1_documents_it(box: Box) -> None:
+    """Writes through /users/{id}/contacts; delta only with the folder's real id (the parentFolderId of its
+    contacts); a well-known name or /contacts/delta is refused, as v1.0 documents neither."""
+    own = box.http.post(f"{box.url}/contacts", json={"displayName": "Maman"}).json()
+    ours = box.http.post(f"{box.url}/contacts", json={
+        "displayName": "Ann Driver", "singleValueExtendedProperties": [{"id": TAG, "value": "v1;P;user:1"}]}).json()
+    assert box.http.patch(f"{box.url}/contacts/{ours['id']}", json={"displayName": "Ann D."}).status_code == 200
+    expand = {"$expand": f"singleValueExtendedProperties($filter=id eq '{TAG}')"}
+    read = box.http.get(f"{box.url}/contacts/{ours['id']}", params=expand).json()
+    assert read["singleValueExtendedProperties"] == [{"id": TAG, "value": "v1;P;user:1"}]
+    default_id = own["parentFolderId"]
+    r = box.http.get(f"{box.url}/contactFolders/{default_id}/contacts/delta")
+    assert r.status_code == 200
+    assert sorted(c["displayName"] for c in r.json()["value"]) == ["Ann D.", "Maman"]
+    for path in ("contacts/delta", "contactFolders/contacts", "contactFolders/contacts/contacts/delta"):
+        r = box.http.get(f"{box.url}/{path}")
+        assert r.status_code == 400, path
+    assert box.http.delete(f"{box.url}/contacts/{ours['id']}").status_code == 204
+    assert [c["displayName"] for c in box.http.get(f"{box.url}/contacts").json()["value"]] == ["Maman"]
+
+
 def test_batch_of_contact_writes_creates_each_contact(box: Box) -> None:
     folder = box.folder()
     path = f"/users/{box.user['id']}/contactFolders/{folder['id']}/contacts"

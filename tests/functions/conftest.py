@@ -16,6 +16,8 @@ import pytest
 import function_app
 from graph_emulator import GraphEmulator
 from sync_core.service.runtime import Runtime
+from sync_core.service.telemetry import with_run_telemetry
+from sync_core.state import open_store
 from tests.azurite import Azurite
 from tests.functions.functions_host import FunctionsHost, HttpsFront
 
@@ -73,6 +75,13 @@ def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, azurite: Azurite,
 
     yield configure
     function_app.process.reset()
+
+
+def use_store_clock(rt: Runtime, clock: Callable[[], float]) -> None:
+    """Give the process's Runtime a state store (on the same tables) that reads `clock`: leases expire and
+    pending flags age only when the test moves it. Call before the first request, which builds the webhook."""
+    rt.store.close()
+    rt.store = with_run_telemetry(open_store(rt.settings, clock=clock), lambda: rt.client.stats.snapshot())
 
 
 def emulator_settings(g: GraphEmulator) -> dict[str, str]:

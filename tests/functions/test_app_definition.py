@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 
-from sync_core.settings import SETTING_NAMES
+from sync_core.settings import LEASE_SECONDS, SETTING_NAMES
 from tests.functions.functions_host import HOST_JSON, ROOT, indexed_functions
 
 
@@ -49,6 +49,8 @@ def test_every_queue_has_a_worker_and_a_poison_recorder() -> None:
 
 def test_timer_schedules_come_from_documented_settings() -> None:
     timers = {fn.name: fn.trigger.schedule for fn in indexed_functions().values() if fn.trigger_type == "timerTrigger"}
+    # The stale-pending sweep follows the lease ttl, not an admin's choice: every third of it.
+    assert timers.pop("stale_pending_timer") == "*/20 * * * * *" and LEASE_SECONDS == 60
     assert timers == {"sync_timer": "%GALSYNC_SYNC_SCHEDULE%", "reconcile_timer": "%GALSYNC_RECONCILE_SCHEDULE%",
                       "subscriptions_timer": "%GALSYNC_SUBSCRIPTIONS_SCHEDULE%"}
     assert {s.strip("%") for s in timers.values()} <= SETTING_NAMES

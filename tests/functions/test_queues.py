@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 
 from sync_core.core.records import Target
 from sync_core.service.poison import list_poison
 from sync_core.service.queue_messages import PUSH_TARGETS_QUEUE, SYNC_SOURCE_QUEUE, sync_lease
+from sync_core.settings import LEASE_SECONDS
 from sync_core.state.base import StateMismatch
 from sync_core.state.docs import QUEUE_FAILURE
 from sync_core.state.identity import StoreIdentity, stamp
-from tests.functions.conftest import Configure
+from tests.functions.conftest import Configure, use_store_clock
 from tests.functions.functions_host import MAX_DEQUEUE, FunctionsHost
+from tests.state.conftest import FakeClock
 
 UNREACHABLE_GRAPH = {
     # A Graph and authority nobody listens on: every sync fails quickly with a connection error.
@@ -132,6 +135,40 @@ def test_the_safety_net_timer_queues_a_sync_of_every_profile_even_when_one_is_pe
         {"type": "sync", "profile": "Company directory", "reason": "timer"},
         {"type": "sync", "profile": "Dispatch", "reason": "timer"},
     ]
+
+
+def test_the_stale_pending_sweep_sends_again_only_the_sync_whose_worker_died(
+        configure: Configure, host: FunctionsHost, caplog: pytest.LogCaptureFixture) -> None:
+    rt = configure()
+    clock = FakeClock(time.time())
+    use_store_clock(rt, clock)
+    # Dispatch: its sync message found worker-a holding the lease and left the flag for it; worker-a then
+    # died. Company directory: a live worker-b holds the lease with a flag raised during its long run.
+    assert rt.store.acquire_lease(sync_lease("Dispatch"), "worker-a", LEASE_SECONDS)
+    assert rt.store.acquire_lease(sync_lease("Company directory"), "worker-b", LEASE_SECONDS)
+    rt.store.mark_pending(sync_lease("Dispatch"))
+    rt.store.mark_pending(sync_lease("Company directory"))
+
+    host.timer("stale_pending_timer")
+    clock.advance(LEASE_SECONDS - 1)
+    host.timer("stale_pending_timer")
+    assert host.sent == []  # both flags will be taken by their holders, as far as anyone can tell yet
+
+    clock.advance(2)
+    assert rt.store.acquire_lease(sync_lease("Company directory"), "worker-b", LEASE_SECONDS)  # b renews
+    with caplog.at_level(logging.INFO, logger="galsync"):
+        host.timer("stale_pending_timer")
+        host.timer("stale_pending_timer")  # the next sweep: the flag was raised afresh, the message waits
+    assert [json.loads(b) for b in host.peek(SYNC_SOURCE_QUEUE)] == [
+        {"type": "sync", "profile": "Dispatch", "reason": "stale-pending"}]
+    assert "stale pending flags: 1 profile(s)" in caplog.text
+
+    assert rt.store.take_pending(sync_lease("Dispatch"))  # what the sync worker does when it starts
+    assert rt.store.take_pending(sync_lease("Company directory"))  # worker-b runs once more, then ends
+    rt.store.release_lease(sync_lease("Company directory"), "worker-b")
+    clock.advance(10 * LEASE_SECONDS)
+    host.timer("stale_pending_timer")
+    assert len(host.sent) == 1  # clear flags send nothing
 
 
 def test_the_nightly_timer_queues_a_reconcile_of_every_profile(configure: Configure, host: FunctionsHost) -> None:

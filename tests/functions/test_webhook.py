@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -20,8 +21,9 @@ import sync_core.service.runtime as runtime_module
 from sync_core.service.queue_messages import SYNC_SOURCE_QUEUE, sync_lease
 from sync_core.service.runtime import Runtime
 from sync_core.service.webhook import PendingMemo
+from sync_core.settings import LEASE_SECONDS
 from sync_core.state.base import StateError
-from tests.functions.conftest import Configure
+from tests.functions.conftest import Configure, use_store_clock
 from tests.functions.functions_host import FunctionsHost
 
 TENANT = "7f3a1c2e-0000-4000-8000-00000000aaaa"
@@ -108,7 +110,7 @@ def test_a_burst_enqueues_once_until_the_worker_takes_the_pending_flag(
     webhook = function_app.process.webhook()
     clock = FakeClock()
     webhook.memo = PendingMemo(clock, seconds=1.0)
-    reads = count_calls(monkeypatch, rt.store, "has_pending")
+    reads = count_calls(monkeypatch, rt.store, "pending_age")
 
     for i in range(50):
         assert post(host, "notifications", [note("sub-1", secret, id=f"n{i}")]).status_code == 202
@@ -124,6 +126,55 @@ def test_a_burst_enqueues_once_until_the_worker_takes_the_pending_flag(
     clock.now += 5
     post(host, "notifications", [note("sub-1", secret, id="after-start")])
     assert len(queued(host)) == 2  # a change after the worker started gets its own sync
+
+
+def test_a_flag_left_by_a_worker_that_died_holds_notifications_back_for_a_lease_ttl_only(
+        configure: Configure, host: FunctionsHost) -> None:
+    rt = configure()
+    clock = FakeClock()
+    clock.now = time.time()
+    use_store_clock(rt, clock)
+    secret = subscribe(rt, "sub-1", ["Dispatch"])
+    function_app.process.webhook().memo = PendingMemo(clock, seconds=1.0)
+    lease = sync_lease("Dispatch")
+
+    # A worker is syncing Dispatch (it took the flag when it started). A change arrives: the webhook raises
+    # the flag and enqueues a sync, which will find the lease held and leave the flag for the holder.
+    assert rt.store.acquire_lease(lease, "worker-a", LEASE_SECONDS)
+    post(host, "notifications", [note("sub-1", secret, id="during-run")])
+    assert len(queued(host)) == 1
+    # Then worker-a is SIGKILLed: it never runs once more, never renews, never releases.
+    clock.now += LEASE_SECONDS - 1
+    post(host, "notifications", [note("sub-1", secret, id="while-its-lease-lasts")])
+    assert len(queued(host)) == 1
+
+    clock.now += 2  # its lease ended a second ago; nobody will take the flag
+    for i in range(50):
+        assert post(host, "notifications", [note("sub-1", secret, id=f"after-{i}")]).status_code == 202
+    assert len(queued(host)) == 2
+    clock.now += 5
+    post(host, "notifications", [note("sub-1", secret, id="later")])
+    assert len(queued(host)) == 2  # the flag was raised afresh: the new sync covers this one
+    assert [m["reason"] for m in queued(host)] == ["notification", "notification"]
+
+
+def test_a_live_worker_keeps_a_burst_coalesced_however_long_it_runs(configure: Configure,
+                                                                    host: FunctionsHost) -> None:
+    rt = configure()
+    clock = FakeClock()
+    clock.now = time.time()
+    use_store_clock(rt, clock)
+    secret = subscribe(rt, "sub-1", ["Dispatch"])
+    function_app.process.webhook().memo = PendingMemo(clock, seconds=1.0)
+    lease = sync_lease("Dispatch")
+    assert rt.store.acquire_lease(lease, "worker-a", LEASE_SECONDS)
+
+    for step in range(30):  # ten minutes of a run, a notification every 20 s
+        post(host, "notifications", [note("sub-1", secret, id=f"n{step}")])
+        clock.now += LEASE_SECONDS / 3
+        assert rt.store.acquire_lease(lease, "worker-a", LEASE_SECONDS)  # its heartbeat renews
+    assert len(queued(host)) == 1  # the first; the holder runs once more for all the others
+    assert rt.store.pending_age(lease) == pytest.approx(30 * LEASE_SECONDS / 3)
 
 
 @pytest.mark.parametrize("case", ["wrong secret", "unknown subscription", "other tenant", "no secret"])
@@ -286,19 +337,19 @@ def test_a_storage_failure_midway_answers_503_and_graphs_retry_completes_the_wor
     # An outage of one storage call cannot be staged with the shared Azurite: it is injected here.
     rt = configure()
     secret = subscribe(rt, "sub-1", ["Company directory", "Dispatch"])
-    real = rt.store.has_pending
+    real = rt.store.pending_age
 
-    def failing(name: str) -> bool:
+    def failing(name: str) -> float | None:
         if name == sync_lease("Dispatch"):
             raise StateError("Table service unavailable")
         return real(name)
 
-    monkeypatch.setattr(rt.store, "has_pending", failing)
+    monkeypatch.setattr(rt.store, "pending_age", failing)
     response = post(host, "notifications", [note("sub-1", secret)])
     assert response.status_code == 503
     assert [m["profile"] for m in queued(host)] == ["Company directory"]  # its flag is set: it must go out
 
-    monkeypatch.setattr(rt.store, "has_pending", real)
+    monkeypatch.setattr(rt.store, "pending_age", real)
     function_app.process.webhook().memo = PendingMemo(FakeClock(), seconds=0)
     assert post(host, "notifications", [note("sub-1", secret)]).status_code == 202  # Graph's retry
     assert [m["profile"] for m in queued(host)] == ["Company directory", "Dispatch"]

@@ -83,13 +83,15 @@ def test_the_token_is_asked_of_msal_once_per_lifetime_not_per_request(
         ({"access_token": "t"}, None),  # no lifetime given: always ask msal
     ],
 )
-def test_a_token_is_kept_until_msal_would_renew_it(
-    answer: dict[str, Any], kept_for: float | None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(time, "monotonic", lambda: 1000.0)
-    monkeypatch.setattr(time, "time", lambda: 0.0)
-    held = HeldToken.of(answer)
+def test_a_token_is_kept_until_msal_would_renew_it(answer: dict[str, Any], kept_for: float | None) -> None:
+    now = [1000.0]
+    held = HeldToken.of(answer, clock=lambda: now[0], wall_clock=lambda: 0.0)
     assert (held.until - 1000.0 if held else None) == kept_for
+    if held is not None and kept_for is not None:
+        now[0] += kept_for - 1
+        assert held.fresh()
+        now[0] += 1
+        assert not held.fresh()
 
 
 def test_wrong_secret_fails_at_start_naming_the_setting(emu: GraphEmulator) -> None:

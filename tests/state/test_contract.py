@@ -15,7 +15,7 @@ import pytest
 from sync_core.core.records import Run, SourceRecord, Target, TargetRecord
 from sync_core.state import ConcurrencyError, StateStore, StateValueError, ValueTooLargeError
 from sync_core.state.base import Lease, StateMismatch
-from sync_core.state.leases import run_exclusively
+from sync_core.state.leases import claim_pending, run_exclusively, take_over_stale_pending
 from tests.state.conftest import FakeClock, StoreUnderTest
 
 GUID = "7c1f7a0e-52d4-4c0b-9a8e-3f1a6f0d2b91"
@@ -459,6 +459,76 @@ def test_pending_flag_takes_many_marks_at_once(store: StateStore) -> None:
     assert store.has_pending("sync:Company") is False
     assert store.take_pending("sync:Company") is False
     assert store.take_pending("sync:Dispatch") is True
+
+
+def test_the_pending_flag_keeps_the_time_it_was_first_raised(store: StateStore, clock: FakeClock) -> None:
+    assert store.pending_age("sync:Company") is None
+    store.mark_pending("sync:Company")
+    assert store.pending_age("sync:Company") == 0
+    clock.advance(45)
+    store.mark_pending("sync:Company")  # a second trigger does not make the waiting work younger
+    clock.advance(30)
+
+    assert store.pending_age("sync:Company") == 75
+    assert store.pending_age("sync:Dispatch") is None
+    assert store.take_pending("sync:Company") is True
+    assert store.pending_age("sync:Company") is None
+    store.mark_pending("sync:Company")
+    assert store.pending_age("sync:Company") == 0
+
+
+def test_a_flag_left_by_a_dead_holder_is_claimed_once_after_its_lease_ends(store: StateStore,
+                                                                           clock: FakeClock) -> None:
+    assert claim_pending(store, "sync:Company", 60) is True  # clear: this trigger sends the work
+    assert store.acquire_lease("sync:Company", "holder", 60) and store.take_pending("sync:Company")
+    assert claim_pending(store, "sync:Company", 60) is True  # a change while it runs: one more message
+    assert claim_pending(store, "sync:Company", 60) is False  # that message covers the next ones
+
+    clock.advance(50)
+    assert store.acquire_lease("sync:Company", "holder", 60)  # the holder lives: its heartbeat renews
+    clock.advance(50)
+    assert claim_pending(store, "sync:Company", 60) is False  # 100 s old, but the holder runs once more for it
+    assert take_over_stale_pending(store, "sync:Company", 60) is False
+
+    clock.advance(61)  # the holder died: no renewal, its lease has ended
+    assert take_over_stale_pending(store, "sync:Company", 60) is True
+    assert store.pending_age("sync:Company") == 0  # raised afresh for the work just sent
+    assert claim_pending(store, "sync:Company", 60) is False
+    assert take_over_stale_pending(store, "sync:Company", 60) is False
+
+
+def test_a_flag_is_restarted_only_once_it_is_old_enough(store: StateStore, clock: FakeClock) -> None:
+    assert store.restart_pending("sync:Company", 60) is False  # clear: stays clear
+    store.mark_pending("sync:Company")
+    clock.advance(30)
+
+    assert store.restart_pending("sync:Company", 60) is False
+    assert store.pending_age("sync:Company") == 30
+    clock.advance(30)
+    assert store.restart_pending("sync:Company", 60) is True
+    assert store.pending_age("sync:Company") == 0
+    assert store.take_pending("sync:Company") is True  # still one flag, taken as any other
+    assert store.has_pending("sync:Company") is False
+
+
+def test_concurrent_restarts_of_a_stale_flag_exactly_one_wins(store: StateStore, clock: FakeClock) -> None:
+    store.mark_pending("sync:Company")
+    clock.advance(61)
+
+    assert len(_race(6, lambda i: store.restart_pending("sync:Company", 60))) == 1
+    assert store.pending_age("sync:Company") == 0
+
+
+def test_a_stale_flag_is_taken_over_by_one_of_several_callers(store: StateStore, clock: FakeClock) -> None:
+    store.mark_pending("sync:Company")
+    clock.advance(61)
+
+    assert len(_race(6, lambda i: claim_pending(store, "sync:Company", 60))) == 1
+
+
+def test_the_sweep_leaves_a_clear_flag_clear(store: StateStore, clock: FakeClock) -> None:
+    assert take_over_stale_pending(store, "sync:Company", 60) is False
+    assert store.has_pending("sync:Company") is False
 
 
 def test_concurrent_takers_of_the_pending_flag_exactly_one_wins(store: StateStore) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync_core.state import StateError
@@ -19,6 +19,7 @@ any_text = texts | biased
 key_parts = st.lists(any_text.filter(bool), min_size=1, max_size=3)
 
 
+@settings(deadline=None)  # no timing in tests: the machine is shared
 @given(any_text)
 def test_escape_round_trips_and_leaves_no_forbidden_character(value: str) -> None:
     escaped = escape(value)
@@ -27,12 +28,14 @@ def test_escape_round_trips_and_leaves_no_forbidden_character(value: str) -> Non
     assert "%" not in escaped
 
 
+@settings(deadline=None)  # no timing in tests: the machine is shared
 @given(key_parts, key_parts)
 def test_different_parts_give_different_keys(left: list[str], right: list[str]) -> None:
     if left != right:
         assert table_key(*left) != table_key(*right)
 
 
+@settings(deadline=None)  # no timing in tests: the machine is shared
 @given(key_parts)
 def test_every_key_fits_in_one_kib_of_utf16(parts: list[str]) -> None:
     key = table_key(*parts)

@@ -74,3 +74,17 @@ def test_threads_share_one_store(sqlite_store: SqliteStore) -> None:
 
     assert errors == []
     assert all(len(sqlite_store.get_target_records("Company", f"mbx-{i}")) == 200 for i in range(8))
+
+
+def test_a_pending_flag_from_a_file_made_before_flags_had_an_age_counts_as_stale(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as raw:  # the pending table as galsync wrote it before it kept raised_at
+        raw.execute("CREATE TABLE pending (name TEXT PRIMARY KEY)")
+        raw.execute("INSERT INTO pending (name) VALUES ('sync:Company')")
+
+    with SqliteStore(path, clock=lambda: 1_800_000_000.0) as store:
+        assert store.pending_age("sync:Company") == 1_800_000_000.0  # raised "at the epoch": long ago
+        assert store.restart_pending("sync:Company", 60) is True
+        assert store.pending_age("sync:Company") == 0
+        store.mark_pending("sync:Dispatch")
+        assert store.pending_age("sync:Dispatch") == 0

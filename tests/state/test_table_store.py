@@ -106,3 +106,17 @@ def test_unreachable_storage_is_a_clear_state_error() -> None:
 
     with pytest.raises(StateError, match="unreachable during creating table"):
         TableStore(service, fresh_prefix())
+
+
+def test_a_pending_flag_written_before_flags_had_an_age_counts_as_stale(azurite: Azurite) -> None:
+    prefix = fresh_prefix()
+    with TableStore(table_service(azurite), prefix, clock=lambda: 1_800_000_000.0) as store:
+        with table_service(azurite) as service:  # the flag as galsync wrote it before it kept raised_at
+            service.get_table_client(prefix + "leases").upsert_entity({"PartitionKey": "pending",
+                                                                       "RowKey": "sync:Company"})
+        assert store.pending_age("sync:Company") == 1_800_000_000.0  # raised "at the epoch": long ago
+        assert store.restart_pending("sync:Company", 60) is True
+        assert store.pending_age("sync:Company") == 0
+        with table_service(azurite) as service:
+            for name in TABLES:
+                service.delete_table(prefix + name)

@@ -1,0 +1,180 @@
+"""Where the contacts go: the mailbox's default Contacts folder (which every phone app shows) or galsync's own.
+
+What an admin sees: in the default folder galsync's contacts sit beside the phone owner's own ("Maman"), which
+galsync never touches and the reconcile counts instead of listing; a shared mailbox still gets its "Maman"
+diagnosis; and changing a profile's place moves every contact with exactly one create in the new place and one
+delete in the old, in the same run. Counted from the emulator's request log and mailboxes; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from graph_emulator import GraphEmulator
+from sync_core.core.tags import read_contact_tag
+from sync_core.service.reconcile import reconcile_profile
+from sync_core.service.runtime import Runtime
+from sync_core.service.sync import InlineFanOut, SyncReport, sync_profile
+from sync_core.state import docs
+
+from .conftest import SMALL_CONFIG, MakeRuntime
+
+OWN_FOLDER = SMALL_CONFIG + "\n[profile.photos]\nenabled = false\n"
+DEFAULT_FOLDER = OWN_FOLDER.replace('folder = "Directory"', 'place = "default_folder"')
+IN_DEFAULT = "/users/{user}/contacts"
+IN_DEFAULT_ONE = "/users/{user}/contacts/{contact}"
+IN_FOLDER = "/users/{user}/contactFolders/{folder}/contacts"
+IN_FOLDER_ONE = "/users/{user}/contactFolders/{folder}/contacts/{contact}"
+USERS = 5
+PHONES = 3
+
+
+@pytest.fixture
+def tenant() -> Iterator[tuple[GraphEmulator, list[str]]]:
+    """Five users, the first three in "Phones"; each phone's owner has saved "Maman" in the default folder."""
+    with GraphEmulator.start(scenario=None) as g:
+        users = [g.tenant.directory.add_user(displayName=f"Driver {i}", givenName="Driver", surname=str(i),
+                                             mailNickname=f"d{i}", mobilePhone=f"+44 7700 90000{i}")["id"]
+                 for i in range(USERS)]
+        g.tenant.directory.add_group("Phones", members=users[:PHONES])
+        for mailbox in users[:PHONES]:
+            g.tenant.mailboxes.phone_create_contact(mailbox, {"displayName": "Maman", "mobilePhone": "+33 6 1"})
+        yield g, users
+
+
+def sync(rt: Runtime) -> SyncReport:
+    return sync_profile(rt, "Small", InlineFanOut(rt))
+
+
+def ours(contacts: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(t.source_key for c in contacts if (t := read_contact_tag(c)) is not None and t.profile == "Small")
+
+
+def in_default(g: GraphEmulator, mailbox: str) -> list[dict[str, Any]]:
+    return g.tenant.mailboxes.contacts(mailbox)
+
+
+def in_own_folder(g: GraphEmulator, mailbox: str) -> list[dict[str, Any]]:
+    folder = g.tenant.mailboxes.find_folder(mailbox, "Directory")
+    return g.tenant.mailboxes.contacts(mailbox, folder["id"]) if folder is not None else []
+
+
+def maman(g: GraphEmulator, mailbox: str) -> dict[str, Any]:
+    [found] = [c for c in in_default(g, mailbox) if c["displayName"] == "Maman"]
+    return found
+
+
+def writes(g: GraphEmulator) -> Counter[str]:
+    """Every contact write, by place."""
+    counts = Counter({
+        "created in default": g.log.count(method="POST", route=IN_DEFAULT),
+        "created in folder": g.log.count(method="POST", route=IN_FOLDER),
+        "deleted in default": g.log.count(method="DELETE", route=IN_DEFAULT_ONE),
+        "deleted in folder": g.log.count(method="DELETE", route=IN_FOLDER_ONE),
+        "updated": g.log.count(method="PATCH", route=IN_DEFAULT_ONE) + g.log.count(method="PATCH", route=IN_FOLDER_ONE),
+        "folders created": g.log.count(method="POST", route="/users/{user}/contactFolders"),
+    })
+    return +counts
+
+
+def test_the_default_folder_holds_galsyncs_contacts_beside_the_owners_which_are_counted_never_touched(
+    tenant: tuple[GraphEmulator, list[str]], make_runtime: MakeRuntime
+) -> None:
+    g, users = tenant
+    rt = make_runtime(g, DEFAULT_FOLDER)
+    before = {m: maman(g, m)["changeKey"] for m in users[:PHONES]}
+    assert sync(rt).outcome == "ok"
+    assert writes(g) == Counter({"created in default": PHONES * USERS})  # no folder made
+    for mailbox in users[:PHONES]:
+        assert ours(in_default(g, mailbox)) == Counter(f"user:{u}" for u in users)
+        assert maman(g, mailbox)["changeKey"] == before[mailbox]
+
+    g.log.clear()
+    report = reconcile_profile(rt, "Small")
+    assert report.errors == [] and report.exec.writes == 0 and writes(g) == Counter()
+    assert report.owner_contacts == dict.fromkeys(users[:PHONES], 1)
+    assert report.foreign == dict.fromkeys(users[:PHONES], [])  # a number, not a list of the owner's contacts
+    assert docs.read(rt.store, docs.Foreign, docs.foreign_key("Small", users[0])).owner_contacts == 1  # type: ignore[union-attr]
+
+    # A phone edits one of galsync's contacts and its owner saves another contact: galsync's field is put back,
+    # the owner's contacts stay as they are.
+    mailbox = users[0]
+    edited = next(c for c in in_default(g, mailbox) if read_contact_tag(c) is not None)
+    g.tenant.mailboxes.phone_update_contact(mailbox, edited["id"], {"mobilePhone": "+44 0000"})
+    g.tenant.mailboxes.phone_create_contact(mailbox, {"displayName": "Garage", "mobilePhone": "+33 6 2"})
+    g.log.clear()
+    again = reconcile_profile(rt, "Small")
+    assert writes(g) == Counter({"updated": 1})
+    assert again.owner_contacts[mailbox] == 2 and maman(g, mailbox)["changeKey"] == before[mailbox]
+
+
+def test_a_shared_mailbox_in_the_default_folder_still_gets_its_maman_diagnosis(
+    tenant: tuple[GraphEmulator, list[str]], make_runtime: MakeRuntime
+) -> None:
+    g, users = tenant
+    truck = g.tenant.directory.add_user(displayName="Trucks", mailNickname="trucks", shared_mailbox=True)["id"]
+    config = DEFAULT_FOLDER.replace('groups = ["Phones"]', f'mailboxes = ["{truck}"]')
+    rt = make_runtime(g, config)
+    sync(rt)
+    g.tenant.mailboxes.phone_create_contact(truck, {"displayName": "Maman", "mobilePhone": "+33 6 3"})
+    report = reconcile_profile(rt, "Small")
+    assert [(c["displayName"], c["folder"]) for c in report.foreign[truck]] == [("Maman", "Contacts")]
+    assert truck not in report.owner_contacts  # listed by name: every phone of the mailbox shows it
+
+
+@pytest.mark.parametrize(("start", "end", "created", "deleted"), [
+    (OWN_FOLDER, DEFAULT_FOLDER, "created in default", "deleted in folder"),
+    (DEFAULT_FOLDER, OWN_FOLDER, "created in folder", "deleted in default"),
+])
+def test_changing_the_place_moves_each_contact_with_one_create_and_one_delete_in_one_run(
+    tenant: tuple[GraphEmulator, list[str]], make_runtime: MakeRuntime, start: str, end: str, created: str,
+    deleted: str,
+) -> None:
+    g, users = tenant
+    assert sync(make_runtime(g, start)).outcome == "ok"
+    g.log.clear()
+
+    rt = make_runtime(g, end)
+    report = sync(rt)
+    assert report.outcome == "ok"
+    expected = Counter({created: PHONES * USERS, deleted: PHONES * USERS})
+    if end == OWN_FOLDER:
+        expected["folders created"] = PHONES
+    assert writes(g) == expected
+    new_place, old_place = (in_default, in_own_folder) if end == DEFAULT_FOLDER else (in_own_folder, in_default)
+    for mailbox in users[:PHONES]:
+        assert ours(new_place(g, mailbox)) == Counter(f"user:{u}" for u in users)
+        assert ours(old_place(g, mailbox)) == Counter()
+        assert maman(g, mailbox)["displayName"] == "Maman"
+    assert docs.read_all(rt.store, docs.Move) == []
+
+    g.log.clear()
+    assert sync(rt).exec.writes == 0
+    assert reconcile_profile(rt, "Small").exec.writes == 0
+    assert writes(g) == Counter()
+
+
+def test_a_move_whose_deletes_failed_is_finished_by_the_nightly_reconcile(
+    tenant: tuple[GraphEmulator, list[str]], make_runtime: MakeRuntime
+) -> None:
+    g, users = tenant
+    sync(make_runtime(g, OWN_FOLDER))
+    rt = make_runtime(g, DEFAULT_FOLDER)
+    g.faults.fail_next(PHONES * USERS, 403, route=f"DELETE {IN_FOLDER_ONE}")  # refused, not retried
+    report = sync(rt)
+    assert report.exec.counts["failed"] > 0
+    for mailbox in users[:PHONES]:  # never neither: the copies are there, the originals stay until deleted
+        assert ours(in_default(g, mailbox)) == Counter(f"user:{u}" for u in users)
+    assert len(docs.read_all(rt.store, docs.Move)) == PHONES
+    g.faults.clear()
+
+    g.log.clear()
+    night = reconcile_profile(rt, "Small")
+    assert writes(g) == Counter({"deleted in folder": PHONES * USERS})
+    assert night.errors == [] and docs.read_all(rt.store, docs.Move) == []
+    for mailbox in users[:PHONES]:
+        assert ours(in_own_folder(g, mailbox)) == Counter()
