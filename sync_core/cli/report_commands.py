@@ -237,14 +237,20 @@ def render_status(console: Console, report: StatusReport, config_note: str | Non
     console.print(table("Subscriptions", ["id", "resource", "expires", "profiles"], [
         [s.subscription_id, s.resource, f"{short_time(s.expires_at)} ({age_text(s.expires_at, now)})",
          ", ".join(s.profiles)] for s in report.subscriptions] or [["-", "none recorded", "", ""]]))
+    if report.failing_targets:
+        console.print(table("Failing target mailboxes (each fails alone; tried again on every sync)",
+                            ["profile", "mailbox", "failing since", "Graph answered", "what to do"],
+                            [[f.profile, f.label, f"{short_time(f.since)} ({age_text(f.since, now)})",
+                              f"{f.status} {f.code}" if f.status else f.code, f.hint]
+                             for f in report.failing_targets]))
     if report.leases:
         console.print(table("Held leases (a worker is running, or died and its lease runs out then)",
                             ["lease", "worker", "until"],
                             [[lease["name"], lease["worker"], lease["until"]]
                              for lease in map(lease_json, report.leases)]))
     failures = report.failures
-    if failures or report.poison:
-        console.print(f"[bold red]{len(failures)} failed run(s), {len(report.poison)} poison message(s)[/]; "
-                      "`galsync doctor` says what to do")
+    if failures or report.poison or report.failing_targets:
+        console.print(f"[bold red]{len(failures)} failed run(s), {len(report.failing_targets)} failing target "
+                      f"mailbox(es), {len(report.poison)} poison message(s)[/]; `galsync doctor` says what to do")
     else:
         console.print("[green]no failures recorded[/]")

@@ -121,7 +121,8 @@ def sync_json(report: SyncReport, names: MailboxNames | None = None) -> dict[str
         # Contacts galsync found already in the folders (by its tag) and took over instead of creating them.
         "adopted": counts.get("adopted", 0) + counts.get(MATCHED, 0),
         "planned": dict(report.planned), "graph_requests": dict(report.requests),
-        "errors": [names.text(e) for e in report.exec.errors[:20]],
+        "failing_targets": [f.to_json() for f in report.failing],
+        "errors": ([f.line() for f in report.failing] + [names.text(e) for e in report.exec.errors])[:20],
         "held_by": None if report.holder is None else {
             "lease": report.holder.name, "worker": report.holder.owner,
             "until": datetime.fromtimestamp(report.holder.expires_at, UTC).isoformat(timespec="seconds")},
@@ -213,7 +214,8 @@ def reconcile_json(report: ReconcileReport, names: MailboxNames | None = None) -
     for `galsync doctor`."""
     names = names or MailboxNames({})
     writes = dict(report.exec.counts)
-    errors = [names.text(e) for e in (*report.errors, *report.exec.errors)]
+    named = {f.line() for f in report.failing}  # failing targets' lines name their mailbox already
+    errors = [e if e in named else names.text(e) for e in (*report.errors, *report.exec.errors)]
     return {
         "profile": report.profile, "run_id": report.run_id, "dry_run": report.dry_run,
         "outcome": "partial" if errors or writes.get("failed") else "ok",
@@ -222,7 +224,8 @@ def reconcile_json(report: ReconcileReport, names: MailboxNames | None = None) -
         "write_total": report.exec.writes,
         "foreign_found": sum(len(v) for v in report.foreign.values()),
         "foreign_by_mailbox": {names.name(m): len(v) for m, v in report.foreign.items() if v},
-        "graph_requests": report.requests, "errors": errors[:20],
+        "graph_requests": report.requests, "failing_targets": [f.to_json() for f in report.failing],
+        "errors": errors[:20],
     }
 
 
@@ -266,8 +269,11 @@ def _render(console: Console, kind: str, runs: list[ProfileRun], dry_run: bool) 
         if held:
             console.print(f"  {r.profile}: busy: lease {held['lease']} is held by worker {held['worker']} until "
                           f"{held['until']}; that run includes this one", style="yellow", markup=False)
-        for line in r.data.get("errors", [])[:5]:
-            console.print(f"  {r.profile}: {line}", style="red")
+        errors = r.data.get("errors", [])
+        for line in errors[:5]:
+            console.print(f"  {r.profile}: {line}", style="red", markup=False)
+        if len(errors) > 5:
+            console.print(f"  {r.profile}: ... and {len(errors) - 5} more (--json lists up to 20)", style="red")
 
 
 _ACTION_COLUMNS = ("Create", "Update", "Delete")

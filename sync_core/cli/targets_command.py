@@ -3,8 +3,8 @@
 An admin asking "which phones does this profile reach, and is each one in step?" gets one line per mailbox:
 its address, what kind of mailbox it is (shared ones share one address book between phones), whether the
 managed folder is there, how many of the profile's contacts galsync has written into it, when it last
-wrote, and, when the latest run failed for that mailbox, the reason. No Graph call: it works when Graph or
-the credentials are what is broken.
+wrote, and, when it is a failing target (failing_targets.py) or the latest run failed for it, the reason.
+No Graph call: it works when Graph or the credentials are what is broken.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from rich.console import Console
 
 from sync_core.core.profile import load_config
 from sync_core.core.records import Run, Target
+from sync_core.service.failing_targets import TargetFailure
+from sync_core.service.failing_targets import load as load_failing
 from sync_core.service.status import LATEST_WINDOW
 from sync_core.state import open_store
 from sync_core.state.base import StateStore
@@ -71,18 +73,21 @@ def target_states(store: StateStore, profile: str) -> list[TargetState]:
     targets = store.get_targets(profile)
     names = MailboxNames.of(store, [profile])
     failed = _failed_latest(store.recent_runs(profile, LATEST_WINDOW))
-    states = [_state(store, profile, t, wanted, failed, names) for t in targets.values() if t.purpose != "none"]
+    failing = load_failing(store, profile)
+    states = [_state(store, profile, t, wanted, failed, names, failing.get(t.mailbox))
+              for t in targets.values() if t.purpose != "none"]
     return sorted(states, key=lambda s: (not s.active, s.address or s.mailbox))
 
 
 def _state(store: StateStore, profile: str, target: Target, wanted: int, failed: list[Run],
-           names: MailboxNames) -> TargetState:
+           names: MailboxNames, failing: TargetFailure | None) -> TargetState:
     records = store.get_target_records(profile, target.mailbox).values()
     written = sum(1 for r in records if r.contact_id and not r.deleted_on_device)
     in_flight = sum(1 for r in records if not r.contact_id)
     last = max((r.written_at for r in records if r.written_at), default=None)
-    failure = next((names.text(part) for run in failed for part in (run.error or "").split("; ")
-                    if target.mailbox.lower() in part.lower()), None)
+    failure = failing.line() if failing is not None else next(
+        (names.text(part) for run in failed for part in (run.error or "").split("; ")
+         if target.mailbox.lower() in part.lower()), None)
     return TargetState(profile, target.mailbox, target.address, target.purpose, target.active,
                        bool(target.folder_id), written, in_flight, wanted, last, failure)
 

@@ -8,7 +8,8 @@ Per profile it checks, cheapest first:
   Applications limits galsync to its targets (good); 200 means galsync could touch every mailbox (warning);
 - subscriptions (state docs "subscription", compared with Graph's own list) and their expiry;
 - delta link ages (directory delta tokens last 7 days; an older link costs a full re-read);
-- failed runs and poison work (the queues gave up on a message);
+- failed runs, target mailboxes that fail alone (since when, and why), and poison work (the queues gave up
+  on a message);
 - targets that are shared mailboxes, and the foreign contacts the nightly reconcile found in them
   (state docs "foreign", written by reconcile): the "Maman" diagnosis.
 
@@ -44,6 +45,7 @@ from .doctor_report import (
     TargetHealth,
     where_found,
 )
+from .failing_targets import GRANT_SCRIPT, SCOPE_SCRIPT, load_all
 from .name_check import check_names
 from .poison import list_poison
 from .runtime import Runtime
@@ -52,8 +54,6 @@ from .status import SubscriptionState, iso, parse_time, subscriptions, when_text
 
 log = logging.getLogger("galsync.doctor")
 
-GRANT_SCRIPT = "infra/grant-graph-permissions.sh"
-SCOPE_SCRIPT = "infra/scope-mailboxes.ps1"
 FOREIGN_DOC = "foreign"  # key "profile|mailbox id": {"checked_at", "contacts": [{id, displayName, ...}]}
 DELTA_TIMES_DOC = "delta-times"  # key profile: {source name: ISO time the link was stored}
 DIRECTORY_TOKEN_DAYS = 7  # directory delta tokens expire after 7 days (graph-facts.md)
@@ -91,8 +91,12 @@ def doctor(rt: Runtime, profile_names: Sequence[str] | None = None, *, now: date
     stored_targets = {p.name: store.get_targets(p.name) for p in profiles}
     all_target_ids = {m for targets in stored_targets.values() for m in targets}
     permissions, users = _app_permissions(client, profiles)
+    failing = load_all(store, [p.name for p in profiles])
     for p in profiles:
-        permissions += _mailbox_permissions(client, p, stored_targets[p.name])
+        # Probed on a target that works, if any: a failing one's 403 is its own (out of scope), not a permission.
+        down = {f.key for f in failing if f.profile == p.name}
+        working = {m: t for m, t in stored_targets[p.name].items() if m not in down}
+        permissions += _mailbox_permissions(client, p, working or stored_targets[p.name])
     permissions = list(_dedupe(permissions))
     for check in permissions:
         if check.outcome == "missing":
@@ -129,6 +133,9 @@ def doctor(rt: Runtime, profile_names: Sequence[str] | None = None, *, now: date
             "fix the cause, then run the work by hand (`galsync sync --profile P`); the record stays until it "
             "is deleted from the state store", profile=record.profile))
 
+    for failure in failing:
+        findings.append(Finding(PROBLEM, "target", f"{failure.what()}, failing since {when_text(failure.since)} "
+                                "(the other targets are still served)", failure.hint, profile=failure.profile))
     findings += [Finding(INFO, "lease", f"{describe_lease(lease)} (a worker is running, or died and its lease "
                          "runs out then)") for lease in store.list_leases()]
 

@@ -17,6 +17,7 @@ writes before the batch and, through the function its `_Write` carries, what its
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar, assert_never
@@ -115,6 +116,8 @@ def _send(client: GraphClient, store: StateStore, recorder: _Recorder, writes: S
         if result is None:
             recorder.not_sent(item)
             continue
+        if result.status == 404:  # a contact deleted on a phone, or its folder or mailbox gone: mailbox_checks.py
+            recorder.report.not_found.setdefault(item.work.mailbox, getattr(result.error, "code", ""))
         follow_up += item.answered(recorder, item, result)
     recorder.flush(store)
     return follow_up
@@ -240,6 +243,7 @@ class _Recorder:
         if in_flight and not result.in_doubt:
             self.forget(item.work.mailbox, key)
         self.report.counts["failed"] += 1
+        self.report.refused.setdefault(item.work.mailbox, Counter())[(result.status, code)] += 1
         self.report.errors.append(f"{item.work.mailbox} {key}: {result.status} {code} (request-id {result.request_id})")
         log.warning("profile %s: %s to mailbox %s failed: %s %s (request-id %s)", self.profile.name,
                     item.method, item.work.mailbox, result.status, code, result.request_id)

@@ -16,13 +16,18 @@ from urllib.parse import quote, urlencode
 from sync_core.core.profile import Profile
 from sync_core.core.records import DEFAULT_CONTACTS_FOLDER
 from sync_core.core.tags import FOLDER_TAG_EXPAND, folder_tag_properties, read_folder_tag
-from sync_core.graph import BatchRequest, Conflict, GraphClient
+from sync_core.graph import AuthError, BatchRequest, Conflict, GraphClient, GraphError
 
 log = logging.getLogger("galsync.folders")
 
 
 class FolderConflict(RuntimeError):
     """A folder with the managed folder's name exists in a target mailbox and is not galsync's."""
+
+    def __init__(self, profile: Profile, mailbox: str) -> None:
+        self.advice = (f'a contact folder named "{profile.folder}" exists and galsync did not create it; galsync '
+                       f'will not take it over. Rename that folder, or set folder = "..." in profile "{profile.name}".')
+        super().__init__(f"mailbox {mailbox}: {self.advice}")
 
 
 def find_folder(client: GraphClient, profile: Profile, mailbox: str) -> str | None:
@@ -34,7 +39,7 @@ def find_folder(client: GraphClient, profile: Profile, mailbox: str) -> str | No
         if read_folder_tag(folder) == profile.name:
             return str(folder["id"])
     if same_named:
-        raise _conflict(profile, mailbox)
+        raise FolderConflict(profile, mailbox)
     return None
 
 
@@ -57,15 +62,15 @@ def ensure_folder(client: GraphClient, profile: Profile, mailbox: str) -> str:
 
 
 def ensure_folders(client: GraphClient, profile: Profile, mailboxes: Sequence[str], *,
-                   made: set[str] | None = None) -> dict[str, str | FolderConflict]:
+                   made: set[str] | None = None) -> dict[str, str | FolderConflict | GraphError]:
     """`ensure_folder` for many mailboxes at once: one `$batch` of look-ups, then one of creates.
 
     A new profile's first fill needs a folder in every target; one round trip per 20 mailboxes instead of two
-    per mailbox. The result maps each mailbox to its folder id, or to the FolderConflict that stops it.
-    `made` collects the mailboxes whose folder this call created: known empty, so their fill has nothing to
-    adopt (adoption.py) and reads nothing.
+    per mailbox. The result maps each mailbox to its folder id, or to what stops it there (a FolderConflict, or
+    the Graph error of a mailbox that refuses: each mailbox fails alone). `made` collects the mailboxes whose
+    folder this call created: known empty, so their fill has nothing to adopt (adoption.py) and reads nothing.
     """
-    out: dict[str, str | FolderConflict] = {}
+    out: dict[str, str | FolderConflict | GraphError] = {}
     if profile.place == "default_folder":
         return dict.fromkeys(mailboxes, DEFAULT_CONTACTS_FOLDER)
     name = profile.folder.replace("'", "''")
@@ -74,6 +79,9 @@ def ensure_folders(client: GraphClient, profile: Profile, mailboxes: Sequence[st
     missing: list[str] = []
     for mailbox, result in zip(mailboxes, looked, strict=True):
         body = result.body if isinstance(result.body, dict) else {}
+        if result.error is not None and result.status in (403, 404):
+            out[mailbox] = result.error  # out of scope, or no mailbox: asking again would say no more
+            continue
         if not result.ok or "@odata.nextLink" in body:
             out[mailbox] = _one(client, profile, mailbox)  # an error or several pages: the plain path says why
             continue
@@ -82,7 +90,7 @@ def ensure_folders(client: GraphClient, profile: Profile, mailboxes: Sequence[st
         if ours:
             out[mailbox] = ours[0]
         elif folders:
-            out[mailbox] = _conflict(profile, mailbox)
+            out[mailbox] = FolderConflict(profile, mailbox)
         else:
             missing.append(mailbox)
     body = {"displayName": profile.folder, "singleValueExtendedProperties": folder_tag_properties(profile.name)}
@@ -98,17 +106,13 @@ def ensure_folders(client: GraphClient, profile: Profile, mailboxes: Sequence[st
     return out
 
 
-def _one(client: GraphClient, profile: Profile, mailbox: str) -> str | FolderConflict:
+def _one(client: GraphClient, profile: Profile, mailbox: str) -> str | FolderConflict | GraphError:
     try:
         return ensure_folder(client, profile, mailbox)
-    except FolderConflict as exc:
+    except AuthError:
+        raise  # no token: no mailbox can be had, the run stops
+    except (FolderConflict, GraphError) as exc:
         return exc
-
-
-def _conflict(profile: Profile, mailbox: str) -> FolderConflict:
-    return FolderConflict(
-        f'mailbox {mailbox}: a contact folder named "{profile.folder}" exists and galsync did not create it; '
-        f'galsync will not take it over. Rename that folder, or set folder = "..." in profile "{profile.name}".')
 
 
 def _same_named(client: GraphClient, profile: Profile, mailbox: str) -> Iterator[dict[str, Any]]:

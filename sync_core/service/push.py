@@ -6,7 +6,8 @@ a folder this run did not make, first adopts what galsync's tag marks as its own
 state store never doubles a phone's contacts (I9). Every mailbox is written under its
 own lease (`target_lease`), which reconcile takes too, so two workers never write one mailbox at once (I2);
 a heartbeat renews the leases while the push runs, and the executor stops between write waves if they are
-lost.
+lost. A mailbox that refuses fails alone, and a managed folder its owner deleted is made again and filled in
+the same push (mailbox_checks.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sync_core.core.plan import SharedCreates, create_action, plan_removed_targe
 from sync_core.core.profile import Profile
 from sync_core.core.records import SourceRecord, Target, folder_place
 from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
+from sync_core.graph import GraphError
 from sync_core.settings import LEASE_SECONDS
 from sync_core.state import docs
 from sync_core.state.base import Lease, StateStore
@@ -28,6 +30,7 @@ from sync_core.state.leases import Heartbeat, describe_lease
 from .adoption import adopt
 from .executor import execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
+from .mailbox_checks import MailboxChecks
 from .moves import finish_moves, pending_moves, start_move
 from .runtime import PushMessage, Runtime
 from .target_work import ExecReport, TargetWork
@@ -96,12 +99,14 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
     recreate = _recreator(profile, want)
     works: list[TargetWork] = []
     report = ExecReport()
-    active = [targets[m] for m in message.mailboxes if m in targets and targets[m].active]
+    checks = MailboxChecks(rt, profile, message.run_id, targets)  # one mailbox fails alone; deleted folders heal
+    active = checks.ready([targets[m] for m in message.mailboxes if m in targets and targets[m].active], report)
     shared = SharedCreates(profile)  # a contact's create is the same for every target of the push
     known_empty = set(message.new_folders)  # folders made in this run
     moved: set[str] = set()  # targets that move to the profile's place in this push (moves.py)
     everything = _Everything(store, profile, desired if wanted_keys is None else None)
-    for target in _with_folders(rt, profile, active, report, made=known_empty, moved=moved):
+    written = _with_folders(rt, profile, active, report, checks, made=known_empty, moved=moved)
+    for target in written:
         mailbox = target.mailbox
         # A target that moves gets every contact in its new place, whatever this push's keys.
         keys, target_want = (None, everything.get()) if mailbox in moved else (wanted_keys, want)
@@ -117,8 +122,32 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
     if moves := pending_moves(store, profile, [t.mailbox for t in active]):
         wanted = everything.get()
         report.merge(finish_moves(client, store, profile, moves, wanted.__contains__, rt.now_iso, held))
+    healed = checks.settle(written, report)
+    if healed:
+        refill = _refill(rt, profile, healed, checks, held)
+        checks.settle(healed, refill, heal=False)
+        report.merge(refill)
+    checks.save()
     log.info("profile %s: push %s to %d mailbox(es): %s", profile.name, message.run_id, len(works),
              dict(report.counts))
+    return report
+
+
+def _refill(rt: Runtime, profile: Profile, targets: list[Target], checks: MailboxChecks, held: Callable[[], bool]
+            ) -> ExecReport:
+    """Every contact, into the managed folders of targets whose folder was deleted (their records were
+    forgotten): a folder made again is empty, so a plain fill; one found by its tag is adopted first."""
+    report = ExecReport()
+    desired, _, _ = _desired(rt.store, profile, None)
+    shared = SharedCreates(profile)
+    made: set[str] = set()
+    works: list[TargetWork] = []
+    for target in _with_folders(rt, profile, targets, report, checks, made=made):
+        mailbox, folder = target.mailbox, target.folder_id or ""
+        actions = plan_target(mailbox, desired, {}, {}, profile, shared) if mailbox in made else \
+            adopt(rt.client, profile, mailbox, folder, desired, report)
+        works.append(TargetWork(mailbox, folder, actions, {}, _recreator(profile, desired)))
+    report.merge(execute(rt.client, rt.store, profile, works, rt.now_iso, held))
     return report
 
 
@@ -202,12 +231,12 @@ def _recreator(profile: Profile, desired: Mapping[str, DesiredContact]) -> Calla
     return recreate
 
 
-def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport,
+def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: ExecReport, checks: MailboxChecks,
                   made: set[str] | None = None, moved: set[str] | None = None) -> list[Target]:
     """The targets with their managed folder, found or created in `$batch` calls for those that have none yet
     (`made` collects the mailboxes whose folder was created here); a target whose folder name is taken by a
-    foreign folder is reported and left out. A target stored in the profile's other place starts its move
-    there (moves.py; `moved` collects it)."""
+    foreign folder, or whose mailbox refuses, is reported and left out. A target stored in the profile's other
+    place starts its move there (moves.py; `moved` collects it)."""
     missing = [t for t in targets if folder_place(t.folder_id) != profile.place]
     found = ensure_folders(rt.client, profile, [t.mailbox for t in missing], made=made) if missing else {}
     out: list[Target] = []
@@ -217,6 +246,8 @@ def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: 
             report.counts["failed"] += 1
             report.errors.append(str(folder))
             log.error("profile %s: %s", profile.name, folder)
+        if isinstance(folder, FolderConflict | GraphError):
+            checks.folder_failed(target, folder)
             continue
         if folder != target.folder_id:
             if target.folder_id:
@@ -233,13 +264,17 @@ def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets
                     held: Callable[[], bool]) -> ExecReport:
     """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target."""
     store = rt.store
+    report = ExecReport()
+    checks = MailboxChecks(rt, profile, message.run_id, targets)  # a mailbox that refuses is emptied next run
+    leaving = checks.ready([targets[m] for m in message.mailboxes if m in targets], report, heal=False)
     works: list[TargetWork] = []
-    for mailbox in message.mailboxes:
-        target = targets.get(mailbox)
-        records = store.get_target_records(profile.name, mailbox)
-        if target is not None and target.folder_id and records:
-            works.append(TargetWork(mailbox, target.folder_id, plan_removed_target(records, profile), records))
-    report = execute(rt.client, store, profile, works, rt.now_iso, held)
+    for leaver in leaving:
+        records = store.get_target_records(profile.name, leaver.mailbox)
+        if leaver.folder_id and records:
+            works.append(TargetWork(leaver.mailbox, leaver.folder_id, plan_removed_target(records, profile), records))
+    report.merge(execute(rt.client, store, profile, works, rt.now_iso, held))
+    checks.removed(leaving, report, unknown=[m for m in message.mailboxes if m not in targets])
+    checks.save()
     for mailbox in message.mailboxes:
         if profile.policies.removed_target == "keep":
             store.delete_target_records(profile.name, mailbox, list(store.get_target_records(profile.name, mailbox)))

@@ -12,6 +12,8 @@ so a night with no drift costs about one request per target. What delta shows is
   in a per-mailbox document the doctor and `explain` read.
 What delta cannot see (a push that never happened, a record without its contact) is planned from state
 alone, with the same planner the push uses. Each target is reconciled under the same lease as pushes.
+A folder whose delta answers 404 ErrorItemNotFound was deleted: it is made again and filled the same night
+(folder_heal.py). A mailbox that refuses fails alone and is listed as a failing target (failing_targets.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync_core.core.actions import Action
+from sync_core.core.actions import Action, Create
 from sync_core.core.drift import Drift, ForeignContact, ObservedContact, classify
 from sync_core.core.plan import plan_target
 from sync_core.core.profile import Profile
@@ -36,6 +38,8 @@ from sync_core.state.leases import Heartbeat, LeaseLost
 from . import photos
 from .default_folder import delta_url
 from .executor import execute
+from .failing_targets import RECONCILE, FailingTargets, TargetFailure
+from .folder_heal import FolderGone, folder_gone, folder_link, forget_folder
 from .folder_listing import contact_url, list_tagged_contacts
 from .folders import FolderConflict
 from .moves import finish_moves, pending_moves
@@ -65,6 +69,7 @@ class ReconcileReport:
     owner_contacts: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     errors: list[str] = field(default_factory=list)
+    failing: list[TargetFailure] = field(default_factory=list)  # targets that failed this night (they alone)
 
 
 def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False,
@@ -82,6 +87,7 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False,
             report.exec.counts.update({"photos_checked": checks.checked, "photos_changed": len(checks.changed)})
     desired = _desired(rt, profile)
     active = [(m, t) for m, t in sorted(rt.store.get_targets(profile.name).items()) if t.active]
+    failing = FailingTargets(rt.store, rt.client, profile.name, report.run_id, rt.now_iso)
     for mailbox, target in active:
         if progress is not None:
             progress(report.targets, len(active))
@@ -91,17 +97,25 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False,
                 report.busy += 1
                 continue
             try:
-                _reconcile_target(rt, profile, target, desired, report, beat.held)
-            except FolderConflict as exc:
-                report.errors.append(str(exc))
-            except (GraphError, docs.DocumentError, LeaseLost) as exc:
-                # One mailbox failing (throttled past the retry bounds, deleted before the sync noticed, its
-                # stored foreign list damaged, or its lease lost) is recorded and the other targets are still
+                _reconcile_or_heal(rt, profile, target, desired, report, beat.held)
+            except (FolderConflict, GraphError) as exc:
+                # One mailbox failing (out of scope, gone, throttled past the retry bounds) fails alone: the
+                # other targets are still reconciled (I10), and the sync tries this one again.
+                failing.fail_error(mailbox, RECONCILE, exc, address=target.address)
+                if dry_run:
+                    report.errors.append(f"mailbox {target.address or mailbox}: {exc}")
+            except (docs.DocumentError, LeaseLost) as exc:
+                # Its stored foreign list damaged, or its lease lost: recorded, and the other targets are still
                 # reconciled (I10).
                 report.errors.append(f"mailbox {mailbox}: {exc}")
                 log.warning("profile %s: reconcile of mailbox %s failed: %s", profile.name, mailbox, exc)
+            else:
+                failing.fail_refused(mailbox, RECONCILE, report.exec.refused.get(mailbox), address=target.address)
     if progress is not None:
         progress(report.targets, len(active))
+    if not dry_run:
+        report.failing = failing.save()
+        report.errors += [f.line() for f in report.failing]
     after = rt.client.stats.snapshot()
     report.requests = sum(after.values()) - sum(before.values()) if after else 0
     if not dry_run:
@@ -122,6 +136,21 @@ def _desired(rt: Runtime, profile: Profile) -> dict[str, DesiredContact]:
     return {r.source_key: DesiredContact(r.payload, r.fingerprint, r.photo_etag) for r in records}
 
 
+def _reconcile_or_heal(rt: Runtime, profile: Profile, target: Target, desired: Mapping[str, DesiredContact],
+                       report: ReconcileReport, held: Callable[[], bool]) -> None:
+    """Reconcile one target; if its managed folder was deleted, forget it, make it again and fill it, now (a
+    dry run counts what that would write)."""
+    try:
+        _reconcile_target(rt, profile, target, desired, report, held)
+    except FolderGone:
+        report.drift["folder_deleted"] += 1
+        if report.dry_run:
+            report.planned["Create"] += len(desired)
+            return
+        report.exec.counts["folders_recreated"] += 1
+        _reconcile_target(rt, profile, forget_folder(rt.store, profile, target), desired, report, held)
+
+
 def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Mapping[str, DesiredContact],
                       report: ReconcileReport, held: Callable[[], bool]) -> None:
     store, client = rt.store, rt.client
@@ -135,9 +164,14 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
         return
     folder_id = target.folder_id or ""
     records = store.get_target_records(profile.name, target.mailbox)
-    link_name = f"folder:{target.mailbox}"
-    seen, removed_ids, link, full = _folder_changes(client, profile, target.mailbox, folder_id,
-                                                    store.get_delta_link(profile.name, link_name))
+    link_name = folder_link(target.mailbox)
+    try:
+        seen, removed_ids, link, full = _folder_changes(client, profile, target.mailbox, folder_id,
+                                                        store.get_delta_link(profile.name, link_name))
+    except NotFound as exc:
+        if folder_id != DEFAULT_CONTACTS_FOLDER and folder_gone(exc):
+            raise FolderGone(target.mailbox) from exc
+        raise
     tags = _listed_tags(client, target.mailbox, folder_id, seen, records)
     by_id = {r.contact_id: r for r in records.values() if r.contact_id}
     if full:
@@ -186,6 +220,9 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
         report.owner_contacts[target.mailbox] = owner_contacts
     if report.dry_run:
         return
+    if any(isinstance(a, Create) and a.source_key not in records for a in actions) and \
+            not _still_a_target(rt, profile, target.mailbox):
+        return  # removed since this reconcile read the targets: its removal has emptied it, nothing to fill
     repairs = execute(client, store, profile, [TargetWork(target.mailbox, folder_id, actions, records, None)],
                       rt.now_iso, held) if actions else ExecReport()
     report.exec.merge(repairs)
@@ -197,6 +234,13 @@ def _reconcile_target(rt: Runtime, profile: Profile, target: Target, desired: Ma
     # suite: with the link moved on, a contact whose repair failed looked intact forever).
     if link and not repairs.counts["failed"]:
         store.set_delta_link(profile.name, link_name, link)
+
+
+def _still_a_target(rt: Runtime, profile: Profile, mailbox: str) -> bool:
+    """Whether the mailbox is still an active target. Read again before the reconcile writes contacts nothing
+    records (a fill): a sync may have removed the target since this reconcile listed the targets."""
+    target = rt.store.get_targets(profile.name).get(mailbox)
+    return target is not None and target.active
 
 
 def _folder_changes(client: GraphClient, profile: Profile, mailbox: str, folder_id: str, link: str | None

@@ -1,9 +1,9 @@
 """`galsync status`: what galsync has been doing, read from the state store alone (no Graph call).
 
 It answers "is it working?" the way an admin asks it: the last runs with their counts, the failures among
-them, work the queues gave up on (poison messages), the Graph subscriptions with their expiry, and the
-leases workers hold now (who is running what, until when). Being store-only, it works when Graph or the
-credentials are what is broken.
+them, target mailboxes that fail alone and since when, work the queues gave up on (poison messages), the
+Graph subscriptions with their expiry, and the leases workers hold now (who is running what, until when).
+Being store-only, it works when Graph or the credentials are what is broken.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sync_core.core.records import Run, Target
 from sync_core.state import docs
 from sync_core.state.base import Lease, StateStore
 
+from .failing_targets import TargetFailure, load_all
 from .poison import PoisonRecord, list_poison
 
 DAMAGED = "(damaged record)"  # the resource shown for a subscription record that cannot be read
@@ -64,6 +65,7 @@ class StatusReport:
     subscriptions: tuple[SubscriptionState, ...]
     leases: tuple[Lease, ...] = ()
     latest: tuple[Run, ...] = ()  # the latest run of each (profile, kind), however few runs are listed
+    failing_targets: tuple[TargetFailure, ...] = ()  # target mailboxes failing alone, oldest first
 
     @property
     def failures(self) -> tuple[Run, ...]:
@@ -74,7 +76,8 @@ class StatusReport:
     @property
     def healthy(self) -> bool:
         now = parse_time(self.checked_at) or datetime.now(UTC)
-        return not self.failures and not self.poison and not any(s.expired(now) for s in self.subscriptions)
+        return not self.failures and not self.poison and not self.failing_targets and \
+            not any(s.expired(now) for s in self.subscriptions)
 
     def to_json(self) -> dict[str, Any]:
         now = parse_time(self.checked_at) or datetime.now(UTC)
@@ -91,6 +94,7 @@ class StatusReport:
             "poison": [poison_json(p) for p in self.poison],
             "subscriptions": [s.to_json(now) for s in self.subscriptions],
             "leases": [lease_json(lease) for lease in self.leases],
+            "failing_targets": [f.to_json() for f in self.failing_targets],
         }
 
 
@@ -110,7 +114,8 @@ def status(store: StateStore, profiles: Iterable[str], *, limit: int = 20, now: 
             latest.get((name, "sync")), latest.get((name, "reconcile")),
         ))
     return StatusReport(iso(now), tuple(per_profile), tuple(window[:limit]), tuple(list_poison(store)),
-                        tuple(subscriptions(store)), tuple(store.list_leases()), tuple(latest.values()))
+                        tuple(subscriptions(store)), tuple(store.list_leases()), tuple(latest.values()),
+                        tuple(load_all(store, [p.name for p in per_profile])))
 
 
 def _latest_by_kind(runs: Iterable[Run]) -> dict[tuple[str, str], Run]:

@@ -32,9 +32,11 @@ from sync_core.state import docs
 from sync_core.state.base import Lease
 from sync_core.state.leases import run_exclusively
 
+from . import failing_targets
 from . import groups as group_watch
 from . import targets as target_set
 from .early_fill import EarlyFill
+from .failing_targets import REMOVE, RESOLVE, FailingTargets, TargetFailure
 from .folders import ensure_folders
 from .push import push_targets
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
@@ -76,6 +78,7 @@ class SyncReport:
     planned_by_mailbox: dict[str, dict[str, int]] = field(default_factory=dict)  # dry run: address -> kind -> n
     planned_writes: list[PlannedWrite] = field(default_factory=list)  # dry run: the first MAX_PLANNED_WRITES
     exec: ExecReport = field(default_factory=ExecReport)
+    failing: list[TargetFailure] = field(default_factory=list)  # targets that failed in this run (they alone)
     holder: Lease | None = None  # busy: who holds the profile's sync lease, and until when
 
     def counts(self) -> dict[str, int]:
@@ -185,10 +188,12 @@ def _sync_once(rt: Runtime, profile: Profile, fanout: FanOut, *, dry_run: bool) 
     after = client.stats.snapshot()
     report.requests = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     if not dry_run:
-        outcome = "partial" if report.exec.counts["failed"] else "ok"
+        report.failing = [f for f in failing_targets.load(store, profile.name).values() if f.run_id == report.run_id]
+        outcome = "partial" if report.exec.counts["failed"] or report.failing else "ok"
         report.outcome = outcome
+        errors = [f.line() for f in report.failing] + report.exec.errors[:5]
         store.record_run(Run(report.run_id, profile.name, "sync", started, rt.now_iso(), outcome, report.counts(),
-                             error="; ".join(report.exec.errors[:5]) or None))
+                             error="; ".join(errors[:5]) or None))
     log.info("profile %s: sync %s %s: changed=%d removed=%d targets=%d new_targets=%d messages=%d writes=%d",
              profile.name, report.run_id, report.outcome, report.changed, report.removed, report.targets,
              report.new_targets, report.messages, report.exec.writes)
@@ -208,10 +213,12 @@ class Findings:
     removed_targets: frozenset[str]
     changed_keys: frozenset[str] | None  # None: push every key
     filled_early: frozenset[str] = frozenset()  # new targets the early fill brought fully in step
+    resolved: bool = False  # the target set was looked up (not taken from the store)
 
 
 def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> None:
-    found = _read(rt, profile, fanout, report)
+    failing = FailingTargets(rt.store, rt.client, profile.name, report.run_id, rt.now_iso)
+    found = _read(rt, profile, fanout, report, failing)
     report.changed, report.removed = found.changes.changed, found.changes.removed
     report.undialable = found.changes.undialable
     report.targets, report.new_targets = len(found.targets.active), len(found.fill)
@@ -219,10 +226,11 @@ def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncRepor
     if report.dry_run:
         _dry_run(rt, profile, found, report)
     else:
-        _persist_and_fan_out(rt, profile, fanout, found, report)
+        _persist_and_fan_out(rt, profile, fanout, found, report, failing)
 
 
-def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> Findings:
+def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport, failing: FailingTargets
+          ) -> Findings:
     """Steps 1 to 3 (see the module doc): memberships, sources and targets; a real run stores the source
     records as they come (outbox first) and, with an inline fan-out, fills new targets early."""
     store, client, dry_run = rt.store, rt.client, report.dry_run
@@ -242,7 +250,7 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> 
     #    run in this process, new targets get the stored records while the read goes on (early_fill.py).
     stored_targets = store.get_targets(profile.name)
     unfinished_removal = set(outbox.remove) if outbox is not None else set()
-    resolving = memberships.changed or config_changed or not stored_targets
+    resolving = memberships.changed or config_changed or not stored_targets or failing.unresolved
     with ThreadPoolExecutor(1, thread_name_prefix="galsync-targets") as pool:
         resolved = pool.submit(_resolve_targets, rt, profile, memberships.members, stored_targets, dry_run) \
             if resolving else None
@@ -284,13 +292,17 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> 
         changed_keys = None
     return Findings(config_fp, memberships, tuple(reads), changes, tchanges, frozenset(fill),
                     frozenset(set(tchanges.removed) | unfinished_removal),
-                    None if changed_keys is None else frozenset(changed_keys), frozenset(filled_early))
+                    None if changed_keys is None else frozenset(changed_keys), frozenset(filled_early), resolving)
 
 
-def _persist_and_fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, report: SyncReport
-                         ) -> None:
-    """Step 4: persist the rest (the outbox now names exactly what changed), fan out, drop the outbox."""
+def _persist_and_fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, report: SyncReport,
+                         failing: FailingTargets) -> None:
+    """Step 4: persist the rest (the outbox now names exactly what changed), fan out, drop the outbox. Targets
+    that failed before are filled (or emptied) again."""
     store = rt.store
+    retry, unremoved = _failing_targets(failing, found.targets, resolved=found.resolved)
+    found = replace(found, fill=found.fill | retry, removed_targets=found.removed_targets | unremoved)
+    report.removed_targets = len(found.removed_targets)
     keys = None if found.changed_keys is None else tuple(sorted(found.changed_keys))
     docs.write(store, profile.name, docs.Outbox(report.run_id, keys, tuple(sorted(found.fill)),
                                                 tuple(sorted(found.removed_targets))))
@@ -307,6 +319,27 @@ def _persist_and_fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: F
 
     report.messages = _fan_out(rt, profile, fanout, found, report)
     docs.delete(store, docs.Outbox, profile.name)
+
+
+def _failing_targets(failing: FailingTargets, tchanges: target_set.TargetChanges, *, resolved: bool
+                     ) -> tuple[set[str], set[str]]:
+    """Record the targets whose look-up failed and forget the failures that no longer apply. Returns the
+    targets still listed as failing, which this run fills again (each push first asks a failing target for
+    its folder, so one that still refuses costs one request), and the mailboxes that left the targets but
+    refused their removal, which this run empties again."""
+    for key, (address, error) in tchanges.failed.items():
+        failing.fail_error(key, RESOLVE, error, address=address)
+    active = set(tchanges.active)
+    for key, known in failing.known.items():
+        if key not in tchanges.failed and ((known.stage == RESOLVE and resolved) or
+                                           (known.stage == REMOVE and key in active)):
+            failing.drop(key)  # looked up now, or a target again
+    retry = {k for k, f in failing.known.items() if f.stage not in (RESOLVE, REMOVE) and k in active}
+    # A failing mailbox that is no longer a target may still hold galsync's contacts, whatever it failed at
+    # (a reconcile may have met it just before it left): it is emptied, which clears it once it answers.
+    unremoved = {k for k, f in failing.known.items() if f.stage != RESOLVE and k not in active}
+    failing.save(others_work=bool(active - retry))
+    return retry, unremoved
 
 
 def _read_sources(rt: Runtime, profile: Profile, found: SourceChanges, memberships: group_watch.Memberships,

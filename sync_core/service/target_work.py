@@ -32,6 +32,10 @@ class ExecReport:
 
     counts: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)  # "mailbox key: status code (request-id)"
+    # Per mailbox: the (status, code) of its refused writes, and the code of the first 404 it answered. They
+    # tell a mailbox that refuses, or a deleted managed folder, from one contact's failure (mailbox_checks.py).
+    refused: dict[str, Counter[tuple[int, str]]] = field(default_factory=dict)
+    not_found: dict[str, str] = field(default_factory=dict)
 
     @property
     def writes(self) -> int:
@@ -40,3 +44,13 @@ class ExecReport:
     def merge(self, other: ExecReport) -> None:
         self.counts.update(other.counts)
         self.errors += other.errors
+        for mailbox, refused in other.refused.items():
+            self.refused.setdefault(mailbox, Counter()).update(refused)
+        for mailbox, code in other.not_found.items():
+            self.not_found.setdefault(mailbox, code)
+
+    def drop_failures(self, mailbox: str) -> None:
+        """Forget a mailbox's failed writes: its work was done again (its deleted folder was made and filled)."""
+        self.counts["failed"] -= sum(self.refused.pop(mailbox, Counter()).values())
+        self.not_found.pop(mailbox, None)
+        self.errors = [e for e in self.errors if not e.startswith(f"{mailbox} ")]

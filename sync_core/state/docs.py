@@ -29,6 +29,7 @@ GROUP_NAMES = "group-names"
 MAILBOX_IDS = "mailbox-ids"
 FOLDER_SOURCE = "folder-source"
 FOREIGN = "foreign"
+FAILING_TARGET = "failing-target"
 SUBSCRIPTION = "subscription"
 POISON = "poison"
 QUEUE_FAILURE = "queue-failure"
@@ -139,6 +140,11 @@ def move_key(profile: str, mailbox: str) -> str:
 def foreign_mailbox(key: str) -> str:
     """The mailbox id of a `foreign` document's key."""
     return key.partition(_JOIN)[2]
+
+
+def failing_target_key(profile: str, target: str) -> str:
+    """`target`: the mailbox's user id, or the configured address when no user has it."""
+    return _JOIN.join((profile, target))
 
 
 def poison_key(recorded_at: str, queue: str, message_ref: str) -> str:
@@ -384,6 +390,41 @@ class Move:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         return cls(_text(data, "old_folder"), _text(data, "started_at"))
+
+
+@dataclass(frozen=True)
+class FailingTarget:
+    """A target mailbox that fails alone: since when, Graph's answer, what to do (key: `failing_target_key`).
+
+    Written by whoever met the failure (the sync's target look-up, a push, reconcile), deleted once the
+    target works again or is no longer a target.
+    """
+
+    KIND: ClassVar[str] = FAILING_TARGET
+
+    profile: str
+    key: str  # the mailbox's user id, or the configured address when no user has it
+    address: str  # how people know the mailbox ("" when it could not be found out)
+    stage: str  # where it failed: resolve | folder | write | reconcile | remove
+    status: int  # Graph's HTTP status (0: galsync's own refusal, e.g. a foreign folder in the way)
+    code: str
+    hint: str
+    since: str  # first failure of this streak (ISO 8601)
+    last: str  # latest failure
+    run_id: str  # the run (or push) that met the latest failure
+    request_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"profile": self.profile, "key": self.key, "address": self.address, "stage": self.stage,
+                "status": self.status, "code": self.code, "hint": self.hint, "since": self.since,
+                "last": self.last, "run_id": self.run_id, "request_id": self.request_id}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_text(data, "profile"), _text(data, "key"), _text(data, "address", ""), _text(data, "stage"),
+                   _integer(data, "status", 0), _text(data, "code", ""), _text(data, "hint", ""),
+                   _text(data, "since"), _text(data, "last", ""), _text(data, "run_id", ""),
+                   _optional_text(data, "request_id"))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ then runs a sequence of steps drawn by hypothesis:
   the managed folder;
 - Graph trouble: expired delta tokens, replayed delta items, 429/503/504 and dropped connections at 10-20%
   (seeded), and calm again;
+- mailboxes: an owner deletes galsync's managed folder; a mailbox leaves galsync's Exchange scope (it answers
+  403, as before a scope change applies) and the scope applies again;
 - galsync: incremental syncs, reconciles, both in a row, a worker that crashes at a drawn Graph call or state
   write, and two workers at once on the same profile.
 
@@ -88,6 +90,7 @@ class ChaosMachine(RuleBasedStateMachine):
         self.dirty_keys: set[str] = set()
         self.dirty_pairs: set[tuple[str, str]] = set()
         self.dirty_mailboxes: set[str] = set()
+        self.out_of_scope: set[str] = set()  # mailboxes galsync's Exchange scope leaves out (they answer 403)
         self.step_done = True
 
     # --- set-up and tear-down ---------------------------------------------------------------------------------
@@ -124,9 +127,11 @@ class ChaosMachine(RuleBasedStateMachine):
         ChaosMachine.stats[f"run: {what}: {outcome}"] += 1
 
     def _settle(self, why: str) -> None:
-        """Faults stop; one sync and one reconcile must then succeed and leave every folder as desired."""
+        """Faults stop and every mailbox is in scope; one sync and one reconcile must then succeed and leave every
+        folder as desired."""
         assert self.g is not None and self.worker is not None
         self.g.faults.clear()
+        self._scope(set())
         synced = world.sync(self.worker)
         reconciled = world.reconcile(self.worker)
         self._record("settle", f"{synced}/{reconciled}")
@@ -159,6 +164,7 @@ class ChaosMachine(RuleBasedStateMachine):
         assert self.g is not None
         uid = world.hire(self.g, len(self.people), kind, mobile)
         self.people.append(uid)
+        self._scope(self.out_of_scope)  # a scope leaves out named mailboxes only: the newcomer is in it
         if phone:
             self.directory.add_member(GROUP_ID, uid)
             self.dirty_mailboxes.add(uid)
@@ -304,6 +310,42 @@ class ChaosMachine(RuleBasedStateMachine):
         the step only: what must hold is still checked against the emulator."""
         assert self.worker is not None
         return any(r.contact_id is None for r in self.worker.store.get_target_records(oracle.PROFILE, mailbox).values())
+
+    @rule(where=picks)
+    def owner_deletes_the_managed_folder(self, where: int) -> None:
+        """Someone deletes galsync's folder, on a phone or in Outlook, with every contact in it."""
+        self._begin("owner deletes the managed folder")
+        assert self.g is not None
+        mailboxes = [m for m in oracle.alive_mailboxes(self.g) if oracle.managed_folder(self.g, m)]
+        if not mailboxes:
+            return
+        mailbox = _pick(mailboxes, where)
+        folders = oracle.managed_folders(self.g, mailbox)
+        for folder in folders:
+            self.g.tenant.mailboxes.delete_folder(mailbox, folder)
+        self.foreign = {c: seen for c, seen in self.foreign.items() if (seen[0], seen[1]) not in
+                        {(mailbox, f) for f in folders}}
+        self.notes = {c: seen for c, seen in self.notes.items() if seen[0] != mailbox}
+        self.dirty_mailboxes.add(mailbox)
+
+    # --- galsync's Exchange scope -----------------------------------------------------------------------------
+
+    @rule(who=picks)
+    def mailbox_leaves_the_scope(self, who: int) -> None:
+        """The admin's scope for galsync leaves a mailbox out (or a change has not applied yet): it answers 403."""
+        self._begin("mailbox leaves the scope")
+        self._scope(self.out_of_scope | {_pick(self.people, who)})
+
+    @rule()
+    def scope_applies(self) -> None:
+        self._begin("scope applies")
+        self._scope(set())
+
+    def _scope(self, out: set[str]) -> None:
+        assert self.g is not None
+        self.out_of_scope = set(out)
+        with self.g.tenant.lock:
+            self.g.tenant.apps[self.g.client_id].mailbox_scope = set(self.people) - out if out else None
 
     # --- Graph trouble ----------------------------------------------------------------------------------------
 

@@ -24,5 +24,6 @@ def test_random_histories_keep_the_invariants() -> None:
     assert stats["converged checks"] > stats["examples"]
     for what in ("crashed", "two workers", "step: faults", "step: expire delta tokens", "step: delta replays",
                  "step: phone saves a contact", "step: phone edits", "step: phone deletes", "step: leave phones",
-                 "step: another profile's contacts", "lookups by tag beside another profile's contact"):
+                 "step: another profile's contacts", "lookups by tag beside another profile's contact",
+                 "step: owner deletes the managed folder", "step: mailbox leaves the scope"):
         assert sum(n for key, n in stats.items() if what in key) > 0, f"no {what!r} in {dict(stats)}"
