@@ -58,6 +58,7 @@ NEW_DRIVER = {"givenName": "Kofi", "surname": "Mensah", "displayName": "Kofi Men
               "department": "Transport", "officeLocation": "Depot North", "mobilePhone": "+44 7700 900999"}
 MAMAN = {"displayName": "Maman", "givenName": "Maman", "mobilePhone": "+33 6 12 34 56 78"}
 SHARED_BOX = "Trucks North"
+EXAMPLE_SUPPLIER = "Liam O'Connor"  # an organizational contact of the logistics scenario
 
 
 @dataclass
@@ -69,6 +70,7 @@ class DemoFacts:
     contacts_written: int = 0
     fill_seconds: float = 0.0
     subscriptions: int = 0
+    example_contact: dict[str, Any] = field(default_factory=dict)
     new_driver: dict[str, Any] = field(default_factory=dict)
     maman: dict[str, Any] = field(default_factory=dict)
     reconcile: dict[str, Any] = field(default_factory=dict)
@@ -84,6 +86,7 @@ class DemoFacts:
             "ok": self.ok, "targets": self.targets, "targets_total": sum(self.targets.values()),
             "targets_filled": self.targets_filled, "contacts_written": self.contacts_written,
             "fill_seconds": round(self.fill_seconds, 1), "subscriptions": self.subscriptions,
+            "example_contact": self.example_contact,
             "new_driver": self.new_driver, "propagation_seconds": self.new_driver.get("seconds"),
             "maman": self.maman, "reconcile": self.reconcile, "foreign_contacts_found": self.foreign_contacts_found,
             "shared_mailbox_warnings": self.shared_mailbox_warnings, "doctor": self.doctor, "explain": self.explain,
@@ -218,6 +221,22 @@ class Story:
             + (" (checked in every mailbox)." if self.facts.targets_filled else " [red]except some (see above)[/].")
             + " Each contact carries a hidden galsync tag, invisible on the phone: that is how galsync tells its "
             "own contacts from everybody else's, and why it never touches the others.")
+        self._show_example_contact()
+
+    def _show_example_contact(self) -> None:
+        """One supplier's contact as a phone shows it: the profile's template and categories at work."""
+        name = "Company directory"
+        mailbox, target = min(self.rt.store.get_targets(name).items())
+        shown = next((c for c in self.g.tenant.mailboxes.contacts(mailbox, target.folder_id)
+                      if c.get("displayName") == EXAMPLE_SUPPLIER), None)
+        if shown is None:
+            return
+        self.facts.example_contact = {k: shown.get(k) for k in ("displayName", "fileAs", "categories")}
+        self.tell(
+            f"A phone shows the supplier {EXAMPLE_SUPPLIER} filed as \"{shown.get('fileAs')}\" (the profile's "
+            f"fileAs template \"{{surname}}, {{givenName}}\") with the categories "
+            f"{', '.join(shown.get('categories') or [])} (one for the profile, one for its org-contacts source); a "
+            "category a person adds on the phone stays. docs/config.md lists every such option.")
 
     def _every_target_filled(self) -> bool:
         for name in self.rt.config.names:

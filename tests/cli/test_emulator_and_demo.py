@@ -86,6 +86,9 @@ def test_demo_json_tells_the_whole_story(tmp_path: Path) -> None:
     assert facts["ok"] is True
     assert facts["targets"] == {"Company directory": 120, "Dispatch": 4} and facts["targets_filled"] is True
     assert facts["contacts_written"] == 120 * 125 + 4 * 100
+    # galsync.example.toml's template and per-source categories, as a phone shows a supplier.
+    assert facts["example_contact"] == {"displayName": "Liam O'Connor", "fileAs": "O'Connor, Liam",
+                                        "categories": ["Company", "Suppliers"]}
     driver = facts["new_driver"]
     assert driver["propagated"] is True and driver["targets"] == 124 and driver["missing_in"] == 0
     assert driver["errors"] == [] and driver["sync_messages"] >= 1 and driver["seconds"] > 0
