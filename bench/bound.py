@@ -2,7 +2,7 @@
 
 Filling T mailboxes with n contacts each (docs/performance.md explains each term):
 
-- per mailbox: Graph runs at most 4 requests of one mailbox at a time (graph-facts.md, "Throttling"), each
+- per mailbox: Graph runs at most 4 requests of one mailbox at a time (docs/graph-facts.md, "Throttling"), each
   taking the latency L, so a mailbox's n creates need ceil(n / 4) * L, plus one L for the `$batch` call
   that carries them;
 - in total: the client has at most C requests in flight (GALSYNC_MAX_CONCURRENCY); a `$batch` runs at most

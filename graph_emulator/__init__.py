@@ -31,7 +31,7 @@ from .server import GraphServer
 from .tenant import Tenant
 from .throttle import Throttle
 
-# What galsync's app registration is granted (graph-facts.md, "least privilege").
+# What galsync's app registration is granted (docs/graph-facts.md, "least privilege").
 DEFAULT_ROLES = frozenset(
     {
         "User.Read.All",

@@ -1,6 +1,6 @@
 """Opaque, tamper-evident delta and skip tokens.
 
-Graph's tokens are opaque and carry the original query (graph-facts.md, "Delta query"). Ours are
+Graph's tokens are opaque and carry the original query (docs/graph-facts.md, "Delta query"). Ours are
 url-safe base64 of a small JSON state plus an HMAC, so a client cannot edit one into something valid,
 and carry the tenant's delta epoch so that tests can expire every token at once.
 """

@@ -5,7 +5,7 @@ contact-delta, profilephoto-get/update, singlevaluelegacyextendedproperty-get, u
 What the docs do not list is refused with a 400 naming the problem rather than silently accepted:
 - contacts `$filter`: only `emailAddresses/any(a:a/address eq '...')` (user-list-contacts.md) and numeric
   extended-property filters (`cast(ep/value, Edm.Int32) <op> N`); string-valued extended-property filters are
-  documented for messages and events only (graph-facts.md), so they get a 400 here;
+  documented for messages and events only (docs/graph-facts.md), so they get a 400 here;
 - contact folders `$filter`: only `displayName eq '...'`;
 - contact delta takes only `$select` (contact-delta.md), so `$expand`, `$filter`, `$top` are refused;
 - `$expand` only as `singleValueExtendedProperties($filter=id eq '...')`, which returns the matching

@@ -1,6 +1,6 @@
 """Requests, responses and Graph's error shape, shared by every emulator route.
 
-Graph answers every failure with the same JSON envelope (graph-facts.md, "Errors"); routes raise
+Graph answers every failure with the same JSON envelope (docs/graph-facts.md, "Errors"); routes raise
 `GraphError` and the server renders it, so no route builds an error body by hand.
 
 JSON goes through orjson (a benchmark's fill has the emulator write 50,000 contacts' JSON and read as many

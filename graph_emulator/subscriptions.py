@@ -11,7 +11,7 @@ change-notifications-lifecycle-events.md, subscription.md, subscription-post-sub
   (`contacts`) are refused because the docs do not list orgContact among the resources that support change
   notifications;
 - maximum lifetime 41,760 minutes for directory resources and 4,230 for Outlook contacts (the stored docs);
-  an expiration under 45 minutes from now is raised to 45 minutes; quotas (graph-facts.md) give 403;
+  an expiration under 45 minutes from now is raised to 45 minutes; quotas (docs/graph-facts.md) give 403;
 - notifications are POSTed from a background worker (never under the tenant lock, never blocking the
   request that made the change) with a 3 s timeout, batched per notification URL, verified against
   `verify` (the emulator's CA file, set by the server); every attempt is in `deliveries()`;
@@ -190,7 +190,7 @@ class _Outgoing:
 
 @dataclass
 class _Quotas:
-    """Subscription quotas (graph-facts.md); settable so tests can reach them cheaply."""
+    """Subscription quotas (docs/graph-facts.md); settable so tests can reach them cheaply."""
 
     directory_per_tenant: int = 1000
     directory_per_app: int = 100

@@ -1,4 +1,4 @@
-"""Throttling as Graph does it (graph-facts.md, "Throttling").
+"""Throttling as Graph does it (docs/graph-facts.md, "Throttling").
 
 Outlook resources are limited per (app, mailbox): at most 4 requests in flight, 10,000 requests per
 10 minutes, and 150 MB uploaded (the bodies of PATCH, POST and PUT) per 5 minutes (throttling-limits.md,
@@ -223,7 +223,7 @@ class _UploadWindow:
 
 
 def retry_after_value(seconds: float) -> str:
-    """Integer seconds when whole, else fractional (graph-facts.md: Retry-After may be fractional)."""
+    """Integer seconds when whole, else fractional (docs/graph-facts.md: Retry-After may be fractional)."""
     rounded = math.ceil(seconds * 1000) / 1000
     if rounded == int(rounded):
         return str(int(rounded))

@@ -28,7 +28,7 @@ from .phones import REGIONS, Phones
 
 DEFAULT_FOLDER = "Company Directory"
 DEFAULT_PHOTO_SIZE = "240x240"
-# The sizes Microsoft 365 keeps for user photos (graph-facts.md, profilephoto-get.md).
+# The sizes Microsoft 365 keeps for user photos (docs/graph-facts.md, profilephoto-get.md).
 PHOTO_SIZES: tuple[str, ...] = (
     "48x48", "64x64", "96x96", "120x120", "240x240", "360x360", "432x432", "504x504", "648x648",
 )

@@ -5,7 +5,7 @@ a single-value extended property naming (profile, source key); every managed fol
 profile. They are invisible on phones and in Outlook, survive edits on devices, and are how galsync keeps
 I1 (never touch what it did not create) and I2 (recovery finds a contact whose create landed before a crash).
 
-Id format (graph-facts.md): "String {GUID} Name <name>", one fixed GUID forever. Graph matches the Name part
+Id format (docs/graph-facts.md): "String {GUID} Name <name>", one fixed GUID forever. Graph matches the Name part
 case-sensitively; the GUID is compared here ignoring case in case Graph echoes it in another case.
 
 Value format, versioned: "v1;<profile>;<source key>" for contacts and "v1;<profile>" for folders. '%', ';'

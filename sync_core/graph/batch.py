@@ -1,6 +1,6 @@
 """JSON batching: many Graph requests in few HTTP calls, each inner request retried on its own.
 
-Graph facts this follows (graph-facts.md, concepts/json-batching.md, throttling-limits.md):
+Graph facts this follows (docs/graph-facts.md, concepts/json-batching.md, throttling-limits.md):
 - at most 20 requests per $batch; dependsOn only within one batch; a failed dependency answers 424;
 - responses come in any order, matched here by id;
 - each inner request is throttled on its own: a 200 batch can hold 429s, each with its own Retry-After;

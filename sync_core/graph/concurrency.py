@@ -2,7 +2,7 @@
 
 A request takes every slot it needs at once or none, so a $batch that touches several mailboxes can never
 deadlock against another one. A mailbox that answered 429 is held back until its Retry-After has passed;
-the others keep going (graph-facts.md: one throttled mailbox does not affect others). Waiters on the same
+the others keep going (docs/graph-facts.md: one throttled mailbox does not affect others). Waiters on the same
 mailbox are served first come, first served, so a batch needing all 4 slots of a mailbox is not starved
 by single requests.
 

@@ -1,4 +1,4 @@
-"""Reading collections page by page: plain paging and delta queries (graph-facts.md, "Delta query").
+"""Reading collections page by page: plain paging and delta queries (docs/graph-facts.md, "Delta query").
 
 Both stream: one page is held at a time, so memory stays flat however large the directory. Caller headers
 (Prefer: odata.maxpagesize, return=minimal) are sent on every page, as Graph expects; query parameters only

@@ -1,4 +1,4 @@
-"""When to try a Graph request again, and how long to wait first (graph-facts.md, "Throttling").
+"""When to try a Graph request again, and how long to wait first (docs/graph-facts.md, "Throttling").
 
 Graph says how long to wait in `Retry-After` (seconds, fractional seconds, or an HTTP date); waiting
 exactly that long is both the fastest and the politest choice. Without it we back off exponentially with

@@ -1,6 +1,6 @@
 """What a Graph URL touches: its path under the Graph root, the mailbox it lands in, the permission it needs.
 
-Outlook throttles per (app, mailbox): 4 concurrent requests and a request budget (graph-facts.md,
+Outlook throttles per (app, mailbox): 4 concurrent requests and a request budget (docs/graph-facts.md,
 "Throttling"). The mailbox is read from the URL (`/users/{id-or-upn}/contactFolders/...`) so the client can
 hold each mailbox to its own limit without the caller saying which mailbox a request is for.
 """

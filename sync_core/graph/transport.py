@@ -51,7 +51,7 @@ class Verdict(enum.Enum):
 
 def classify(status: int, replay_safe: bool) -> Verdict:
     """The retry decision for `status` (NO_ANSWER when none came back) to a request that is or is not
-    safe to repeat (graph-facts.md, "Throttling")."""
+    safe to repeat (docs/graph-facts.md, "Throttling")."""
     if status in (429, 503):
         return Verdict.RETRY
     if status in (504, NO_ANSWER):
@@ -80,7 +80,7 @@ def gateway_timeout(
 
 def with_immutable_id(headers: Mapping[str, str] | None, in_mailbox: bool) -> dict[str, str]:
     """`headers` with their Prefer values in one header, led by immutable ids for a mailbox's items (contact
-    ids must survive moves between folders, graph-facts.md) unless the caller already asks for an IdType."""
+    ids must survive moves between folders, docs/graph-facts.md) unless the caller already asks for an IdType."""
     if not headers:  # the usual case, without looking at each header
         return {"Prefer": IMMUTABLE_ID} if in_mailbox else {}
     out: dict[str, str] = {}

@@ -56,7 +56,7 @@ log = logging.getLogger("galsync.doctor")
 
 FOREIGN_DOC = "foreign"  # key "profile|mailbox id": {"checked_at", "contacts": [{id, displayName, ...}]}
 DELTA_TIMES_DOC = "delta-times"  # key profile: {source name: ISO time the link was stored}
-DIRECTORY_TOKEN_DAYS = 7  # directory delta tokens expire after 7 days (graph-facts.md)
+DIRECTORY_TOKEN_DAYS = 7  # directory delta tokens expire after 7 days (docs/graph-facts.md)
 SUBSCRIPTION_WARN_HOURS = 12.0  # the subscriptions timer renews every 4 h: less than this left is a bad sign
 MAX_PURPOSE_LOOKUPS = 50
 MAX_SCOPE_CANDIDATES = 3

@@ -1,6 +1,6 @@
 """Contact photos, part one: notice a changed directory photo cheaply, and fetch it once.
 
-Graph keeps photo changes out of the users delta (graph-facts.md), so galsync asks, one metadata request
+Graph keeps photo changes out of the users delta (docs/graph-facts.md), so galsync asks, one metadata request
 per user: `GET /users/{id}/photo` answers the photo's `@odata.mediaEtag` without its bytes, or 404 for a
 user without a photo (one cheap check, no download). The etag is compared with the one on the user's
 SourceRecord; only a difference is a change. Who is checked:

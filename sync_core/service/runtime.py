@@ -1,6 +1,6 @@
 """What every use case needs, wired once per process: settings, profiles, the Graph client, the state store.
 
-The use cases hold no state between calls (DESIGN.md, layer 2); the function app and the command line
+The use cases hold no state between calls (docs/architecture.md, layer 2); the function app and the command line
 each build one `Runtime` and pass it in. How work fans out differs: the command line runs a push inline,
 the function app puts it on a queue. `FanOut` is that difference and nothing else.
 """

@@ -2,7 +2,7 @@
 
 The source reader hands changes over in chunks (source_reader.CHUNK_ITEMS); each chunk is compared with the
 stored records and, in a real run, stored at once, so a first read of a large directory never holds all of
-it. Crash safety (DESIGN.md, I5): before the first source record of a run changes, an outbox that pushes
+it. Crash safety (docs/architecture.md, I5): before the first source record of a run changes, an outbox that pushes
 every key to every target is written (keeping the fill and removals of an outbox left by an earlier run).
 The sync narrows it to the changed keys once the walk is complete; a crash before that replays a full push,
 which writes only what differs.

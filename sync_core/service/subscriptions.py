@@ -1,6 +1,6 @@
 """Graph change-notification subscriptions: create what is missing, renew early, delete what is ours and unused.
 
-What galsync subscribes to (graph-facts.md, resources/subscription.md, webhooks.md):
+What galsync subscribes to (docs/graph-facts.md, resources/subscription.md, webhooks.md):
 - `users`, changeType `updated,deleted` (the only ones users support; `updated` also fires on create and
   soft delete), when a profile reads directory users;
 - `groups/{id}`, changeType `updated,deleted`, for each group a profile names (target groups and user-filter

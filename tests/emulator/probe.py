@@ -100,7 +100,7 @@ DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 
 
 def assert_graph_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:
-    """Graph's error envelope (graph-facts.md, "Errors"): code, message, innerError.date and request-id."""
+    """Graph's error envelope (docs/graph-facts.md, "Errors"): code, message, innerError.date and request-id."""
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["code"] == code, error

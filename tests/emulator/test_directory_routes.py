@@ -1,7 +1,7 @@
 """Directory routes over real HTTPS: users, org contacts, groups, managers and user photos.
 
 Responses are validated against Microsoft's OpenAPI schemas (tests/emulator/schema.py) and errors against
-Graph's envelope (graph-facts.md, "Errors").
+Graph's envelope (docs/graph-facts.md, "Errors").
 """
 
 from __future__ import annotations
