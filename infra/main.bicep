@@ -94,8 +94,8 @@ param authorityHost string = ''
 @description('GALSYNC_GRAPH_BASE_URL: override of the cloud\'s Graph root; empty for the cloud\'s own.')
 param graphBaseUrl string = ''
 
-@description('GALSYNC_MAX_CONCURRENCY: most Graph requests in flight per instance.')
-param maxConcurrency string = '16'
+@description('GALSYNC_MAX_CONCURRENCY: most Graph calls in flight per instance; within it 4 per target mailbox.')
+param maxConcurrency string = '325'
 
 @description('GALSYNC_RETRY_MAX_ATTEMPTS: most attempts of one Graph request.')
 param retryMaxAttempts string = '6'

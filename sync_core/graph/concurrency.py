@@ -1,5 +1,12 @@
 """How many Graph requests may be in flight: per mailbox (Outlook allows 4), in total (a setting), and when.
 
+The limit follows the work: each mailbox a run touches may have 4 requests in flight, so 40 mailboxes keep
+up to 160 requests (40 `$batch` calls of one mailbox each) busy. The total cap is there only so that one
+process stays within Graph's app-wide rate; its default, APP_WIDE_IN_FLIGHT, is the number of calls in
+flight at which one process sends that rate when a request takes GRAPH_REQUEST_SECONDS (Little's law: in
+flight = rate x time; a call has at most 4 of its requests running at once). More calls in flight than
+that would only meet Graph's 429s.
+
 A request takes every slot it needs at once or none, so a $batch that touches several mailboxes can never
 deadlock against another one. A mailbox that answered 429 is held back until its Retry-After has passed;
 the others keep going (graph-facts.md: one throttled mailbox does not affect others). Waiters on the same
@@ -16,6 +23,7 @@ doing nothing).
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 from collections import deque
@@ -23,6 +31,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 OUTLOOK_CONCURRENCY_PER_MAILBOX = 4
+GRAPH_APP_REQUESTS_PER_SECOND = 130_000 / 10  # Graph's global limit, per app across tenants
+GRAPH_REQUEST_SECONDS = 0.1  # the time of one Outlook request the cap is sized for
+APP_WIDE_IN_FLIGHT = math.ceil(
+    GRAPH_APP_REQUESTS_PER_SECOND * GRAPH_REQUEST_SECONDS / OUTLOOK_CONCURRENCY_PER_MAILBOX
+)  # 325 calls
 
 
 class _Waiter:
@@ -37,8 +50,33 @@ class _Waiter:
         self.wake: threading.Condition | None = None  # made when it has to sleep
 
 
+def parallel_calls(demands: Iterable[Mapping[str, int]], cap: int,
+                   per_mailbox: int = OUTLOOK_CONCURRENCY_PER_MAILBOX) -> int:
+    """How many of these calls (each its slots per mailbox) can be in flight together, at most `cap`.
+
+    Per mailbox, as many as fit its slots when each needs the most any of them needs; a call that touches no
+    mailbox counts alone. Calls that touch several mailboxes are counted once per mailbox, so this is an upper
+    bound: a thread beyond it would only wait for slots.
+    """
+    calls = 0
+    unbound = 0
+    touching: dict[str, int] = {}  # mailbox -> calls that touch it
+    biggest: dict[str, int] = {}  # mailbox -> the most slots of it one call needs
+    for demand in demands:
+        calls += 1
+        if not demand:
+            unbound += 1
+        for m, n in demand.items():
+            touching[m] = touching.get(m, 0) + 1
+            biggest[m] = max(biggest.get(m, 1), min(n, per_mailbox))
+    together = unbound + sum(min(n, per_mailbox // biggest[m]) for m, n in touching.items())
+    return max(1, min(calls, cap, together))
+
+
 class Limiter:
-    def __init__(self, max_in_flight: int, per_mailbox: int = OUTLOOK_CONCURRENCY_PER_MAILBOX) -> None:
+    def __init__(
+        self, max_in_flight: int = APP_WIDE_IN_FLIGHT, per_mailbox: int = OUTLOOK_CONCURRENCY_PER_MAILBOX
+    ) -> None:
         if max_in_flight < 1 or per_mailbox < 1:
             raise ValueError("concurrency limits must be at least 1")
         self.max_in_flight = max_in_flight
