@@ -142,7 +142,8 @@ def run_batch(graph: BatchSender, requests: Sequence[BatchRequest]) -> list[Batc
     if not items:
         return []
     chunks = chunk(items)
-    lanes = parallel_calls((_demand(c) for c in chunks), graph.limiter.max_in_flight, graph.limiter.per_mailbox)
+    limits = graph.limiter
+    lanes = parallel_calls((_demand(c) for c in chunks), limits.max_in_flight, limits.per_mailbox, limits.directory)
     results: dict[str, BatchResult] = {}
     if lanes == 1:
         for c in chunks:

@@ -129,5 +129,6 @@ def test_parallel_calls_follow_the_mailboxes_of_the_work() -> None:
     assert parallel_calls([{"m": 2}] * 8, cap=325) == 2  # two calls of 2 each fill one mailbox
     assert parallel_calls([{"m": 1}] * 8, cap=325) == 4
     assert parallel_calls([{f"m{k}": 1 for k in range(20)}], cap=325) == 1  # one call
-    assert parallel_calls([{}, {}, {"m": 5}], cap=325) == 3  # calls that touch no mailbox count alone
+    assert parallel_calls([{}, {}, {"m": 5}], cap=325) == 3  # calls that touch no mailbox count alone...
+    assert parallel_calls([{}] * 40, cap=325, directory=16) == 16  # ...up to the directory's cap
     assert parallel_calls([], cap=325) == 1
