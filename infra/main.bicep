@@ -121,6 +121,9 @@ param subscriptionsSchedule string = '0 30 */4 * * *'
 @description('GALSYNC_TARGETS_PER_MESSAGE: target mailboxes per push-targets queue message.')
 param targetsPerMessage string = '50'
 
+@description('GALSYNC_WRITES_PER_MESSAGE: most contact writes one push-targets message carries (fewer targets per message when each needs many).')
+param writesPerMessage string = '25000'
+
 @description('GALSYNC_LOG_LEVEL: level of galsync\'s own loggers.')
 @allowed(['DEBUG', 'INFO', 'WARNING', 'ERROR'])
 param logLevel string = 'INFO'
@@ -255,6 +258,7 @@ module api 'app/function-app.bicep' = {
     reconcileSchedule: reconcileSchedule
     subscriptionsSchedule: subscriptionsSchedule
     targetsPerMessage: targetsPerMessage
+    writesPerMessage: writesPerMessage
     logLevel: logLevel
   }
   // The app's first start reads storage, Key Vault and App Insights with the identity: grant first.

@@ -77,6 +77,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("GALSYNC_WEBHOOK_KEY", "", "Function key appended to the notification URLs; a Key Vault reference.",
          secret=True),
     Spec("GALSYNC_TARGETS_PER_MESSAGE", "50", "Target mailboxes per push-targets queue message."),
+    Spec("GALSYNC_WRITES_PER_MESSAGE", "25000",
+         "Most contact writes one push-targets message carries: fewer targets per message when each needs many "
+         "(a message's writes are held in memory, about 1.5-1.8 KB each)."),
     Spec("GALSYNC_LOG_LEVEL", "INFO", "Log level of galsync's own loggers."),
 )
 
@@ -112,6 +115,7 @@ class Settings:
     webhook_base_url: str
     webhook_key: str
     targets_per_message: int
+    writes_per_message: int
     log_level: str
 
     @classmethod
