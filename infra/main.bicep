@@ -94,8 +94,8 @@ param authorityHost string = ''
 @description('GALSYNC_GRAPH_BASE_URL: override of the cloud\'s Graph root; empty for the cloud\'s own.')
 param graphBaseUrl string = ''
 
-@description('GALSYNC_MAX_CONCURRENCY: most Graph requests in flight per instance.')
-param maxConcurrency string = '16'
+@description('GALSYNC_MAX_CONCURRENCY: most Graph calls in flight per instance; within it 4 per target mailbox.')
+param maxConcurrency string = '325'
 
 @description('GALSYNC_RETRY_MAX_ATTEMPTS: most attempts of one Graph request.')
 param retryMaxAttempts string = '6'
@@ -120,6 +120,9 @@ param subscriptionsSchedule string = '0 30 */4 * * *'
 
 @description('GALSYNC_TARGETS_PER_MESSAGE: target mailboxes per push-targets queue message.')
 param targetsPerMessage string = '50'
+
+@description('GALSYNC_WRITES_PER_MESSAGE: most contact writes one push-targets message carries (fewer targets per message when each needs many).')
+param writesPerMessage string = '25000'
 
 @description('GALSYNC_LOG_LEVEL: level of galsync\'s own loggers.')
 @allowed(['DEBUG', 'INFO', 'WARNING', 'ERROR'])
@@ -255,6 +258,7 @@ module api 'app/function-app.bicep' = {
     reconcileSchedule: reconcileSchedule
     subscriptionsSchedule: subscriptionsSchedule
     targetsPerMessage: targetsPerMessage
+    writesPerMessage: writesPerMessage
     logLevel: logLevel
   }
   // The app's first start reads storage, Key Vault and App Insights with the identity: grant first.

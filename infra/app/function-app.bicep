@@ -34,6 +34,7 @@ param syncSchedule string
 param reconcileSchedule string
 param subscriptionsSchedule string
 param targetsPerMessage string
+param writesPerMessage string
 param logLevel string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -191,6 +192,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // The function key Graph appends to the notification URLs; stored by infra/hooks/postdeploy.sh.
     GALSYNC_WEBHOOK_KEY: '@Microsoft.KeyVault(SecretUri=${secretsUri}/galsync-webhook-key/)'
     GALSYNC_TARGETS_PER_MESSAGE: targetsPerMessage
+    GALSYNC_WRITES_PER_MESSAGE: writesPerMessage
     GALSYNC_LOG_LEVEL: logLevel
   }
 }

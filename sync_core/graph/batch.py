@@ -13,17 +13,18 @@ a single request), alone, after their own wait.
 
 from __future__ import annotations
 
+import queue
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
 
 from . import jsonbody
-from .concurrency import Limiter
+from .concurrency import Limiter, parallel_calls
 from .errors import GraphError, MaybeApplied, TransientError, error_from_response
 from .retry import RetryPolicy, parse_retry_after
 from .routes import mailbox_of, permission_hint, redact, relative_path
@@ -141,14 +142,49 @@ def run_batch(graph: BatchSender, requests: Sequence[BatchRequest]) -> list[Batc
     if not items:
         return []
     chunks = chunk(items)
+    limits = graph.limiter
+    lanes = parallel_calls((_demand(c) for c in chunks), limits.max_in_flight, limits.per_mailbox, limits.directory)
     results: dict[str, BatchResult] = {}
-    if len(chunks) == 1:
-        results.update(_run_chunk(graph, chunks[0]))
+    if lanes == 1:
+        for c in chunks:
+            results.update(_run_chunk(graph, c))
     else:
-        # The client's worker threads: chunks never wait on each other, so sharing them cannot deadlock.
-        for done in graph.workers().map(lambda c: _run_chunk(graph, c), chunks):
+        for done in _in_lanes(graph, chunks, lanes):
             results.update(done)
     return [results[it.id] for it in items]
+
+
+def _in_lanes(graph: BatchSender, chunks: list[list[_Item]], lanes: int) -> list[dict[str, BatchResult]]:
+    """Run the chunks, in their order, on `lanes` threads: as many as the work's mailboxes can keep busy.
+
+    Each lane takes the next chunk when it is done with one; the caller's thread is one lane and the client's
+    worker threads the others. A chunk never waits on another, so lanes of concurrent calls sharing the
+    workers cannot deadlock, and the caller's own lane makes progress even when every worker is busy.
+    """
+    todo = queue.SimpleQueue[list[_Item]]()
+    for c in chunks:
+        todo.put(c)
+
+    def lane() -> dict[str, BatchResult]:
+        done: dict[str, BatchResult] = {}
+        while True:
+            try:
+                c = todo.get_nowait()
+            except queue.Empty:
+                return done
+            done.update(_run_chunk(graph, c))
+
+    others = [graph.workers().submit(lane) for _ in range(lanes - 1)]
+    try:
+        mine = lane()
+    finally:
+        wait(others)
+    return [mine, *(f.result() for f in others)]
+
+
+def _demand(items: Sequence[_Item]) -> Counter[str]:
+    """The slots a call holding these requests needs, per mailbox."""
+    return Counter(it.mailbox for it in items if it.mailbox is not None)
 
 
 def prepare(base_url: str, requests: Sequence[BatchRequest]) -> list[_Item]:
@@ -376,7 +412,7 @@ def _send_round(graph: BatchSender, round_: list[_Item]) -> tuple[dict[str, dict
             if depends:
                 entry["dependsOn"] = depends
         payload.append(entry)
-    demand = Counter(it.mailbox for it in round_ if it.mailbox is not None)
+    demand = _demand(round_)
     graph.stats.add("batch_calls")
     graph.stats.add("batch_inner_requests", len(round_))
     resp, cid = graph.send(

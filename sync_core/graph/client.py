@@ -20,7 +20,7 @@ from . import jsonbody
 from .auth import TokenProvider, token_provider
 from .batch import BatchRequest, BatchResult, run_batch
 from .clouds import endpoints
-from .concurrency import Limiter
+from .concurrency import APP_WIDE_IN_FLIGHT, Limiter
 from .errors import error_from_response
 from .paging import Delta, iter_items
 from .retry import RetryPolicy
@@ -52,7 +52,7 @@ class GraphClient:
         *,
         session: requests.Session | None = None,
         ca_bundle: str | None = None,
-        max_concurrency: int = 16,
+        max_concurrency: int = APP_WIDE_IN_FLIGHT,
         retry: RetryPolicy | None = None,
         read_timeout: float = 30.0,
     ) -> None:
@@ -115,7 +115,7 @@ class GraphClient:
         self.transport.retry = policy
 
     def workers(self) -> ThreadPoolExecutor:
-        """Threads that run $batch chunks side by side (created on first use, as many as the global cap)."""
+        """Threads that run $batch chunks side by side (made as the work needs them, at most the global cap)."""
         with self._workers_lock:
             if self._workers is None:
                 self._workers = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="graph-batch")

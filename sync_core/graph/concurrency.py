@@ -1,5 +1,13 @@
 """How many Graph requests may be in flight: per mailbox (Outlook allows 4), in total (a setting), and when.
 
+The limit follows the work: each mailbox a run touches may have 4 requests in flight, so 40 mailboxes keep
+up to 160 requests (40 `$batch` calls of one mailbox each) busy. The total cap is there only so that one
+process stays within Graph's app-wide rate; its default, APP_WIDE_IN_FLIGHT, is the number of calls in
+flight at which one process sends that rate when a request takes GRAPH_REQUEST_SECONDS (Little's law: in
+flight = rate x time; a call has at most 4 of its requests running at once). More calls in flight than
+that would only meet Graph's 429s. Calls that touch no mailbox (directory reads) have their own, smaller cap,
+DIRECTORY_IN_FLIGHT: the directory's budget is per app and tenant, not per mailbox.
+
 A request takes every slot it needs at once or none, so a $batch that touches several mailboxes can never
 deadlock against another one. A mailbox that answered 429 is held back until its Retry-After has passed;
 the others keep going (docs/graph-facts.md: one throttled mailbox does not affect others). Waiters on the same
@@ -16,6 +24,7 @@ doing nothing).
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 import time
 from collections import deque
@@ -23,6 +32,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 OUTLOOK_CONCURRENCY_PER_MAILBOX = 4
+GRAPH_APP_REQUESTS_PER_SECOND = 130_000 / 10  # Graph's global limit, per app across tenants
+GRAPH_REQUEST_SECONDS = 0.1  # the time of one Outlook request the cap is sized for
+APP_WIDE_IN_FLIGHT = math.ceil(
+    GRAPH_APP_REQUESTS_PER_SECOND * GRAPH_REQUEST_SECONDS / OUTLOOK_CONCURRENCY_PER_MAILBOX
+)  # 325 calls
+# Within Graph's smallest directory budget (3,500 resource units per 10 s) while a request takes 50 ms or more.
+DIRECTORY_IN_FLIGHT = 16
 
 
 class _Waiter:
@@ -37,12 +53,42 @@ class _Waiter:
         self.wake: threading.Condition | None = None  # made when it has to sleep
 
 
+def parallel_calls(demands: Iterable[Mapping[str, int]], cap: int,
+                   per_mailbox: int = OUTLOOK_CONCURRENCY_PER_MAILBOX, directory: int = DIRECTORY_IN_FLIGHT) -> int:
+    """How many of these calls (each its slots per mailbox) can be in flight together, at most `cap`.
+
+    Per mailbox, as many as fit its slots when each needs the most any of them needs; calls that touch no
+    mailbox, up to the `directory` cap. Calls that touch several mailboxes are counted once per mailbox, so
+    this is an upper bound: a thread beyond it would only wait for slots.
+    """
+    calls = 0
+    unbound = 0
+    touching: dict[str, int] = {}  # mailbox -> calls that touch it
+    biggest: dict[str, int] = {}  # mailbox -> the most slots of it one call needs
+    for demand in demands:
+        calls += 1
+        if not demand:
+            unbound += 1
+        for m, n in demand.items():
+            touching[m] = touching.get(m, 0) + 1
+            biggest[m] = max(biggest.get(m, 1), min(n, per_mailbox))
+    together = min(unbound, directory) + sum(min(n, per_mailbox // biggest[m]) for m, n in touching.items())
+    return max(1, min(calls, cap, together))
+
+
 class Limiter:
-    def __init__(self, max_in_flight: int, per_mailbox: int = OUTLOOK_CONCURRENCY_PER_MAILBOX) -> None:
-        if max_in_flight < 1 or per_mailbox < 1:
+    def __init__(
+        self,
+        max_in_flight: int = APP_WIDE_IN_FLIGHT,
+        per_mailbox: int = OUTLOOK_CONCURRENCY_PER_MAILBOX,
+        directory: int = DIRECTORY_IN_FLIGHT,
+    ) -> None:
+        if max_in_flight < 1 or per_mailbox < 1 or directory < 1:
             raise ValueError("concurrency limits must be at least 1")
         self.max_in_flight = max_in_flight
         self.per_mailbox = per_mailbox
+        self.directory = directory  # most calls in flight that touch no mailbox
+        self._directory_in_flight = 0
         self._lock = threading.Lock()
         self._in_flight = 0
         self._by_mailbox: dict[str, int] = {}
@@ -134,14 +180,16 @@ class Limiter:
     def _give_back(self, need: Mapping[str, int]) -> None:
         was_full = self._in_flight >= self.max_in_flight
         self._in_flight -= 1
+        if not need:
+            self._directory_in_flight -= 1
         for m, n in need.items():
             left = self._by_mailbox[m] - n
             if left:
                 self._by_mailbox[m] = left
             else:
                 del self._by_mailbox[m]
-        # A freed global slot may let any waiter start; freed mailbox slots only that mailbox's waiters.
-        self._dispatch(None if was_full else need)
+        # A freed global or directory slot may let any waiter start; freed mailbox slots only that mailbox's.
+        self._dispatch(None if was_full or not need else need)
 
     def _dispatch(self, mailboxes: Iterable[str] | None, now: float | None = None) -> None:
         """Grant slots, oldest first, to the waiters that can start now among those at the head of the
@@ -172,6 +220,8 @@ class Limiter:
     def _can_start(self, waiter: _Waiter, now: float) -> bool:
         if self._in_flight >= self.max_in_flight or self._gate(waiter.need, now) > now:
             return False
+        if not waiter.need and self._directory_in_flight >= self.directory:
+            return False
         for m, n in waiter.need.items():
             if self._by_mailbox.get(m, 0) + n > self.per_mailbox or self._head(m, now) is not waiter:
                 return False
@@ -194,6 +244,8 @@ class Limiter:
         self._dequeue(waiter)
         waiter.granted = True
         self._in_flight += 1
+        if not waiter.need:
+            self._directory_in_flight += 1
         for m, n in waiter.need.items():
             self._by_mailbox[m] = self._by_mailbox.get(m, 0) + n
         if waiter.wake is not None:

@@ -7,8 +7,9 @@ which looks for the contact carrying this source's hidden tag and adopts it inst
 A create that Graph definitely refused drops its in-flight record again, so it costs no lookup later.
 
 All targets of one push go into one `client.batch` call, so the client can keep every mailbox busy up to
-Graph's per-mailbox limit at once; under a lease, that call is cut into waves (waves.py), and once the lease
-is lost the rest is not sent.
+Graph's per-mailbox limit at once; under a lease, that call is cut into waves (waves.py), each recorded as
+soon as it is answered (its creates' in-flight records written just before it goes), and once the lease is
+lost the rest is not sent. A push killed mid-way leaves only the wave it was sending in doubt.
 
 Each kind of action has its effect in one place: `_prepare` matches it once, and its section below says what it
 writes before the batch and, through the function its `_Write` carries, what its answer records.
@@ -68,6 +69,7 @@ class _Write(BatchRequest, Generic[A]):
     work: TargetWork
     action: A
     answered: Callable[[_Recorder, _Write[A], BatchResult], list[_Write[Any]]]
+    in_flight: bool = False  # a create whose in-flight record is written just before it is sent
 
 
 def execute(client: GraphClient, store: StateStore, profile: Profile, works: Sequence[TargetWork],
@@ -105,22 +107,45 @@ def execute(client: GraphClient, store: StateStore, profile: Profile, works: Seq
 def _send(client: GraphClient, store: StateStore, recorder: _Recorder, writes: Sequence[_Write[Any]],
           now: Callable[[], str], held: Callable[[], bool] | None) -> list[_Write[Any]]:
     """Send the writes, hand each answer to its action's function, store what they recorded; return the
-    writes those functions asked for next."""
-    results: Sequence[BatchResult | None] = []
-    if writes:
-        results = client.batch(writes) if held is None else run_in_waves(client, writes, held,
-                                                                         lambda write: write.work.mailbox)
-    recorder.written_at = now()
+    writes those functions asked for next.
+
+    Under a lease the writes go in waves, and each wave is recorded as soon as it is answered, with the
+    in-flight records of its creates written just before it is sent: a push killed mid-way leaves its
+    finished waves recorded and only the wave it was sending in doubt, so the next push resumes there.
+    """
     follow_up: list[_Write[Any]] = []
-    for item, result in zip(writes, results, strict=True):
-        if result is None:
-            recorder.not_sent(item)
-            continue
-        if result.status == 404:  # a contact deleted on a phone, or its folder or mailbox gone: mailbox_checks.py
-            recorder.report.not_found.setdefault(item.work.mailbox, getattr(result.error, "code", ""))
-        follow_up += item.answered(recorder, item, result)
-    recorder.flush(store)
+
+    def sending(wave: Sequence[_Write[Any]]) -> None:
+        _put_in_flight(store, recorder.profile, wave, now())
+
+    def answered(pairs: Sequence[tuple[_Write[Any], BatchResult]]) -> None:
+        recorder.written_at = now()
+        for item, result in pairs:
+            if result.status == 404:  # a contact deleted on a phone, or its folder or mailbox gone
+                recorder.report.not_found.setdefault(item.work.mailbox, getattr(result.error, "code", ""))
+            follow_up.extend(item.answered(recorder, item, result))
+        recorder.flush(store)
+
+    if not writes:
+        return follow_up
+    if held is None:
+        sending(writes)
+        answered(list(zip(writes, client.batch(writes), strict=True)))
+        return follow_up
+    for item in run_in_waves(client, writes, held, lambda write: write.work.mailbox, sending, answered):
+        recorder.not_sent(item)
     return follow_up
+
+
+def _put_in_flight(store: StateStore, profile: Profile, writes: Sequence[_Write[Any]], written_at: str) -> None:
+    """Before creates are sent: a record with no contact id for each (the next plan looks for it by its tag)."""
+    by_mailbox: dict[str, list[TargetRecord]] = {}
+    for item in writes:
+        if item.in_flight:
+            by_mailbox.setdefault(item.work.mailbox, []).append(
+                TargetRecord(item.work.mailbox, item.action.source_key, None, "", None, written_at))
+    for mailbox, records in by_mailbox.items():
+        store.put_target_records(profile.name, mailbox, records)
 
 
 def _needs_lookup(actions: Sequence[Action]) -> bool:
@@ -152,14 +177,13 @@ def _find_tagged(client: GraphClient, profile: Profile, works: Sequence[TargetWo
 
 
 class _Prepared:
-    """One target's actions as batch requests, and the records to write before any of them is sent."""
+    """One target's actions as batch requests, and the records of state-only actions to write first."""
 
     def __init__(self, work: TargetWork, found: Mapping[str, list[dict[str, Any]]], written_at: str,
                  report: ExecReport) -> None:
         self.work, self.found, self.written_at, self.report = work, found, written_at, report
         self.url = contact_url(work.mailbox, work.folder_id)  # the folder's contacts, shared by its creates
         self.writes: list[_Write[Any]] = []
-        self.in_flight: list[TargetRecord] = []
         self.records: list[TargetRecord] = []
         self.forgotten: list[str] = []
 
@@ -175,8 +199,6 @@ class _Prepared:
 
     def store(self, store: StateStore, profile: Profile) -> None:
         mailbox = self.work.mailbox
-        if self.in_flight:
-            store.put_target_records(profile.name, mailbox, self.in_flight)
         if self.records:
             store.put_target_records(profile.name, mailbox, self.records)
         if self.forgotten:
@@ -185,7 +207,7 @@ class _Prepared:
 
 def _prepare(store: StateStore, profile: Profile, work: TargetWork, found: Mapping[str, list[dict[str, Any]]],
              parts: OwnerParts, written_at: str, report: ExecReport) -> list[_Write[Any]]:
-    """Turn actions into batch requests; write in-flight records and state-only actions first."""
+    """Turn actions into batch requests; write the records of state-only actions first."""
     prep = _Prepared(work, found, written_at, report)
     for action in work.actions:
         match action:
@@ -249,9 +271,7 @@ class _Recorder:
                     item.method, item.work.mailbox, result.status, code, result.request_id)
 
     def not_sent(self, item: _Write[Any]) -> None:
-        """A write never sent (the lease was lost): a create's in-flight record goes, nothing was created."""
-        if item.answered is _created:
-            self.forget(item.work.mailbox, item.action.source_key)
+        """A write never sent (the lease was lost): its wave wrote no in-flight record, nothing was created."""
         self.report.counts["not_sent"] += 1
 
     def flush(self, store: StateStore) -> None:
@@ -274,13 +294,13 @@ def _create(prep: _Prepared, action: Create) -> None:
         body = adoption_body(action.adoption_patch(), existing[0], categories_of(action.body))
         prep.write("PATCH", str(existing[0]["id"]), action, _adopted, body=body, keep=CREATED_FIELDS)
         return
-    prep.in_flight.append(TargetRecord(prep.work.mailbox, action.source_key, None, "", None, prep.written_at))
-    prep.writes.append(_create_write(prep.work, prep.url, action))
+    prep.writes.append(_create_write(prep.work, prep.url, action, in_flight=True))
 
 
-def _create_write(work: TargetWork, url: str, create: Create) -> _Write[Create]:
+def _create_write(work: TargetWork, url: str, create: Create, *, in_flight: bool = False) -> _Write[Create]:
     body = create.body if type(create.body) is dict else dict(create.body)  # the planner's dict, not copied
-    return _Write("POST", url, body=body, keep=CREATED_FIELDS, work=work, action=create, answered=_created)
+    return _Write("POST", url, body=body, keep=CREATED_FIELDS, work=work, action=create, answered=_created,
+                  in_flight=in_flight)
 
 
 def _created(rec: _Recorder, item: _Write[Create], result: BatchResult) -> list[_Write[Any]]:

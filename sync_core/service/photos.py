@@ -186,6 +186,10 @@ class PhotoCache:
 CACHE = PhotoCache()
 
 
+_FETCHING_LOCK = threading.Lock()
+_FETCHING: dict[tuple[str, str, str, str], threading.Lock] = {}  # photo key -> held while it is downloaded
+
+
 def fetch_photo(client: GraphClient, user_id: str, etag: str, size: str) -> tuple[UserPhoto | None, bool]:
     """The user's photo in `size` (or whole, when smaller), and whether it was downloaded now (not cached).
 
@@ -196,6 +200,22 @@ def fetch_photo(client: GraphClient, user_id: str, etag: str, size: str) -> tupl
     cached = CACHE.get(key)
     if cached is not None:
         return cached, False
+    # Targets written side by side want the same photo at once: one downloads it, the others wait and read it.
+    with _FETCHING_LOCK:
+        fetching = _FETCHING.setdefault(key, threading.Lock())
+    with fetching:
+        cached = CACHE.get(key)
+        if cached is not None:
+            return cached, False
+        try:
+            return _download(client, key)
+        finally:
+            with _FETCHING_LOCK:
+                _FETCHING.pop(key, None)
+
+
+def _download(client: GraphClient, key: tuple[str, str, str, str]) -> tuple[UserPhoto | None, bool]:
+    _, user_id, size, etag = key
     data: bytes | None = None
     for path in (f"/users/{user_id}/photos/{size}/$value", f"/users/{user_id}/photo/$value"):
         try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,9 @@ log = logging.getLogger("galsync.reconcile")
 READ_FIELDS = ("displayName", "changeKey", "createdDateTime", "lastModifiedDateTime")
 # Unknown contacts a reconcile reads one GET each; beyond this many, one listing of the folder is cheaper.
 READ_ONE_BY_ONE = 20
+# Targets reconciled side by side: a quiet target is one delta request, so one after another the run waits on
+# latency; each holds at most its folder's contacts in memory.
+TARGETS_AT_ONCE = 16
 
 
 @dataclass
@@ -86,31 +90,26 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False,
         if checks.checked:
             report.exec.counts.update({"photos_checked": checks.checked, "photos_changed": len(checks.changed)})
     desired = _desired(rt, profile)
-    active = [(m, t) for m, t in sorted(rt.store.get_targets(profile.name).items()) if t.active]
+    active = [t for _, t in sorted(rt.store.get_targets(profile.name).items()) if t.active]
     failing = FailingTargets(rt.store, rt.client, profile.name, report.run_id, rt.now_iso)
-    for mailbox, target in active:
-        if progress is not None:
-            progress(report.targets, len(active))
-        report.targets += 1
-        with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
-            if not dry_run and not beat.take(target_lease(profile, mailbox)):
-                report.busy += 1
-                continue
-            try:
-                _reconcile_or_heal(rt, profile, target, desired, report, beat.held)
-            except (FolderConflict, GraphError) as exc:
-                # One mailbox failing (out of scope, gone, throttled past the retry bounds) fails alone: the
-                # other targets are still reconciled (I10), and the sync tries this one again.
-                failing.fail_error(mailbox, RECONCILE, exc, address=target.address)
-                if dry_run:
-                    report.errors.append(f"mailbox {target.address or mailbox}: {exc}")
-            except (docs.DocumentError, LeaseLost) as exc:
-                # Its stored foreign list damaged, or its lease lost: recorded, and the other targets are still
-                # reconciled (I10).
-                report.errors.append(f"mailbox {mailbox}: {exc}")
-                log.warning("profile %s: reconcile of mailbox %s failed: %s", profile.name, mailbox, exc)
-            else:
-                failing.fail_refused(mailbox, RECONCILE, report.exec.refused.get(mailbox), address=target.address)
+
+    def one(target: Target) -> TargetOutcome:
+        return _reconcile_under_lease(rt, profile, target, desired, ReconcileReport(profile.name, report.run_id,
+                                                                                   dry_run=dry_run))
+
+    # Targets side by side, each under its own lease; their outcomes are taken in target order, so the report
+    # and the failing-targets list read the same as one after another.
+    pool = ThreadPoolExecutor(max(1, min(TARGETS_AT_ONCE, len(active))), thread_name_prefix="galsync-reconcile")
+    try:
+        for target, outcome in zip(active, pool.map(one, active), strict=True):
+            if progress is not None:
+                progress(report.targets, len(active))
+            report.targets += 1
+            _take(report, failing, target, outcome)
+    except BaseException:
+        pool.shutdown(cancel_futures=True)  # what stops the run (a store failure, Ctrl-C) starts no more targets
+        raise
+    pool.shutdown()
     if progress is not None:
         progress(report.targets, len(active))
     if not dry_run:
@@ -134,6 +133,57 @@ def _desired(rt: Runtime, profile: Profile) -> dict[str, DesiredContact]:
         precedence = [source_key_prefix(s, None) if s.kind != "folder" else "folder:" for s in profile.sources]
         return merge_sources(records, precedence)
     return {r.source_key: DesiredContact(r.payload, r.fingerprint, r.photo_etag) for r in records}
+
+
+@dataclass
+class TargetOutcome:
+    """How one target's reconcile ended: its own part of the report, and what stopped it, if anything."""
+
+    part: ReconcileReport
+    busy: bool = False
+    graph_error: FolderConflict | GraphError | None = None
+    error: Exception | None = None  # its stored foreign list damaged, or its lease lost
+
+
+def _reconcile_under_lease(rt: Runtime, profile: Profile, target: Target, desired: Mapping[str, DesiredContact],
+                           part: ReconcileReport) -> TargetOutcome:
+    """One target under its lease (shared with pushes), its findings in `part`; never raises for one mailbox."""
+    with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
+        if not part.dry_run and not beat.take(target_lease(profile, target.mailbox)):
+            return TargetOutcome(part, busy=True)
+        try:
+            _reconcile_or_heal(rt, profile, target, desired, part, beat.held)
+        except (FolderConflict, GraphError) as exc:
+            return TargetOutcome(part, graph_error=exc)
+        except (docs.DocumentError, LeaseLost) as exc:
+            return TargetOutcome(part, error=exc)
+    return TargetOutcome(part)
+
+
+def _take(report: ReconcileReport, failing: FailingTargets, target: Target, outcome: TargetOutcome) -> None:
+    """Add one target's outcome to the profile's report (in the caller's thread: the report is not shared)."""
+    mailbox, part = target.mailbox, outcome.part
+    if outcome.busy:
+        report.busy += 1
+        return
+    report.drift.update(part.drift)
+    report.planned.update(part.planned)
+    report.exec.merge(part.exec)
+    report.foreign.update(part.foreign)
+    report.owner_contacts.update(part.owner_contacts)
+    if outcome.graph_error is not None:
+        # One mailbox failing (out of scope, gone, throttled past the retry bounds) fails alone: the other
+        # targets are still reconciled (I10), and the sync tries this one again.
+        failing.fail_error(mailbox, RECONCILE, outcome.graph_error, address=target.address)
+        if report.dry_run:
+            report.errors.append(f"mailbox {target.address or mailbox}: {outcome.graph_error}")
+    elif outcome.error is not None:
+        # Its stored foreign list damaged, or its lease lost: recorded, and the other targets are still
+        # reconciled (I10).
+        report.errors.append(f"mailbox {mailbox}: {outcome.error}")
+        log.warning("profile %s: reconcile of mailbox %s failed: %s", report.profile, mailbox, outcome.error)
+    else:
+        failing.fail_refused(mailbox, RECONCILE, report.exec.refused.get(mailbox), address=target.address)
 
 
 def _reconcile_or_heal(rt: Runtime, profile: Profile, target: Target, desired: Mapping[str, DesiredContact],

@@ -81,6 +81,26 @@ def test_global_cap() -> None:
     assert events[2].is_set()
 
 
+def test_calls_that_touch_no_mailbox_have_their_own_smaller_cap() -> None:
+    limiter = Limiter(max_in_flight=100, directory=2)
+    leave = threading.Event()
+    events = [threading.Event() for _ in range(3)]
+    threads = [threading.Thread(target=_hold, args=(limiter, {}, events[i], leave)) for i in range(3)]
+    for t in threads:
+        t.start()
+    assert events[0].wait(5) and events[1].wait(5)
+    box_in = threading.Event()
+    box = threading.Thread(target=_hold, args=(limiter, {"a": 1}, box_in, leave))
+    box.start()
+    assert box_in.wait(5)  # mailbox calls are not held up by the directory's cap
+    threads[2].join(0.2)
+    assert not events[2].is_set() and limiter.in_flight() == 3
+    leave.set()  # a directory call that ends lets the waiting one start
+    for t in [*threads, box]:
+        t.join(5)
+    assert events[2].is_set() and limiter.in_flight() == 0
+
+
 def test_a_held_off_mailbox_does_not_hold_up_others() -> None:
     limiter = Limiter(max_in_flight=10)
     limiter.hold_off("a", 30.0)

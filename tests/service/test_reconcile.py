@@ -65,6 +65,16 @@ def test_a_night_without_drift_costs_one_request_per_target_and_writes_nothing(
     assert report.exec.writes == 0 and report.drift["intact"] == 0
 
 
+def test_targets_are_reconciled_side_by_side_at_the_same_cost(graph: GraphEmulator, make_runtime: MakeRuntime) -> None:
+    rt, _, _ = filled(graph, make_runtime)
+    graph.faults.configure(latency_ms=150)  # so that requests of targets read side by side overlap
+    reconcile_profile(rt, "Dispatch")
+    assert graph.log.count(route=DELTA) == 4 and graph.log.count() == 8 and writes(graph) == 0
+    reads = sorted((e.start, e.end) for e in graph.log.entries(route=DELTA))
+    overlapping = sum(1 for (_, end), (start, _) in zip(reads, reads[1:], strict=False) if start < end)
+    assert overlapping >= 1  # one after another, no folder read would start before the one before it ended
+
+
 def test_maman_saved_on_a_shared_mailbox_phone_is_reported_and_never_touched(
     graph: GraphEmulator, make_runtime: MakeRuntime
 ) -> None:

@@ -19,6 +19,7 @@ from sync_core.service.waves import WAVE_PER_MAILBOX
 from sync_core.settings import LEASE_SECONDS
 from sync_core.state.leases import LeaseLost
 from tests.azurite import Azurite
+from tests.crash_injection import Crash, CrashingGraph
 
 from .conftest import MakeRuntime
 
@@ -124,6 +125,58 @@ def test_a_push_that_lost_its_lease_stops_between_write_waves_and_the_next_worke
     assert report.counts["created"] == 400 - 4 * WAVE_PER_MAILBOX == creates()
     assert graph.log.count(method="GET", route=CONTACTS, via_batch=True) == 0  # nothing to look up
     assert duplicates(graph, b, "Dispatch") == {}
+
+
+def test_a_push_killed_mid_way_keeps_its_finished_waves_and_the_next_worker_resumes_at_the_unfinished_one(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    a, b = make_runtime(graph), make_runtime(graph)
+    fanout = Collect()
+    sync_profile(a, "Dispatch", fanout)
+    [message] = fanout.messages  # the fill of the four truck mailboxes, 100 drivers each: waves of 60 and 40
+
+    def creates() -> int:
+        return graph.log.count(method="POST", route=CONTACTS, via_batch=True)
+
+    # a dies right after the first create of its second wave reached Graph, before any answer came back.
+    first_wave = 4 * WAVE_PER_MAILBOX
+    CrashingGraph(a.client, crash_at=first_wave + 1)
+    with pytest.raises(Crash):
+        push_targets(a, message)
+    assert creates() == first_wave + 1
+    records = [r for m in message.mailboxes for r in a.store.get_target_records("Dispatch", m).values()]
+    assert sum(1 for r in records if r.contact_id) == first_wave  # the first wave is recorded
+    assert sum(1 for r in records if not r.contact_id) == 400 - first_wave  # the second is in doubt
+
+    graph.log.clear()
+    report = push_targets(b, message)
+    # Only the wave in doubt is looked up: its one created contact is adopted, the rest created once.
+    assert report.counts["adopted"] == 1 and report.counts["created"] == 400 - first_wave - 1 == creates()
+    assert graph.log.count(method="PATCH", via_batch=True) == 1
+    assert duplicates(graph, b, "Dispatch") == {}
+    assert sum(len(b.store.get_target_records("Dispatch", m)) for m in message.mailboxes) == 400
+
+
+def test_a_fill_is_cut_into_push_messages_of_at_most_the_writes_a_message_may_carry(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    # Four truck mailboxes of 100 drivers each: 250 writes a message is two mailboxes, not all four.
+    rt = make_runtime(graph, GALSYNC_WRITES_PER_MESSAGE="250")
+    fanout = Collect()
+    sync_profile(rt, "Dispatch", fanout)
+    assert [len(m.mailboxes) for m in fanout.messages] == [2, 2]
+    for message in fanout.messages:
+        before = graph.log.count(method="POST", route=CONTACTS, via_batch=True)
+        report = push_targets(rt, message)
+        assert report.counts["created"] == 200 == graph.log.count(method="POST", route=CONTACTS,
+                                                                   via_batch=True) - before
+    assert duplicates(graph, rt, "Dispatch") == {}
+    # A change of one driver is 4 writes: every target fits one message again.
+    truck_drivers = [u for u in graph.tenant.directory.users() if u.get("jobTitle") == "Driver"]
+    graph.tenant.directory.update_user(truck_drivers[0]["id"], mobilePhone="+33 6 99 88 77 66")
+    fanout.messages.clear()
+    sync_profile(rt, "Dispatch", fanout)
+    assert [len(m.mailboxes) for m in fanout.messages] == [4]
 
 
 def test_busy_names_the_worker_that_holds_the_profile_and_until_when(graph: GraphEmulator,
