@@ -457,8 +457,11 @@ class ChaosMachine(RuleBasedStateMachine):
             f"the dead worker's leases still block a lease's ttl later: sync {synced}, reconcile {reconciled}"
 
     def _writes_to(self, mailboxes: list[str]) -> int:
+        """Contact writes to these mailboxes. A new target's folder is found or made under the sync lease
+        alone (idempotent: a second create of the tagged folder is refused with a conflict and looked up)."""
         assert self.g is not None
-        return sum(self.g.log.count(method=w, mailbox=m) for w in WRITES for m in mailboxes)
+        return sum(self.g.log.count(method=w, route=r, mailbox=m)
+                   for w in WRITES for r in (CONTACTS, CONTACTS + "/{contact}") for m in mailboxes)
 
     # --- galsync's Exchange scope -----------------------------------------------------------------------------
 
