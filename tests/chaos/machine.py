@@ -446,9 +446,6 @@ class ChaosMachine(RuleBasedStateMachine):
         assert self._writes_to(held) == written, f"wrote to mailboxes a dead worker's leases hold: {held}"
         if holds != "target leases":
             assert synced == "busy", f"sync beside a dead worker's sync lease: {synced}"
-        if held:
-            assert reconciled == "busy" or reconciled.startswith("failed ("), \
-                f"reconcile beside a dead worker's target leases: {reconciled}"
         self.clock_offset += LEASE_SECONDS + 1
         synced = world.sync(self.worker)
         reconciled = world.reconcile(self.worker)
