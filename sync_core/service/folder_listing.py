@@ -2,9 +2,10 @@
 
 Which contact is galsync's, and for which source, is known only from the tag (tags.py), and contact delta
 cannot expand extended properties: a reader that must see every contact's tag in one pass lists the folder
-(`$expand` of the tag, pages of up to PAGE_SIZE contacts). Two readers do:
+(`$expand` of the tag, pages of up to PAGE_SIZE contacts). Three readers do:
 - the executor, to find the contact of a create or delete in doubt (it asks for ids and changeKeys only);
-- adoption, for a target whose records are missing (it asks for galsync's fields as well, to compare them).
+- adoption, for a target whose records are missing (it asks for galsync's fields as well, to compare them);
+- tagged removal, for a mailbox that left the targets with no records (ids and changeKeys only).
 """
 
 from __future__ import annotations

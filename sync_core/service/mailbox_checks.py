@@ -84,14 +84,18 @@ class MailboxChecks:
         forgotten, self._forgotten = self._forgotten, []
         return forgotten
 
+    def removal_failed(self, target: Target, error: GraphError) -> None:
+        """A mailbox that left refused the look-up of its folder: it stays listed, to be emptied again."""
+        self.failing.fail_error(target.mailbox, REMOVE, error, address=target.address)
+
     def removed(self, targets: Iterable[Target], report: ExecReport, *, unknown: Iterable[str] = ()) -> None:
-        """After emptying mailboxes that left the targets: one that refused stays listed, to be emptied again;
-        one galsync never stored (`unknown`) holds nothing of galsync's."""
+        """After emptying mailboxes that left the targets (those galsync never stored, `unknown`, too): one that
+        refused stays listed, to be emptied again; one that answered is no longer failing."""
         for target in targets:
             self.failing.fail_refused(target.mailbox, REMOVE, report.refused.get(target.mailbox),
                                       address=target.address)
         for mailbox in unknown:
-            self.failing.drop(mailbox)
+            self.failing.fail_refused(mailbox, REMOVE, report.refused.get(mailbox))
 
     def save(self) -> list[TargetFailure]:
         """Record the failures met and clear the targets that work again; a 403's hint says whether other

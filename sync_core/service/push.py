@@ -33,6 +33,7 @@ from .folders import FolderConflict, ensure_folder, ensure_folders
 from .mailbox_checks import MailboxChecks
 from .moves import finish_moves, pending_moves, start_move
 from .runtime import PushMessage, Runtime
+from .tagged_removal import tagged_removal
 from .target_work import ExecReport, TargetWork
 
 log = logging.getLogger("galsync.push")
@@ -262,18 +263,34 @@ def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: 
 
 def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target],
                     held: Callable[[], bool]) -> ExecReport:
-    """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target."""
+    """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target.
+
+    A mailbox with no records (never stored, or its first contact failed before a lost store was rebuilt) may
+    still hold this profile's contacts: under "delete" they are found by their tag (tagged_removal.py)."""
     store = rt.store
     report = ExecReport()
     checks = MailboxChecks(rt, profile, message.run_id, targets)  # a mailbox that refuses is emptied next run
     leaving = checks.ready([targets[m] for m in message.mailboxes if m in targets], report, heal=False)
+    unknown = [m for m in message.mailboxes if m not in targets]
     works: list[TargetWork] = []
+    unrecorded: list[Target] = []  # no records to go by: their folder is found and listed (tagged_removal.py)
     for leaver in leaving:
         records = store.get_target_records(profile.name, leaver.mailbox)
         if leaver.folder_id and records:
             works.append(TargetWork(leaver.mailbox, leaver.folder_id, plan_removed_target(records, profile), records))
+        else:
+            unrecorded.append(leaver)
+    if profile.policies.removed_target == "delete":
+        for leaver in [*unrecorded, *(Target(m, "", None, None, active=False) for m in unknown)]:
+            try:
+                work = tagged_removal(rt.client, profile, leaver.mailbox)
+            except GraphError as exc:
+                checks.removal_failed(leaver, exc)
+                continue
+            if work is not None:
+                works.append(work)
     report.merge(execute(rt.client, store, profile, works, rt.now_iso, held))
-    checks.removed(leaving, report, unknown=[m for m in message.mailboxes if m not in targets])
+    checks.removed(leaving, report, unknown=unknown)
     checks.save()
     for mailbox in message.mailboxes:
         if profile.policies.removed_target == "keep":

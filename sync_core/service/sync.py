@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 from sync_core.core.plan import plan_removed_target, plan_target
-from sync_core.core.profile import Profile
+from sync_core.core.profile import Profile, looks_like_object_id
 from sync_core.core.records import Run, Target
 from sync_core.core.sources import DesiredContact
 from sync_core.graph import GraphError
@@ -330,14 +330,18 @@ def _failing_targets(failing: FailingTargets, tchanges: target_set.TargetChanges
     for key, (address, error) in tchanges.failed.items():
         failing.fail_error(key, RESOLVE, error, address=address)
     active = set(tchanges.active)
+    # A mailbox whose look-up refused and that is no longer wanted may hold galsync's contacts from before a
+    # lost state store: never stored, it is known only from its failure, which stays until it is emptied.
+    left = {k for k, f in failing.known.items() if f.stage == RESOLVE and resolved and looks_like_object_id(k)
+            and k not in tchanges.failed and k not in active}
     for key, known in failing.known.items():
-        if key not in tchanges.failed and ((known.stage == RESOLVE and resolved) or
-                                           (known.stage == REMOVE and key in active)):
+        if key not in tchanges.failed and key not in left and ((known.stage == RESOLVE and resolved) or
+                                                               (known.stage == REMOVE and key in active)):
             failing.drop(key)  # looked up now, or a target again
     retry = {k for k, f in failing.known.items() if f.stage not in (RESOLVE, REMOVE) and k in active}
     # A failing mailbox that is no longer a target may still hold galsync's contacts, whatever it failed at
     # (a reconcile may have met it just before it left): it is emptied, which clears it once it answers.
-    unremoved = {k for k, f in failing.known.items() if f.stage != RESOLVE and k not in active}
+    unremoved = {k for k, f in failing.known.items() if f.stage != RESOLVE and k not in active} | left
     failing.save(others_work=bool(active - retry))
     return retry, unremoved
 

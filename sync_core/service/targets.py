@@ -4,7 +4,8 @@ Targets are members of the profile's target groups (transitively) plus its expli
 exclusions. A new target's `userPurpose` is read once (MailboxSettings.Read): a shared mailbox is where many
 phones share one address book, which the doctor warns about. A member without a mailbox is skipped.
 A target that cannot be looked up (its mailbox refuses, or no user has the configured address) fails alone:
-it is left out of this run, not stored, and looked up again on the next run (failing_targets.py).
+it is left out of this run, not stored, and looked up again on the next run (failing_targets.py). Its failure
+is what remembers it: a mailbox that refused and then leaves the targets is emptied like any leaver (sync.py).
 """
 
 from __future__ import annotations

@@ -12,7 +12,11 @@ then runs a sequence of steps drawn by hypothesis:
 - mailboxes: an owner deletes galsync's managed folder; a mailbox leaves galsync's Exchange scope (it answers
   403, as before a scope change applies) and the scope applies again;
 - galsync: incremental syncs, reconciles, both in a row, a worker that crashes at a drawn Graph call or state
-  write, and two workers at once on the same profile.
+  write, two workers at once on the same profile, a worker that dies holding the profile's sync lease and/or
+  the target leases (the next runs find them busy and write nothing; once the workers' clock is a lease's ttl
+  later, they proceed), and the state store wiped (a lost SQLite file, a storage account made again: the
+  workers start from an empty store of the same tenant and endpoint; the sync that follows adopts what is in
+  the mailboxes and creates none of the contacts that were already in step).
 
 After every step that completes (hypothesis invariants): no duplicate managed contact (I2), every foreign
 contact untouched (same changeKey, I1 under policy "report"; another profile's contact of a source whose
@@ -31,6 +35,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +47,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from graph_emulator import GraphEmulator
 from sync_core.core.tags import contact_tag_properties
+from sync_core.service.push import target_lease
 from sync_core.service.runtime import Runtime
+from sync_core.settings import LEASE_SECONDS
+from sync_core.state.sqlite_store import SqliteStore
 from tests.crash_injection import Crash, CrashingGraph, CrashingStore
 
 from . import oracle, world
@@ -52,6 +60,8 @@ from .world import FIRST, GROUP_ID, LAST
 NOTES = ("parks at gate 2", "call after 9", "speaks Portuguese")
 OTHER_PROFILE = "Dispatch"  # a profile that is not configured here; its tag is on contacts galsync must not touch
 CONTACTS = "/users/{user}/contactFolders/{folder}/contacts"  # listed only by a push's lookup by tag
+WRITES = ("POST", "PATCH", "DELETE")
+DEAD_WORKER = "dead-worker"  # the owner of the leases a killed worker left behind
 FOREIGN_NAMES = ("Maman", "Garage Dupont", "Pizza Roma", "Dr Lemaire")
 PHONE_EDITS: dict[str, dict[str, Any]] = {
     "mobile": {"mobilePhone": "+33 7 00 00 00 00"},
@@ -76,6 +86,8 @@ class ChaosMachine(RuleBasedStateMachine):
         ChaosMachine.stats["examples"] += 1
         self.tmp = Path(tempfile.mkdtemp(prefix="galsync-chaos-"))
         self.state = self.tmp / "state.db"
+        self.wipes = 0  # state stores wiped so far: each wipe gives the workers a new, empty file
+        self.clock_offset = 0.0  # how far the workers' clock runs ahead (a lease runs out without sleeping)
         self.g: GraphEmulator | None = None
         self.worker: Runtime | None = None
         self.people: list[str] = []  # user ids, in hire order
@@ -91,6 +103,8 @@ class ChaosMachine(RuleBasedStateMachine):
         self.dirty_pairs: set[tuple[str, str]] = set()
         self.dirty_mailboxes: set[str] = set()
         self.out_of_scope: set[str] = set()  # mailboxes galsync's Exchange scope leaves out (they answer 403)
+        # Former targets still holding galsync's contacts when the state was wiped: galsync cannot know them.
+        self.forgotten: set[str] = set()
         self.step_done = True
 
     # --- set-up and tear-down ---------------------------------------------------------------------------------
@@ -107,6 +121,7 @@ class ChaosMachine(RuleBasedStateMachine):
         try:
             if self.g is not None and self.worker is not None and self.step_done:
                 self._settle("end of the example")
+                self._count_lookups_beside_other_profiles()
         finally:
             if self.worker is not None:
                 self.worker.close()
@@ -116,7 +131,10 @@ class ChaosMachine(RuleBasedStateMachine):
 
     def _runtime(self) -> Runtime:
         assert self.g is not None
-        return world.runtime(self.g, self.state)
+        return world.runtime(self.g, self.state, clock=self._now)
+
+    def _now(self) -> float:
+        return time.time() + self.clock_offset
 
     def _begin(self, what: str) -> None:
         self.step_done = False
@@ -140,7 +158,8 @@ class ChaosMachine(RuleBasedStateMachine):
 
     def _converged(self) -> None:
         assert self.g is not None
-        want = oracle.check_converged(self.g, GROUP_ID)
+        want = oracle.check_converged(self.g, GROUP_ID, self.forgotten)
+        self.forgotten -= want.targets  # a target again: galsync knows it from now on
         ChaosMachine.stats["converged checks"] += 1
         self.baseline = {(m, k): (str(c["id"]), str(c["changeKey"]))
                          for m in want.targets for k, [c] in oracle.managed_contacts(self.g, m).items()}
@@ -281,19 +300,20 @@ class ChaosMachine(RuleBasedStateMachine):
     @rule(where=picks)
     def another_profiles_contacts_in_the_folder(self, where: int) -> None:
         """Into galsync's folder of one mailbox, for every colleague: a contact tagged by another profile (a
-        phone moved them there) and a card a phone saved with the colleague's name. A push that looks for a
-        colleague's contact by tag, to recover a create or delete in doubt, finds these first and must leave
-        them alone (I1), like every other foreign contact."""
+        phone moved them there) and a card a phone saved with the colleague's name. A create is in doubt there
+        first, so the next push or reconcile of that mailbox looks the colleague's contact up by tag, finds
+        these first and must leave them alone (I1), like every other foreign contact."""
         self._begin("another profile's contacts in the folder")
         assert self.g is not None
         mailboxes = [m for m in oracle.alive_mailboxes(self.g)
                      if m not in self.other_profiles_in and oracle.managed_folder(self.g, m)]
         if not mailboxes:
             return
-        # Where a write is in doubt now, if anywhere: the next push there looks its contact up by tag.
-        mailboxes = [m for m in mailboxes if self._writes_in_doubt(m)] or mailboxes
         mailbox = _pick(mailboxes, where)
+        self._make_a_create_in_doubt(mailbox)
         folder = oracle.managed_folder(self.g, mailbox)
+        if folder is None:
+            return
         self.other_profiles_in.add(mailbox)
         self.lookups_counted += self.g.log.count(method="GET", route=CONTACTS, mailbox=mailbox)
         for uid in self._active():
@@ -304,6 +324,31 @@ class ChaosMachine(RuleBasedStateMachine):
                            {"displayName": name, "personalNotes": NOTES[1]}):
                 saved = self.g.tenant.mailboxes.phone_create_contact(mailbox, fields, folder_id=folder)
                 self.foreign[str(saved["id"])] = (mailbox, folder, str(saved["changeKey"]))
+
+    def _make_a_create_in_doubt(self, mailbox: str) -> None:
+        """A phone deletes one of the mailbox's managed contacts and a reconcile makes it again, but Graph
+        answers that create with a 504 (it may or may not have happened): galsync holds it in doubt. The other
+        faults pause for this reconcile, so the in-doubt create does not depend on how the history got here."""
+        assert self.g is not None and self.worker is not None
+        found = oracle.managed_contacts(self.g, mailbox)
+        if mailbox in self.out_of_scope or not found:
+            return
+        key = sorted(found)[0]
+        contact_id = str(found[key][0]["id"])
+        self.g.tenant.mailboxes.phone_delete_contact(mailbox, contact_id)
+        self.dirty_pairs.add((mailbox, key))
+        self.notes.pop(contact_id, None)
+        ambient = self.g.faults.settings
+        self.g.faults.clear()
+        self.g.faults.fail_next(1, 504, route=f"POST {CONTACTS}", mailbox=mailbox)
+        try:
+            self._record("reconcile with a create in doubt", world.reconcile(self.worker))
+        finally:
+            self.g.faults.clear()  # the one 504 is for this create only, if the reconcile did not reach it
+            self.g.faults.configure(seed=ambient.seed, error_rate=ambient.error_rate, statuses=ambient.statuses,
+                                    drop_rate=ambient.drop_rate, latency_ms=ambient.latency_ms)
+        if self._writes_in_doubt(mailbox):
+            ChaosMachine.stats["creates in doubt beside another profile's contact"] += 1
 
     def _writes_in_doubt(self, mailbox: str) -> bool:
         """Whether galsync holds a record without a contact id (a create in flight) for this mailbox. Steers
@@ -327,6 +372,93 @@ class ChaosMachine(RuleBasedStateMachine):
                         {(mailbox, f) for f in folders}}
         self.notes = {c: seen for c, seen in self.notes.items() if seen[0] != mailbox}
         self.dirty_mailboxes.add(mailbox)
+
+    # --- lost state and dead workers -----------------------------------------------------------------------
+
+    @rule()
+    def state_store_wiped(self) -> None:
+        """The admin lost the SQLite file (or made the storage account again): the workers start from a new,
+        empty store, for the same tenant and Graph endpoint, and the next trigger's sync runs. It adopts what
+        the mailboxes hold: not one contact that was in step is made again (and none is rewritten: the
+        invariants). With Graph calm, it creates exactly the missing contacts and lists each folder once."""
+        self._begin("state store wiped")
+        assert self.g is not None and self.worker is not None
+        want = oracle.desired(self.g, GROUP_ID)
+        self.forgotten |= {m for m in oracle.alive_mailboxes(self.g)
+                           if m not in want.targets and oracle.managed_contacts(self.g, m)}
+        targets = sorted(want.targets - self.out_of_scope)
+        in_step: dict[tuple[str, str], str] = {}
+        missing: dict[str, int] = {}
+        folders: dict[str, bool] = {}
+        for mailbox in targets:
+            found = oracle.managed_contacts(self.g, mailbox)
+            in_step.update({(mailbox, k): str(c["id"]) for k, [c] in found.items()
+                            if k in want.contacts and oracle.owned_view(c) == want.contacts[k]})
+            missing[mailbox] = len(set(want.contacts) - set(found))
+            folders[mailbox] = oracle.managed_folder(self.g, mailbox) is not None
+        self.worker.close()
+        self.wipes += 1
+        self.state = self.tmp / f"state-{self.wipes}.db"
+        self.worker = self._runtime()
+        calm = self._graph_calm()
+        creates = {m: self.g.log.count(method="POST", route=CONTACTS, mailbox=m) for m in targets}
+        listings = {m: self.g.log.count(method="GET", route=CONTACTS, mailbox=m) for m in targets}
+        synced = world.sync(self.worker)
+        self._record("sync after the state was wiped", synced)
+        for (mailbox, key), contact_id in in_step.items():
+            if oracle.mailbox_alive(self.g, mailbox):
+                now = [str(c["id"]) for c in oracle.managed_contacts(self.g, mailbox).get(key, [])]
+                assert now == [contact_id], f"mailbox {mailbox} {key}: in step before the wipe, made again: {now}"
+        if not (calm and synced == "ok"):
+            return
+        ChaosMachine.stats["calm syncs after a wipe, creates counted"] += 1
+        for mailbox in targets:
+            made = self.g.log.count(method="POST", route=CONTACTS, mailbox=mailbox) - creates[mailbox]
+            listed = self.g.log.count(method="GET", route=CONTACTS, mailbox=mailbox) - listings[mailbox]
+            assert made == missing[mailbox], f"mailbox {mailbox}: {made} creates after a wipe, {missing[mailbox]} gone"
+            assert listed == int(folders[mailbox]), f"mailbox {mailbox}: its folder listed {listed} times after a wipe"
+
+    def _graph_calm(self) -> bool:
+        """No fault of any kind is set: a count of Graph requests is then exact."""
+        assert self.g is not None
+        settings = self.g.faults.settings
+        return settings.error_rate == 0 and settings.drop_rate == 0 and self.g.tenant.delta_replay_rate == 0
+
+    @rule(holds=st.sampled_from(["sync lease", "target leases", "both"]))
+    def worker_dies_holding_leases(self, holds: str) -> None:
+        """A worker is killed (a deployment, a scale-in, a SIGKILL) while it holds the profile's sync lease,
+        the target leases, or both: nobody releases them. The runs that follow at once find them busy and
+        write nothing to the held mailboxes; once the workers' clock is a lease's ttl later (no sleeping),
+        a sync and a reconcile proceed (convergence is checked by the next settle)."""
+        self._begin("worker dies holding leases")
+        assert self.g is not None and self.worker is not None
+        profile = self.worker.config.profile(oracle.PROFILE)
+        held = sorted(oracle.desired(self.g, GROUP_ID).targets) if holds != "sync lease" else []
+        names = [f"sync:{oracle.PROFILE}"] if holds != "target leases" else []
+        names += [target_lease(profile, m) for m in held]
+        with SqliteStore(self.state, clock=self._now) as dead:
+            for name in names:
+                assert dead.acquire_lease(name, DEAD_WORKER, LEASE_SECONDS), f"lease {name} already held"
+        written = self._writes_to(held)
+        synced = world.sync(self.worker)
+        reconciled = world.reconcile(self.worker)
+        self._record(f"runs beside a dead worker's {holds}", f"{synced}/{reconciled}")
+        assert self._writes_to(held) == written, f"wrote to mailboxes a dead worker's leases hold: {held}"
+        if holds != "target leases":
+            assert synced == "busy", f"sync beside a dead worker's sync lease: {synced}"
+        self.clock_offset += LEASE_SECONDS + 1
+        synced = world.sync(self.worker)
+        reconciled = world.reconcile(self.worker)
+        self._record("runs a lease's ttl after a worker died", f"{synced}/{reconciled}")
+        assert "busy" not in synced + reconciled and "TargetsBusy" not in synced + reconciled, \
+            f"the dead worker's leases still block a lease's ttl later: sync {synced}, reconcile {reconciled}"
+
+    def _writes_to(self, mailboxes: list[str]) -> int:
+        """Contact writes to these mailboxes. A new target's folder is found or made under the sync lease
+        alone (idempotent: a second create of the tagged folder is refused with a conflict and looked up)."""
+        assert self.g is not None
+        return sum(self.g.log.count(method=w, route=r, mailbox=m)
+                   for w in WRITES for r in (CONTACTS, CONTACTS + "/{contact}") for m in mailboxes)
 
     # --- galsync's Exchange scope -----------------------------------------------------------------------------
 

@@ -25,5 +25,8 @@ def test_random_histories_keep_the_invariants() -> None:
     for what in ("crashed", "two workers", "step: faults", "step: expire delta tokens", "step: delta replays",
                  "step: phone saves a contact", "step: phone edits", "step: phone deletes", "step: leave phones",
                  "step: another profile's contacts", "lookups by tag beside another profile's contact",
-                 "step: owner deletes the managed folder", "step: mailbox leaves the scope"):
+                 "step: owner deletes the managed folder", "step: mailbox leaves the scope",
+                 "creates in doubt beside another profile's contact", "run: sync after the state was wiped",
+                 "calm syncs after a wipe, creates counted", "run: runs beside a dead worker's sync lease",
+                 "run: runs beside a dead worker's target leases", "run: runs a lease's ttl after a worker died"):
         assert sum(n for key, n in stats.items() if what in key) > 0, f"no {what!r} in {dict(stats)}"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from graph_emulator import GraphEmulator
+from sync_core.core.tags import contact_tag_properties
 from sync_core.service.reconcile import reconcile_profile
 from sync_core.service.runtime import Runtime
 from tests.crash_injection import Crash, CrashingGraph, CrashingStore
@@ -177,3 +178,61 @@ def test_a_repair_that_failed_is_tried_again_the_next_night(graph_empty: GraphEm
     assert world.reconcile(rt) == "ok"
     assert g.log.count(method="PATCH", via_batch=True) == 1
     oracle.check_converged(g, GROUP_ID)
+
+
+def _foreign_contacts(g: GraphEmulator, mailbox: str) -> list[str]:
+    """An untagged contact and one tagged by another profile, in the managed folder: never galsync's to delete."""
+    folder = oracle.managed_folder(g, mailbox)
+    made = [g.tenant.mailboxes.phone_create_contact(mailbox, fields, folder_id=folder) for fields in (
+        {"displayName": "Phone friend", "mobilePhone": "+33 6 98 76 54 32"},
+        {"displayName": "Other profile", "singleValueExtendedProperties":
+            contact_tag_properties("Dispatch", oracle.source_key(mailbox))})]
+    return [str(c["id"]) for c in made]
+
+
+def test_a_target_that_refused_its_look_up_after_a_wipe_is_emptied_when_it_leaves(
+    graph_empty: GraphEmulator, workers: Workers, tmp_path: Path
+) -> None:
+    """I3. The state store was wiped while a target was outside galsync's Exchange scope (403): the sync after
+    the wipe failed on it and did not store it. It then left the targets: a sync and a reconcile said ok, and
+    it still held every contact galsync had written there."""
+    g = graph_empty
+    _, people = filled(g, workers, staff=3, phones=2)
+    phone = people[1]
+    foreign = _foreign_contacts(g, phone)
+    scope = g.tenant.apps[g.client_id]
+    scope.mailbox_scope = set(people) - {phone}
+    rt = world.runtime(g, tmp_path / "wiped.db")
+    try:
+        assert world.sync(rt) == "partial"
+        g.tenant.directory.remove_member(GROUP_ID, phone)
+        scope.mailbox_scope = None
+        assert (world.sync(rt), world.reconcile(rt)) == ("ok", "ok")
+    finally:
+        rt.close()
+    oracle.check_converged(g, GROUP_ID)
+    left = [str(c["id"]) for c in g.tenant.mailboxes.contacts(phone, oracle.managed_folder(g, phone))]
+    assert sorted(left) == sorted(foreign)
+
+
+def test_a_stored_target_with_no_records_is_emptied_when_it_leaves(
+    graph_empty: GraphEmulator, workers: Workers, tmp_path: Path
+) -> None:
+    """I3. After a wipe, a target's folder refused the first push (403): the target was stored with no records.
+    It then left the targets, and its removal deleted what its (missing) records named: nothing."""
+    g = graph_empty
+    _, people = filled(g, workers, staff=3, phones=2)
+    phone = people[1]
+    foreign = _foreign_contacts(g, phone)
+    rt = world.runtime(g, tmp_path / "wiped.db")
+    try:
+        g.faults.fail_next(5, 403, route="GET /users/{user}/contactFolders", mailbox=phone)
+        assert world.sync(rt) == "partial"
+        g.faults.clear()
+        g.tenant.directory.remove_member(GROUP_ID, phone)
+        assert (world.sync(rt), world.reconcile(rt)) == ("ok", "ok")
+    finally:
+        rt.close()
+    oracle.check_converged(g, GROUP_ID)
+    left = [str(c["id"]) for c in g.tenant.mailboxes.contacts(phone, oracle.managed_folder(g, phone))]
+    assert sorted(left) == sorted(foreign)

@@ -60,12 +60,13 @@ def runtime(g: GraphEmulator, state: Path, clock: Clock = DEFAULT_CLOCK) -> Runt
 
     One request at a time per worker: the emulator's seeded faults then land on the same requests when an
     example is replayed. Backoff is shortened (waiting is not what these tests are about); `clock` is the
-    state store's, for leases.
+    worker's and its state store's, for leases: a test moves it past a lease's ttl instead of sleeping.
     """
     env = emulator_env(g, f"sqlite:{state}")
     env["GALSYNC_MAX_CONCURRENCY"] = "1"
     rt = Runtime.from_settings(Settings.from_env(env), config=parse_config(CONFIG, "chaos.toml"),
                                store=SqliteStore(state, clock=clock))
+    rt.clock = clock
     rt.client.retry = RetryPolicy(max_attempts=6, max_seconds=20, backoff_base=0.005, backoff_max=0.05)
     return rt
 
