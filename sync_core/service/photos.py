@@ -33,6 +33,7 @@ from sync_core.graph import GraphClient, GraphError, NotFound
 from sync_core.settings import LEASE_SECONDS
 from sync_core.state.leases import Heartbeat
 
+from .queue_messages import sync_lease
 from .runtime import Runtime
 
 log = logging.getLogger("galsync.photos")
@@ -133,7 +134,7 @@ def refresh_profile_photos(rt: Runtime, profile: Profile) -> PhotoChecks:
     if not profile.photos.enabled:
         return PhotoChecks()
     with Heartbeat(rt.store, rt.owner, LEASE_SECONDS, clock=rt.clock) as beat:
-        if not beat.take(f"sync:{profile.name}"):
+        if not beat.take(sync_lease(profile.name)):
             log.info("profile %s: a sync is running; user photos are checked at the next reconcile", profile.name)
             return PhotoChecks()
         checks = check_photos(rt.client, profile, rt.store.iter_source_records(profile.name))

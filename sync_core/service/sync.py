@@ -39,6 +39,7 @@ from .early_fill import EarlyFill
 from .failing_targets import REMOVE, RESOLVE, FailingTargets, TargetFailure
 from .folders import ensure_folders
 from .push import push_targets
+from .queue_messages import sync_lease
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
 from .source_changes import MAX_KEYS_PER_MESSAGE, SourceChanges
 from .source_reader import SourceRead, fetch_users, read_source, removed_after_full_read
@@ -161,11 +162,11 @@ def sync_profile(rt: Runtime, profile_name: str, fanout: FanOut, *, dry_run: boo
     if dry_run:
         return _sync_once(rt, profile, fanout, dry_run=True)
     reports: list[SyncReport] = []
-    ran = run_exclusively(rt.store, f"sync:{profile.name}", rt.owner, LEASE_SECONDS,
+    ran = run_exclusively(rt.store, sync_lease(profile.name), rt.owner, LEASE_SECONDS,
                           lambda: reports.append(_sync_once(rt, profile, fanout, dry_run=False)), clock=rt.clock)
     if ran == 0:
         log.info("profile %s: another worker is syncing; it will run once more for this trigger", profile.name)
-        holder = rt.store.get_lease(f"sync:{profile.name}")
+        holder = rt.store.get_lease(sync_lease(profile.name))
         return SyncReport(profile.name, new_run_id(), outcome="busy", holder=holder)
     return reports[-1]
 
