@@ -13,9 +13,9 @@ and subscriptions runs are not recorded in the store (their reports reach the fu
 function app hands those to `emit_run`.
 
 What a record holds: ids and counts only (I7): profile, run id, kind, outcome, counts, duration, the ids of
-failing mailboxes (directory GUIDs taken from the run's error text, never names or addresses), and for a
-run that recorded its start, the Graph client's throttling counters during the run (process-wide: runs
-that overlap in one worker share them).
+failing mailboxes (directory GUIDs from the profile's failing-target documents and the run's error text,
+never names or addresses), and for a run that recorded its start, the Graph client's throttling counters
+during the run (process-wide: runs that overlap in one worker share them).
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
 from sync_core.core.records import Run
 from sync_core.state.base import StateStore
+
+from . import failing_targets
 
 log = logging.getLogger("galsync.telemetry")
 
@@ -55,13 +57,16 @@ def failing_mailboxes(error: str | None) -> list[str]:
     return list(dict.fromkeys(m.lower() for m in _MAILBOX_IN_ERROR.findall(error or "")))
 
 
-def run_record(run: Run, graph: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """The record of a finished run (its `finished_at` set)."""
+def run_record(run: Run, graph: Mapping[str, int] | None = None, failing: Sequence[str] = ()) -> dict[str, Any]:
+    """The record of a finished run (its `finished_at` set); `failing`: the ids of the profile's failing target
+    mailboxes, beside those its error text names (a failing target's line names it by address); only
+    directory ids are kept, never an address."""
+    ids = [*failing_mailboxes(run.error), *(m.lower() for m in failing if re.fullmatch(_GUID, m))]
     record: dict[str, Any] = {
         "profile": run.profile, "run_id": run.run_id, "kind": run.kind, "outcome": run.outcome,
         "counts": {k: int(v) for k, v in sorted(run.counts.items())},
         "duration_ms": _duration_ms(run.started_at, run.finished_at),
-        "failing_mailboxes": failing_mailboxes(run.error),
+        "failing_mailboxes": list(dict.fromkeys(ids)),
     }
     # Every record has every field: null where a run did not record its start (its Graph counters unknown).
     record.update({field: None if graph is None else int(graph.get(counter, 0))
@@ -69,9 +74,10 @@ def run_record(run: Run, graph: Mapping[str, int] | None = None) -> dict[str, An
     return record
 
 
-def emit_run(run: Run, graph: Mapping[str, int] | None = None) -> None:
+def emit_run(run: Run, graph: Mapping[str, int] | None = None, failing: Sequence[str] = ()) -> None:
     """Log the run's record at INFO (see the module doc for where it goes)."""
-    log.info("%s %s", RUN_RECORD, json.dumps(run_record(run, graph), separators=(",", ":"), sort_keys=True))
+    log.info("%s %s", RUN_RECORD, json.dumps(run_record(run, graph, failing), separators=(",", ":"),
+                                             sort_keys=True))
 
 
 def _duration_ms(started_at: str, finished_at: str | None) -> int | None:
@@ -118,7 +124,7 @@ class RunTelemetry:
         if before is not None and self._graph is not None:
             after = self._graph()
             graph = {k: after.get(k, 0) - before.get(k, 0) for k in GRAPH_COUNTERS}
-        emit_run(run, graph)
+        emit_run(run, graph, sorted(failing_targets.load(self._store, run.profile)))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)

@@ -12,7 +12,15 @@ import pytest
 
 from graph_emulator import GraphEmulator
 from sync_core.core.records import Run
-from sync_core.service.telemetry import RECORD_FIELDS, RUN_RECORD, failing_mailboxes, run_record
+from sync_core.service.telemetry import (
+    RECORD_FIELDS,
+    RUN_RECORD,
+    failing_mailboxes,
+    run_record,
+    with_run_telemetry,
+)
+from sync_core.state import docs
+from sync_core.state.sqlite_store import SqliteStore
 from tests.functions.conftest import Configure, emulator_settings
 from tests.functions.functions_host import FunctionsHost, HttpsFront
 from tests.functions.test_end_to_end import CONFIG, contacts
@@ -84,3 +92,24 @@ def test_failing_mailboxes_are_the_mailbox_ids_of_the_error_text_and_nothing_els
     record = run_record(run)
     assert record["failing_mailboxes"] == [MAILBOX, OTHER] and record["duration_ms"] == 2500
     assert "ErrorAccessDenied" not in json.dumps(record) and SOURCE not in json.dumps(record)
+
+
+def test_a_failing_target_named_by_address_is_in_the_record_by_its_id_only(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing target's line in the run's error names the mailbox by address; the record carries its id
+    (from the failing-target document), never the address."""
+    caplog.set_level(logging.INFO, logger="galsync")
+    store = SqliteStore(tmp_path / "state.db")
+    address = "trucks.west@northwind.example"
+    for key, mail in ((MAILBOX, address), ("gone@northwind.example", "gone@northwind.example")):
+        docs.write(store, docs.failing_target_key("Dispatch", key), docs.FailingTarget(
+            "Dispatch", key, mail, "write", 403, "ErrorAccessDenied", "outside the scope",
+            "2026-11-20T09:00:00Z", "2026-11-20T10:00:00Z", "r1"))
+    telemetry = with_run_telemetry(store)
+    telemetry.record_run(Run("r1", "Dispatch", "sync", "2026-11-20T10:00:00.000000Z",
+                             "2026-11-20T10:00:01.000000Z", "partial", {"created": 3},
+                             f"{address}: 403 ErrorAccessDenied while writing its contacts; outside the scope"))
+    [record] = records(caplog)
+    assert record["failing_mailboxes"] == [MAILBOX]
+    assert "northwind" not in json.dumps(record)
