@@ -12,7 +12,9 @@ param deploymentContainerName string
 param applicationInsightsName string
 @description('Key Vault URI, ending in a slash.')
 param keyVaultUri string
-param maximumInstanceCount int = 100
+param maximumInstanceCount int = 10
+@description('Graph $batch calls in flight for the whole fleet, shared out among maximumInstanceCount instances.')
+param fleetCallsInFlight int = 418
 @description('Always-ready instances of the HTTP function group (Flex Consumption names the group \'http\').')
 param httpAlwaysReadyInstances int = 0
 param instanceMemoryMB int = 2048
@@ -25,7 +27,6 @@ param usesCertificatePassword bool
 param graphCloud string
 param authorityHost string
 param graphBaseUrl string
-param maxConcurrency string
 param retryMaxAttempts string
 param retryMaxSeconds string
 param httpTimeoutSeconds string
@@ -161,6 +162,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Platform: telemetry with Entra auth; the connection string only locates the resource (local auth is off).
     APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    // Platform: the Python worker runs each (synchronous) invocation on a thread of this pool; its own default
+    // follows the CPU count (5 threads on a one-core instance), which would leave messages the host fetched
+    // waiting. host.json's batchSize + newBatchThreshold: every message an instance holds runs (a test checks).
+    PYTHON_THREADPOOL_THREAD_COUNT: '10'
 
     // galsync (sync_core/settings.py), in its order.
     GALSYNC_CONFIG_PATH: configPath
@@ -176,7 +181,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     GALSYNC_GRAPH_BASE_URL: graphBaseUrl
     // Only the local Graph emulator needs an extra CA.
     GALSYNC_GRAPH_CA_BUNDLE: ''
-    GALSYNC_MAX_CONCURRENCY: maxConcurrency
+    // The fleet's budget shared out: at most maximumInstanceCount push instances, so the fleet never keeps
+    // more than fleetCallsInFlight calls in flight, however far it scales (docs/performance.md).
+    GALSYNC_MAX_CONCURRENCY: string(max(1, fleetCallsInFlight / maximumInstanceCount))
     GALSYNC_RETRY_MAX_ATTEMPTS: retryMaxAttempts
     GALSYNC_RETRY_MAX_SECONDS: retryMaxSeconds
     GALSYNC_HTTP_TIMEOUT_SECONDS: httpTimeoutSeconds

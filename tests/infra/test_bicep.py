@@ -24,6 +24,7 @@ PLATFORM_SETTINGS = {
     "AzureWebJobsStorage__tableServiceUri": "table endpoint of the identity-based host connection",
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "where telemetry goes; no secret with local auth off",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "telemetry sent with the identity's Entra token",
+    "PYTHON_THREADPOOL_THREAD_COUNT": "a thread for every queue message an instance holds (host.json)",
 }
 
 # galsync settings Bicep derives from the deployment instead of taking them as parameters. (The client
@@ -36,12 +37,14 @@ DERIVED_SETTINGS = {
     "GALSYNC_STORAGE_CONNECTION_STRING": "always empty: keyless",
     "GALSYNC_GRAPH_CA_BUNDLE": "always empty: only the local emulator needs it",
     "GALSYNC_WEBHOOK_BASE_URL": "the function app's host name",
+    "GALSYNC_MAX_CONCURRENCY": "the fleet's budget of calls in flight shared among its instances",
 }
 
 # azd variables named GALSYNC_* that feed the deployment only: galsync never reads them (not app settings).
 DEPLOYMENT_VARIABLES = {
     "GALSYNC_ALERT_EMAIL": "where the alerts go (infra/monitoring/alerts.bicep)",
     "GALSYNC_NO_SYNC_ALERT_MINUTES": "the no-sync alert's threshold",
+    "GALSYNC_FLEET_CALLS_IN_FLIGHT": "Graph calls in flight for all instances together (docs/performance.md)",
 }
 
 ROLE_IDS = {
@@ -260,5 +263,27 @@ def test_the_webhook_can_have_always_ready_instances_off_by_default(bicep: dict[
 def test_the_instance_limit_follows_flex_consumption_limits(bicep: dict[str, dict[str, Any]]) -> None:
     limit = bicep["main.bicep"]["parameters"]["maximumInstanceCount"]
     bounds = {d["type"]: d["argument"] for d in limit["decorators"] if d["type"] in ("min_value", "max_value")}
-    assert bounds == {"min_value": 1, "max_value": 1000} and limit["default"] == 100
-    assert parameters_file()["maximumInstanceCount"] == "${AZURE_MAXIMUM_INSTANCE_COUNT=100}"
+    # 10 instances share the fleet's budget of Graph calls; more would only share the same rate.
+    assert bounds == {"min_value": 1, "max_value": 1000} and limit["default"] == 10
+    assert parameters_file()["maximumInstanceCount"] == "${AZURE_MAXIMUM_INSTANCE_COUNT=10}"
+
+
+def test_each_instance_gets_its_share_of_the_fleets_graph_calls(bicep: dict[str, dict[str, Any]]) -> None:
+    """However far Flex scales, instances x GALSYNC_MAX_CONCURRENCY stays within the fleet's budget: the
+    per-instance cap is the budget divided (rounded down) by the most instances, never a fixed number."""
+    derived = app_settings(bicep)["GALSYNC_MAX_CONCURRENCY"]["function"]
+    assert derived["type"] == "string"
+    share = derived["parameters"]["value_to_convert"]["function"]
+    assert share["type"] == "max" and share["parameters"]["arg_1"] == 1
+    assert share["parameters"]["arg_2"]["operator"] == {
+        "type": "divide", "operands": {"operand_1": "fleetCallsInFlight", "operand_2": "maximumInstanceCount"}}
+    main = bicep["main.bicep"]
+    assert body(main["modules"]["api"])["params"]["fleetCallsInFlight"] == "fleetCallsInFlight"
+    assert parameters_file()["fleetCallsInFlight"] == "${GALSYNC_FLEET_CALLS_IN_FLIGHT=418}"
+    assert main["parameters"]["fleetCallsInFlight"]["default"] == 418
+
+
+def test_every_queue_message_an_instance_holds_has_a_worker_thread(bicep: dict[str, dict[str, Any]]) -> None:
+    queues = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
+    threads = int(app_settings(bicep)["PYTHON_THREADPOOL_THREAD_COUNT"])
+    assert threads == queues["batchSize"] + queues["newBatchThreshold"]
