@@ -13,7 +13,8 @@ contact, and no run that ends with a phone showing both, or neither:
    and each of this profile's contacts there is deleted once its source has its copy in the new place (or is
    no longer wanted). A contact whose create failed stays where it was until its copy exists; the document
    goes when nothing of this profile is left in the old folder.
-The emptied folder itself stays: it may hold contacts the mailbox owner put there.
+The emptied folder itself stays: it may hold contacts the mailbox owner put there. A target that leaves before
+its move is finished has its old place cleared by its removal (push.py), besides its new one.
 """
 
 from __future__ import annotations
@@ -69,9 +70,11 @@ def finish_moves(client: GraphClient, store: StateStore, profile: Profile, moves
         if not waiting:
             done.append(mailbox)
     report.merge(execute(client, store, profile, works, now, held))
-    if report.counts["failed"] or not held():
+    if not held():
         return report  # the next pass lists the old folders again and finds what is left
     for mailbox in done:
+        if mailbox in report.refused:
+            continue  # a delete failed there: the next pass lists its old folder again (the others are done)
         docs.delete(store, docs.Move, docs.move_key(profile.name, mailbox))
         log.info("profile %s: mailbox %s has moved to place %s", profile.name, mailbox, profile.place)
     return report
