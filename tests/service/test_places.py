@@ -17,6 +17,7 @@ import pytest
 
 from graph_emulator import GraphEmulator
 from sync_core.core.tags import read_contact_tag
+from sync_core.service.move_plan import PlannedMove
 from sync_core.service.reconcile import reconcile_profile
 from sync_core.service.runtime import Runtime
 from sync_core.service.sync import InlineFanOut, SyncReport, sync_profile
@@ -274,3 +275,50 @@ def test_a_crash_while_a_half_moved_target_is_emptied_is_finished_by_the_next_sy
     g.log.clear()
     assert sync(rt).exec.writes == 0
     assert writes(g) == Counter()
+
+
+@pytest.mark.parametrize(("start", "end", "created", "deleted"), [
+    (OWN_FOLDER, DEFAULT_FOLDER, "created in default", "deleted in folder"),
+    (DEFAULT_FOLDER, OWN_FOLDER, "created in folder", "deleted in default"),
+])
+def test_a_dry_run_shows_each_pending_move_with_the_writes_the_sync_then_makes(
+    tenant: tuple[GraphEmulator, list[str]], make_runtime: MakeRuntime, start: str, end: str, created: str,
+    deleted: str,
+) -> None:
+    g, users = tenant
+    sync(make_runtime(g, start))
+    rt = make_runtime(g, end)
+    g.log.clear()
+
+    dry = sync_profile(rt, "Small", InlineFanOut(rt), dry_run=True)
+    assert writes(g) == Counter()  # a dry run only reads
+    new_place, old_place = ("default_folder", "own_folder") if end == DEFAULT_FOLDER else ("own_folder",
+                                                                                           "default_folder")
+    assert dry.planned_moves == {m: PlannedMove(old_place, new_place, USERS, USERS, 0,
+                                                folder_created=end == OWN_FOLDER) for m in users[:PHONES]}
+    assert dry.planned == {"Create": PHONES * USERS, "DeleteMoved": PHONES * USERS}
+    assert dry.planned_by_mailbox == dict.fromkeys(users[:PHONES], {"Create": USERS, "DeleteMoved": USERS})
+
+    assert sync(rt).outcome == "ok"
+    expected = Counter({created: PHONES * USERS, deleted: PHONES * USERS})
+    if end == OWN_FOLDER:
+        expected["folders created"] = PHONES
+    assert writes(g) == expected  # as the dry run said
+    assert sync_profile(rt, "Small", InlineFanOut(rt), dry_run=True).planned_moves == {}
+
+
+def test_a_dry_run_shows_the_rest_of_an_interrupted_move(
+    tenant: tuple[GraphEmulator, list[str]], make_runtime: MakeRuntime
+) -> None:
+    g, users = tenant
+    rt = half_moved(g, make_runtime, users[0])
+    g.log.clear()
+
+    dry = sync_profile(rt, "Small", InlineFanOut(rt), dry_run=True)
+    assert writes(g) == Counter()
+    assert dry.planned_moves == {users[0]: PlannedMove("own_folder", "default_folder", 0, USERS, 0)}
+    assert dry.planned == {"DeleteMoved": USERS}
+
+    assert sync(rt).outcome == "ok"  # the mailbox that refused is written again, and its move finished
+    assert writes(g) == Counter({"deleted in folder": USERS})
+    assert docs.read_all(rt.store, docs.Move) == []

@@ -1,6 +1,8 @@
-"""With place = "default_folder", the phone owners' own contacts ("Maman") share the folder with galsync's: the
-nightly reconcile counts them, `galsync doctor` sums the counts per profile and `galsync explain` shows a
-mailbox's, in text and --json. Nothing is listed by name (a mailbox may hold thousands)."""
+"""place = "default_folder" from the command line, in text and --json.
+
+The phone owners' own contacts ("Maman") share the folder with galsync's: the nightly reconcile counts them,
+`galsync doctor` sums the counts per profile and `galsync explain` shows a mailbox's; nothing is listed by name
+(a mailbox may hold thousands). A dry run after a change of place shows each mailbox's move with its counts."""
 
 from __future__ import annotations
 
@@ -69,3 +71,24 @@ def test_doctor_sums_and_explain_shows_the_owners_own_contacts_counted_by_the_re
 
     empty = cli.json("explain", "--mailbox", users[2], "--contact", "Driver 1")
     assert [(o["profile"], o["count"]) for o in empty["owner_contacts"]] == [("Drivers", 0)]
+
+
+def test_a_dry_run_after_a_change_of_place_shows_each_mailboxs_move(
+    graph_empty: GraphEmulator, make_cli: MakeCli
+) -> None:
+    users = phones(graph_empty)
+    make_cli(graph_empty, CONFIG.replace('place = "default_folder"', 'folder = "Directory"')).json("sync")
+    cli = make_cli(graph_empty, CONFIG)
+    graph_empty.log.clear()
+
+    [profile] = cli.json("sync", "--dry-run")["profiles"]
+    moves = profile["planned_moves"]
+    assert sorted(moves) == sorted(profile["planned_by_mailbox"]) == sorted(users[:3])  # named as the plan names
+    for move in moves.values():
+        assert move == {"from": "own_folder", "to": "default_folder", "create": 4, "delete": 4, "waiting": 0,
+                        "folder_created": False, "error": None}
+    assert profile["planned"] == {"Create": 12, "DeleteMoved": 12}
+    assert graph_empty.log.count(method="DELETE") == graph_empty.log.count(method="PATCH") == 0
+    text = " ".join(cli("sync", "--dry-run").stdout.split())
+    assert "contacts that move to the profile's place (3 mailbox(es))" in text
+    assert "galsync's folder │ default Contacts folder │ 4 │ 4 │ 0" in text
