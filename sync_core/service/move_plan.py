@@ -6,7 +6,8 @@ Two kinds of pending move:
   move: it fills the new place (every desired contact; galsync's folder is made first if the mailbox has none,
   and adopted from if it holds galsync's contacts already), then deletes the old copies;
 - a target with a `move` document (a move that a refused delete or a crash interrupted): the push plans its
-  changes as usual, then deletes the old copies that have their copy by then.
+  changes as usual, then deletes the old copies that have their copy by then; if the target leaves, its
+  removal deletes them all (or, under removed_target = "keep", those that have their copy).
 The counts are exact because they come from the mailbox, as the push's do: the old place is listed once, and
 a new place that exists is listed as adoption lists it. Cost: one or two listings (a request per 1,000
 contacts) per moving target, and only while a move is pending.
@@ -14,7 +15,7 @@ contacts) per moving target, and only while a move is pending.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,13 +75,13 @@ def plan_start(client: GraphClient, store: StateStore, profile: Profile, target:
 
 
 def plan_finish(client: GraphClient, store: StateStore, profile: Profile, mailbox: str, move: docs.Move,
-                planned: Sequence[Action], desired: Mapping[str, DesiredContact]
-                ) -> tuple[list[DeleteMoved], PlannedMove]:
-    """The old copies' deletes of an interrupted move, after the push's `planned` writes to the new place."""
+                planned: Sequence[Action], wanted: Callable[[str], bool]) -> tuple[list[DeleteMoved], PlannedMove]:
+    """The old copies' deletes of an interrupted move, after the push's `planned` writes to the new place
+    (`wanted(key)`: the source is still to be shown there; never, for a target that leaves under "delete")."""
     creating = {a.source_key for a in planned if isinstance(a, Create)}
     recorded = recorded_copy(store.get_target_records(profile.name, mailbox))
     try:
-        deletes, waiting = old_copies(client, profile, mailbox, move.old_folder, desired.__contains__,
+        deletes, waiting = old_copies(client, profile, mailbox, move.old_folder, wanted,
                                       lambda key, old_id: key in creating or recorded(key, old_id))
     except GraphError as exc:
         return [], PlannedMove(folder_place(move.old_folder), profile.place, 0, 0, 0, error=str(exc))

@@ -506,12 +506,19 @@ def _dry_run(rt: Runtime, profile: Profile, found: Findings, report: SyncReport)
         actions = plan_target(mailbox, want, changes.previous, records, profile)
         count(mailbox, actions, target)
         if mailbox in moves:  # an interrupted move: its old copies go after this push's writes
-            deletes, move = plan_finish(rt.client, store, profile, mailbox, moves[mailbox], actions, desired)
+            deletes, move = plan_finish(rt.client, store, profile, mailbox, moves[mailbox], actions,
+                                        desired.__contains__)
             count(mailbox, deletes, target)
             report.planned_moves[target.address or mailbox] = move
+    keep = profile.policies.removed_target == "keep"
+    leaving_moves = pending_moves(store, profile, list(found.removed_targets))
     for mailbox in sorted(found.removed_targets):
         count(mailbox, plan_removed_target(store.get_target_records(profile.name, mailbox), profile),
               stored_targets.get(mailbox))
+        if mailbox in leaving_moves:  # left in the middle of a move: its old place is emptied too
+            deletes, _ = plan_finish(rt.client, store, profile, mailbox, leaving_moves[mailbox], [],
+                                     lambda _key: keep)
+            count(mailbox, deletes, stored_targets.get(mailbox))
 
 
 def _describe_error(exc: BaseException) -> str:

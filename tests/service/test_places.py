@@ -202,6 +202,11 @@ def users_of(g: GraphEmulator) -> list[str]:
     return [u["id"] for u in g.tenant.directory.users()]
 
 
+def busy(dry: SyncReport) -> dict[str, dict[str, int]]:
+    """A dry run's planned writes of the mailboxes that have any."""
+    return {m: c for m, c in dry.planned_by_mailbox.items() if c}
+
+
 def leave_phones(g: GraphEmulator, mailbox: str) -> None:
     [group] = [r.id for r in g.tenant.directory.group_records() if r.props.get("displayName") == "Phones"]
     g.tenant.directory.remove_member(group, mailbox)
@@ -216,6 +221,8 @@ def test_a_target_that_leaves_in_the_middle_of_a_move_is_emptied_in_both_places(
     leave_phones(g, leaver)
     g.log.clear()
 
+    dry = sync_profile(rt, "Small", InlineFanOut(rt), dry_run=True)
+    assert busy(dry) == {leaver: {"Delete": USERS, "DeleteMoved": USERS}} and writes(g) == Counter()
     assert sync(rt).outcome == "ok"
     assert writes(g) == Counter({"deleted in default": USERS, "deleted in folder": USERS})  # one per copy
     assert ours(in_default(g, leaver)) == ours(in_own_folder(g, leaver)) == Counter()
@@ -238,6 +245,8 @@ def test_under_keep_a_target_that_leaves_in_the_middle_of_a_move_keeps_one_copy_
     leave_phones(g, leaver)
     g.log.clear()
 
+    dry = sync_profile(rt, "Small", InlineFanOut(rt), dry_run=True)
+    assert busy(dry) == {leaver: {"DeleteMoved": USERS}} and writes(g) == Counter()
     assert sync(rt).outcome == "ok"
     assert writes(g) == Counter({"deleted in folder": USERS})  # the old copies, whose new copy stays
     assert ours(in_default(g, leaver)) == Counter(f"user:{u}" for u in users)
