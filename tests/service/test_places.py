@@ -301,6 +301,10 @@ def test_a_dry_run_shows_each_pending_move_with_the_writes_the_sync_then_makes(
 
     dry = sync_profile(rt, "Small", InlineFanOut(rt), dry_run=True)
     assert writes(g) == Counter()  # a dry run only reads
+    # ... each moving mailbox's two places once each (the new own folder does not exist yet: nothing to list)
+    listings = Counter({"default": g.log.count(method="GET", route=IN_DEFAULT),
+                        "folder": g.log.count(method="GET", route=IN_FOLDER)})
+    assert listings == Counter({"default": PHONES, "folder": PHONES if end == DEFAULT_FOLDER else 0})
     new_place, old_place = ("default_folder", "own_folder") if end == DEFAULT_FOLDER else ("own_folder",
                                                                                            "default_folder")
     assert dry.planned_moves == {m: PlannedMove(old_place, new_place, USERS, USERS, 0,
