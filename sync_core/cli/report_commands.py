@@ -136,6 +136,8 @@ def render_explanation(console: Console, result: Explanation) -> None:
     who = result.mailbox_name or result.address
     console.print(f'[bold]{escape(who)}[/] ({escape(result.address)}) is {escape(kind)}. Searched: '
                   + escape(", ".join(f'"{f.name}"' for f in result.folders)) + ".")
+    for owners in result.owner_contacts:
+        console.print(escape(owners.sentence()))
     if not result.contacts:
         console.print(f'No contact called "{escape(result.contact_name)}" is there.')
         if result.similar:

@@ -266,7 +266,8 @@ def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets
     """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target.
 
     A mailbox with no records (never stored, or its first contact failed before a lost store was rebuilt) may
-    still hold this profile's contacts: under "delete" they are found by their tag (tagged_removal.py)."""
+    still hold this profile's contacts: under "delete" they are found by their tag (tagged_removal.py). One
+    that leaves in the middle of a move holds them in two places: the old place is cleared too."""
     store = rt.store
     report = ExecReport()
     checks = MailboxChecks(rt, profile, message.run_id, targets)  # a mailbox that refuses is emptied next run
@@ -290,6 +291,7 @@ def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets
             if work is not None:
                 works.append(work)
     report.merge(execute(rt.client, store, profile, works, rt.now_iso, held))
+    report.merge(_clear_old_places(rt, profile, [*leaving, *(Target(m, "") for m in unknown)], checks, held))
     checks.removed(leaving, report, unknown=unknown)
     checks.save()
     for mailbox in message.mailboxes:
@@ -299,4 +301,27 @@ def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets
         if target is not None:
             store.put_target(profile.name, Target(mailbox, target.address, target.folder_id, target.purpose,
                                                   active=False))
+    return report
+
+
+def _clear_old_places(rt: Runtime, profile: Profile, leavers: list[Target], checks: MailboxChecks,
+                      held: Callable[[], bool]) -> ExecReport:
+    """The old place of leavers whose move was not finished (moves.py): under "delete" every contact of this
+    profile there goes; under "keep" only those whose copy is in the new place, so the phone keeps one of each.
+
+    Runs before a "keep" removal forgets the records, which tell which contacts have their copy. A move is
+    forgotten once its old place is cleared; a mailbox that refuses keeps it, and is emptied again next run.
+    """
+    report = ExecReport()
+    keep = profile.policies.removed_target == "keep"
+    by_mailbox = {t.mailbox: t for t in leavers}
+    for mailbox, move in pending_moves(rt.store, profile, list(by_mailbox)).items():
+        try:
+            done = finish_moves(rt.client, rt.store, profile, {mailbox: move}, lambda _key: keep, rt.now_iso, held)
+        except GraphError as exc:
+            checks.removal_failed(by_mailbox[mailbox], exc)
+            continue
+        report.merge(done)
+        if keep and not done.counts["failed"] and held():
+            docs.delete(rt.store, docs.Move, docs.move_key(profile.name, mailbox))  # what has no copy is kept
     return report

@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 
 from sync_core.core.plan import plan_removed_target, plan_target
 from sync_core.core.profile import Profile, looks_like_object_id
-from sync_core.core.records import Run, Target
+from sync_core.core.records import Run, Target, folder_place
 from sync_core.core.sources import DesiredContact
 from sync_core.graph import GraphError
 from sync_core.settings import LEASE_SECONDS, Settings
@@ -38,6 +38,8 @@ from . import targets as target_set
 from .early_fill import EarlyFill
 from .failing_targets import REMOVE, RESOLVE, FailingTargets, TargetFailure
 from .folders import ensure_folders
+from .move_plan import PlannedMove, plan_finish, plan_start
+from .moves import pending_moves
 from .push import push_targets
 from .queue_messages import sync_lease
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
@@ -78,6 +80,7 @@ class SyncReport:
     planned: dict[str, int] = field(default_factory=dict)  # dry run: action kind -> count
     planned_by_mailbox: dict[str, dict[str, int]] = field(default_factory=dict)  # dry run: address -> kind -> n
     planned_writes: list[PlannedWrite] = field(default_factory=list)  # dry run: the first MAX_PLANNED_WRITES
+    planned_moves: dict[str, PlannedMove] = field(default_factory=dict)  # dry run: address -> its pending move
     exec: ExecReport = field(default_factory=ExecReport)
     failing: list[TargetFailure] = field(default_factory=list)  # targets that failed in this run (they alone)
     holder: Lease | None = None  # busy: who holds the profile's sync lease, and until when
@@ -486,18 +489,36 @@ def _dry_run(rt: Runtime, profile: Profile, found: Findings, report: SyncReport)
             if len(report.planned_writes) < MAX_PLANNED_WRITES:
                 report.planned_writes.append(PlannedWrite(address, kind, key, names.get(key, "")))
 
+    moves = pending_moves(store, profile, list(found.targets.active))
     for mailbox in sorted(found.targets.active):
+        target = found.targets.active[mailbox]
+        if target.folder_id and folder_place(target.folder_id) != profile.place:  # the push starts its move
+            actions, move = plan_start(rt.client, store, profile, target, desired)
+            count(mailbox, actions, target)
+            report.planned_moves[target.address or mailbox] = move
+            continue
         if mailbox not in found.fill and changed_keys is not None:
             records = store.get_target_records(profile.name, mailbox, changed_keys)
             want = {k: d for k, d in desired.items() if k in changed_keys}
         else:
             records = store.get_target_records(profile.name, mailbox)
             want = desired
-        count(mailbox, plan_target(mailbox, want, changes.previous, records, profile),
-              found.targets.active[mailbox])
+        actions = plan_target(mailbox, want, changes.previous, records, profile)
+        count(mailbox, actions, target)
+        if mailbox in moves:  # an interrupted move: its old copies go after this push's writes
+            deletes, move = plan_finish(rt.client, store, profile, mailbox, moves[mailbox], actions,
+                                        desired.__contains__)
+            count(mailbox, deletes, target)
+            report.planned_moves[target.address or mailbox] = move
+    keep = profile.policies.removed_target == "keep"
+    leaving_moves = pending_moves(store, profile, list(found.removed_targets))
     for mailbox in sorted(found.removed_targets):
         count(mailbox, plan_removed_target(store.get_target_records(profile.name, mailbox), profile),
               stored_targets.get(mailbox))
+        if mailbox in leaving_moves:  # left in the middle of a move: its old place is emptied too
+            deletes, _ = plan_finish(rt.client, store, profile, mailbox, leaving_moves[mailbox], [],
+                                     lambda _key: keep)
+            count(mailbox, deletes, stored_targets.get(mailbox))
 
 
 def _describe_error(exc: BaseException) -> str:

@@ -142,6 +142,11 @@ def foreign_mailbox(key: str) -> str:
     return key.partition(_JOIN)[2]
 
 
+def foreign_profile(key: str) -> str:
+    """The profile of a `foreign` document's key."""
+    return key.partition(_JOIN)[0]
+
+
 def failing_target_key(profile: str, target: str) -> str:
     """`target`: the mailbox's user id, or the configured address when no user has it."""
     return _JOIN.join((profile, target))
