@@ -12,6 +12,7 @@ then waits about a lease ttl, not for the safety-net sync). Each finished run le
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -68,18 +69,22 @@ def sync_source(msg: func.QueueMessage, push: func.Out[list[str]], resync: func.
 
 @app.function_name("push_targets")
 @app.queue_trigger(arg_name="msg", queue_name=PUSH_TARGETS_QUEUE, connection=STORAGE)
-def push_targets(msg: func.QueueMessage) -> None:
+@app.queue_output(arg_name="rest", queue_name=PUSH_TARGETS_QUEUE, connection=STORAGE)
+def push_targets(msg: func.QueueMessage, rest: func.Out[str]) -> None:
     rt = process.runtime()
     body = msg.get_body()
     started, before = rt.now_iso(), _graph_counters(rt)
     try:
-        report = queue_work.run_push_message(rt, body, message_id=msg.id or "", dequeue_count=msg.dequeue_count or 0)
+        part = queue_work.run_push_message(rt, body, message_id=msg.id or "", dequeue_count=msg.dequeue_count or 0)
     except Exception as error:
         _push_telemetry(rt, body, started, before, "failed", {}, str(error))
         raise
-    if report is not None:
+    if part is not None:
+        report = part.report
         _push_telemetry(rt, body, started, before, "partial" if report.counts["failed"] else "ok",
                         dict(report.counts), "; ".join(report.errors[:5]))
+        if part.rest is not None:  # the message's writes are done; the next message does the rest
+            rest.set(json.dumps(part.rest.to_json()))
 
 
 @app.function_name("sync_source_poison")

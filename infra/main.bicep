@@ -122,8 +122,8 @@ param subscriptionsSchedule string = '0 30 */4 * * *'
 @description('GALSYNC_TARGETS_PER_MESSAGE: target mailboxes per push-targets queue message.')
 param targetsPerMessage string = '50'
 
-@description('GALSYNC_WRITES_PER_MESSAGE: most contact writes one push-targets message carries (fewer targets per message when each needs many).')
-param writesPerMessage string = '25000'
+@description('GALSYNC_WRITES_PER_MESSAGE: most contact writes one push-targets message does (under 2 minutes at 100 ms per request); it hands the rest on in a message of its own.')
+param writesPerMessage string = '3000'
 
 @description('GALSYNC_LOG_LEVEL: level of galsync\'s own loggers.')
 @allowed(['DEBUG', 'INFO', 'WARNING', 'ERROR'])

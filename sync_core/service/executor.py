@@ -63,7 +63,7 @@ A = TypeVar("A", bound=Action)
 class _Write(BatchRequest, Generic[A]):
     """A batch request for one action, and the function its answer goes to (the action's own, below).
 
-    One object per write: a fill holds 25,000 of them.
+    One object per write: a push holds one slice of them at a time (key_slices.py).
     """
 
     work: TargetWork
@@ -97,7 +97,8 @@ def execute(client: GraphClient, store: StateStore, profile: Profile, works: Seq
         _send(client, store, recorder, retry, now, held)
     if held is not None and (report.counts["not_sent"] or not held()):
         raise LeaseLost(f"profile {profile.name}: the lease on the target mailboxes was lost, so "
-                        f"{report.counts['not_sent']} write(s) were not sent; the next run sends them")
+                        f"{report.counts['not_sent']} write(s) were not sent, nor any planned after them; the "
+                        "next run sends them")
     # SetPhoto and Create.photo_etag, after every field write is recorded, so a photo never holds a field back
     # and a photo failure is a per-contact error (contact_photos.py).
     write_photos(client, store, profile, works, now, report)

@@ -21,7 +21,7 @@ from sync_core.state.leases import take_over_stale_pending
 from . import poison
 from .doctor import doctor
 from .groups import GroupConfigError
-from .push import push_targets
+from .push import PushPart, push_part
 from .queue_messages import (
     PUSH_TARGETS_QUEUE,
     SYNC_SOURCE_QUEUE,
@@ -39,7 +39,6 @@ from .runtime import PushMessage, Runtime
 from .state_identity import claim_state
 from .subscriptions import SubscriptionsReport, ensure_subscriptions, handle_lifecycle
 from .sync import sync_profile
-from .target_work import ExecReport
 
 log = logging.getLogger("galsync.queue")
 
@@ -113,14 +112,15 @@ def log_doctor_summary(rt: Runtime, profile: str) -> None:
 
 
 def run_push_message(rt: Runtime, body: bytes | str, *, message_id: str = "",
-                     dequeue_count: int = 0) -> ExecReport | None:
-    """Process one push-targets message: plan and write one chunk of target mailboxes; what it wrote, or None
-    for a message recorded as poison."""
+                     dequeue_count: int = 0) -> PushPart | None:
+    """Process one push-targets message: plan and write one chunk of target mailboxes, at most
+    GALSYNC_WRITES_PER_MESSAGE writes; what it wrote and the message that does the rest (for the push-targets
+    queue), or None for a message recorded as poison."""
     try:
         message = parse_push_message(body)
         rt.config.profile(message.profile)
         claim_state(rt)
-        return push_targets(rt, message)
+        return push_part(rt, message)
     except _PERMANENT as error:
         poison.record_poison(rt.store, PUSH_TARGETS_QUEUE, message_id, body, str(error), dequeue_count)
         return None

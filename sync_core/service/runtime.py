@@ -41,6 +41,9 @@ class PushMessage:
     `mode` "remove" handles mailboxes that left the targets.
     `new_folders`: those of `mailboxes` whose managed folder the sync run made, so known empty: their fill
     plans creates without first listing the folder for contacts to adopt (adoption.py).
+    `after`: with `keys` None, the source key (in the state store's order) the message before this one stopped
+    after: a push does at most GALSYNC_WRITES_PER_MESSAGE writes and hands the rest on in a message like this
+    one, which names a key, never a list of them (a queue message holds 64 KB).
     """
 
     profile: str
@@ -49,11 +52,12 @@ class PushMessage:
     mode: str = "changes"  # "changes" | "remove"
     run_id: str = ""
     new_folders: tuple[str, ...] = ()
+    after: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "push", "profile": self.profile, "mailboxes": list(self.mailboxes),
                 "keys": None if self.keys is None else list(self.keys), "mode": self.mode, "run_id": self.run_id,
-                "new_folders": list(self.new_folders)}
+                "new_folders": list(self.new_folders), "after": self.after}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PushMessage:
@@ -71,8 +75,11 @@ class PushMessage:
         new_folders = data.get("new_folders", [])  # absent from messages queued before it existed
         if not isinstance(new_folders, list) or not all(isinstance(m, str) for m in new_folders):
             raise ValueError("push message 'new_folders' must be a list of strings")
+        after = data.get("after")  # absent from messages queued before it existed
+        if after is not None and (not isinstance(after, str) or not after or keys is not None):
+            raise ValueError("push message 'after' must be null, or a source key when 'keys' is null")
         return cls(data["profile"], tuple(mailboxes), None if keys is None else tuple(keys), mode,
-                   str(data.get("run_id", "")), tuple(new_folders))
+                   str(data.get("run_id", "")), tuple(new_folders), after)
 
 
 class FanOut(Protocol):

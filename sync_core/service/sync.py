@@ -131,8 +131,9 @@ class InlineFanOut:
         return result
 
     def early_push(self, message: PushMessage, targets: Mapping[str, Target]) -> ExecReport:
-        """A push to targets this run found and has not stored yet (early_fill.py): pushes run in this process."""
-        return push_targets(self.rt, message, targets=targets)
+        """A push to targets this run found and has not stored yet (early_fill.py): pushes run in this process,
+        as one part each (they are no queue message), still a slice of keys at a time."""
+        return push_targets(self.rt, message, targets=targets, limit_writes=False)
 
     def add_early(self, report: ExecReport, in_step: int) -> None:
         """What the early pushes wrote, as the sync reports it; `in_step` targets need no push message."""
@@ -436,7 +437,7 @@ def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, rep
 
 def _targets_per_message(settings: Settings, writes_per_target: int) -> int:
     """GALSYNC_TARGETS_PER_MESSAGE targets, fewer when their writes would pass GALSYNC_WRITES_PER_MESSAGE
-    (never fewer than one: a target's writes stay in one message, under its one lease)."""
+    (never fewer than one: a target that needs more goes alone, and its message hands the rest on)."""
     by_writes = settings.writes_per_message // max(writes_per_target, 1)
     return max(1, min(settings.targets_per_message, by_writes))
 

@@ -44,6 +44,8 @@ UNREACHABLE_GRAPH = {
      "subscription_id"),
     (PUSH_TARGETS_QUEUE, '{"type": "push", "profile": "Dispatch", "mailboxes": "all"}', "mailboxes"),
     (PUSH_TARGETS_QUEUE, '{"type": "push", "profile": "Gone", "mailboxes": []}', 'no profile named "Gone"'),
+    (PUSH_TARGETS_QUEUE, '{"type": "push", "profile": "Dispatch", "mailboxes": [], "keys": ["user:1"], '
+                         '"after": "user:0"}', "'after' must be null, or a source key when 'keys' is null"),
 ])
 def test_a_message_that_can_never_work_is_recorded_as_poison_at_once(
         configure: Configure, host: FunctionsHost, queue: str, body: str, reason: str) -> None:
