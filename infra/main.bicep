@@ -124,6 +124,9 @@ param targetsPerMessage string = '50'
 @description('GALSYNC_WRITES_PER_MESSAGE: most contact writes one push-targets message carries (fewer targets per message when each needs many).')
 param writesPerMessage string = '25000'
 
+@description('GALSYNC_RECONCILE_TARGETS_PER_MESSAGE: target mailboxes per reconcile-targets queue message (the nightly reconcile\'s groups).')
+param reconcileTargetsPerMessage string = '25'
+
 @description('GALSYNC_LOG_LEVEL: level of galsync\'s own loggers.')
 @allowed(['DEBUG', 'INFO', 'WARNING', 'ERROR'])
 param logLevel string = 'INFO'
@@ -259,6 +262,7 @@ module api 'app/function-app.bicep' = {
     subscriptionsSchedule: subscriptionsSchedule
     targetsPerMessage: targetsPerMessage
     writesPerMessage: writesPerMessage
+    reconcileTargetsPerMessage: reconcileTargetsPerMessage
     logLevel: logLevel
   }
   // The app's first start reads storage, Key Vault and App Insights with the identity: grant first.
