@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,9 +111,11 @@ def active_targets(rt: Runtime, profile: Profile) -> list[Target]:
 
 
 def reconcile_targets(rt: Runtime, profile: Profile, targets: list[Target], report: ReconcileReport,
-                      progress: Callable[[int, int], None] | None = None) -> None:
+                      progress: Callable[[int, int], None] | None = None, *, others: Collection[str] = ()) -> None:
     """The per-target part: each of `targets` reconciled under its lease, side by side, into `report`; their
-    failures saved as failing targets (they alone, I10)."""
+    failures saved as failing targets (they alone, I10). `others`: the profile's other active targets, which
+    another message reconciles; one without a failing document counts as working, so a 403 here gets the same
+    hint (outside the Exchange scope) as when every target is reconciled together."""
     desired = _desired(rt, profile)
     failing = FailingTargets(rt.store, rt.client, profile.name, report.run_id, rt.now_iso)
 
@@ -139,7 +141,10 @@ def reconcile_targets(rt: Runtime, profile: Profile, targets: list[Target], repo
     if progress is not None:
         progress(done, len(targets))
     if not report.dry_run:
-        report.failing = failing.save()
+        others_work = None
+        if others:
+            others_work = len(failing.failed) < len(targets) or any(m not in failing.known for m in others)
+        report.failing = failing.save(others_work=others_work)
         report.errors += [f.line() for f in report.failing]
 
 
