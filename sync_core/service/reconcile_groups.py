@@ -76,7 +76,8 @@ def run_group(rt: Runtime, message: ReconcileGroupMessage) -> GroupOutcome:
     # A mailbox that left the targets since the run began is not reconciled (its removal empties it).
     chosen = [targets[m] for m in message.mailboxes if m in targets and targets[m].active]
     part = ReconcileReport(profile.name, message.run_id)
-    others = [m for m, t in targets.items() if t.active and m not in message.mailboxes]
+    named = set(message.mailboxes)
+    others = [m for m, t in targets.items() if t.active and m not in named]
     reconcile_targets(rt, profile, chosen, part, others=others)
     log.info("profile %s: reconcile %s group %d/%d: targets=%d busy=%d drift=%s writes=%d", profile.name,
              message.run_id, message.group + 1, message.groups, part.targets, part.busy, dict(part.drift),
