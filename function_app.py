@@ -2,7 +2,8 @@
 
 HTTP (function key required): /api/notifications and /api/lifecycle, where Graph posts change notifications
 and lifecycle events; both only enqueue (sync_core/service/webhook.py). Queues: sync-source (sync, reconcile,
-lifecycle) fans out to push-targets; a message that fails maxDequeueCount times lands in `<queue>-poison`,
+lifecycle) fans out to push-targets (a sync's pushes) and reconcile-targets (a reconcile's groups of targets,
+sync_core/service/reconcile_groups.py); a message that fails maxDequeueCount times lands in `<queue>-poison`,
 whose trigger records it for `galsync status`. Timers: the safety-net sync, the nightly reconcile, and the
 subscriptions run, on the schedules the app settings name; and every 20 seconds the stale-pending sweep,
 which sends again the sync of a profile whose worker died with a notified change still pending (a change
@@ -25,6 +26,8 @@ from sync_core.service.process import Process
 from sync_core.service.queue_messages import (
     PUSH_TARGETS_POISON_QUEUE,
     PUSH_TARGETS_QUEUE,
+    RECONCILE_TARGETS_POISON_QUEUE,
+    RECONCILE_TARGETS_QUEUE,
     SYNC_SOURCE_POISON_QUEUE,
     SYNC_SOURCE_QUEUE,
     BadMessage,
@@ -58,13 +61,17 @@ def lifecycle(req: func.HttpRequest, queued: func.Out[list[str]]) -> func.HttpRe
 @app.queue_trigger(arg_name="msg", queue_name=SYNC_SOURCE_QUEUE, connection=STORAGE)
 @app.queue_output(arg_name="push", queue_name=PUSH_TARGETS_QUEUE, connection=STORAGE)
 @app.queue_output(arg_name="resync", queue_name=SYNC_SOURCE_QUEUE, connection=STORAGE)
-def sync_source(msg: func.QueueMessage, push: func.Out[list[str]], resync: func.Out[list[str]]) -> None:
+@app.queue_output(arg_name="reconcile", queue_name=RECONCILE_TARGETS_QUEUE, connection=STORAGE)
+def sync_source(msg: func.QueueMessage, push: func.Out[list[str]], resync: func.Out[list[str]],
+                reconcile: func.Out[list[str]]) -> None:
     outcome = queue_work.run_source_message(process.runtime(), msg.get_body(), message_id=msg.id or "",
                                             dequeue_count=msg.dequeue_count or 0)
     if outcome.push:
         push.set(list(outcome.push))
     if outcome.resync:
         resync.set(list(outcome.resync))
+    if outcome.reconcile:
+        reconcile.set(list(outcome.reconcile))
 
 
 @app.function_name("push_targets")
@@ -87,6 +94,13 @@ def push_targets(msg: func.QueueMessage, rest: func.Out[str]) -> None:
             rest.set(json.dumps(part.rest.to_json()))
 
 
+@app.function_name("reconcile_targets")
+@app.queue_trigger(arg_name="msg", queue_name=RECONCILE_TARGETS_QUEUE, connection=STORAGE)
+def reconcile_targets(msg: func.QueueMessage) -> None:
+    queue_work.run_reconcile_group_message(process.runtime(), msg.get_body(), message_id=msg.id or "",
+                                           dequeue_count=msg.dequeue_count or 0)
+
+
 @app.function_name("sync_source_poison")
 @app.queue_trigger(arg_name="msg", queue_name=SYNC_SOURCE_POISON_QUEUE, connection=STORAGE)
 def sync_source_poison(msg: func.QueueMessage) -> None:
@@ -98,6 +112,12 @@ def sync_source_poison(msg: func.QueueMessage) -> None:
 def push_targets_poison(msg: func.QueueMessage) -> None:
     poison.record_from_poison_queue(process.runtime().store, PUSH_TARGETS_POISON_QUEUE, msg.id or "",
                                     msg.get_body())
+
+
+@app.function_name("reconcile_targets_poison")
+@app.queue_trigger(arg_name="msg", queue_name=RECONCILE_TARGETS_POISON_QUEUE, connection=STORAGE)
+def reconcile_targets_poison(msg: func.QueueMessage) -> None:
+    queue_work.record_reconcile_poison(process.runtime(), msg.get_body(), message_id=msg.id or "")
 
 
 @app.function_name("sync_timer")

@@ -125,6 +125,9 @@ param targetsPerMessage string = '50'
 @description('GALSYNC_WRITES_PER_MESSAGE: most contact writes one push-targets message does (under 2 minutes at 100 ms per request); it hands the rest on in a message of its own.')
 param writesPerMessage string = '3000'
 
+@description('GALSYNC_RECONCILE_TARGETS_PER_MESSAGE: target mailboxes per reconcile-targets queue message (the nightly reconcile\'s groups).')
+param reconcileTargetsPerMessage string = '25'
+
 @description('GALSYNC_LOG_LEVEL: level of galsync\'s own loggers.')
 @allowed(['DEBUG', 'INFO', 'WARNING', 'ERROR'])
 param logLevel string = 'INFO'
@@ -260,6 +263,7 @@ module api 'app/function-app.bicep' = {
     subscriptionsSchedule: subscriptionsSchedule
     targetsPerMessage: targetsPerMessage
     writesPerMessage: writesPerMessage
+    reconcileTargetsPerMessage: reconcileTargetsPerMessage
     logLevel: logLevel
   }
   // The app's first start reads storage, Key Vault and App Insights with the identity: grant first.

@@ -36,6 +36,7 @@ param reconcileSchedule string
 param subscriptionsSchedule string
 param targetsPerMessage string
 param writesPerMessage string
+param reconcileTargetsPerMessage string
 param logLevel string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -200,6 +201,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     GALSYNC_WEBHOOK_KEY: '@Microsoft.KeyVault(SecretUri=${secretsUri}/galsync-webhook-key/)'
     GALSYNC_TARGETS_PER_MESSAGE: targetsPerMessage
     GALSYNC_WRITES_PER_MESSAGE: writesPerMessage
+    GALSYNC_RECONCILE_TARGETS_PER_MESSAGE: reconcileTargetsPerMessage
     GALSYNC_LOG_LEVEL: logLevel
   }
 }

@@ -35,6 +35,7 @@ POISON = "poison"
 QUEUE_FAILURE = "queue-failure"
 STATE_IDENTITY = "state-identity"
 MOVE = "move"
+RECONCILE_RUN = "reconcile-run"
 
 _JOIN = "|"  # between the parts of a composite document key ("profile|mailbox")
 
@@ -86,6 +87,17 @@ def read_all(store: StateStore, kind: type[D], *,
 def write(store: StateStore, key: str, doc: Document) -> None:
     """Store `doc` under `key`, replacing what was there."""
     store.put_doc(doc.KIND, key, doc.to_json())
+
+
+def read_versioned(store: StateStore, kind: type[D], key: str) -> tuple[D, str] | None:
+    """The document and its ETag, for a change that must not overwrite another worker's (`write_if`)."""
+    found = store.get_doc(kind.KIND, key)
+    return None if found is None else (_parse(kind, key, found[0]), found[1])
+
+
+def write_if(store: StateStore, key: str, doc: Document, etag: str) -> None:
+    """Store `doc` only if the stored one still has `etag`; else ConcurrencyError (read again, try again)."""
+    store.put_doc(doc.KIND, key, doc.to_json(), etag=etag)
 
 
 def delete(store: StateStore, kind: type[Document], key: str) -> None:
@@ -398,6 +410,50 @@ class Move:
 
 
 @dataclass(frozen=True)
+class ReconcileRun:
+    """A profile's nightly reconcile on the function app (key: profile), its targets split into `groups` queue
+    messages: which groups are done and what they found, summed, so the last group to finish records the run.
+    Errors are kept to the first few (the run record shows five)."""
+
+    KIND: ClassVar[str] = RECONCILE_RUN
+    MAX_ERRORS: ClassVar[int] = 5
+
+    run_id: str
+    started_at: str
+    groups: int
+    done: tuple[int, ...] = ()
+    targets: int = 0
+    busy: int = 0
+    drift: Mapping[str, int] = field(default_factory=dict)
+    exec_counts: Mapping[str, int] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+    exec_errors: tuple[str, ...] = ()
+    finished: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return len(self.done) >= self.groups
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "started_at": self.started_at, "groups": self.groups, "done": list(self.done),
+                "targets": self.targets, "busy": self.busy, "drift": dict(self.drift),
+                "exec_counts": dict(self.exec_counts), "errors": list(self.errors),
+                "exec_errors": list(self.exec_errors), "finished": self.finished}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        done = data.get("done") or []
+        if not isinstance(done, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in done):
+            raise ShapeError(f"'done' must be a list of integers, got {_type(done)}")
+        finished = data.get("finished", False)
+        if not isinstance(finished, bool):
+            raise ShapeError(f"'finished' must be true or false, got {_type(finished)}")
+        return cls(_text(data, "run_id"), _text(data, "started_at"), _integer(data, "groups", 0), tuple(done),
+                   _integer(data, "targets", 0), _integer(data, "busy", 0), _counts(data, "drift"),
+                   _counts(data, "exec_counts"), _texts(data, "errors"), _texts(data, "exec_errors"), finished)
+
+
+@dataclass(frozen=True)
 class FailingTarget:
     """A target mailbox that fails alone: since when, Graph's answer, what to do (key: `failing_target_key`).
 
@@ -564,3 +620,10 @@ def _object(data: Mapping[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ShapeError(f"'{name}' must be an object, got {_type(value)}")
     return value
+
+
+def _counts(data: Mapping[str, Any], name: str) -> dict[str, int]:
+    value = data.get(name) or {}
+    if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
+        raise ShapeError(f"'{name}' must be an object of integer counts, got {_type(value)}")
+    return {str(k): v for k, v in value.items()}

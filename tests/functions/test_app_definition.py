@@ -44,7 +44,7 @@ def test_every_queue_has_a_worker_and_a_poison_recorder() -> None:
     functions = indexed_functions().values()
     drained = {fn.trigger.queue_name for fn in functions if fn.trigger_type == "queueTrigger"}
     written = {queue for fn in functions for queue in fn.outputs.values()}
-    assert written == {"sync-source", "push-targets"}
+    assert written == {"sync-source", "push-targets", "reconcile-targets"}
     assert drained == written | {q + "-poison" for q in written}
     assert {fn.trigger.connection for fn in functions if fn.trigger_type == "queueTrigger"} == {"AzureWebJobsStorage"}
 

@@ -116,7 +116,8 @@ def test_the_nightly_timer_repairs_a_contact_deleted_on_a_phone(
     host.deliveries.clear()
     host.timer("reconcile_timer", past_due=True)
     host.drain()
-    assert [(d.function, d.error) for d in host.deliveries] == [("sync_source", None)]
+    # the reconcile message reads what is profile-wide, one group message reconciles the truck
+    assert [(d.function, d.error) for d in host.deliveries] == [("sync_source", None), ("reconcile_targets", None)]
     assert len(contacts(graph, rt, truck)) == 25  # policy deleted_on_device = "recreate"
     assert victim["displayName"] in {c["displayName"] for c in contacts(graph, rt, truck)}
     # the run's summary in the function log: the doctor's verdict in counts, and no contact's name

@@ -233,7 +233,8 @@ def test_azd_runs_the_postdeploy_hook_that_exists() -> None:
 
 def test_the_queues_the_function_app_reads_exist(bicep: dict[str, dict[str, Any]]) -> None:
     queues = bicep["core/storage.bicep"]["variables"]["queueNames"]["value"]
-    assert sorted(queues) == ["push-targets", "push-targets-poison", "sync-source", "sync-source-poison"]
+    assert sorted(queues) == ["push-targets", "push-targets-poison", "reconcile-targets", "reconcile-targets-poison",
+                              "sync-source", "sync-source-poison"]
 
 
 def test_outputs_name_the_app_and_its_urls_without_the_key(bicep: dict[str, dict[str, Any]]) -> None:

@@ -74,6 +74,14 @@ STORED: list[tuple[str, str, dict[str, Any], Any]] = [
      docs.StateIdentity("7c1f7a0e-52d4-4c0b-9a8e-3f1a6f0d2b91", "https://graph.microsoft.com/v1.0")),
     (docs.QUEUE_FAILURE, "9c" * 32, {"queue": "push-targets", "reason": "TargetsBusy: retry later", "tries": 2},
      docs.QueueFailure("push-targets", "TargetsBusy: retry later", 2)),
+    (docs.RECONCILE_RUN, "Dispatch",
+     {"run_id": "r8", "started_at": "2026-03-01T02:00:00.000000Z", "groups": 3, "done": [2, 0], "targets": 50,
+      "busy": 1, "drift": {"intact": 7, "deleted_on_device": 1}, "exec_counts": {"created": 1, "failed": 0},
+      "errors": ["trucks.west@contoso.example: 403 ErrorAccessDenied while reading its folder; add it"],
+      "exec_errors": [], "finished": False},
+     docs.ReconcileRun("r8", "2026-03-01T02:00:00.000000Z", 3, (2, 0), 50, 1, {"intact": 7, "deleted_on_device": 1},
+                       {"created": 1, "failed": 0},
+                       ("trucks.west@contoso.example: 403 ErrorAccessDenied while reading its folder; add it",))),
 ]
 
 
@@ -137,6 +145,10 @@ MALFORMED: list[tuple[type[Any], str, dict[str, Any], str]] = [
     (docs.Poison, "2026|sync-source|m", {"queue": "sync-source", "dequeue_count": True},
      "'dequeue_count' must be an integer, got bool"),
     (docs.QueueFailure, "9c", {"queue": "push-targets", "tries": 1.5}, "'tries' must be an integer, got float"),
+    (docs.ReconcileRun, "Dispatch", {"run_id": "r8", "started_at": "t", "groups": 2, "done": ["0"]},
+     "'done' must be a list of integers, got list"),
+    (docs.ReconcileRun, "Office", {"run_id": "r8", "started_at": "t", "groups": 2, "drift": {"intact": "7"}},
+     "'drift' must be an object of integer counts, got dict"),
 ]
 
 
