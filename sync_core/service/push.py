@@ -7,7 +7,7 @@ state store never doubles a phone's contacts (I9). Every mailbox is written unde
 own lease (`target_lease`), which reconcile takes too, so two workers never write one mailbox at once (I2);
 a heartbeat renews the leases while the push runs, and the executor stops between write waves if they are
 lost. A mailbox that refuses fails alone, and a managed folder its owner deleted is made again and filled in
-the same push (mailbox_checks.py).
+the same push (mailbox_checks.py). A push of a notified sync says when it is done (propagation.py).
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from sync_core.core.sources import DesiredContact, merge_sources, source_key_pre
 from sync_core.graph import GraphError
 from sync_core.settings import LEASE_SECONDS
 from sync_core.state import docs
-from sync_core.state.base import Lease, StateStore
+from sync_core.state.base import Lease, StateError, StateStore
 from sync_core.state.leases import Heartbeat, describe_lease
 
+from . import propagation
 from .adoption import adopt
 from .executor import execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
@@ -70,6 +71,11 @@ def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Tar
         report = _push_held(rt, profile, replace(message, mailboxes=tuple(held)), targets, beat.held)
     if busy:
         raise TargetsBusy(profile.name, busy, rt.store.get_lease(target_lease(profile, busy[0])))
+    try:
+        report.propagation_ms = propagation.push_finished(rt.store, message, report.changed_phones, rt.now_iso())
+    except StateError as error:  # a measurement never fails a push whose writes are done
+        log.warning("profile %s: push %s: propagation not measured (%s)", profile.name, message.run_id,
+                    type(error).__name__)
     return report
 
 
