@@ -4,9 +4,10 @@ Measured once per sync run that served a notification, through the queue hops an
 - the webhook notes when the first notification not yet served arrived (a `notified` document per profile,
   written only when there is none: the notifications after it are served by the same sync, and the first one
   is the one that waited longest);
-- the sync reads that document before it reads the sources (so the notified change is among what it reads),
-  carries the arrival in its outbox (a crash replays it) and in every push message, numbered (`part`), and
-  records the numbers still to finish (`propagation` document per profile) before it sends them;
+- the sync takes that document before it reads the sources (so the notified change is among what it reads,
+  and a notification arriving while it reads is noted afresh for the next sync), carries the arrival in its
+  outbox (a crash after that replays it) and in every push message, numbered (`part`), and records the
+  numbers still to finish (`propagation` document per profile) before it sends them;
 - each push, once done, removes its number, and notes its end if it wrote (an ETag-checked update: pushes on
   several instances never lose each other's);
 - the push that removes the last number measures: the end of the latest push that wrote, minus the arrival.
@@ -22,7 +23,8 @@ its run's measurement.
 
 Not measured: a change whose notification the webhook's one-second memo swallowed just after a sync took the
 `notified` document (it waits for the next notification or the safety-net timer, which measures only what
-it was notified of), and a run one of whose pushes never finishes (poison): its entry is dropped after a day.
+it was notified of); a sync that crashed between taking the document and storing its outbox (its retry is
+not measured); a run one of whose pushes never finishes (poison): its entry is dropped after a day.
 """
 
 from __future__ import annotations
@@ -67,16 +69,14 @@ def note_arrival(store: StateStore, profile: str, arrived_at: str) -> None:
         docs.write(store, profile, docs.Notified(arrived_at))
 
 
-def waiting_arrival(store: StateStore, profile: str) -> str | None:
-    """When the first notification the next sync of `profile` serves arrived (None: no notification waits).
-    The sync reads it before it reads the sources and forgets it (`served`) once its outbox holds it."""
+def take_arrival(store: StateStore, profile: str) -> str | None:
+    """When the first notification not yet served arrived (None: no notification waits), taken by the sync
+    about to read the sources: a notification from now on is noted for the next sync."""
     found = docs.read(store, docs.Notified, profile)
-    return None if found is None else found.arrived_at
-
-
-def served(store: StateStore, profile: str) -> None:
-    """The sync that read the waiting arrival has it in its outbox: the next notification starts a new one."""
+    if found is None:
+        return None
     docs.delete(store, docs.Notified, profile)
+    return found.arrived_at
 
 
 def earliest(*times: str | None) -> str | None:

@@ -10,7 +10,7 @@ sync_profile, under the profile's lease (a burst of triggers runs once more, not
   4. persist in crash-safe order: an outbox document naming the changed keys and targets first, then the
      source records, then the delta links; then fan out; then drop the outbox. A crash anywhere replays
      the outbox on the next run, and every push is idempotent, so nothing is lost and nothing duplicated.
-A run that serves a change notification carries its arrival (read before the sources, kept in the outbox)
+A run that serves a change notification carries its arrival (taken before the sources, kept in the outbox)
 to its push messages, which measure the propagation time (propagation.py).
 """
 
@@ -218,7 +218,6 @@ class Findings:
     filled_early: frozenset[str] = frozenset()  # new targets the early fill brought fully in step
     resolved: bool = False  # the target set was looked up (not taken from the store)
     notified_at: str | None = None  # the first notification this run serves arrived then (propagation.py)
-    arrival_read: bool = False  # this run read the webhook's note of it (and forgets it once in the outbox)
 
 
 def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> None:
@@ -243,7 +242,9 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport, fai
     state = docs.read(store, docs.ProfileState, profile.name)
     config_changed = state is None or state.config != config_fp
     outbox = docs.read(store, docs.Outbox, profile.name)  # left by an earlier run that did not finish
-    arrival = propagation.waiting_arrival(store, profile.name)  # before the sources: its change is read below
+    # Before the sources, so the notified change is read below; a dry run leaves it to the run that writes.
+    arrival = None if dry_run else propagation.take_arrival(store, profile.name)
+    notified_at = propagation.earliest(arrival, outbox.notified_at if outbox is not None else None)
 
     # 1. group memberships (targets and user filters)
     refs = group_watch.group_refs(profile)
@@ -263,7 +264,7 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport, fai
         inline = fanout if isinstance(fanout, InProcessFanOut) and not dry_run else None
         early = _early_fill(rt, profile, inline, resolved, report.run_id) if inline is not None else None
         changes = SourceChanges(rt, profile, report.run_id, dry_run, outbox,
-                                on_stored=early.stored if early is not None else None)
+                                on_stored=early.stored if early is not None else None, notified_at=notified_at)
         try:
             reads = _read_sources(rt, profile, changes, memberships, old_members, full=config_changed)
         except BaseException:
@@ -299,8 +300,7 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport, fai
     return Findings(config_fp, memberships, tuple(reads), changes, tchanges, frozenset(fill),
                     frozenset(set(tchanges.removed) | unfinished_removal),
                     None if changed_keys is None else frozenset(changed_keys), frozenset(filled_early), resolving,
-                    propagation.earliest(arrival, outbox.notified_at if outbox is not None else None),
-                    arrival is not None)
+                    notified_at)
 
 
 def _persist_and_fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, report: SyncReport,
@@ -314,8 +314,6 @@ def _persist_and_fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: F
     keys = None if found.changed_keys is None else tuple(sorted(found.changed_keys))
     docs.write(store, profile.name, docs.Outbox(report.run_id, keys, tuple(sorted(found.fill)),
                                                 tuple(sorted(found.removed_targets)), found.notified_at))
-    if found.arrival_read:
-        propagation.served(store, profile.name)
     for read in found.reads:
         if read.delta_link:
             store.set_delta_link(profile.name, read.source.name, read.delta_link)

@@ -6,6 +6,7 @@ Real stores: SQLite, and Azure Table Storage (Azurite) where two workers update 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,16 +15,24 @@ from typing import Any
 
 import pytest
 
+from graph_emulator import GraphEmulator
 from sync_core.service import propagation
 from sync_core.service.propagation import PropagationStats, push_finished, track
+from sync_core.service.push import push_targets
 from sync_core.service.queue_messages import BadMessage, parse_push_message
+from sync_core.service.queue_work import QueueFanOut
 from sync_core.service.runtime import PushMessage
+from sync_core.service.sync import InlineFanOut, sync_profile
 from sync_core.state import docs
 from sync_core.state.base import StateStore
 from sync_core.state.sqlite_store import SqliteStore
 from sync_core.state.table_store import TABLES, TableStore
 from tests.azurite import Azurite
-from tests.state.conftest import fresh_prefix, table_service
+from tests.crash_injection import Crash, CrashingStore
+from tests.state.conftest import FakeClock, fresh_prefix, table_service
+
+from .conftest import SMALL_CONFIG, MakeRuntime
+from .test_crash_recovery import small_tenant
 
 ARRIVED = "2026-03-01T12:00:00.000000Z"
 
@@ -140,3 +149,35 @@ def test_a_push_message_with_half_a_propagation_mark_is_refused(extra: dict[str,
     with pytest.raises(BadMessage, match=problem):
         parse_push_message(json.dumps(body))
     assert parse_push_message(json.dumps(push(3).to_json())) == push(3)
+
+
+def test_a_sync_that_crashed_after_taking_the_arrival_hands_it_on_through_its_outbox(
+        graph_empty: GraphEmulator, make_runtime: MakeRuntime, tmp_path: Path) -> None:
+    """The crashed sync had taken the webhook's note and stored its outbox; the rerun, with no note waiting,
+    numbers its pushes with the crashed sync's arrival, and the last push measures from it."""
+    g = graph_empty
+    users = small_tenant(g)
+    state = f"sqlite:{tmp_path / 'propagation.db'}"
+    rt = make_runtime(g, SMALL_CONFIG, state=state)
+    sync_profile(rt, "Small", InlineFanOut(rt))  # the first fill: no notification, nothing measured
+    g.tenant.directory.update_user(users[0], mobilePhone="+33 6 99 99 99 99")
+    propagation.note_arrival(rt.store, "Small", ARRIVED)  # as the webhook does
+
+    crashing = make_runtime(g, SMALL_CONFIG, state=state)
+    crashing.store = CrashingStore(crashing.store, 1, counting={"put_source_records"})  # type: ignore[assignment]
+    with contextlib.suppress(Crash):
+        sync_profile(crashing, "Small", QueueFanOut())
+    assert docs.read(rt.store, docs.Notified, "Small") is None  # taken by the crashed sync...
+    outbox = docs.read(rt.store, docs.Outbox, "Small")
+    assert outbox is not None and outbox.notified_at == ARRIVED  # ...and kept in its outbox
+
+    restarted = make_runtime(g, SMALL_CONFIG, state=state)
+    clock = FakeClock(datetime.fromisoformat(at(2)).timestamp())
+    restarted.clock = clock
+    fanout = QueueFanOut()
+    sync_profile(restarted, "Small", fanout)
+    messages = [parse_push_message(m) for m in fanout.messages]
+    assert [(m.notified_at, m.part) for m in messages] == [(ARRIVED, 0)]
+    clock.advance(1.5)
+    report = push_targets(restarted, messages[0])
+    assert report.counts["updated"] == 3 and report.propagation_ms == 3500
