@@ -8,7 +8,8 @@ whose trigger records it for `galsync status`. Timers: the safety-net sync, the 
 subscriptions run, on the schedules the app settings name; and every 20 seconds the stale-pending sweep,
 which sends again the sync of a profile whose worker died with a notified change still pending (a change
 then waits about a lease ttl, not for the safety-net sync). Each finished run leaves one telemetry record
-(sync_core/service/telemetry.py): sync and reconcile through the state store, push and subscriptions here.
+(sync_core/service/telemetry.py): sync and reconcile through the state store, push and subscriptions here,
+and a subscriptions run one record per subscription (its expiry).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def push_targets(msg: func.QueueMessage, rest: func.Out[str]) -> None:
     if part is not None:
         report = part.report
         _push_telemetry(rt, body, started, before, "partial" if report.counts["failed"] else "ok",
-                        dict(report.counts), "; ".join(report.errors[:5]))
+                        dict(report.counts), "; ".join(report.errors[:5]), report.propagation_ms)
         if part.rest is not None:  # the message's writes are done; the next message does the rest
             rest.set(json.dumps(part.rest.to_json()))
 
@@ -153,12 +154,14 @@ def subscriptions_timer(timer: func.TimerRequest) -> None:
         report = queue_work.run_subscriptions(rt)
     except Exception as error:
         _telemetry(rt, Run(run_id, "", "subscriptions", started, rt.now_iso(), "failed", {}, str(error)), before)
+        _subscription_telemetry(rt, run_id)
         raise
     for resource, reason in report.failed:
         log.error("subscription for %s not in place: %s", resource, reason)
     if not report.busy:
         _telemetry(rt, Run(run_id, "", "subscriptions", started, rt.now_iso(),
                            "partial" if report.failed else "ok", report.counts()), before)
+        _subscription_telemetry(rt, run_id)
 
 
 def _respond(req: func.HttpRequest, queued: func.Out[list[str]], *, lifecycle: bool) -> func.HttpResponse:
@@ -178,22 +181,31 @@ def _respond(req: func.HttpRequest, queued: func.Out[list[str]], *, lifecycle: b
 
 
 def _push_telemetry(rt: Runtime, body: bytes, started: str, before: Mapping[str, int], outcome: str,
-                    counts: Mapping[str, int], error: str) -> None:
+                    counts: Mapping[str, int], error: str, propagation_ms: int | None = None) -> None:
     """A push run's record: pushes are not recorded in the state store, so the trigger hands it over."""
     try:
         message = parse_push_message(body)
     except BadMessage:
         return  # recorded as poison; not a run
     _telemetry(rt, Run(message.run_id, message.profile, "push", started, rt.now_iso(), outcome, counts,
-                       error or None), before)
+                       error or None), before, notified_at=message.notified_at, propagation_ms=propagation_ms)
 
 
-def _telemetry(rt: Runtime, run: Run, before: Mapping[str, int]) -> None:
+def _telemetry(rt: Runtime, run: Run, before: Mapping[str, int], *, notified_at: str | None = None,
+               propagation_ms: int | None = None) -> None:
     try:
         after = _graph_counters(rt)
-        telemetry.emit_run(run, {k: after.get(k, 0) - before.get(k, 0) for k in telemetry.GRAPH_COUNTERS})
+        telemetry.emit_run(run, {k: after.get(k, 0) - before.get(k, 0) for k in telemetry.GRAPH_COUNTERS},
+                           notified_at=notified_at, propagation_ms=propagation_ms)
     except Exception:  # telemetry never fails a run
         log.warning("no telemetry record for run %s", run.run_id, exc_info=True)
+
+
+def _subscription_telemetry(rt: Runtime, run_id: str) -> None:
+    try:
+        telemetry.emit_subscriptions(rt.store, run_id)
+    except Exception:  # telemetry never fails a run
+        log.warning("no subscription records for run %s", run_id, exc_info=True)
 
 
 def _graph_counters(rt: Runtime) -> Mapping[str, int]:

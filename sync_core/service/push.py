@@ -10,7 +10,8 @@ marks as its own there (adoption.py), so a lost state store never doubles a phon
 is written under its own lease (`target_lease`), which reconcile takes too, so two workers never write one
 mailbox at once (I2); a heartbeat renews the leases while the push runs, and the executor stops between write
 waves if they are lost. A mailbox that refuses fails alone, and a managed folder its owner deleted is made again
-and filled in the same push (mailbox_checks.py).
+and filled in the same push (mailbox_checks.py). A push of a notified sync says when it is
+done (propagation.py); a message that hands work on is not done yet.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from sync_core.core.sources import DesiredContact, merge_sources, source_key_pre
 from sync_core.graph import GraphError
 from sync_core.settings import LEASE_SECONDS
 from sync_core.state import docs
-from sync_core.state.base import Lease, StateStore
+from sync_core.state.base import Lease, StateError, StateStore
 from sync_core.state.leases import Heartbeat, describe_lease
 
+from . import propagation
 from .adoption import adopt
 from .executor import execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
@@ -102,7 +104,21 @@ def push_part(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Target
         part = _push_held(rt, profile, replace(message, mailboxes=tuple(held)), targets, beat.held, most)
     if busy:
         raise TargetsBusy(profile.name, busy, rt.store.get_lease(target_lease(profile, busy[0])))
+    if part.rest is None:
+        part.report.propagation_ms = _push_finished(rt, profile, message, part.report)
     return part
+
+
+def _push_finished(rt: Runtime, profile: Profile, message: PushMessage, report: ExecReport) -> int | None:
+    """Tell a notified sync's propagation measurement that this push is done; a part that follows another
+    wrote through it (a message hands on only once it has done its writes)."""
+    wrote = report.changed_phones or message.after is not None
+    try:
+        return propagation.push_finished(rt.store, message, wrote, rt.now_iso())
+    except StateError as error:  # a measurement never fails a push whose writes are done
+        log.warning("profile %s: push %s: propagation not measured (%s)", profile.name, message.run_id,
+                    type(error).__name__)
+        return None
 
 
 def target_lease(profile: Profile, mailbox: str) -> str:

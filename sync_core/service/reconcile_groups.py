@@ -113,7 +113,7 @@ def _count_group(rt: Runtime, message: ReconcileGroupMessage, part: ReconcileRep
             (*run.errors, *part.errors)[:docs.ReconcileRun.MAX_ERRORS],
             (*run.exec_errors, *part.exec.errors)[:docs.ReconcileRun.MAX_ERRORS])
         try:
-            docs.write_if(rt.store, message.profile, counted, etag)
+            docs.write(rt.store, message.profile, counted, etag)
         except ConcurrencyError:
             continue  # another group counted itself meanwhile: read again
         return counted
@@ -128,7 +128,7 @@ def _finish(rt: Runtime, profile: str, run: docs.ReconcileRun) -> Run | None:
         return None
     current, etag = found
     try:  # marked first: of two that finish together, one records the run
-        docs.write_if(rt.store, profile, replace(current, finished=True), etag)
+        docs.write(rt.store, profile, replace(current, finished=True), etag)
     except ConcurrencyError:
         return None
     report = ReconcileReport(profile, current.run_id, targets=current.targets, busy=current.busy)

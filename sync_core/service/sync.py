@@ -10,6 +10,8 @@ sync_profile, under the profile's lease (a burst of triggers runs once more, not
   4. persist in crash-safe order: an outbox document naming the changed keys and targets first, then the
      source records, then the delta links; then fan out; then drop the outbox. A crash anywhere replays
      the outbox on the next run, and every push is idempotent, so nothing is lost and nothing duplicated.
+A run that serves a change notification carries its arrival (taken before the sources, kept in the outbox)
+to its push messages, which measure the propagation time (propagation.py).
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from sync_core.core.sources import DesiredContact
 from sync_core.graph import GraphError
 from sync_core.settings import LEASE_SECONDS, Settings
 from sync_core.state import docs
-from sync_core.state.base import Lease
+from sync_core.state.base import Lease, StateError
 from sync_core.state.leases import run_exclusively
 
-from . import failing_targets
+from . import failing_targets, propagation
 from . import groups as group_watch
 from . import targets as target_set
 from .early_fill import EarlyFill
@@ -219,6 +221,7 @@ class Findings:
     changed_keys: frozenset[str] | None  # None: push every key
     filled_early: frozenset[str] = frozenset()  # new targets the early fill brought fully in step
     resolved: bool = False  # the target set was looked up (not taken from the store)
+    notified_at: str | None = None  # the first notification this run serves arrived then (propagation.py)
 
 
 def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> None:
@@ -243,6 +246,9 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport, fai
     state = docs.read(store, docs.ProfileState, profile.name)
     config_changed = state is None or state.config != config_fp
     outbox = docs.read(store, docs.Outbox, profile.name)  # left by an earlier run that did not finish
+    # Before the sources, so the notified change is read below; a dry run leaves it to the run that writes.
+    arrival = None if dry_run else propagation.take_arrival(store, profile.name)
+    notified_at = propagation.earliest(arrival, outbox.notified_at if outbox is not None else None)
 
     # 1. group memberships (targets and user filters)
     refs = group_watch.group_refs(profile)
@@ -262,7 +268,7 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport, fai
         inline = fanout if isinstance(fanout, InProcessFanOut) and not dry_run else None
         early = _early_fill(rt, profile, inline, resolved, report.run_id) if inline is not None else None
         changes = SourceChanges(rt, profile, report.run_id, dry_run, outbox,
-                                on_stored=early.stored if early is not None else None)
+                                on_stored=early.stored if early is not None else None, notified_at=notified_at)
         try:
             reads = _read_sources(rt, profile, changes, memberships, old_members, full=config_changed)
         except BaseException:
@@ -297,7 +303,8 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport, fai
         changed_keys = None
     return Findings(config_fp, memberships, tuple(reads), changes, tchanges, frozenset(fill),
                     frozenset(set(tchanges.removed) | unfinished_removal),
-                    None if changed_keys is None else frozenset(changed_keys), frozenset(filled_early), resolving)
+                    None if changed_keys is None else frozenset(changed_keys), frozenset(filled_early), resolving,
+                    notified_at)
 
 
 def _persist_and_fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, report: SyncReport,
@@ -310,7 +317,7 @@ def _persist_and_fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: F
     report.removed_targets = len(found.removed_targets)
     keys = None if found.changed_keys is None else tuple(sorted(found.changed_keys))
     docs.write(store, profile.name, docs.Outbox(report.run_id, keys, tuple(sorted(found.fill)),
-                                                tuple(sorted(found.removed_targets))))
+                                                tuple(sorted(found.removed_targets)), found.notified_at))
     for read in found.reads:
         if read.delta_link:
             store.set_delta_link(profile.name, read.source.name, read.delta_link)
@@ -428,6 +435,13 @@ def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, rep
                      for c in _chunks(filling, _targets_per_message(rt.settings, everyone()))]
     messages += [PushMessage(profile.name, tuple(c), None, "remove", run_id)
                  for c in _chunks(sorted(found.removed_targets), rt.settings.targets_per_message)]
+    if found.notified_at is not None and messages:
+        messages = [replace(m, notified_at=found.notified_at, part=i) for i, m in enumerate(messages)]
+        try:
+            propagation.track(rt.store, profile.name, run_id, found.notified_at, len(messages), rt.now_iso())
+        except StateError as error:  # a measurement never fails a sync: its pushes then measure nothing
+            log.warning("profile %s: sync %s: propagation not tracked (%s)", profile.name, run_id,
+                        type(error).__name__)
     pushed = fanout.push_all(messages) if isinstance(fanout, InProcessFanOut) else [fanout.push(m) for m in messages]
     for result in pushed:
         if isinstance(result, ExecReport):
