@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 import requests
 
+from sync_core.cpu_roles import SEND, role
+
 from . import jsonbody
 from .concurrency import Limiter, parallel_calls
 from .errors import GraphError, MaybeApplied, TransientError, error_from_response
@@ -138,20 +140,22 @@ class _Item:
 
 def run_batch(graph: BatchSender, requests: Sequence[BatchRequest]) -> list[BatchResult]:
     """Results in input order, one per request."""
-    items = prepare(graph.base_url, requests)
-    if not items:
-        return []
-    chunks = chunk(items)
-    limits = graph.limiter
-    lanes = parallel_calls((_demand(c) for c in chunks), limits.max_in_flight, limits.per_mailbox, limits.directory)
-    results: dict[str, BatchResult] = {}
-    if lanes == 1:
-        for c in chunks:
-            results.update(_run_chunk(graph, c))
-    else:
-        for done in _in_lanes(graph, chunks, lanes):
-            results.update(done)
-    return [results[it.id] for it in items]
+    with role(SEND):
+        items = prepare(graph.base_url, requests)
+        if not items:
+            return []
+        chunks = chunk(items)
+        limits = graph.limiter
+        lanes = parallel_calls((_demand(c) for c in chunks), limits.max_in_flight, limits.per_mailbox,
+                               limits.directory)
+        results: dict[str, BatchResult] = {}
+        if lanes == 1:
+            for c in chunks:
+                results.update(_run_chunk(graph, c))
+        else:
+            for done in _in_lanes(graph, chunks, lanes):
+                results.update(done)
+        return [results[it.id] for it in items]
 
 
 def _in_lanes(graph: BatchSender, chunks: list[list[_Item]], lanes: int) -> list[dict[str, BatchResult]]:
@@ -167,12 +171,13 @@ def _in_lanes(graph: BatchSender, chunks: list[list[_Item]], lanes: int) -> list
 
     def lane() -> dict[str, BatchResult]:
         done: dict[str, BatchResult] = {}
-        while True:
-            try:
-                c = todo.get_nowait()
-            except queue.Empty:
-                return done
-            done.update(_run_chunk(graph, c))
+        with role(SEND):
+            while True:
+                try:
+                    c = todo.get_nowait()
+                except queue.Empty:
+                    return done
+                done.update(_run_chunk(graph, c))
 
     others = [graph.workers().submit(lane) for _ in range(lanes - 1)]
     try:
