@@ -25,6 +25,7 @@ from sync_core.core.plan import SharedCreates, create_action, plan_removed_targe
 from sync_core.core.profile import Profile
 from sync_core.core.records import SourceRecord, Target, folder_place
 from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
+from sync_core.cpu_roles import PLAN, role
 from sync_core.graph import GraphError
 from sync_core.settings import LEASE_SECONDS
 from sync_core.state import docs
@@ -101,7 +102,8 @@ def push_part(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Target
     with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
         for mailbox in message.mailboxes:
             (held if beat.take(target_lease(profile, mailbox)) else busy).append(mailbox)
-        part = _push_held(rt, profile, replace(message, mailboxes=tuple(held)), targets, beat.held, most)
+        with role(PLAN):  # a push's CPU is planning, but for its records and Graph calls (their own roles)
+            part = _push_held(rt, profile, replace(message, mailboxes=tuple(held)), targets, beat.held, most)
     if busy:
         raise TargetsBusy(profile.name, busy, rt.store.get_lease(target_lease(profile, busy[0])))
     if part.rest is None:

@@ -28,6 +28,7 @@ from sync_core.core.plan import plan_removed_target, plan_target
 from sync_core.core.profile import Profile, looks_like_object_id
 from sync_core.core.records import Run, Target, folder_place
 from sync_core.core.sources import DesiredContact
+from sync_core.cpu_roles import READ, role
 from sync_core.graph import GraphError
 from sync_core.settings import LEASE_SECONDS, Settings
 from sync_core.state import docs
@@ -363,8 +364,9 @@ def _read_sources(rt: Runtime, profile: Profile, found: SourceChanges, membershi
     """Read every source (by delta, or in full), handing each chunk to `found`; then what the walks imply:
     removals after a full read, users whose filter-group membership flipped, managers' new names."""
     client, store = rt.client, rt.store
-    reads = [read_source(client, store, profile, source, memberships.members, full=full, on_chunk=found.add)
-             for source in profile.sources]
+    with role(READ):
+        reads = [read_source(client, store, profile, source, memberships.members, full=full, on_chunk=found.add)
+                 for source in profile.sources]
     for read in reads:
         if read.full:
             found.add(removed_after_full_read(store, profile, read))
