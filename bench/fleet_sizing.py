@@ -5,14 +5,17 @@ and one measured figure, the time of a `$batch` call. docs/performance.md ("The 
 explains each step; `python -m bench.fleet_sizing` prints the two tables that section quotes, and a test keeps
 them in step.
 
-- A push message carries k = min(GALSYNC_TARGETS_PER_MESSAGE, GALSYNC_WRITES_PER_MESSAGE // U) targets.
+- A push message carries k = GALSYNC_TARGETS_PER_MESSAGE mailboxes and advances them together, one `$batch`
+  call in flight per mailbox, until it has done W = GALSYNC_WRITES_PER_MESSAGE writes (W / k per mailbox);
+  it then ends, and the message that does the rest queues again behind the others.
 - Flex Consumption runs ceil(queue length / batchSize) push instances (target-based scaling; the queue length
   counts messages being processed too), at most maximumInstanceCount; each runs up to batchSize +
-  newBatchThreshold messages at once, and at most GALSYNC_MAX_CONCURRENCY `$batch` calls, one per mailbox.
+  newBatchThreshold messages at once, and at most GALSYNC_MAX_CONCURRENCY `$batch` calls.
 - A call carries 20 creates, which Graph runs 4 at a time: 6 latencies with its envelope, times the measured
   overhead. The fleet sends calls x 20 / call time requests a second; Graph serves at most its app-wide
   rate, and what is sent beyond it comes back 429 (the fleet then runs at the rate, paced by Retry-After).
-- Billing: on-demand instances pay GB-seconds while they execute, plus executions (one per message).
+- Billing: on-demand instances pay GB-seconds while they execute, plus executions (one per message,
+  follow-ons included).
 """
 
 from __future__ import annotations
@@ -23,11 +26,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
+from bench.bicep_values import FleetSettings
 from bench.bound import BATCH_PARALLEL, BATCH_SIZE, PER_MAILBOX_CONCURRENCY
 from sync_core.graph.concurrency import GRAPH_APP_REQUESTS_PER_SECOND
-from sync_core.settings import spec
 
 ROOT = Path(__file__).resolve().parents[1]
 TENANT_USERS, TENANT_MAILBOXES = 5_000, 2_000  # the tenant of docs/performance.md
@@ -61,23 +63,24 @@ class Fleet:
     new_batch_threshold: int  # host.json extensions.queues.newBatchThreshold
     max_instances: int  # Bicep maximumInstanceCount
     calls_per_instance: int  # GALSYNC_MAX_CONCURRENCY as deployed
-    targets_per_message: int  # GALSYNC_TARGETS_PER_MESSAGE
-    writes_per_message: int  # GALSYNC_WRITES_PER_MESSAGE
+    targets_per_message: int  # GALSYNC_TARGETS_PER_MESSAGE, derived in Bicep
+    writes_per_message: int  # GALSYNC_WRITES_PER_MESSAGE, derived in Bicep
     instance_gb: float  # Bicep instanceMemoryMB / 1024
 
     @property
     def messages_per_instance(self) -> int:
         return self.batch_size + self.new_batch_threshold
 
-    def targets_per_push(self, users: int) -> int:
-        return max(1, min(self.targets_per_message, self.writes_per_message // max(users, 1)))
+    def keys_per_part(self, mailboxes: int) -> int:
+        """Keys one message writes to each of its `mailboxes` before it hands on: W / k, at least one."""
+        return max(1, self.writes_per_message // max(mailboxes, 1))
 
 
 @dataclass(frozen=True)
 class Fill:
     latency: float
-    messages: int
-    targets_per_push: int
+    messages: int  # push messages run, the ones handed on included
+    targets_per_message: int
     seconds: float
     instances: int  # the most push instances at once
     calls: int  # the most `$batch` calls in flight, fleet-wide
@@ -96,37 +99,52 @@ class Fill:
         return self.gb_seconds * PRICE_PER_GB_SECOND + self.executions / 1e6 * PRICE_PER_MILLION_EXECUTIONS
 
 
+@dataclass
+class _Part:
+    """One push message on the queue: its mailboxes, the keys per mailbox it and its follow-ons still write,
+    and the writes per mailbox left before it hands on."""
+
+    mailboxes: int
+    keys_left: int
+    part_left: float
+    started: float | None = None
+
+    @classmethod
+    def queued(cls, fleet: Fleet, mailboxes: int, keys: int) -> _Part:
+        return cls(mailboxes, keys, float(min(keys, fleet.keys_per_part(mailboxes))))
+
+
 def fill(fleet: Fleet, *, users: int, mailboxes: int, latency: float, step: float = 0.25) -> Fill:
     """Simulate a first fill of `mailboxes` mailboxes with `users` contacts each (see the module doc)."""
-    k = fleet.targets_per_push(users)
-    sizes = [min(k, mailboxes - start) for start in range(0, mailboxes, k)]
-    remaining = [float(size * users) for size in sizes]
-    started: dict[int, float] = {}
-    longest = 0.0
+    k = fleet.targets_per_message
+    queue = [_Part.queued(fleet, min(k, mailboxes - start), users) for start in range(0, mailboxes, k)]
+    longest, messages = 0.0, 0
     per_call = call_seconds(latency)
     reading = math.ceil(users / DIRECTORY_PAGE_USERS) * latency + 2 * latency
     now, instance_seconds, most_instances, most_calls, most_asked = reading, 0.0, 0, 0, 0.0
-    while True:
-        open_messages = [i for i, left in enumerate(remaining) if left > 0]
-        if not open_messages:
-            break
-        instances = min(fleet.max_instances, math.ceil(len(open_messages) / fleet.batch_size))
-        running = open_messages[: instances * fleet.messages_per_instance]
-        wanted = sum(sizes[i] for i in running)  # one call per mailbox at a time
+    while queue:
+        instances = min(fleet.max_instances, math.ceil(len(queue) / fleet.batch_size))
+        running = queue[: instances * fleet.messages_per_instance]
+        wanted = sum(p.mailboxes for p in running)  # one call per mailbox at a time
         calls = min(wanted, instances * fleet.calls_per_instance)
         asked = calls * BATCH_SIZE / per_call
         served = min(1.0, GRAPH_APP_REQUESTS_PER_SECOND / asked)
-        for i in running:
-            started.setdefault(i, now)
-            share = sizes[i] * calls / wanted
-            remaining[i] -= share * BATCH_SIZE / per_call * served * step
-            if remaining[i] <= 0:
-                longest = max(longest, now + step - started[i])
+        per_mailbox = calls / wanted * BATCH_SIZE / per_call * served  # writes a second to each mailbox
         now += step
+        for part in running:
+            if part.started is None:
+                part.started = now - step
+            part.part_left -= per_mailbox * step
+            if part.part_left <= 0:
+                longest, messages = max(longest, now - part.started), messages + 1
+                queue.remove(part)
+                left = part.keys_left - fleet.keys_per_part(part.mailboxes)
+                if left > 0:  # the follow-on queues behind every message waiting
+                    queue.append(_Part.queued(fleet, part.mailboxes, left))
         instance_seconds += instances * step
         most_instances, most_calls = max(most_instances, instances), max(most_calls, calls)
         most_asked = max(most_asked, asked / GRAPH_APP_REQUESTS_PER_SECOND)
-    return Fill(latency, len(sizes), k, now, most_instances, most_calls, most_asked, longest, instance_seconds,
+    return Fill(latency, messages, k, now, most_instances, most_calls, most_asked, longest, instance_seconds,
                 instance_seconds * fleet.instance_gb)
 
 
@@ -136,22 +154,19 @@ def bound_seconds(*, users: int, mailboxes: int, latency: float) -> float:
     return max(users * mailboxes / GRAPH_APP_REQUESTS_PER_SECOND, per_mailbox)
 
 
-def deployed_fleet() -> Fleet:
-    """The fleet as deployed: host.json, the defaults of infra/main.bicep and of sync_core/settings.py."""
-    from pycep import BicepParser  # a development dependency, as bench/ is
-
+def deployed_fleet(parameters: dict[str, int] | None = None) -> Fleet:
+    """The fleet as deployed: host.json, and what infra/ derives from main.bicep's defaults (`parameters`
+    overrides some, as `azd env set` would)."""
     queues = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
-    tree: dict[str, Any] = dict(BicepParser().parse(file_path=ROOT / "infra" / "main.bicep"))
-    parameters = tree["parameters"]
-    instances = int(parameters["maximumInstanceCount"]["default"])
+    bicep = FleetSettings(parameters)
     return Fleet(
         batch_size=int(queues["batchSize"]),
         new_batch_threshold=int(queues["newBatchThreshold"]),
-        max_instances=instances,
-        calls_per_instance=max(1, int(parameters["fleetCallsInFlight"]["default"]) // instances),
-        targets_per_message=int(spec("GALSYNC_TARGETS_PER_MESSAGE").default),
-        writes_per_message=int(spec("GALSYNC_WRITES_PER_MESSAGE").default),
-        instance_gb=int(parameters["instanceMemoryMB"]["default"]) / 1024,
+        max_instances=bicep.parameters["maximumInstanceCount"],
+        calls_per_instance=bicep.setting("GALSYNC_MAX_CONCURRENCY"),
+        targets_per_message=bicep.setting("GALSYNC_TARGETS_PER_MESSAGE"),
+        writes_per_message=bicep.setting("GALSYNC_WRITES_PER_MESSAGE"),
+        instance_gb=bicep.parameters["instanceMemoryMB"] / 1024,
     )
 
 
@@ -166,8 +181,11 @@ def inputs_table(fleet: Fleet) -> str:
         ("`$batch` calls in flight per instance", "GALSYNC_MAX_CONCURRENCY, derived in Bicep",
          str(fleet.calls_per_instance)),
         ("the fleet's calls in flight", "instances x calls", str(fleet.max_instances * fleet.calls_per_instance)),
-        ("targets per push message", "GALSYNC_TARGETS_PER_MESSAGE", str(fleet.targets_per_message)),
-        ("writes per push message", "GALSYNC_WRITES_PER_MESSAGE", f"{fleet.writes_per_message:,}"),
+        ("mailboxes per push message, each with a call in flight",
+         "GALSYNC_TARGETS_PER_MESSAGE, derived in Bicep: calls / messages per instance",
+         str(fleet.targets_per_message)),
+        ("writes per push message, then it hands on",
+         "GALSYNC_WRITES_PER_MESSAGE, derived in Bicep: mailboxes x 3,000", f"{fleet.writes_per_message:,}"),
         ("instance memory", "Bicep instanceMemoryMB", f"{fleet.instance_gb * 1024:,.0f} MB"),
     ]
     lines = ["| input | set by | value |", "|---|---|---:|"]
@@ -176,26 +194,33 @@ def inputs_table(fleet: Fleet) -> str:
 
 def table(fleets: Sequence[tuple[str, Fleet]], *, users: int, mailboxes: int, latencies: Sequence[float]) -> str:
     """The Markdown table of fills docs/performance.md quotes: one row per fleet and latency."""
-    rows = ["| fleet | latency | fill | x bound | push instances | calls in flight | asked of Graph's rate "
-            "| longest message | GB-s | cost, no free grant |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| fleet | latency | fill | x bound | push messages | push instances | calls in flight "
+            "| asked of Graph's rate | longest message | GB-s | cost, no free grant |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label, fleet in fleets:
         for latency in latencies:
             run = fill(fleet, users=users, mailboxes=mailboxes, latency=latency)
             bound = bound_seconds(users=users, mailboxes=mailboxes, latency=latency)
             rows.append(
                 f"| {label} | {latency * 1000:.0f} ms | {run.seconds / 60:.1f} min | {run.seconds / bound:.2f} "
-                f"| {run.instances} | {run.calls} | {run.asked_of_rate:.2f} | {run.longest_message:.0f} s "
-                f"| {run.gb_seconds:,.0f} | ${run.cost:.2f} |")
+                f"| {run.messages:,} | {run.instances} | {run.calls} | {run.asked_of_rate:.2f} "
+                f"| {run.longest_message:.0f} s | {run.gb_seconds:,.0f} | ${run.cost:.2f} |")
     return "\n".join(rows)
 
 
 def compared_fleets(deployed: Fleet) -> list[tuple[str, Fleet]]:
-    """The deployed fleet, the same with the budget for 30 ms, and the one deployed before this sizing."""
-    for_30_ms = replace(deployed, calls_per_instance=max(1, calls_for_rate(0.030) // deployed.max_instances))
+    """The deployed fleet; the budget for 30 ms on as few instances as keep 4 mailboxes a message (Bicep derives
+    the rest again); the deployed fleet with messages of one mailbox and 3,000 writes (what the fan-out's W / U
+    made of this tenant before messages kept their mailboxes); and the fleet deployed before this sizing."""
+    budget = calls_for_rate(0.030)
+    instances = max(1, budget // (deployed.targets_per_message * deployed.messages_per_instance))
+    for_30_ms = deployed_fleet({"fleetCallsInFlight": budget, "maximumInstanceCount": instances})
+    one_mailbox = replace(deployed, targets_per_message=1, writes_per_message=3_000)
     before = replace(deployed, batch_size=8, new_batch_threshold=4, max_instances=100, calls_per_instance=325)
     return [("deployed", deployed),
-            (f"budget {calls_for_rate(0.030)} ({for_30_ms.calls_per_instance} per instance)", for_30_ms),
+            (f"budget {budget} on {instances} instances ({for_30_ms.calls_per_instance} calls, "
+             f"{for_30_ms.targets_per_message} mailboxes a message)", for_30_ms),
+            ("deployed, messages of 1 mailbox and 3,000 writes", one_mailbox),
             ("before: batchSize 8 + 4, 100 instances, 325 calls each", before)]
 
 

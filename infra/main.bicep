@@ -26,7 +26,7 @@ param principalId string = ''
 @maxValue(1000)
 param maximumInstanceCount int = 10
 
-@description('Graph $batch calls the whole fleet may have in flight: each instance gets this divided by maximumInstanceCount as GALSYNC_MAX_CONCURRENCY, so more instances share the budget instead of multiplying it. 418 calls of 20 requests send Graph\'s app-wide rate (130,000 requests per 10 s) when a request takes 100 ms; where requests are faster the same calls ask more (3.3 x the rate at 30 ms, answered with 429s): use 126 there.')
+@description('Graph $batch calls the whole fleet may have in flight: each instance gets this divided by maximumInstanceCount as GALSYNC_MAX_CONCURRENCY, so more instances share the budget instead of multiplying it; a push message gets that divided by the 10 messages an instance runs as its mailboxes (GALSYNC_TARGETS_PER_MESSAGE, 4 at the defaults) and 3,000 writes per mailbox (GALSYNC_WRITES_PER_MESSAGE, 12,000), so it ends in under 2 minutes at 100 ms. 418 calls of 20 requests send Graph\'s app-wide rate (130,000 requests per 10 s) when a request takes 100 ms; where requests are faster the same calls ask more (3.3 x the rate at 30 ms, answered with 429s): use 126 there, with maximumInstanceCount 3 so that messages keep 4 mailboxes.')
 @minValue(1)
 param fleetCallsInFlight int = 418
 
@@ -118,12 +118,6 @@ param reconcileSchedule string = '0 0 2 * * *'
 
 @description('GALSYNC_SUBSCRIPTIONS_SCHEDULE: create, renew and clean Graph subscriptions (NCRONTAB).')
 param subscriptionsSchedule string = '0 30 */4 * * *'
-
-@description('GALSYNC_TARGETS_PER_MESSAGE: target mailboxes per push-targets queue message.')
-param targetsPerMessage string = '50'
-
-@description('GALSYNC_WRITES_PER_MESSAGE: most contact writes one push-targets message does (under 2 minutes at 100 ms per request); it hands the rest on in a message of its own.')
-param writesPerMessage string = '3000'
 
 @description('GALSYNC_RECONCILE_TARGETS_PER_MESSAGE: target mailboxes per reconcile-targets queue message (the nightly reconcile\'s groups).')
 param reconcileTargetsPerMessage string = '25'
@@ -261,8 +255,6 @@ module api 'app/function-app.bicep' = {
     syncSchedule: syncSchedule
     reconcileSchedule: reconcileSchedule
     subscriptionsSchedule: subscriptionsSchedule
-    targetsPerMessage: targetsPerMessage
-    writesPerMessage: writesPerMessage
     reconcileTargetsPerMessage: reconcileTargetsPerMessage
     logLevel: logLevel
   }

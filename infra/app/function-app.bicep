@@ -34,8 +34,6 @@ param tablePrefix string
 param syncSchedule string
 param reconcileSchedule string
 param subscriptionsSchedule string
-param targetsPerMessage string
-param writesPerMessage string
 param reconcileTargetsPerMessage string
 param logLevel string
 
@@ -63,6 +61,16 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 var tableEndpoint = storage.properties.primaryEndpoints.table
+// Push messages one instance runs at once: host.json's batchSize + newBatchThreshold (a test checks).
+var messagesPerInstance = 10
+// The fleet's budget shared out: at most maximumInstanceCount push instances, so the fleet never keeps more
+// than fleetCallsInFlight calls in flight, however far it scales (docs/performance.md).
+var callsPerInstance = max(1, fleetCallsInFlight / maximumInstanceCount)
+// A push message keeps one call in flight per mailbox, so an instance's messages x their mailboxes use its
+// calls (41 / 10 = 4 at the defaults) and none waits for another's; 3,000 writes a mailbox keep a message
+// under 2 minutes at 100 ms per request (MAILBOX_WRITES_PER_MESSAGE in sync_core/settings.py; a test checks).
+var targetsPerMessage = max(1, callsPerInstance / messagesPerInstance)
+var mailboxWritesPerMessage = 3000
 var secretsUri = '${keyVaultUri}secrets'
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
@@ -165,8 +173,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
     // Platform: the Python worker runs each (synchronous) invocation on a thread of this pool; its own default
     // follows the CPU count (5 threads on a one-core instance), which would leave messages the host fetched
-    // waiting. host.json's batchSize + newBatchThreshold: every message an instance holds runs (a test checks).
-    PYTHON_THREADPOOL_THREAD_COUNT: '10'
+    // waiting. host.json's batchSize + newBatchThreshold: every message an instance holds runs.
+    PYTHON_THREADPOOL_THREAD_COUNT: string(messagesPerInstance)
 
     // galsync (sync_core/settings.py), in its order.
     GALSYNC_CONFIG_PATH: configPath
@@ -182,9 +190,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     GALSYNC_GRAPH_BASE_URL: graphBaseUrl
     // Only the local Graph emulator needs an extra CA.
     GALSYNC_GRAPH_CA_BUNDLE: ''
-    // The fleet's budget shared out: at most maximumInstanceCount push instances, so the fleet never keeps
-    // more than fleetCallsInFlight calls in flight, however far it scales (docs/performance.md).
-    GALSYNC_MAX_CONCURRENCY: string(max(1, fleetCallsInFlight / maximumInstanceCount))
+    GALSYNC_MAX_CONCURRENCY: string(callsPerInstance)
     GALSYNC_RETRY_MAX_ATTEMPTS: retryMaxAttempts
     GALSYNC_RETRY_MAX_SECONDS: retryMaxSeconds
     GALSYNC_HTTP_TIMEOUT_SECONDS: httpTimeoutSeconds
@@ -199,8 +205,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     GALSYNC_WEBHOOK_BASE_URL: 'https://${functionApp.properties.defaultHostName}'
     // The function key Graph appends to the notification URLs; stored by infra/hooks/postdeploy.sh.
     GALSYNC_WEBHOOK_KEY: '@Microsoft.KeyVault(SecretUri=${secretsUri}/galsync-webhook-key/)'
-    GALSYNC_TARGETS_PER_MESSAGE: targetsPerMessage
-    GALSYNC_WRITES_PER_MESSAGE: writesPerMessage
+    GALSYNC_TARGETS_PER_MESSAGE: string(targetsPerMessage)
+    GALSYNC_WRITES_PER_MESSAGE: string(targetsPerMessage * mailboxWritesPerMessage)
     GALSYNC_RECONCILE_TARGETS_PER_MESSAGE: reconcileTargetsPerMessage
     GALSYNC_LOG_LEVEL: logLevel
   }

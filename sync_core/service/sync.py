@@ -30,7 +30,7 @@ from sync_core.core.records import Run, Target, folder_place
 from sync_core.core.sources import DesiredContact
 from sync_core.cpu_roles import READ, role
 from sync_core.graph import GraphError
-from sync_core.settings import LEASE_SECONDS, Settings
+from sync_core.settings import LEASE_SECONDS
 from sync_core.state import docs
 from sync_core.state.base import Lease, StateError
 from sync_core.state.leases import run_exclusively
@@ -420,23 +420,27 @@ def _filter_flips(profile: Profile, old: Mapping[str, frozenset[str]], new: Mapp
 
 def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, report: SyncReport) -> int:
     """Send the push messages (none to the targets the early fill brought in step); an inline fan-out's
-    write counts go into this run's report."""
+    write counts go into this run's report.
+
+    Every message carries GALSYNC_TARGETS_PER_MESSAGE targets, however many keys it pushes: a push advances
+    all its mailboxes together a slice at a time and hands on what passes GALSYNC_WRITES_PER_MESSAGE, so a
+    message never needs fewer mailboxes to stay short, and each of its mailboxes keeps a call in flight.
+    """
     run_id = report.run_id
+    size = rt.settings.targets_per_message
     messages: list[PushMessage] = []
     active, fill = found.targets.active, found.fill
     existing = sorted(m for m in active if m not in fill)
-    everyone = _SourceCount(rt, profile)
     if found.changed_keys is None or found.changed_keys:
         keys = None if found.changed_keys is None else tuple(sorted(found.changed_keys))
-        size = _targets_per_message(rt.settings, everyone() if keys is None else len(keys))
         messages += [PushMessage(profile.name, tuple(c), keys, "changes", run_id) for c in _chunks(existing, size)]
     filling = sorted(m for m in fill if m in active and m not in found.filled_early)
     if filling:
         messages += [PushMessage(profile.name, tuple(c), None, "changes", run_id,
                                  new_folders=tuple(m for m in c if m in found.targets.new_folders))
-                     for c in _chunks(filling, _targets_per_message(rt.settings, everyone()))]
+                     for c in _chunks(filling, size)]
     messages += [PushMessage(profile.name, tuple(c), None, "remove", run_id)
-                 for c in _chunks(sorted(found.removed_targets), rt.settings.targets_per_message)]
+                 for c in _chunks(sorted(found.removed_targets), size)]
     if found.notified_at is not None and messages:
         messages = [replace(m, notified_at=found.notified_at, part=i) for i, m in enumerate(messages)]
         try:
@@ -449,27 +453,6 @@ def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, rep
         if isinstance(result, ExecReport):
             report.exec.merge(result)
     return len(messages)
-
-
-def _targets_per_message(settings: Settings, writes_per_target: int) -> int:
-    """GALSYNC_TARGETS_PER_MESSAGE targets, fewer when their writes would pass GALSYNC_WRITES_PER_MESSAGE
-    (never fewer than one: a target that needs more goes alone, and its message hands the rest on)."""
-    by_writes = settings.writes_per_message // max(writes_per_target, 1)
-    return max(1, min(settings.targets_per_message, by_writes))
-
-
-class _SourceCount:
-    """The profile's stored source records, counted once when first asked: the most writes a fill of one
-    target (or a push of every key) can need."""
-
-    def __init__(self, rt: Runtime, profile: Profile) -> None:
-        self._rt, self._profile = rt, profile
-        self._count: int | None = None
-
-    def __call__(self) -> int:
-        if self._count is None:
-            self._count = sum(1 for _ in self._rt.store.iter_source_records(self._profile.name))
-        return self._count
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

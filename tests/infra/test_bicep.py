@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.bicep_values import FleetSettings
 from sync_core.settings import SETTING_NAMES, SPECS, spec
 from tests.infra.bicep_tree import BICEP_FILES, INFRA, ROOT, body, key_name, parse, strings
 
@@ -38,6 +39,8 @@ DERIVED_SETTINGS = {
     "GALSYNC_GRAPH_CA_BUNDLE": "always empty: only the local emulator needs it",
     "GALSYNC_WEBHOOK_BASE_URL": "the function app's host name",
     "GALSYNC_MAX_CONCURRENCY": "the fleet's budget of calls in flight shared among its instances",
+    "GALSYNC_TARGETS_PER_MESSAGE": "an instance's calls shared among the messages it runs at once",
+    "GALSYNC_WRITES_PER_MESSAGE": "3,000 writes for each mailbox of a message",
 }
 
 # azd variables named GALSYNC_* that feed the deployment only: galsync never reads them (not app settings).
@@ -269,15 +272,17 @@ def test_the_instance_limit_follows_flex_consumption_limits(bicep: dict[str, dic
     assert parameters_file()["maximumInstanceCount"] == "${AZURE_MAXIMUM_INSTANCE_COUNT=10}"
 
 
-def test_each_instance_gets_its_share_of_the_fleets_graph_calls(bicep: dict[str, dict[str, Any]]) -> None:
+@pytest.mark.parametrize(("budget", "instances"), [(418, 10), (126, 10), (126, 3), (1_000, 7), (5, 10)])
+def test_each_instance_gets_its_share_of_the_fleets_graph_calls(
+    bicep: dict[str, dict[str, Any]], budget: int, instances: int,
+) -> None:
     """However far Flex scales, instances x GALSYNC_MAX_CONCURRENCY stays within the fleet's budget: the
     per-instance cap is the budget divided (rounded down) by the most instances, never a fixed number."""
-    derived = app_settings(bicep)["GALSYNC_MAX_CONCURRENCY"]["function"]
-    assert derived["type"] == "string"
-    share = derived["parameters"]["value_to_convert"]["function"]
-    assert share["type"] == "max" and share["parameters"]["arg_1"] == 1
-    assert share["parameters"]["arg_2"]["operator"] == {
-        "type": "divide", "operands": {"operand_1": "fleetCallsInFlight", "operand_2": "maximumInstanceCount"}}
+    deployed = FleetSettings({"fleetCallsInFlight": budget, "maximumInstanceCount": instances},
+                             main=bicep["main.bicep"], app=bicep["app/function-app.bicep"])
+    calls = deployed.setting("GALSYNC_MAX_CONCURRENCY")
+    assert calls == max(1, budget // instances)
+    assert calls * instances <= budget or calls == 1
     main = bicep["main.bicep"]
     assert body(main["modules"]["api"])["params"]["fleetCallsInFlight"] == "fleetCallsInFlight"
     assert parameters_file()["fleetCallsInFlight"] == "${GALSYNC_FLEET_CALLS_IN_FLIGHT=418}"
@@ -286,5 +291,6 @@ def test_each_instance_gets_its_share_of_the_fleets_graph_calls(bicep: dict[str,
 
 def test_every_queue_message_an_instance_holds_has_a_worker_thread(bicep: dict[str, dict[str, Any]]) -> None:
     queues = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
-    threads = int(app_settings(bicep)["PYTHON_THREADPOOL_THREAD_COUNT"])
-    assert threads == queues["batchSize"] + queues["newBatchThreshold"]
+    deployed = FleetSettings(main=bicep["main.bicep"], app=bicep["app/function-app.bicep"])
+    threads = deployed.setting("PYTHON_THREADPOOL_THREAD_COUNT")
+    assert threads == queues["batchSize"] + queues["newBatchThreshold"] == deployed.variable("messagesPerInstance")

@@ -1,10 +1,10 @@
 """The fleet's arithmetic in docs/performance.md ("The fleet on Flex Consumption") stays true to what is deployed.
 
-bench/fleet_sizing.py reads host.json, the Bicep defaults and the settings' defaults; the page quotes its two
+bench/fleet_sizing.py reads host.json and what the Bicep derives from its defaults; the page quotes its two
 tables verbatim, so changing batchSize, maximumInstanceCount, the fleet's budget or the per-message limits
 without redoing the arithmetic fails here. The other tests check the choices the page argues for: the fleet
-sends Graph's app-wide rate at the latency it is sized for and no more, and an instance holds enough
-mailboxes to use its share of calls.
+sends Graph's app-wide rate at the latency it is sized for and no more, an instance's messages keep its calls
+busy, and every message ends in under 2 minutes.
 """
 
 from __future__ import annotations
@@ -13,11 +13,15 @@ import json
 import math
 from typing import Any
 
+import pytest
+
+from bench.bicep_values import FleetSettings
 from bench.bound import BATCH_SIZE
 from bench.fleet_sizing import (
     LATENCIES,
     TENANT_MAILBOXES,
     TENANT_USERS,
+    bound_seconds,
     call_seconds,
     calls_for_rate,
     compared_fleets,
@@ -27,7 +31,8 @@ from bench.fleet_sizing import (
     table,
 )
 from sync_core.graph.concurrency import GRAPH_APP_REQUESTS_PER_SECOND, GRAPH_REQUEST_SECONDS
-from sync_core.settings import spec
+from sync_core.service.waves import WAVE_PER_MAILBOX
+from sync_core.settings import MAILBOX_WRITES_PER_MESSAGE, Settings
 from tests.infra.bicep_tree import ROOT
 
 PAGE = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
@@ -59,8 +64,12 @@ def test_the_sizing_reads_what_is_deployed(bicep: dict[str, dict[str, Any]]) -> 
     assert (fleet.batch_size, fleet.new_batch_threshold) == (queues["batchSize"], queues["newBatchThreshold"])
     assert fleet.max_instances == main["maximumInstanceCount"]["default"]
     assert fleet.calls_per_instance == main["fleetCallsInFlight"]["default"] // main["maximumInstanceCount"]["default"]
-    assert fleet.writes_per_message == int(spec("GALSYNC_WRITES_PER_MESSAGE").default)
     assert fleet.instance_gb * 1024 == main["instanceMemoryMB"]["default"]
+    # A message's mailboxes: the instance's calls shared among its messages; its writes: 3,000 a mailbox.
+    assert fleet.targets_per_message == fleet.calls_per_instance // fleet.messages_per_instance == 4
+    assert fleet.writes_per_message == fleet.targets_per_message * MAILBOX_WRITES_PER_MESSAGE == 12_000
+    app = FleetSettings(main=bicep["main.bicep"], app=bicep["app/function-app.bicep"])
+    assert app.variable("mailboxWritesPerMessage") == MAILBOX_WRITES_PER_MESSAGE
 
 
 def test_the_fleet_sends_graphs_rate_at_the_latency_it_is_sized_for_and_no_more(
@@ -78,12 +87,40 @@ def test_the_fleet_sends_graphs_rate_at_the_latency_it_is_sized_for_and_no_more(
     assert run.asked_of_rate > 4
 
 
-def test_an_instance_holds_mailboxes_enough_for_its_calls_and_memory_for_their_writes() -> None:
+@pytest.mark.parametrize(("budget", "instances"), [(418, 10), (126, 3), (126, 10), (1_000, 20), (2_000, 10)])
+def test_an_instance_keeps_its_calls_busy_and_every_message_has_a_call_per_mailbox(budget: int, instances: int) -> None:
+    fleet = deployed_fleet({"fleetCallsInFlight": budget, "maximumInstanceCount": instances})
+    mailboxes = fleet.messages_per_instance * fleet.targets_per_message
+    # Every mailbox of the messages an instance runs has a call, and fewer calls than messages stay idle.
+    assert fleet.calls_per_instance - fleet.messages_per_instance < mailboxes <= fleet.calls_per_instance
+    assert fleet.writes_per_message // fleet.targets_per_message == MAILBOX_WRITES_PER_MESSAGE
+
+
+def test_every_message_ends_in_under_2_minutes_and_the_fill_is_near_the_bound() -> None:
     fleet = deployed_fleet()
-    mailboxes = fleet.messages_per_instance * fleet.targets_per_push(TENANT_USERS)
-    assert mailboxes >= fleet.calls_per_instance  # the cap, not the queue settings, sets the pace
-    held_mb = fleet.messages_per_instance * fleet.writes_per_message * WRITE_KB / 1024
+    for latency in LATENCIES:
+        run = fill(fleet, users=TENANT_USERS, mailboxes=TENANT_MAILBOXES, latency=latency)
+        assert run.longest_message < 120, f"{latency * 1000:.0f} ms"
+        assert run.seconds <= 1.1 * bound_seconds(users=TENANT_USERS, mailboxes=TENANT_MAILBOXES, latency=latency)
+        # Each of the 500 messages ends once (3,000 of 5,000 keys) and hands on the rest once.
+        assert run.messages == 2 * TENANT_MAILBOXES // fleet.targets_per_message
+    # Messages of one mailbox (what the fan-out made of this tenant before) leave most calls idle.
+    one_mailbox = dict(compared_fleets(fleet))["deployed, messages of 1 mailbox and 3,000 writes"]
+    slow = fill(one_mailbox, users=TENANT_USERS, mailboxes=TENANT_MAILBOXES, latency=GRAPH_REQUEST_SECONDS)
+    assert slow.calls == fleet.max_instances * fleet.messages_per_instance
+    assert slow.seconds > 3 * bound_seconds(users=TENANT_USERS, mailboxes=TENANT_MAILBOXES,
+                                            latency=GRAPH_REQUEST_SECONDS)
+
+
+def test_an_instance_holds_a_slice_of_writes_per_mailbox_in_memory() -> None:
+    fleet = deployed_fleet()
+    held_mb = fleet.messages_per_instance * fleet.targets_per_message * WAVE_PER_MAILBOX * WRITE_KB / 1024
     assert held_mb <= fleet.instance_gb * 1024 / 2
     # Flex shrinks the fleet once fewer than instances x batchSize messages remain: the last tenth at most.
-    messages = math.ceil(TENANT_MAILBOXES / fleet.targets_per_push(TENANT_USERS))
+    messages = math.ceil(TENANT_MAILBOXES / fleet.targets_per_message)
     assert fleet.max_instances * fleet.batch_size <= messages / 10
+
+
+def test_the_command_line_defaults_give_each_mailbox_of_a_message_the_same_writes() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.writes_per_message == defaults.targets_per_message * MAILBOX_WRITES_PER_MESSAGE

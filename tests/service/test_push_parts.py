@@ -1,8 +1,9 @@
 """A push message does at most GALSYNC_WRITES_PER_MESSAGE writes and hands the rest to a message of its own.
 
-The Dispatch profile of the example configuration fills four truck mailboxes with 100 drivers each. With 30
-writes a message, each truck goes alone and its fill spans four messages; each message names the source key
-it resumes after, never a list of keys.
+The Dispatch profile of the example configuration fills four truck mailboxes with 100 drivers each. A message
+keeps its mailboxes from part to part and advances them together: with 3 mailboxes and 90 writes a message,
+30 keys each. Most tests here send each truck alone (GALSYNC_TARGETS_PER_MESSAGE=1) with 30 writes a message,
+so its fill spans four messages; each message names the source key it resumes after, never a list of keys.
 """
 
 from __future__ import annotations
@@ -68,10 +69,10 @@ def test_a_fill_larger_than_a_message_goes_in_messages_of_at_most_w_writes_each_
         azurite = request.getfixturevalue("azurite")
         table = {"state": "table:", "GALSYNC_STORAGE_CONNECTION_STRING": azurite.connection_string,
                  "GALSYNC_TABLE_PREFIX": "g" + uuid.uuid4().hex[:10]}
-    rt = make_runtime(graph, GALSYNC_WRITES_PER_MESSAGE="30", **table)
+    rt = make_runtime(graph, GALSYNC_TARGETS_PER_MESSAGE="1", GALSYNC_WRITES_PER_MESSAGE="30", **table)
     fanout = Collect()
     sync_profile(rt, "Dispatch", fanout)
-    assert [len(m.mailboxes) for m in fanout.messages] == [1, 1, 1, 1]  # 100 writes each: every truck alone
+    assert [len(m.mailboxes) for m in fanout.messages] == [1, 1, 1, 1]
 
     for message in fanout.messages:
         done = parts(graph, rt, message)
@@ -94,7 +95,7 @@ def test_a_fill_larger_than_a_message_goes_in_messages_of_at_most_w_writes_each_
 def test_the_command_line_runs_the_parts_one_after_another_with_the_same_writes(
     graph: GraphEmulator, make_runtime: MakeRuntime
 ) -> None:
-    rt = make_runtime(graph, GALSYNC_WRITES_PER_MESSAGE="30")
+    rt = make_runtime(graph, GALSYNC_TARGETS_PER_MESSAGE="1", GALSYNC_WRITES_PER_MESSAGE="30")
     fanout = Collect()
     sync_profile(rt, "Dispatch", fanout)
     report = InlineFanOut(rt).push_all(fanout.messages)
@@ -107,7 +108,8 @@ def test_the_command_line_runs_the_parts_one_after_another_with_the_same_writes(
 def test_a_worker_killed_in_a_continuation_leaves_its_done_writes_and_the_retry_sends_only_the_rest(
     graph: GraphEmulator, make_runtime: MakeRuntime
 ) -> None:
-    a, b = make_runtime(graph, GALSYNC_WRITES_PER_MESSAGE="40"), make_runtime(graph, GALSYNC_WRITES_PER_MESSAGE="40")
+    one_truck = {"GALSYNC_TARGETS_PER_MESSAGE": "1", "GALSYNC_WRITES_PER_MESSAGE": "40"}
+    a, b = make_runtime(graph, **one_truck), make_runtime(graph, **one_truck)
     fanout = Collect()
     sync_profile(a, "Dispatch", fanout)
     message = fanout.messages[0]
@@ -137,10 +139,48 @@ def test_a_worker_killed_in_a_continuation_leaves_its_done_writes_and_the_retry_
     assert all(r.contact_id for r in b.store.get_target_records("Dispatch", truck).values())
 
 
+def test_a_message_advances_its_mailboxes_together_and_keeps_them_from_part_to_part(
+    graph: GraphEmulator, make_runtime: MakeRuntime
+) -> None:
+    # 3 mailboxes a message, 90 writes: each part writes 30 keys to every mailbox of its message.
+    rt = make_runtime(graph, GALSYNC_TARGETS_PER_MESSAGE="3", GALSYNC_WRITES_PER_MESSAGE="90")
+    fanout = Collect()
+    sync_profile(rt, "Dispatch", fanout)
+    assert [len(m.mailboxes) for m in fanout.messages] == [3, 1]  # as many mailboxes whatever the keys
+    trio, alone = fanout.messages
+
+    first = push_part(rt, trio)
+    assert first.report.counts["created"] == 90 == creates(graph) and first.rest is not None
+    written = [set(rt.store.get_target_records("Dispatch", t)) for t in trio.mailboxes]
+    assert [len(keys) for keys in written] == [30, 30, 30] and written[0] == written[1] == written[2]  # in step
+    done = parts(graph, rt, first.rest)
+    assert [writes for _, writes in done] == [90, 90, 30]  # 30 keys a mailbox twice, then the last 10
+    assert {m.mailboxes for m, _ in done} == {trio.mailboxes}
+    assert max(len(json.dumps(m.to_json())) for m, _ in done) < 1_000  # a key, never a list of keys
+    for truck in trio.mailboxes:
+        records = rt.store.get_target_records("Dispatch", truck)
+        assert len(records) == 100 and all(r.contact_id for r in records.values())
+    assert [writes for _, writes in parts(graph, rt, alone)] == [90, 10]  # one mailbox: 90 keys a part
+    for truck in (*trio.mailboxes, *alone.mailboxes):
+        assert set(tags_in_folder(graph, rt, truck).values()) == {1}  # every contact once
+        assert len(tags_in_folder(graph, rt, truck)) == 100
+    assert creates(graph) == 400
+
+    # A change of one driver is 4 writes, in messages of 3 mailboxes and 1 again.
+    driver = next(u for u in graph.tenant.directory.users() if u.get("jobTitle") == "Driver")
+    graph.tenant.directory.update_user(driver["id"], mobilePhone="+33 6 99 88 77 66")
+    fanout.messages.clear()
+    sync_profile(rt, "Dispatch", fanout)
+    assert [len(m.mailboxes) for m in fanout.messages] == [3, 1]
+    graph.log.clear()
+    assert [sum(w for _, w in parts(graph, rt, m)) for m in fanout.messages] == [0, 0]  # updates, not creates
+    assert graph.log.count(method="PATCH", via_batch=True) == 4
+
+
 def test_a_push_of_every_key_deletes_a_leaver_in_whichever_part_its_key_falls(
     graph: GraphEmulator, make_runtime: MakeRuntime
 ) -> None:
-    rt = make_runtime(graph, GALSYNC_WRITES_PER_MESSAGE="30")
+    rt = make_runtime(graph, GALSYNC_TARGETS_PER_MESSAGE="1", GALSYNC_WRITES_PER_MESSAGE="30")
     fanout = Collect()
     sync_profile(rt, "Dispatch", fanout)
     message = fanout.messages[0]
