@@ -371,7 +371,23 @@ def _early_fill(rt: Runtime, profile: Profile, fanout: InProcessFanOut,
         return None
     return EarlyFill(profile.name, targets, lambda keys, found: fanout.early_push(
         PushMessage(profile.name, tuple(sorted(found)), keys, "changes", run_id), found),
-        lambda mailbox: not rt.store.get_target_records(profile.name, mailbox))
+        lambda mailbox: not rt.store.get_target_records(profile.name, mailbox),
+        lambda found: _claim_early_targets(rt, profile, run_id, found))
+
+
+def _claim_early_targets(rt: Runtime, profile: Profile, run_id: str, targets: Mapping[str, Target]) -> None:
+    """Before the early fill's first write: its new targets named in the outbox's fill, then stored.
+
+    Otherwise a run that dies after an early write leaves contacts in a mailbox no state names: if the mailbox
+    then leaves the targets, no run knows to empty it (I1). Named and stored, it is filled by the next run if
+    still a target (the outbox's fill), or emptied as a stored target that left.
+    """
+    store = rt.store
+    outbox = docs.read(store, docs.Outbox, profile.name) or docs.Outbox(run_id, None)
+    fill = tuple(sorted(set(outbox.fill) | set(targets)))
+    docs.write(store, profile.name, docs.Outbox(outbox.run_id, outbox.keys, fill, outbox.remove))
+    for target in targets.values():
+        store.put_target(profile.name, target)
 
 
 def _resolve_targets(rt: Runtime, profile: Profile, members: Mapping[str, Iterable[str]],
