@@ -34,7 +34,7 @@ from .mailbox_checks import MailboxChecks
 from .moves import finish_moves, pending_moves, start_move
 from .runtime import PushMessage, Runtime
 from .tagged_removal import tagged_removal
-from .target_work import ExecReport, TargetWork
+from .target_work import ExecReport, TargetWork, WriteCounter
 
 log = logging.getLogger("galsync.push")
 
@@ -52,9 +52,10 @@ class TargetsBusy(RuntimeError):
         self.mailboxes = mailboxes
 
 
-def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Target] | None = None) -> ExecReport:
+def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Target] | None = None,
+                 counter: WriteCounter | None = None) -> ExecReport:
     """Plan and apply a profile's contacts to a chunk of target mailboxes (`targets`: instead of the stored
-    ones, for targets this run found and has not stored yet).
+    ones, for targets this run found and has not stored yet; `counter`: hears of the writes wave by wave).
 
     Each mailbox is written under its own lease, so two pushes that overlap (two quick changes fanned out
     to the same targets, handled by two instances) never both create the same contact (I2). Mailboxes held
@@ -67,7 +68,7 @@ def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Tar
     with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
         for mailbox in message.mailboxes:
             (held if beat.take(target_lease(profile, mailbox)) else busy).append(mailbox)
-        report = _push_held(rt, profile, replace(message, mailboxes=tuple(held)), targets, beat.held)
+        report = _push_held(rt, profile, replace(message, mailboxes=tuple(held)), targets, beat.held, counter)
     if busy:
         raise TargetsBusy(profile.name, busy, rt.store.get_lease(target_lease(profile, busy[0])))
     return report
@@ -89,12 +90,12 @@ def with_folder(rt: Runtime, profile: Profile, target: Target) -> Target:
 
 
 def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target] | None,
-               held: Callable[[], bool]) -> ExecReport:
+               held: Callable[[], bool], counter: WriteCounter | None) -> ExecReport:
     store, client = rt.store, rt.client
     if targets is None:
         targets = store.get_targets(profile.name)
     if message.mode == "remove":
-        return _remove_targets(rt, profile, message, targets, held)
+        return _remove_targets(rt, profile, message, targets, held, counter)
     desired, previous, wanted_keys = _desired(store, profile, message.keys)
     want = desired if wanted_keys is None else {k: d for k, d in desired.items() if k in wanted_keys}
     recreate = _recreator(profile, want)
@@ -118,14 +119,14 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
         else:
             actions = plan_target(mailbox, target_want, previous, records, profile, shared)
         works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
-    report.merge(execute(client, store, profile, works, rt.now_iso, held))
+    report.merge(execute(client, store, profile, works, rt.now_iso, held, counter))
     # The old place's copies of a move go once the new place has its own: in the same run, after the creates.
     if moves := pending_moves(store, profile, [t.mailbox for t in active]):
         wanted = everything.get()
         report.merge(finish_moves(client, store, profile, moves, wanted.__contains__, rt.now_iso, held))
     healed = checks.settle(written, report)
     if healed:
-        refill = _refill(rt, profile, healed, checks, held)
+        refill = _refill(rt, profile, healed, checks, held, counter)
         checks.settle(healed, refill, heal=False)
         report.merge(refill)
     checks.save()
@@ -134,8 +135,8 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
     return report
 
 
-def _refill(rt: Runtime, profile: Profile, targets: list[Target], checks: MailboxChecks, held: Callable[[], bool]
-            ) -> ExecReport:
+def _refill(rt: Runtime, profile: Profile, targets: list[Target], checks: MailboxChecks, held: Callable[[], bool],
+            counter: WriteCounter | None) -> ExecReport:
     """Every contact, into the managed folders of targets whose folder was deleted (their records were
     forgotten): a folder made again is empty, so a plain fill; one found by its tag is adopted first."""
     report = ExecReport()
@@ -148,7 +149,7 @@ def _refill(rt: Runtime, profile: Profile, targets: list[Target], checks: Mailbo
         actions = plan_target(mailbox, desired, {}, {}, profile, shared) if mailbox in made else \
             adopt(rt.client, profile, mailbox, folder, desired, report)
         works.append(TargetWork(mailbox, folder, actions, {}, _recreator(profile, desired)))
-    report.merge(execute(rt.client, rt.store, profile, works, rt.now_iso, held))
+    report.merge(execute(rt.client, rt.store, profile, works, rt.now_iso, held, counter))
     return report
 
 
@@ -262,7 +263,7 @@ def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: 
 
 
 def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target],
-                    held: Callable[[], bool]) -> ExecReport:
+                    held: Callable[[], bool], counter: WriteCounter | None) -> ExecReport:
     """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target.
 
     A mailbox with no records (never stored, or its first contact failed before a lost store was rebuilt) may
@@ -289,7 +290,7 @@ def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets
                 continue
             if work is not None:
                 works.append(work)
-    report.merge(execute(rt.client, store, profile, works, rt.now_iso, held))
+    report.merge(execute(rt.client, store, profile, works, rt.now_iso, held, counter))
     checks.removed(leaving, report, unknown=unknown)
     checks.save()
     for mailbox in message.mailboxes:

@@ -43,7 +43,7 @@ from .queue_messages import sync_lease
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
 from .source_changes import MAX_KEYS_PER_MESSAGE, SourceChanges
 from .source_reader import SourceRead, fetch_users, read_source, removed_after_full_read
-from .target_work import ExecReport
+from .target_work import ExecReport, WriteCounter
 
 log = logging.getLogger("galsync.sync")
 
@@ -121,15 +121,17 @@ class InlineFanOut:
         self.report = ExecReport()
         self._lock = threading.Lock()
 
-    def push(self, message: PushMessage) -> ExecReport:
-        result = push_targets(self.rt, message)
+    def push(self, message: PushMessage, counter: WriteCounter | None = None) -> ExecReport:
+        """One push, here and now; `counter` hears of its writes wave by wave (a progress line)."""
+        result = push_targets(self.rt, message, counter=counter)
         with self._lock:
             self.report.merge(result)
         return result
 
-    def early_push(self, message: PushMessage, targets: Mapping[str, Target]) -> ExecReport:
+    def early_push(self, message: PushMessage, targets: Mapping[str, Target],
+                   counter: WriteCounter | None = None) -> ExecReport:
         """A push to targets this run found and has not stored yet (early_fill.py): pushes run in this process."""
-        return push_targets(self.rt, message, targets=targets)
+        return push_targets(self.rt, message, targets=targets, counter=counter)
 
     def add_early(self, report: ExecReport, in_step: int) -> None:
         """What the early pushes wrote, as the sync reports it; `in_step` targets need no push message."""
