@@ -136,7 +136,6 @@ def sync(profile: ProfileOption = None, dry_run: DryRunOption = False, reset_sta
          json: JsonFlag = False) -> None:
     """Read the directory (only what changed) and bring every target mailbox in step.
 
-    Reads the Graph credentials (GALSYNC_*), the profiles file and the state store (`galsync settings`).
     Exit 1 if a profile or a mailbox failed; the others still run.
 
     Examples:
