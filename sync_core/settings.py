@@ -40,65 +40,85 @@ class SettingsError(ValueError):
     """A setting has a value galsync cannot use; the message names the setting."""
 
 
+# What a setting configures. Each command's help lists the settings it reads by these parts
+# (cli/command_settings.py), so a new setting shows in the help of every command that reads its part.
+PROFILES = "profiles"
+GRAPH = "Graph"
+STATE = "state store"
+FAN_OUT = "push messages"
+RECONCILE_GROUPS = "reconcile messages"
+WEBHOOK = "webhook"
+SCHEDULES = "function app timers"
+LOGGING = "function app logs"
+
+
 @dataclass(frozen=True)
 class Spec:
     name: str
     default: str
     help: str
+    part: str  # PROFILES, GRAPH, ...: what it configures
     secret: bool = False
 
 
 # Name -> spec. Order is the order of `local.settings.json.example` and the README table.
 SPECS: tuple[Spec, ...] = (
-    Spec("GALSYNC_CONFIG_PATH", "galsync.toml", "Path of the profiles file (TOML), relative to the app root."),
-    Spec("GALSYNC_TENANT_ID", "", "Entra tenant id (GUID) galsync syncs."),
+    Spec("GALSYNC_CONFIG_PATH", "galsync.toml", "Path of the profiles file (TOML), relative to the app root.",
+         part=PROFILES),
+    Spec("GALSYNC_TENANT_ID", "", "Entra tenant id (GUID) galsync syncs.", part=GRAPH),
     Spec("GALSYNC_AUTH_MODE", "managed_identity",
-         "How galsync gets Graph tokens: managed_identity, client_secret or certificate."),
-    Spec("GALSYNC_CLIENT_ID", "", "App registration client id (client_secret and certificate modes)."),
+         "How galsync gets Graph tokens: managed_identity, client_secret or certificate.", part=GRAPH),
+    Spec("GALSYNC_CLIENT_ID", "", "App registration client id (client_secret and certificate modes).", part=GRAPH),
     Spec("GALSYNC_CLIENT_SECRET", "", "Client secret (client_secret mode); a Key Vault reference in Azure.",
-         secret=True),
+         secret=True, part=GRAPH),
     Spec("GALSYNC_CERTIFICATE", "",
          "Certificate (certificate mode): a PEM or PFX file path, or base64 PFX from a Key Vault reference.",
-         secret=True),
-    Spec("GALSYNC_CERTIFICATE_PASSWORD", "", "Password of a PFX certificate, if any.", secret=True),
+         secret=True, part=GRAPH),
+    Spec("GALSYNC_CERTIFICATE_PASSWORD", "", "Password of a PFX certificate, if any.", secret=True, part=GRAPH),
     Spec("GALSYNC_MANAGED_IDENTITY_CLIENT_ID", "",
-         "Client id of the user-assigned managed identity; empty for the system-assigned one."),
-    Spec("GALSYNC_GRAPH_CLOUD", "global", "National cloud: global, usgov, usgovdod or china."),
-    Spec("GALSYNC_AUTHORITY_HOST", "", "Override of the cloud's Entra authority host (https://...)."),
-    Spec("GALSYNC_GRAPH_BASE_URL", "", "Override of the cloud's Graph root, ending in /v1.0."),
-    Spec("GALSYNC_GRAPH_CA_BUNDLE", "", "Extra CA file to trust for Graph and the authority (the emulator)."),
+         "Client id of the user-assigned managed identity; empty for the system-assigned one.", part=GRAPH),
+    Spec("GALSYNC_GRAPH_CLOUD", "global", "National cloud: global, usgov, usgovdod or china.", part=GRAPH),
+    Spec("GALSYNC_AUTHORITY_HOST", "", "Override of the cloud's Entra authority host (https://...).", part=GRAPH),
+    Spec("GALSYNC_GRAPH_BASE_URL", "", "Override of the cloud's Graph root, ending in /v1.0.", part=GRAPH),
+    Spec("GALSYNC_GRAPH_CA_BUNDLE", "", "Extra CA file to trust for Graph and the authority (the emulator).",
+         part=GRAPH),
     Spec("GALSYNC_MAX_CONCURRENCY", "325",
          "Most Graph calls in flight per process; within it 4 per target mailbox, so the work sets the pace. "
-         "325 sends Graph's app-wide rate (130,000 requests per 10 s) at 100 ms per request."),
-    Spec("GALSYNC_RETRY_MAX_ATTEMPTS", "6", "Most attempts of one Graph request on 429/503/504/connection faults."),
-    Spec("GALSYNC_RETRY_MAX_SECONDS", "120", "Most seconds spent retrying one Graph request."),
-    Spec("GALSYNC_HTTP_TIMEOUT_SECONDS", "30", "Read timeout of one Graph request (connect timeout is 10 s)."),
+         "325 sends Graph's app-wide rate (130,000 requests per 10 s) at 100 ms per request.", part=GRAPH),
+    Spec("GALSYNC_RETRY_MAX_ATTEMPTS", "6", "Most attempts of one Graph request on 429/503/504/connection faults.",
+         part=GRAPH),
+    Spec("GALSYNC_RETRY_MAX_SECONDS", "120", "Most seconds spent retrying one Graph request.", part=GRAPH),
+    Spec("GALSYNC_HTTP_TIMEOUT_SECONDS", "30", "Read timeout of one Graph request (connect timeout is 10 s).",
+         part=GRAPH),
     Spec("GALSYNC_STATE", "sqlite:galsync-state.db",
-         "State store: sqlite:PATH, or table: (Azure Table Storage at GALSYNC_TABLES_URI)."),
-    Spec("GALSYNC_TABLES_URI", "", "Table service URI, e.g. https://ACCOUNT.table.core.windows.net."),
+         "State store: sqlite:PATH, or table: (Azure Table Storage at GALSYNC_TABLES_URI).", part=STATE),
+    Spec("GALSYNC_TABLES_URI", "", "Table service URI, e.g. https://ACCOUNT.table.core.windows.net.", part=STATE),
     Spec("GALSYNC_STORAGE_CONNECTION_STRING", "",
-         "Storage connection string instead of managed identity (local runs and Azurite only).", secret=True),
-    Spec("GALSYNC_TABLE_PREFIX", "galsync", "Prefix of the state tables' names."),
-    Spec("GALSYNC_SYNC_SCHEDULE", "0 */15 * * * *", "Safety-net sync of every profile (NCRONTAB)."),
-    Spec("GALSYNC_RECONCILE_SCHEDULE", "0 0 2 * * *", "Nightly reconcile (NCRONTAB, app time zone)."),
-    Spec("GALSYNC_SUBSCRIPTIONS_SCHEDULE", "0 30 */4 * * *", "Create, renew and clean Graph subscriptions."),
-    Spec("GALSYNC_WEBHOOK_BASE_URL", "", "Public https base URL of the function app, e.g. https://x.azurewebsites.net."),
+         "Storage connection string instead of managed identity (local runs and Azurite only).", secret=True,
+         part=STATE),
+    Spec("GALSYNC_TABLE_PREFIX", "galsync", "Prefix of the state tables' names.", part=STATE),
+    Spec("GALSYNC_SYNC_SCHEDULE", "0 */15 * * * *", "Safety-net sync of every profile (NCRONTAB).", part=SCHEDULES),
+    Spec("GALSYNC_RECONCILE_SCHEDULE", "0 0 2 * * *", "Nightly reconcile (NCRONTAB, app time zone).", part=SCHEDULES),
+    Spec("GALSYNC_SUBSCRIPTIONS_SCHEDULE", "0 30 */4 * * *", "Create, renew and clean Graph subscriptions.",
+         part=SCHEDULES),
+    Spec("GALSYNC_WEBHOOK_BASE_URL", "", "Public https base URL of the function app, e.g. https://x.azurewebsites.net.",
+         part=WEBHOOK),
     Spec("GALSYNC_WEBHOOK_KEY", "", "Function key appended to the notification URLs; a Key Vault reference.",
-         secret=True),
+         secret=True, part=WEBHOOK),
     Spec("GALSYNC_TARGETS_PER_MESSAGE", str(COMMAND_LINE_TARGETS_PER_MESSAGE),
          "Target mailboxes per push-targets queue message; a message keeps one $batch call in flight per mailbox, "
          "so in Azure it is an instance's calls (GALSYNC_MAX_CONCURRENCY) / the messages it runs at once (Bicep "
-         "derives it)."),
+         "derives it).", part=FAN_OUT),
     Spec("GALSYNC_WRITES_PER_MESSAGE", str(COMMAND_LINE_TARGETS_PER_MESSAGE * MAILBOX_WRITES_PER_MESSAGE),
          "Most contact writes one push-targets message does, its mailboxes advancing together; it hands the rest "
          "to a message of its own. Rule: at most 3,000 per mailbox (GALSYNC_TARGETS_PER_MESSAGE x 3,000) keeps "
          "a message under 2 minutes at 100 ms per request: a mailbox takes a $batch of 20 writes at a time, "
-         "4 at once, 6 x 100 ms per 20 writes, so 3,000 writes are 90 s."),
+         "4 at once, 6 x 100 ms per 20 writes, so 3,000 writes are 90 s.", part=FAN_OUT),
     Spec("GALSYNC_RECONCILE_TARGETS_PER_MESSAGE", "25",
          "Target mailboxes per reconcile-targets queue message (the nightly reconcile's groups, 1 to 1000). 25: a "
          "first reconcile at 5,000 contacts is about 26 requests per target, so 65 s at 100 ms per request even "
-         "one target after another, about 5 s side by side."),
-    Spec("GALSYNC_LOG_LEVEL", "INFO", "Log level of galsync's own loggers."),
+         "one target after another, about 5 s side by side.", part=RECONCILE_GROUPS),
+    Spec("GALSYNC_LOG_LEVEL", "INFO", "Log level of galsync's own loggers.", part=LOGGING),
 )
 
 SETTING_NAMES: frozenset[str] = frozenset(s.name for s in SPECS)

@@ -4,6 +4,7 @@
   the command name as well as before it: `galsync sync --json` does what `galsync --json sync` does.
 - Option values are shown as TEXT / INTEGER / FLOAT / PATH words in `--help` (a flag shows none), not as
   Python annotations.
+- `--help` ends with the settings the command reads (command_settings.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import typer
 import typer.main
 from typer.core import TyperCommand, TyperGroup
 
+from .command_settings import settings_help
 from .context import ConfigOption, DebugFlag, JsonFlag, QuietFlag, StateOption, VerboseFlag, update
 
 _TYPE_WORDS = {str: "TEXT", int: "INTEGER", float: "FLOAT"}
@@ -80,3 +82,16 @@ class Command(TyperCommand):
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _with_type_words(super().get_params(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.epilog = settings_help(command_words(ctx))
+        super().format_help(ctx, formatter)
+
+
+def command_words(ctx: Any) -> list[str]:
+    """The command's words after `galsync` (["subscriptions", "list"]), from its context's parents."""
+    words: list[str] = []
+    while ctx.parent is not None:
+        words.insert(0, ctx.info_name)
+        ctx = ctx.parent
+    return words

@@ -107,7 +107,7 @@ def demo(
 ) -> None:
     """Run galsync end to end against a local Graph emulator and tell what happened (under a minute).
 
-    Needs no settings. Then try your own profiles: `galsync emulator` (README: "Try it on your own profiles").
+    Then try your own profiles: `galsync emulator` (README: "Try it on your own profiles").
 
     Examples:
 

@@ -3,13 +3,16 @@
 On a terminal it is a live line redrawn as the work goes (rich); piped or redirected, it is two plain lines,
 one when the work starts and one when it ends, so logs stay readable. Nothing at all with --json or --quiet.
 The numbers come from the work itself: a sync learns how many mailboxes it will write to when it fans out,
-and each push tells how many contacts it wrote; a reconcile counts the mailboxes it has read.
+each push tells how many writes it is about to send and how many contacts each `$batch` wave wrote (so a
+fill of one push moves wave by wave, not from nothing to everything), and a reconcile counts the mailboxes
+it has read. With contacts to count, the bar and the time left follow the contacts written of those planned.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from types import TracebackType
 
 from rich.progress import (
@@ -28,7 +31,9 @@ from .output import Output
 
 
 class _CountsColumn(ProgressColumn):
-    """"12/124 mailboxes, 1,500 contacts written, 230/s"."""
+    """"12/124 mailboxes, 1,500/6,000 contacts written, 230/s, 0:00:20 left" (the task's fields hold the
+    mailbox counts). The time left is from the average rate since the start: the planned total grows while a
+    fill's pushes begin one after another, which would reset rich's own estimate each time."""
 
     def __init__(self, unit: str, counting_contacts: bool) -> None:
         super().__init__()
@@ -36,13 +41,18 @@ class _CountsColumn(ProgressColumn):
         self.counting_contacts = counting_contacts
 
     def render(self, task: Task) -> Text:
-        total = "?" if task.total is None else f"{task.total:.0f}"
-        text = f"{task.completed:.0f}/{total} {self.unit}"
+        total = task.fields.get("mailboxes")
+        text = f"{task.fields.get('done', 0)}/{'?' if total is None else total} {self.unit}"
         if self.counting_contacts:
-            contacts = int(task.fields.get("contacts", 0))
+            contacts = int(task.completed)
+            planned = "?" if task.total is None else f"{task.total:,.0f}"
             elapsed = task.elapsed or 0.0
-            rate = f", {contacts / elapsed:.0f}/s" if elapsed > 0 and contacts else ""
-            text += f", {contacts:,} contacts written{rate}"
+            rate = contacts / elapsed if elapsed > 0 else 0.0
+            text += f", {contacts:,}/{planned} contacts written"
+            if rate and contacts:
+                text += f", {rate:.0f}/s"
+                if task.total is not None and task.total > contacts:
+                    text += f", {timedelta(seconds=round((task.total - contacts) / rate))} left"
         return Text(text)
 
 
@@ -61,6 +71,7 @@ class WorkProgress:
         self.done = 0
         self.total: int | None = None
         self.contacts = 0
+        self.planned = 0  # contact writes the pushes said they would send (less those that did not happen)
         self._lock = threading.Lock()
         self._bar: Progress | None = None
         self._task = None
@@ -76,10 +87,12 @@ class WorkProgress:
             if self.unit is None:
                 columns.append(TimeElapsedColumn())
             else:
-                columns += [BarColumn(), _CountsColumn(self.unit, self.counting_contacts), TimeRemainingColumn()]
+                columns += [BarColumn(), _CountsColumn(self.unit, self.counting_contacts)]
+                if not self.counting_contacts:
+                    columns.append(TimeRemainingColumn())
             self._bar = Progress(*columns, console=self.out.console, transient=False)
             self._bar.start()
-            self._task = self._bar.add_task(self.until_known or self.label, total=None, contacts=0)
+            self._task = self._bar.add_task(self.until_known or self.label, total=None, done=0)
         else:
             self._plain = True
             self.out.console.print(f"{self.label} ...", markup=False, soft_wrap=True)
@@ -89,21 +102,47 @@ class WorkProgress:
         """How many mailboxes the work covers, once it is known."""
         with self._lock:
             self.total = max(total, self.done)
-            if self._bar is not None:
-                self._bar.update(self._task, total=self.total, description=self.label)
+            self._show(description=self.label)
+
+    def plan(self, writes: int) -> None:
+        """`writes` more contact writes are coming (negative: planned writes that did not happen after all)."""
+        with self._lock:
+            self.planned = max(self.planned + writes, self.contacts)
+            self._show()
 
     def advance(self, done: int = 0, contacts: int = 0) -> None:
+        """`done` more mailboxes in step, `contacts` more written; a change of contacts is drawn at once, so
+        each `$batch` wave shows (the bar would otherwise redraw on its own clock, missing quick waves)."""
         with self._lock:
             self.done += done
             self.contacts += contacts
-            if self._bar is not None:
-                self._bar.update(self._task, completed=self.done, contacts=self.contacts)
+            self.planned = max(self.planned, self.contacts)
+            self._show(redraw=contacts > 0)
+
+    def _show(self, *, redraw: bool = False, final: bool = False, **changes: object) -> None:
+        """The bar's task as the counts now are: with contacts to count, the bar (and the time left) follows
+        contacts written of planned; otherwise mailboxes done of their total. `final`: the work is over, so
+        nothing planned means nothing to do (a full bar), not "not known yet"."""
+        if self._bar is None:
+            return
+        if self.counting_contacts:
+            completed, total = self.contacts, (self.planned if self.planned or final else None)
+        else:
+            completed, total = self.done, self.total
+        self._bar.update(self._task, completed=completed, total=total, done=self.done, mailboxes=self.total,
+                         **changes)
+        if redraw:
+            self._bar.refresh()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if self._bar is not None:
-            if self.total is None:  # the amount is known now: show it whole
-                self._bar.update(self._task, total=self.done, description=self.label)
+            with self._lock:
+                if self.total is None:  # the amount is known now: show it whole
+                    self.total = self.done
+                if exc_type is None:
+                    self.planned = self.contacts  # what was planned and did not happen is counted as failed
+                self._show(description=self.label, final=True)
             self._bar.stop()
         elif self._plain:
             total = "?" if self.total is None else str(self.total)
@@ -112,3 +151,29 @@ class WorkProgress:
                 line += f", {self.contacts} contacts written"
             line += f" in {time.monotonic() - self._started:.1f} s" + (" (stopped)" if exc_type else "")
             self.out.console.print(line, markup=False, soft_wrap=True)
+
+
+class PushCounts:
+    """One push's writes told to the progress as they go (a `WriteCounter`), then made exact when it ends:
+    writes that failed or were never sent leave the planned total, and writes made outside the waves count."""
+
+    def __init__(self, progress: WorkProgress | None) -> None:
+        self.progress = progress
+        self.planned_writes = 0
+        self.written_writes = 0
+
+    def planned(self, writes: int) -> None:
+        self.planned_writes += writes
+        if self.progress is not None:
+            self.progress.plan(writes)
+
+    def written(self, writes: int) -> None:
+        self.written_writes += writes
+        if self.progress is not None and writes:
+            self.progress.advance(contacts=writes)
+
+    def settle(self, mailboxes: int, writes: int) -> None:
+        """The push is over: `mailboxes` more in step, and `writes` contacts written in all (its report's)."""
+        if self.progress is not None:
+            self.progress.plan(writes - self.planned_writes)
+            self.progress.advance(mailboxes, writes - self.written_writes)

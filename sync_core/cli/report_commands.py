@@ -168,7 +168,7 @@ def status(
 ) -> None:
     """Last runs with their counts, failures, poison work and subscriptions (state store only, no Graph).
 
-    Reads only GALSYNC_STATE (or --state) and the profiles file. Exit 1 if the latest run of some work failed.
+    Exit 1 if the latest run of some work failed.
 
     Examples:
 

@@ -28,7 +28,7 @@ from .errors import CliProblem, advice_for, advised
 from .mailbox_names import MailboxNames
 from .output import Output, table
 from .profile_choice import chosen_profiles
-from .progress import WorkProgress
+from .progress import PushCounts, WorkProgress
 
 ProfileOption = Annotated[list[str] | None, typer.Option(
     "--profile", "-p", help="Profile to run (repeatable); default: every profile in the configuration.")]
@@ -41,7 +41,7 @@ ResetStateOption = Annotated[bool, typer.Option(
 
 
 class ProgressFanOut:
-    """Runs each push inline, as InlineFanOut does, and tells the progress what each one did."""
+    """Runs each push inline, as InlineFanOut does, and tells the progress what each one does, wave by wave."""
 
     def __init__(self, rt: Runtime, progress: WorkProgress | None = None) -> None:
         self._inline = InlineFanOut(rt)
@@ -52,17 +52,19 @@ class ProgressFanOut:
         return self._inline.report
 
     def push(self, message: PushMessage) -> ExecReport:
-        result = self._inline.push(message)
-        self._advance(len(message.mailboxes), result.writes)
+        counts = PushCounts(self._progress)
+        result = self._inline.push(message, counts)
+        counts.settle(len(message.mailboxes), result.writes)
         return result
 
     def early_push(self, message: PushMessage, targets: Mapping[str, Target]) -> ExecReport:
         """A page of the directory written to this run's new targets while the read goes on: its contacts
-        count now, its mailboxes once the early fill says which are in step."""
+        count as they are written, its mailboxes once the early fill says which are in step."""
         if self._progress is not None and self._progress.total is None:
             self._progress.set_total(len(message.mailboxes))
-        result = self._inline.early_push(message, targets)
-        self._advance(0, result.writes)
+        counts = PushCounts(self._progress)
+        result = self._inline.early_push(message, targets, counts)
+        counts.settle(0, result.writes)
         return result
 
     def add_early(self, report: ExecReport, in_step: int) -> None:
@@ -136,7 +138,6 @@ def sync(profile: ProfileOption = None, dry_run: DryRunOption = False, reset_sta
          json: JsonFlag = False) -> None:
     """Read the directory (only what changed) and bring every target mailbox in step.
 
-    Reads the Graph credentials (GALSYNC_*), the profiles file and the state store (`galsync settings`).
     Exit 1 if a profile or a mailbox failed; the others still run.
 
     Examples:

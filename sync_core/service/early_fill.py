@@ -12,10 +12,11 @@ profile with one source (with several, a later page of another source may win a 
 early write). Everything else (removals; source records this run did not change, after a full re-read) is
 left to the run's fan-out, which follows and finds the early writes already recorded: it writes only what is
 still missing, and skips a target the early fill brought fully in step (`covering`). A crash costs nothing
-either: target records are written before each create (I2), so the next run's fill adopts what an early
-push created instead of creating it twice. If an early push fails, early writes stop and the fan-out does
-the rest: it writes the failed writes again, and the run reports what fails then (not the early attempt,
-which it repaired).
+either: before the first early write the targets are made known (`claim`: stored, and named in the outbox),
+so the next run fills them, or empties them if they have left (I1); and target records are written before
+each create (I2), so the next run's fill adopts what an early push created instead of creating it twice.
+If an early push fails, early writes stop and the fan-out does the rest: it writes the failed writes again,
+and the run reports what fails then (not the early attempt, which it repaired).
 """
 
 from __future__ import annotations
@@ -38,19 +39,24 @@ UNFINISHED = ("failed", "photos_failed", "photos_deferred")
 # Writes the stored records of `keys` to `targets` (push.push_targets for this run's profile).
 Push = Callable[[tuple[str, ...], Mapping[str, Target]], ExecReport]
 
+# Makes `targets` known to the next run (stored, named in the outbox) before anything is written to them.
+Claim = Callable[[Mapping[str, Target]], None]
+
 
 class EarlyFill:
     """Pushes stored keys to this run's new targets from a thread of its own; `finish` waits for it.
 
     `is_empty(mailbox)`: whether galsync has no record of any contact in that mailbox yet (see `covering`).
+    `claim(targets)`: called once, before the first push.
     """
 
     def __init__(self, profile: str, targets: Future[TargetChanges], push: Push,
-                 is_empty: Callable[[str], bool]) -> None:
+                 is_empty: Callable[[str], bool], claim: Claim) -> None:
         self.profile = profile
         self.report = ExecReport()
         self._targets = targets
         self._push = push
+        self._claim = claim
         self._is_empty = is_empty
         self._pending: list[str] = []
         self._closed = False
@@ -126,6 +132,8 @@ class EarlyFill:
                 return
             self._fresh = empty & set(targets)
             while (keys := self._next_keys()) is not None:
+                if not pushes:
+                    self._claim(targets)
                 report = self._push(keys, targets)
                 left = sum(report.counts[k] for k in UNFINISHED)
                 if left:  # the fan-out's fill push writes these again, and reports what fails then

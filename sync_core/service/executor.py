@@ -48,7 +48,7 @@ from sync_core.state.leases import LeaseLost
 from .contact_photos import write_photos
 from .folder_listing import contact_url, list_tagged_contacts
 from .owner_parts import SHARED, OwnerParts, adoption_body, read_owner_parts, update_body
-from .target_work import ExecReport, TargetWork
+from .target_work import ExecReport, TargetWork, WriteCounter
 from .waves import run_in_waves
 
 log = logging.getLogger("galsync.executor")
@@ -74,11 +74,12 @@ class _Write(BatchRequest, Generic[A]):
 
 
 def execute(client: GraphClient, store: StateStore, profile: Profile, works: Sequence[TargetWork],
-            now: Callable[[], str], held: Callable[[], bool] | None = None) -> ExecReport:
+            now: Callable[[], str], held: Callable[[], bool] | None = None,
+            counter: WriteCounter | None = None) -> ExecReport:
     """Apply each target's actions; record results in the state store; never raise for one contact's failure.
 
     `held` (the lease heartbeat's) is asked between write waves: once it is False nothing more is sent, what
-    was sent is recorded, and LeaseLost is raised.
+    was sent is recorded, and LeaseLost is raised. `counter` hears of the writes wave by wave.
     """
     report = ExecReport()
     works = [w for w in works if w.actions]
@@ -93,10 +94,10 @@ def execute(client: GraphClient, store: StateStore, profile: Profile, works: Seq
         for work in works:
             pending += _prepare(store, profile, work, found.get(work.mailbox, {}), parts, written_at, report)
     recorder = _Recorder(profile, report)
-    retry = _send(client, store, recorder, pending, now, held)
+    retry = _send(client, store, recorder, pending, now, held, counter)
     if retry:
         # Contacts deleted on a phone whose write came back 404, recreated per policy.
-        _send(client, store, recorder, retry, now, held)
+        _send(client, store, recorder, retry, now, held, counter)
     if held is not None and (report.counts["not_sent"] or not held()):
         raise LeaseLost(f"profile {profile.name}: the lease on the target mailboxes was lost, so "
                         f"{report.counts['not_sent']} write(s) were not sent, nor any planned after them; the "
@@ -108,7 +109,8 @@ def execute(client: GraphClient, store: StateStore, profile: Profile, works: Seq
 
 
 def _send(client: GraphClient, store: StateStore, recorder: _Recorder, writes: Sequence[_Write[Any]],
-          now: Callable[[], str], held: Callable[[], bool] | None) -> list[_Write[Any]]:
+          now: Callable[[], str], held: Callable[[], bool] | None, counter: WriteCounter | None
+          ) -> list[_Write[Any]]:
     """Send the writes, hand each answer to its action's function, store what they recorded; return the
     writes those functions asked for next.
 
@@ -125,14 +127,19 @@ def _send(client: GraphClient, store: StateStore, recorder: _Recorder, writes: S
     def answered(pairs: Sequence[tuple[_Write[Any], BatchResult]]) -> None:
         with role(RECORD):
             recorder.written_at = now()
+            before = recorder.report.writes
             for item, result in pairs:
                 if result.status == 404:  # a contact deleted on a phone, or its folder or mailbox gone
                     recorder.report.not_found.setdefault(item.work.mailbox, getattr(result.error, "code", ""))
                 follow_up.extend(item.answered(recorder, item, result))
             recorder.flush(store)
+        if counter is not None:
+            counter.written(recorder.report.writes - before)
 
     if not writes:
         return follow_up
+    if counter is not None:
+        counter.planned(len(writes))
     if held is None:
         sending(writes)
         answered(list(zip(writes, client.batch(writes), strict=True)))

@@ -41,7 +41,7 @@ from .mailbox_checks import MailboxChecks
 from .moves import finish_moves, pending_moves, start_move
 from .runtime import PushMessage, Runtime
 from .tagged_removal import tagged_removal
-from .target_work import ExecReport, TargetWork
+from .target_work import ExecReport, TargetWork, WriteCounter
 from .waves import WAVE_PER_MAILBOX
 
 log = logging.getLogger("galsync.push")
@@ -69,23 +69,24 @@ class PushPart:
 
 
 def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Target] | None = None,
-                 limit_writes: bool = True) -> ExecReport:
+                 limit_writes: bool = True, counter: WriteCounter | None = None) -> ExecReport:
     """Plan and apply a profile's contacts to a chunk of target mailboxes, in this process: part after part
     (`push_part`), each taking the mailboxes' leases again as a queued message that carries on would.
 
     `limit_writes` False: one part, whatever its size (the early fill's pushes: never a queue message).
+    `counter`: hears of the writes wave by wave (the command line's progress).
     """
     report = ExecReport()
     part: PushMessage | None = message
     while part is not None:
-        done = push_part(rt, part, targets=targets, limit_writes=limit_writes)
+        done = push_part(rt, part, targets=targets, limit_writes=limit_writes, counter=counter)
         report.merge(done.report)
         part = done.rest
     return report
 
 
 def push_part(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Target] | None = None,
-              limit_writes: bool = True) -> PushPart:
+              limit_writes: bool = True, counter: WriteCounter | None = None) -> PushPart:
     """Plan and apply a profile's contacts to a chunk of target mailboxes (`targets`: instead of the stored
     ones, for targets this run found and has not stored yet), at most GALSYNC_WRITES_PER_MESSAGE writes; the
     message that does the rest, if any is left.
@@ -103,7 +104,8 @@ def push_part(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Target
         for mailbox in message.mailboxes:
             (held if beat.take(target_lease(profile, mailbox)) else busy).append(mailbox)
         with role(PLAN):  # a push's CPU is planning, but for its records and Graph calls (their own roles)
-            part = _push_held(rt, profile, replace(message, mailboxes=tuple(held)), targets, beat.held, most)
+            part = _push_held(rt, profile, replace(message, mailboxes=tuple(held)), targets, beat.held, most,
+                              counter)
     if busy:
         raise TargetsBusy(profile.name, busy, rt.store.get_lease(target_lease(profile, busy[0])))
     if part.rest is None:
@@ -139,12 +141,12 @@ def with_folder(rt: Runtime, profile: Profile, target: Target) -> Target:
 
 
 def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target] | None,
-               held: Callable[[], bool], most: int | None) -> PushPart:
+               held: Callable[[], bool], most: int | None, counter: WriteCounter | None) -> PushPart:
     store, client = rt.store, rt.client
     if targets is None:
         targets = store.get_targets(profile.name)
     if message.mode == "remove":
-        return PushPart(_remove_targets(rt, profile, message, targets, held))
+        return PushPart(_remove_targets(rt, profile, message, targets, held, counter))
     report = ExecReport()
     checks = MailboxChecks(rt, profile, message.run_id, targets)  # one mailbox fails alone; deleted folders heal
     active = checks.ready([targets[m] for m in message.mailboxes if m in targets and targets[m].active], report)
@@ -171,9 +173,9 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
                                     _recreator(profile, want)))
         else:
             sliced.append(target)
-    report.merge(execute(client, store, profile, whole, rt.now_iso, held))
+    report.merge(execute(client, store, profile, whole, rt.now_iso, held, counter))
     slices = _slices(store, profile, message)
-    _send_slices(rt, profile, sliced, slices, report, held, most)
+    _send_slices(rt, profile, sliced, slices, report, held, most, counter)
     rest = None
     going_on = tuple(t.mailbox for t in sliced if t.mailbox not in checks.failing.failed)
     if going_on and not slices.finished:
@@ -185,7 +187,7 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
         report.merge(finish_moves(client, store, profile, moves, wanted.__contains__, rt.now_iso, held))
     healed = checks.settle(written, report)
     if healed:
-        refill = _refill(rt, profile, healed, checks, held)
+        refill = _refill(rt, profile, healed, checks, held, counter)
         checks.settle(healed, refill, heal=False)
         report.merge(refill)
         if rest is not None:  # filled whole again: nothing of theirs is left to the next message
@@ -207,7 +209,8 @@ def _slices(store: StateStore, profile: Profile, message: PushMessage) -> KeySli
 
 
 def _send_slices(rt: Runtime, profile: Profile, targets: list[Target], slices: KeySlices | _WholeSlice,
-                 report: ExecReport, held: Callable[[], bool], most: int | None) -> None:
+                 report: ExecReport, held: Callable[[], bool], most: int | None,
+                 counter: WriteCounter | None) -> None:
     """Plan and send slice after slice to every target at once, each recorded before the next is read, until
     the slices run out or `most` writes are done (a slice that would pass it is left to the next message)."""
     store, name = rt.store, profile.name
@@ -223,7 +226,7 @@ def _send_slices(rt: Runtime, profile: Profile, targets: list[Target], slices: K
         writes = sum(_write_count(w.actions) for w in works)
         if most is not None and used and used + writes > most:
             return
-        report.merge(execute(rt.client, store, profile, works, rt.now_iso, held))
+        report.merge(execute(rt.client, store, profile, works, rt.now_iso, held, counter))
         slices.done(piece)
         used += writes
         if most is not None and used >= most:
@@ -263,8 +266,8 @@ class _WholeSlice:
         return None, None
 
 
-def _refill(rt: Runtime, profile: Profile, targets: list[Target], checks: MailboxChecks, held: Callable[[], bool]
-            ) -> ExecReport:
+def _refill(rt: Runtime, profile: Profile, targets: list[Target], checks: MailboxChecks, held: Callable[[], bool],
+            counter: WriteCounter | None) -> ExecReport:
     """Every contact, into the managed folders of targets whose folder was deleted (their records were
     forgotten): a folder made again is empty, so a plain fill; one found by its tag is adopted first."""
     report = ExecReport()
@@ -277,7 +280,7 @@ def _refill(rt: Runtime, profile: Profile, targets: list[Target], checks: Mailbo
         actions = plan_target(mailbox, desired, {}, {}, profile, shared) if mailbox in made else \
             adopt(rt.client, profile, mailbox, folder, desired, report)
         works.append(TargetWork(mailbox, folder, actions, {}, _recreator(profile, desired)))
-    report.merge(execute(rt.client, rt.store, profile, works, rt.now_iso, held))
+    report.merge(execute(rt.client, rt.store, profile, works, rt.now_iso, held, counter))
     return report
 
 
@@ -397,7 +400,7 @@ def _with_folders(rt: Runtime, profile: Profile, targets: list[Target], report: 
 
 
 def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target],
-                    held: Callable[[], bool]) -> ExecReport:
+                    held: Callable[[], bool], counter: WriteCounter | None) -> ExecReport:
     """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target.
 
     A mailbox with no records (never stored, or its first contact failed before a lost store was rebuilt) may
@@ -425,7 +428,7 @@ def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets
                 continue
             if work is not None:
                 works.append(work)
-    report.merge(execute(rt.client, store, profile, works, rt.now_iso, held))
+    report.merge(execute(rt.client, store, profile, works, rt.now_iso, held, counter))
     report.merge(_clear_old_places(rt, profile, [*leaving, *(Target(m, "") for m in unknown)], checks, held))
     checks.removed(leaving, report, unknown=unknown)
     checks.save()

@@ -48,7 +48,7 @@ from .queue_messages import sync_lease
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
 from .source_changes import MAX_KEYS_PER_MESSAGE, SourceChanges
 from .source_reader import SourceRead, fetch_users, read_source, removed_after_full_read
-from .target_work import ExecReport
+from .target_work import ExecReport, WriteCounter
 
 log = logging.getLogger("galsync.sync")
 
@@ -127,16 +127,18 @@ class InlineFanOut:
         self.report = ExecReport()
         self._lock = threading.Lock()
 
-    def push(self, message: PushMessage) -> ExecReport:
-        result = push_targets(self.rt, message)
+    def push(self, message: PushMessage, counter: WriteCounter | None = None) -> ExecReport:
+        """One push, here and now; `counter` hears of its writes wave by wave (a progress line)."""
+        result = push_targets(self.rt, message, counter=counter)
         with self._lock:
             self.report.merge(result)
         return result
 
-    def early_push(self, message: PushMessage, targets: Mapping[str, Target]) -> ExecReport:
+    def early_push(self, message: PushMessage, targets: Mapping[str, Target],
+                   counter: WriteCounter | None = None) -> ExecReport:
         """A push to targets this run found and has not stored yet (early_fill.py): pushes run in this process,
         as one part each (they are no queue message), still a slice of keys at a time."""
-        return push_targets(self.rt, message, targets=targets, limit_writes=False)
+        return push_targets(self.rt, message, targets=targets, limit_writes=False, counter=counter)
 
     def add_early(self, report: ExecReport, in_step: int) -> None:
         """What the early pushes wrote, as the sync reports it; `in_step` targets need no push message."""
@@ -384,7 +386,23 @@ def _early_fill(rt: Runtime, profile: Profile, fanout: InProcessFanOut,
         return None
     return EarlyFill(profile.name, targets, lambda keys, found: fanout.early_push(
         PushMessage(profile.name, tuple(sorted(found)), keys, "changes", run_id), found),
-        lambda mailbox: not rt.store.get_target_records(profile.name, mailbox))
+        lambda mailbox: not rt.store.get_target_records(profile.name, mailbox),
+        lambda found: _claim_early_targets(rt, profile, run_id, found))
+
+
+def _claim_early_targets(rt: Runtime, profile: Profile, run_id: str, targets: Mapping[str, Target]) -> None:
+    """Before the early fill's first write: its new targets named in the outbox's fill, then stored.
+
+    Otherwise a run that dies after an early write leaves contacts in a mailbox no state names: if the mailbox
+    then leaves the targets, no run knows to empty it (I1). Named and stored, it is filled by the next run if
+    still a target (the outbox's fill), or emptied as a stored target that left.
+    """
+    store = rt.store
+    outbox = docs.read(store, docs.Outbox, profile.name) or docs.Outbox(run_id, None)
+    fill = tuple(sorted(set(outbox.fill) | set(targets)))
+    docs.write(store, profile.name, docs.Outbox(outbox.run_id, outbox.keys, fill, outbox.remove))
+    for target in targets.values():
+        store.put_target(profile.name, target)
 
 
 def _resolve_targets(rt: Runtime, profile: Profile, members: Mapping[str, Iterable[str]],

@@ -1,7 +1,8 @@
 """The work a push hands the executor for each target folder, and the report of what it did.
 
 Planning (sync, reconcile) builds `TargetWork`; the executor and the photo writer carry it out and add to one
-`ExecReport`, which the run's report, its history and the command line read.
+`ExecReport`, which the run's report, its history and the command line read. A `WriteCounter` hears of the
+writes while they go, wave by wave, for a progress line that moves during a long fill.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sync_core.core.actions import Action, Create
 from sync_core.core.records import TargetRecord
@@ -24,6 +26,17 @@ class TargetWork:
     records: Mapping[str, TargetRecord]
     # The Create that brings back a contact deleted on a phone (for an Update that came back 404).
     recreate: Callable[[str], Create | None] | None = None
+
+
+class WriteCounter(Protocol):
+    """Hears of a push's contact writes as they go: a fill is minutes of waves, and a person watching wants
+    to see them land, not one jump when the push ends. Called from the thread that sends the writes."""
+
+    def planned(self, writes: int) -> None:
+        """`writes` more writes are about to be sent."""
+
+    def written(self, writes: int) -> None:
+        """`writes` more contacts were written, as `ExecReport.writes` counts them (a wave was answered)."""
 
 
 @dataclass

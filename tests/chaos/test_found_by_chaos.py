@@ -236,3 +236,27 @@ def test_a_stored_target_with_no_records_is_emptied_when_it_leaves(
     oracle.check_converged(g, GROUP_ID)
     left = [str(c["id"]) for c in g.tenant.mailboxes.contacts(phone, oracle.managed_folder(g, phone))]
     assert sorted(left) == sorted(foreign)
+
+
+def test_a_new_target_the_early_fill_wrote_to_before_a_crash_is_emptied_when_it_leaves(
+    graph_empty: GraphEmulator, workers: Workers
+) -> None:
+    """I1/I3. A phone joined the targets and a colleague was hired; while the directory was still read, the
+    early fill wrote the newcomer's contact into the phone's new folder, and the worker died before the run
+    stored the target. The phone then left: no run knew it had been a target, and the contact stayed."""
+    g = graph_empty
+    rt, people = filled(g, workers, staff=3, phones=1)
+    phone = people[1]
+    g.tenant.directory.add_member(GROUP_ID, phone)
+    world.hire(g, 3, "member", "+33 6 00 00 00 03")
+    crashing = workers()
+    # The early fill's in-flight record, its create, then the record naming the contact: the worker dies there.
+    crashing.store = CrashingStore(crashing.store, 2, counting={"put_target_records"})  # type: ignore[assignment]
+    with contextlib.suppress(Crash):
+        world.sync(crashing)
+    assert crashing.store.dead  # type: ignore[attr-defined]
+    assert posts_to(g, phone) == 1  # the early fill's create reached the phone before the worker died
+    g.tenant.directory.remove_member(GROUP_ID, phone)
+    assert (world.sync(rt), world.reconcile(rt)) == ("ok", "ok")
+    oracle.check_converged(g, GROUP_ID)
+    assert g.tenant.mailboxes.contacts(phone, oracle.managed_folder(g, phone)) == []

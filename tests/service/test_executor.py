@@ -14,6 +14,7 @@ from sync_core.core.tags import contact_tag_properties
 from sync_core.graph import GraphClient, RetryPolicy, StaticToken
 from sync_core.service.executor import execute
 from sync_core.service.target_work import TargetWork
+from sync_core.service.waves import WAVE_PER_MAILBOX
 from sync_core.state.sqlite_store import SqliteStore
 
 from .conftest import SMALL_CONFIG
@@ -63,3 +64,36 @@ def test_a_create_in_doubt_keeps_its_in_flight_record_and_a_refused_one_leaves_n
     assert store.get_target_records(profile.name, refused) == {}
     [created] = store.get_target_records(profile.name, fine).values()
     assert created.contact_id == g.tenant.mailboxes.contacts(fine, f_folder)[0]["id"]
+
+
+class _Counter:
+    """Hears what a push plans and what each wave wrote, in order."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, int]] = []
+
+    def planned(self, writes: int) -> None:
+        self.heard.append(("planned", writes))
+
+    def written(self, writes: int) -> None:
+        self.heard.append(("written", writes))
+
+
+def test_a_counter_hears_each_waves_writes_as_it_is_answered(
+    graph_empty: GraphEmulator, client: GraphClient, tmp_path: Path
+) -> None:
+    """Two waves and a half of creates into one folder go in three waves; the counter hears them planned, then
+    wave by wave what was written: a refused create is not counted, and the sum is the report's writes."""
+    g = graph_empty
+    profile = parse_config(SMALL_CONFIG, "test.toml").profiles[0]
+    store = SqliteStore(tmp_path / "state.db")
+    mailbox, folder = _target(g, "A")
+    g.faults.fail_next(1, 400, route=f"POST {CONTACTS}", mailbox=mailbox)
+    counter = _Counter()
+    wave, creates = WAVE_PER_MAILBOX, 2 * WAVE_PER_MAILBOX + 30
+    work = TargetWork(mailbox, folder, [_create(profile, f"user:{n}") for n in range(creates)], {})
+
+    report = execute(client, store, profile, [work], lambda: NOW, held=lambda: True, counter=counter)
+
+    assert counter.heard == [("planned", creates), ("written", wave - 1), ("written", wave), ("written", 30)]
+    assert report.writes == creates - 1 == report.counts["created"]
