@@ -79,6 +79,14 @@ class KeySlices:
             self._after = piece.upto
             self._finished = piece.upto is None
 
+    def keys_left(self) -> int:
+        """How many keys the slices not yet taken hold (a stored push counts the records after its key)."""
+        if self._keys is not None:
+            return len(self._keys) - self._taken
+        if self._finished:
+            return 0
+        return sum(1 for _ in self.store.iter_source_records(self.profile, self._after))
+
     def rest(self) -> tuple[tuple[str, ...] | None, str | None]:
         """(keys, after) of a message that does what is left: the keys not done, or the key to resume after."""
         if self._keys is not None:

@@ -17,6 +17,7 @@ done (propagation.py); a message that hands work on is not done yet.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -213,6 +214,19 @@ def _send_slices(rt: Runtime, profile: Profile, targets: list[Target], slices: K
                  counter: WriteCounter | None) -> None:
     """Plan and send slice after slice to every target at once, each recorded before the next is read, until
     the slices run out or `most` writes are done (a slice that would pass it is left to the next message)."""
+    if counter is None or not targets:
+        _send_each_slice(rt, profile, targets, slices, report, held, most, counter)
+        return
+    foretold = _Foretold(counter, min(slices.keys_left() * len(targets), most or sys.maxsize))
+    try:
+        _send_each_slice(rt, profile, targets, slices, report, held, most, foretold)
+    finally:
+        foretold.close()
+
+
+def _send_each_slice(rt: Runtime, profile: Profile, targets: list[Target], slices: KeySlices | _WholeSlice,
+                     report: ExecReport, held: Callable[[], bool], most: int | None,
+                     counter: WriteCounter | None) -> None:
     store, name = rt.store, profile.name
     used = 0
     while targets and (piece := slices.take(_slice_size(most, used, len(targets)))) is not None:
@@ -245,6 +259,30 @@ def _write_count(actions: Sequence[Action]) -> int:
     return sum(1 for a in actions if not isinstance(a, Record | Forget))
 
 
+class _Foretold:
+    """A sliced push's writes told at its start (every key to every target: what a fill writes), so a progress
+    bar has its total before the first slice; the slices' own announcements count against it, and what was
+    told and not planned is taken back at the end."""
+
+    def __init__(self, counter: WriteCounter, writes: int) -> None:
+        self.counter, self.left = counter, writes
+        counter.planned(writes)
+
+    def planned(self, writes: int) -> None:
+        beyond = max(0, writes - self.left)
+        self.left = max(0, self.left - writes)
+        if beyond:
+            self.counter.planned(beyond)
+
+    def written(self, writes: int) -> None:
+        self.counter.written(writes)
+
+    def close(self) -> None:
+        if self.left:
+            self.counter.planned(-self.left)
+            self.left = 0
+
+
 class _WholeSlice:
     """Every key as one slice: the desired contacts of a profile with several sources are merged across all
     of them (a later source may win a contact), so they are not cut into key ranges."""
@@ -254,6 +292,9 @@ class _WholeSlice:
         want = desired if wanted is None else {k: d for k, d in desired.items() if k in wanted}
         self._slice: KeySlice | None = KeySlice(want, previous, None if wanted is None else tuple(sorted(wanted)))
         self.finished = False
+
+    def keys_left(self) -> int:
+        return 0 if self._slice is None else len(self._slice.desired)
 
     def take(self, n: int) -> KeySlice | None:
         piece, self._slice = self._slice, None
