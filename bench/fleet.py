@@ -439,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     if fill_b is not None:
         print(f"\nfill bound {fill_b.seconds:.2f} s = set-up {fill_b.setup:.2f} + max(reading {fill_b.reading:.2f}, "
-              f"per mailbox {fill_b.per_mailbox:.2f}, app-wide {fill_b.app_wide:.2f}, budget {fill_b.budget:.2f})")
+              f"per mailbox {fill_b.per_mailbox:.2f}, app-wide {fill_b.app_wide:.2f}, budget {fill_b.budget:.2f}); "
+              f"one $batch after another per mailbox: {fill_b.batched_serial:.2f} s")
     if reconcile_b is not None:
         print(f"first reconcile bound {reconcile_b.seconds:.2f} s = max(contact delta pages one after another per "
               f"folder {reconcile_b.per_folder:.2f}, app-wide {reconcile_b.app_wide:.2f})")
