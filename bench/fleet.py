@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -133,6 +134,7 @@ class RunResult:
     peak_rss_mb: list[float]  # per worker
     invocations: list[Invocation]
     by_route: dict[str, int]
+    finished: bool = True  # False: the queues were not empty when the run's time was up
     bound: float | None = None
 
     @property
@@ -150,7 +152,7 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         longest = self.longest
         return {
-            "run": self.run, "workers": self.workers, "seconds": round(self.seconds, 3),
+            "run": self.run, "workers": self.workers, "finished": self.finished, "seconds": round(self.seconds, 3),
             "bound_seconds": None if self.bound is None else round(self.bound, 3),
             "ratio_to_bound": None if not self.bound else round(self.seconds / self.bound, 3),
             "requests": self.requests, "round_trips": self.round_trips, "throttled": self.throttled,
@@ -258,15 +260,15 @@ def invocations(fleet: list[Worker], since: float) -> list[Invocation]:
     return found
 
 
-def wait_until_idle(queues: Queues, names: tuple[str, ...], timeout: float) -> None:
-    """Until every queue the triggers listen on is empty (a message in hand counts until it is deleted, and a
-    function's outputs are written before its message is deleted, so empty means done)."""
+def wait_until_idle(queues: Queues, names: tuple[str, ...], timeout: float) -> bool:
+    """Whether every queue the triggers listen on became empty within `timeout` (a message in hand counts until
+    it is deleted, and a function's outputs are written before its message is deleted, so empty means done)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if all(int(queues(n).get_queue_properties().approximate_message_count or 0) == 0 for n in names):
-            return
+            return True
         time.sleep(0.2)
-    raise TimeoutError(f"queues not empty after {timeout:.0f} s")
+    return False
 
 
 def measure_run(name: str, body: str, fleet: list[Worker], queues: Queues, emulator: EmulatorProcess,
@@ -278,13 +280,13 @@ def measure_run(name: str, body: str, fleet: list[Worker], queues: Queues, emula
     cpu_before = emulator.cpu_seconds()
     started = time.time()
     queues(SYNC_SOURCE_QUEUE).send_message(body)
-    wait_until_idle(queues, fleet[0].queues, timeout)
+    finished = wait_until_idle(queues, fleet[0].queues, timeout)
     handled = invocations(fleet, started)
-    ended = max((i.ended for i in handled), default=time.time())
+    ended = max((i.ended for i in handled), default=time.time()) if finished else time.time()
     log = emulator.log()
     return RunResult(name, len(fleet), ended - started, log.requests, log.round_trips, log.throttled,
                      log.contact_writes, emulator.cpu_seconds() - cpu_before, [w.peak_mb() for w in fleet],
-                     handled, dict(log.by_route))
+                     handled, dict(log.by_route), finished)
 
 
 def check_folders(rt: Runtime, emulator: EmulatorProcess, users: int) -> list[str]:
@@ -315,14 +317,17 @@ def fleet_run(options: Options, count: int, connection: str) -> FleetResult:
                     run = measure_run(name, body, fleet, queues, emulator, options.run_timeout)
                     result.runs.append(run)
                     print(f"  K={count} {name}: {run.seconds:.1f} s, {run.requests:,} requests, "
-                          f"{len(run.invocations)} messages", flush=True)
-                poisoned = [q for q in fleet[0].queues if q.endswith(POISON_SUFFIX)]
+                          f"{len(run.invocations)} messages" + ("" if run.finished else ", NOT FINISHED"), flush=True)
+                    if not run.finished:
+                        result.problems.append(f"{name} not finished after {options.run_timeout:.0f} s")
+                        break
+                poison_queues = [q for q in fleet[0].queues if q.endswith(POISON_SUFFIX)]
                 emulator.clear_log()
             result.problems += check_folders(rt, emulator, options.users)
             result.problems += [f"poison: {p.queue} {p.reason}" for p in list_poison(rt.store)]
             result.problems += [f"{i.function} {i.outcome} ({i.error})" for r in result.runs for i in r.failed]
             result.problems += [f"a message reached {i.queue}" for r in result.runs for i in r.invocations
-                                if i.queue in poisoned]
+                                if i.queue in poison_queues]
         finally:
             rt.close()
             queues.delete_all()
@@ -355,8 +360,8 @@ class Goal:
 
 def goals(results: list[FleetResult]) -> list[Goal]:
     runs = [r for fleet in results for r in fleet.runs]
-    fills = [r for r in runs if r.run == "fill" and r.bound]
-    firsts = [r for r in runs if r.run == "first reconcile" and r.bound]
+    fills = [r for r in runs if r.run == "fill" and r.bound and r.finished]
+    firsts = [r for r in runs if r.run == "first reconcile" and r.bound and r.finished]
     out: list[Goal] = []
     if fills:
         best = min(fills, key=lambda r: r.seconds / (r.bound or 1))
@@ -389,8 +394,9 @@ def table(results: list[FleetResult]) -> str:
         for r in fleet.runs:
             longest = r.longest
             ratio = f"{r.seconds / r.bound:.2f}" if r.bound else "-"
+            wall = f"{r.seconds:.1f} s" if r.finished else f"> {r.seconds:.0f} s (not finished)"
             message = "-" if longest is None else f"{longest.seconds:.1f} s, {longest.writes:,} writes"
-            lines.append(f"| {r.workers} | {r.run} | {r.seconds:.1f} s | {ratio} | {r.requests:,} | {r.throttled:,} "
+            lines.append(f"| {r.workers} | {r.run} | {wall} | {ratio} | {r.requests:,} | {r.throttled:,} "
                          f"| {r.contact_writes:,} | {len(r.invocations)} | {message} | {r.most_writes:,} "
                          f"| {max(r.peak_rss_mb):.0f} MB |")
     return "\n".join(lines)
@@ -416,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(args.users, args.targets, args.latency_ms, tuple(int(k) for k in args.workers.split(",") if k),
                       settings, args.run_timeout)
 
+    # A bench run in the background is stopped with SIGTERM: exit through the `finally` blocks, so the workers,
+    # the emulator and a started Azurite stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started, info = datetime.now(UTC), machine()
     print(f"fleet bench: U={options.users} users, T={options.targets} targets ({options.users * options.targets:,} "
           f"writes), latency {options.latency_ms} ms, K in {list(options.workers)}"
@@ -424,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[FleetResult] = []
     fill_b: FillBound | None = None
     reconcile_b: ReconcileBound | None = None
+    command = "python -m bench.fleet " + " ".join(argv if argv is not None else sys.argv[1:])
     with running_azurite() as azurite:
         for count in options.workers:
             fleet = fleet_run(options, count, azurite.connection_string)
@@ -434,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
                 elif run.run == "first reconcile" and reconcile_b is not None:
                     run.bound = reconcile_b.seconds
             results.append(fleet)
+            results.sort(key=lambda f: f.workers)
+            write_results(args.out, command, started, info, options, results, fill_b, reconcile_b)  # each K kept
     rows = goals(results)
     print()
     print(table(results))
@@ -450,21 +462,23 @@ def main(argv: list[str] | None = None) -> int:
     problems = [f"K={f.workers}: {p}" for f in results for p in f.problems]
     if problems:
         print("\nproblems:\n  " + "\n  ".join(problems[:20]))
-    args.out.write_text(json.dumps({
-        "started": started.isoformat(timespec="seconds"),
-        "command": "python -m bench.fleet " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": info, "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "options": {**asdict(options), "workers": list(options.workers)},
-        "host_json_queues": json.loads((ROOT / "host.json").read_text())["extensions"]["queues"],
-        "fill_bound": None if fill_b is None else fill_b.to_json(),
-        "first_reconcile_bound": None if reconcile_b is None else reconcile_b.to_json(),
-        "goals": [asdict(g) for g in rows],
-        "runs": [r.to_json() for f in results for r in f.runs],
-        "problems": problems,
-    }, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {args.out}")
     return 1 if problems else 0
 
+
+def write_results(out: Path, command: str, started: datetime, info: Mapping[str, Any], options: Options,
+                  results: list[FleetResult], fill_b: FillBound | None, reconcile_b: ReconcileBound | None) -> None:
+    out.write_text(json.dumps({
+        "started": started.isoformat(timespec="seconds"), "command": command,
+        "machine": info, "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "options": {**asdict(options), "workers": [f.workers for f in results]},
+        "host_json_queues": json.loads((ROOT / "host.json").read_text())["extensions"]["queues"],
+        "fill_bound": None if fill_b is None else fill_b.to_json(),
+        "first_reconcile_bound": None if reconcile_b is None else reconcile_b.to_json(),
+        "goals": [asdict(g) for g in goals(results)],
+        "runs": [r.to_json() for f in results for r in f.runs],
+        "problems": [f"K={f.workers}: {p}" for f in results for p in f.problems],
+    }, indent=2) + "\n", encoding="utf-8")
 
 if __name__ == "__main__":
     raise SystemExit(main())
