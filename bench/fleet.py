@@ -71,7 +71,7 @@ FILL_GOAL = 1.3  # fill within 1.3 x its bound at some K
 MESSAGE_GOAL_SECONDS = 120.0  # every message under 2 minutes
 RSS_GOAL_MB = 250.0  # peak RSS per worker
 RECONCILE_GOAL = 1.5  # first reconcile within 1.5 x its bound
-WORKER_START_SECONDS = 120.0
+WORKER_STOP_SECONDS = 60.0  # for the invocations in hand to finish once the workers are asked to stop
 
 
 @dataclass(frozen=True)
@@ -198,11 +198,16 @@ class Worker:
     def reset_peak(self) -> None:
         Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")  # Linux: VmHWM starts again from now
 
-    def stop(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()  # the worker lets its invocations finish, then exits
+    def close(self) -> None:
+        """Ask the worker to stop: it takes no more messages, lets its invocations finish, then exits."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+
+    def wait(self, deadline: float) -> None:
+        """Wait for the worker to exit until `deadline` (time.monotonic), then kill it (a run that did not
+        finish leaves invocations that would run for minutes)."""
         try:
-            self.process.wait(timeout=60)
+            self.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
@@ -231,7 +236,10 @@ def workers(count: int, env: Mapping[str, str], prefix: str, workdir: Path) -> I
         yield started
     finally:
         for worker in started:
-            worker.stop()
+            worker.close()
+        deadline = time.monotonic() + WORKER_STOP_SECONDS
+        for worker in started:
+            worker.wait(deadline)
 
 
 def app_settings(emulator: EmulatorProcess, connection: str, workdir: Path, settings: Mapping[str, str]

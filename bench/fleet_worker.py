@@ -176,10 +176,21 @@ class Journal:
         self._file.close()
 
 
+@dataclass(frozen=True)
+class QueueFunction:
+    """A queue-triggered function as the host indexes it: its trigger and its queue outputs by argument."""
+
+    name: str
+    call: Callable[..., Any]
+    trigger_arg: str
+    trigger: Any
+    outputs: dict[str, str]
+
+
 class Listener:
     """One queue trigger: takes messages as the host does and runs its function on the pool."""
 
-    def __init__(self, function: Any, queues: Queues, host: HostQueues, pool: ThreadPoolExecutor,
+    def __init__(self, function: QueueFunction, queues: Queues, host: HostQueues, pool: ThreadPoolExecutor,
                  records: RunRecords, journal: Journal, held: dict[str, Held]) -> None:
         self.function, self.queues, self.host, self.pool = function, queues, host, pool
         self.records, self.journal, self.held = records, journal, held
@@ -290,17 +301,6 @@ def _shape(body: bytes) -> dict[str, Any]:
         return {}
     mailboxes = doc.get("mailboxes")
     return {"type": doc.get("type"), "mailboxes": len(mailboxes) if isinstance(mailboxes, list) else None}
-
-
-@dataclass(frozen=True)
-class QueueFunction:
-    """A queue-triggered function as the host indexes it: its trigger and its queue outputs by argument."""
-
-    name: str
-    call: Callable[..., Any]
-    trigger_arg: str
-    trigger: Any
-    outputs: dict[str, str]
 
 
 def queue_functions() -> list[QueueFunction]:
