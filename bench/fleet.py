@@ -24,6 +24,12 @@ For each run: wall time (the message sent to the last invocation's end) and its 
 longest single message (seconds, and the writes its run records count). After the runs, every target folder
 is read: one contact per user, each once. Nothing here is a timed test; tests/bench/test_fleet_counts.py runs
 this small and checks its counts.
+
+Caveats: every worker, the emulator and Azurite share this machine's CPUs, and Azurite (one Node process)
+serves every worker's state writes and lease renewals, where Azure Table Storage would scale out; on a small,
+busy machine they, not Graph's latency, decide the time (the results keep the load average). A worker's
+peak RSS is reset to its current RSS before each run, so a run's peak includes what earlier runs left
+allocated in that process.
 """
 
 from __future__ import annotations
