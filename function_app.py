@@ -2,16 +2,19 @@
 
 HTTP (function key required): /api/notifications and /api/lifecycle, where Graph posts change notifications
 and lifecycle events; both only enqueue (sync_core/service/webhook.py). Queues: sync-source (sync, reconcile,
-lifecycle) fans out to push-targets; a message that fails maxDequeueCount times lands in `<queue>-poison`,
+lifecycle) fans out to push-targets (a sync's pushes) and reconcile-targets (a reconcile's groups of targets,
+sync_core/service/reconcile_groups.py); a message that fails maxDequeueCount times lands in `<queue>-poison`,
 whose trigger records it for `galsync status`. Timers: the safety-net sync, the nightly reconcile, and the
 subscriptions run, on the schedules the app settings name; and every 20 seconds the stale-pending sweep,
 which sends again the sync of a profile whose worker died with a notified change still pending (a change
 then waits about a lease ttl, not for the safety-net sync). Each finished run leaves one telemetry record
-(sync_core/service/telemetry.py): sync and reconcile through the state store, push and subscriptions here.
+(sync_core/service/telemetry.py): sync and reconcile through the state store, push and subscriptions here,
+and a subscriptions run one record per subscription (its expiry).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -24,6 +27,8 @@ from sync_core.service.process import Process
 from sync_core.service.queue_messages import (
     PUSH_TARGETS_POISON_QUEUE,
     PUSH_TARGETS_QUEUE,
+    RECONCILE_TARGETS_POISON_QUEUE,
+    RECONCILE_TARGETS_QUEUE,
     SYNC_SOURCE_POISON_QUEUE,
     SYNC_SOURCE_QUEUE,
     BadMessage,
@@ -57,29 +62,44 @@ def lifecycle(req: func.HttpRequest, queued: func.Out[list[str]]) -> func.HttpRe
 @app.queue_trigger(arg_name="msg", queue_name=SYNC_SOURCE_QUEUE, connection=STORAGE)
 @app.queue_output(arg_name="push", queue_name=PUSH_TARGETS_QUEUE, connection=STORAGE)
 @app.queue_output(arg_name="resync", queue_name=SYNC_SOURCE_QUEUE, connection=STORAGE)
-def sync_source(msg: func.QueueMessage, push: func.Out[list[str]], resync: func.Out[list[str]]) -> None:
+@app.queue_output(arg_name="reconcile", queue_name=RECONCILE_TARGETS_QUEUE, connection=STORAGE)
+def sync_source(msg: func.QueueMessage, push: func.Out[list[str]], resync: func.Out[list[str]],
+                reconcile: func.Out[list[str]]) -> None:
     outcome = queue_work.run_source_message(process.runtime(), msg.get_body(), message_id=msg.id or "",
                                             dequeue_count=msg.dequeue_count or 0)
     if outcome.push:
         push.set(list(outcome.push))
     if outcome.resync:
         resync.set(list(outcome.resync))
+    if outcome.reconcile:
+        reconcile.set(list(outcome.reconcile))
 
 
 @app.function_name("push_targets")
 @app.queue_trigger(arg_name="msg", queue_name=PUSH_TARGETS_QUEUE, connection=STORAGE)
-def push_targets(msg: func.QueueMessage) -> None:
+@app.queue_output(arg_name="rest", queue_name=PUSH_TARGETS_QUEUE, connection=STORAGE)
+def push_targets(msg: func.QueueMessage, rest: func.Out[str]) -> None:
     rt = process.runtime()
     body = msg.get_body()
     started, before = rt.now_iso(), _graph_counters(rt)
     try:
-        report = queue_work.run_push_message(rt, body, message_id=msg.id or "", dequeue_count=msg.dequeue_count or 0)
+        part = queue_work.run_push_message(rt, body, message_id=msg.id or "", dequeue_count=msg.dequeue_count or 0)
     except Exception as error:
         _push_telemetry(rt, body, started, before, "failed", {}, str(error))
         raise
-    if report is not None:
+    if part is not None:
+        report = part.report
         _push_telemetry(rt, body, started, before, "partial" if report.counts["failed"] else "ok",
-                        dict(report.counts), "; ".join(report.errors[:5]))
+                        dict(report.counts), "; ".join(report.errors[:5]), report.propagation_ms)
+        if part.rest is not None:  # the message's writes are done; the next message does the rest
+            rest.set(json.dumps(part.rest.to_json()))
+
+
+@app.function_name("reconcile_targets")
+@app.queue_trigger(arg_name="msg", queue_name=RECONCILE_TARGETS_QUEUE, connection=STORAGE)
+def reconcile_targets(msg: func.QueueMessage) -> None:
+    queue_work.run_reconcile_group_message(process.runtime(), msg.get_body(), message_id=msg.id or "",
+                                           dequeue_count=msg.dequeue_count or 0)
 
 
 @app.function_name("sync_source_poison")
@@ -93,6 +113,12 @@ def sync_source_poison(msg: func.QueueMessage) -> None:
 def push_targets_poison(msg: func.QueueMessage) -> None:
     poison.record_from_poison_queue(process.runtime().store, PUSH_TARGETS_POISON_QUEUE, msg.id or "",
                                     msg.get_body())
+
+
+@app.function_name("reconcile_targets_poison")
+@app.queue_trigger(arg_name="msg", queue_name=RECONCILE_TARGETS_POISON_QUEUE, connection=STORAGE)
+def reconcile_targets_poison(msg: func.QueueMessage) -> None:
+    queue_work.record_reconcile_poison(process.runtime(), msg.get_body(), message_id=msg.id or "")
 
 
 @app.function_name("sync_timer")
@@ -128,12 +154,14 @@ def subscriptions_timer(timer: func.TimerRequest) -> None:
         report = queue_work.run_subscriptions(rt)
     except Exception as error:
         _telemetry(rt, Run(run_id, "", "subscriptions", started, rt.now_iso(), "failed", {}, str(error)), before)
+        _subscription_telemetry(rt, run_id)
         raise
     for resource, reason in report.failed:
         log.error("subscription for %s not in place: %s", resource, reason)
     if not report.busy:
         _telemetry(rt, Run(run_id, "", "subscriptions", started, rt.now_iso(),
                            "partial" if report.failed else "ok", report.counts()), before)
+        _subscription_telemetry(rt, run_id)
 
 
 def _respond(req: func.HttpRequest, queued: func.Out[list[str]], *, lifecycle: bool) -> func.HttpResponse:
@@ -153,22 +181,31 @@ def _respond(req: func.HttpRequest, queued: func.Out[list[str]], *, lifecycle: b
 
 
 def _push_telemetry(rt: Runtime, body: bytes, started: str, before: Mapping[str, int], outcome: str,
-                    counts: Mapping[str, int], error: str) -> None:
+                    counts: Mapping[str, int], error: str, propagation_ms: int | None = None) -> None:
     """A push run's record: pushes are not recorded in the state store, so the trigger hands it over."""
     try:
         message = parse_push_message(body)
     except BadMessage:
         return  # recorded as poison; not a run
     _telemetry(rt, Run(message.run_id, message.profile, "push", started, rt.now_iso(), outcome, counts,
-                       error or None), before)
+                       error or None), before, notified_at=message.notified_at, propagation_ms=propagation_ms)
 
 
-def _telemetry(rt: Runtime, run: Run, before: Mapping[str, int]) -> None:
+def _telemetry(rt: Runtime, run: Run, before: Mapping[str, int], *, notified_at: str | None = None,
+               propagation_ms: int | None = None) -> None:
     try:
         after = _graph_counters(rt)
-        telemetry.emit_run(run, {k: after.get(k, 0) - before.get(k, 0) for k in telemetry.GRAPH_COUNTERS})
+        telemetry.emit_run(run, {k: after.get(k, 0) - before.get(k, 0) for k in telemetry.GRAPH_COUNTERS},
+                           notified_at=notified_at, propagation_ms=propagation_ms)
     except Exception:  # telemetry never fails a run
         log.warning("no telemetry record for run %s", run.run_id, exc_info=True)
+
+
+def _subscription_telemetry(rt: Runtime, run_id: str) -> None:
+    try:
+        telemetry.emit_subscriptions(rt.store, run_id)
+    except Exception:  # telemetry never fails a run
+        log.warning("no subscription records for run %s", run_id, exc_info=True)
 
 
 def _graph_counters(rt: Runtime) -> Mapping[str, int]:

@@ -9,7 +9,7 @@ counted in CPU seconds, best of five (the machine is shared: wall time would mea
 - plan (fill / quiet / 1% changed): `plan_target` for one mailbox against its records.
 
 Memory (goal: peak RSS under 300 MB, flat in the number of users): for each size, a fresh emulator process
-holds the users and a fresh galsync process reads them, so each peak (VmHWM, see `_peak_mb`) is galsync's:
+holds the users and a fresh galsync process reads them, so each peak (VmHWM, see `peak_mb`) is galsync's:
 - reader: `read_source` walks the whole /users/delta, mapping it a chunk at a time (handed on to nothing);
 - sync: a first `sync_profile` with no targets (read, compare, store every source record).
 
@@ -196,7 +196,7 @@ def _rss_child(mode: str) -> None:
     rt = Runtime.from_settings(Settings.from_env(env), config=parse_config(CONFIG, "bench.toml"))
     profile = rt.config.profile(PROFILE)
     rt.client.get("/users", params={"$top": "1", "$select": "id"})  # sign in, open a connection: the baseline
-    baseline = _peak_mb()
+    baseline = peak_mb()
     started = time.perf_counter()
     if mode == "reader":
         read = read_source(rt.client, rt.store, profile, profile.sources[0], {}, full=True,
@@ -205,11 +205,11 @@ def _rss_child(mode: str) -> None:
         report = sync_profile(rt, PROFILE, InlineFanOut(rt))
         read = report.changed
     seconds = time.perf_counter() - started
-    print(json.dumps({"read": read, "baseline_mb": baseline, "peak_mb": _peak_mb(), "seconds": seconds}))
+    print(json.dumps({"read": read, "baseline_mb": baseline, "peak_mb": peak_mb(), "seconds": seconds}))
     rt.close()
 
 
-def _peak_mb() -> float:
+def peak_mb() -> float:
     """This process's peak resident memory in MB.
 
     ru_maxrss survives exec on Linux: a child started by a big parent reports the parent's size until it

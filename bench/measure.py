@@ -1,7 +1,8 @@
 """One benchmark run measured: wall time, CPU time on each side, and what the emulator's log counted.
 
 Wall time is what an admin waits; the two CPU times say who was busy meanwhile (galsync in this process,
-Graph in the emulator's); the log's counts are exact and are what the tests in tests/bench check.
+Graph in the emulator's), and the client's is split by role (read, plan, record, send: sync_core/cpu_roles.py)
+across all its threads; the log's counts are exact and are what the tests in tests/bench check.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from sync_core import cpu_roles
 
 from .emulator_process import EmulatorProcess, LogSummary
 
@@ -53,11 +56,23 @@ class RunResult:
     run: str  # fill | quiet | one change | first reconcile | reconcile
     strategy: str  # galsync | naive
     seconds: float
-    client_cpu: float  # CPU seconds of this process (galsync or the naive script) during the run
-    main_thread_cpu: float  # the part of it spent in the thread that ran the use case (the rest: $batch threads)
+    client_cpu: float  # CPU seconds of this process (galsync or the naive script) during the run, all threads
     emulator_cpu: float
     log: LogSummary
     outcome: Mapping[str, int] = field(default_factory=dict)  # the strategy's own counts (created, ...)
+    # The client's CPU seconds by role (cpu_roles.ROLES), from every thread; what no role covers is `other`.
+    cpu_by_role: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def cpu_other(self) -> float:
+        """Client CPU outside every role: set-up, leases, thread hand-offs, and code no role marks."""
+        return max(self.client_cpu - sum(self.cpu_by_role.values()), 0.0)
+
+    @property
+    def cpu_per_write_ms(self) -> float | None:
+        """Client CPU per contact write, in milliseconds (None for a run that wrote nothing)."""
+        writes = self.log.contact_writes
+        return self.client_cpu * 1000 / writes if writes else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,7 +80,8 @@ class RunResult:
             "strategy": self.strategy,
             "seconds": round(self.seconds, 3),
             "client_cpu_seconds": round(self.client_cpu, 3),
-            "main_thread_cpu_seconds": round(self.main_thread_cpu, 3),
+            "client_cpu_by_role_seconds": {**{k: round(v, 3) for k, v in self.cpu_by_role.items()},
+                                           "other": round(self.cpu_other, 3)},
             "emulator_cpu_seconds": round(self.emulator_cpu, 3),
             "requests": self.log.requests,
             "round_trips": self.log.round_trips,
@@ -87,15 +103,17 @@ def cpu_seconds() -> float:
 
 def measure(emulator: EmulatorProcess, run: str, strategy: str, work: Callable[[], Mapping[str, int]]
             ) -> RunResult:
-    """Run `work` with a fresh request log and return what it cost."""
+    """Run `work` with a fresh request log and return what it cost, the client's CPU by role included."""
     emulator.clear_log()
-    emulator_before, client_before, thread_before = emulator.cpu_seconds(), cpu_seconds(), time.thread_time()
-    started = time.perf_counter()
-    outcome = work()
-    seconds = time.perf_counter() - started
-    thread_cpu, client_cpu = time.thread_time() - thread_before, cpu_seconds() - client_before
+    emulator_before, client_before = emulator.cpu_seconds(), cpu_seconds()
+    with cpu_roles.accounting() as ledger:
+        started = time.perf_counter()
+        outcome = work()
+        seconds = time.perf_counter() - started
+        client_cpu = cpu_seconds() - client_before
     emulator_cpu = emulator.cpu_seconds() - emulator_before
-    return RunResult(run, strategy, seconds, client_cpu, thread_cpu, emulator_cpu, emulator.log(), dict(outcome))
+    return RunResult(run, strategy, seconds, client_cpu, emulator_cpu, emulator.log(), dict(outcome),
+                     ledger.seconds())
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sync_core import cpu_roles
+
 from . import core_speed, emulator_process
 from .bound import FillBound, fill_bound
 from .galsync import galsync_runs, reconcile_once, runtime, sync_once
@@ -38,7 +40,20 @@ from .phases import profile_phases
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
 WEBHOOK_BENCH = ROOT / "bench" / "webhook_burst.py"  # the function app's benchmark: run, never rewritten here
-FILL_GOAL = 1.5  # wall time within 1.5x of the bound (docs/performance.md)
+# The single-process fill (docs/performance.md): this 2-CPU machine runs the emulator beside galsync, so the
+# bound (Graph's limits) cannot be reached here by any client; what it can judge is galsync against the naive
+# script on the same emulator, and galsync's own CPU per contact write.
+FILL_WALL_GOAL = 1.0  # fill wall time at most the naive baseline's
+CPU_PER_WRITE_GOAL_MS = 0.04  # client CPU per contact write, all threads
+CPU_GOAL_WRITES = 50_000  # judged from the goal's size up (U=500, T=100): below, fixed costs weigh more
+# What each role of the client's CPU holds (sync_core/cpu_roles.py), as the table says it.
+ROLE_NOTES = {
+    cpu_roles.READ: "(sources: map, fingerprint, store)",
+    cpu_roles.PLAN: "(pushes: desired contacts, plans, requests)",
+    cpu_roles.RECORD: "(target records: in flight, answers)",
+    cpu_roles.SEND: "(Graph calls: $batch, JSON, HTTP)",
+    "other": "(set-up, leases, threads)",
+}
 RECONCILE_GOAL = 0.5  # a quiet nightly reconcile in at most half the naive full re-read's wall time
 
 
@@ -131,28 +146,43 @@ def goals(options: Options, galsync: StrategyRuns, naive: StrategyRuns | None, b
         return pick(found) if found is not None else None
 
     def add(run: str, measure: str, pick: Callable[[RunResult], float], goal: str = "",
-            met: Callable[[float], bool] | None = None, unit: str = "", naive_run: str | None = None) -> None:
+            met: Callable[[float], bool] | None = None, unit: str = "", naive_run: str | None = None,
+            compared: bool = True) -> None:
         result = galsync.result(run)
         if result is None:
             return
         value = pick(result)
         out.append(Goal(run, measure, value, goal, met(value) if met is not None else None,
-                        naive_value(naive_run or run, pick), unit))
+                        naive_value(naive_run or run, pick) if compared else None, unit))
 
     fill = galsync.result("fill")
-    if fill is not None and bound is not None and bound.seconds <= 0:
-        add("fill", "wall time", lambda r: round(r.seconds, 2), "(no latency: no bound)", unit="s")
-    elif fill is not None and bound is not None:
-        limit = FILL_GOAL * bound.seconds
-        add("fill", "wall time", lambda r: round(r.seconds, 2),
-            f"<= {FILL_GOAL} x bound {bound.seconds:.2f} s = {limit:.2f} s (now {fill.seconds / bound.seconds:.1f} x)",
-            lambda v: v <= limit, "s")
+    naive_fill = naive_value("fill", lambda r: r.seconds)
+    if fill is not None:
+        of_bound = f"; bound {bound.seconds:.2f} s, now {fill.seconds / bound.seconds:.1f} x" \
+            if bound is not None and bound.seconds > 0 else ""
+        if options.latency_ms == 0:  # without latency the run measures CPU, not waiting
+            add("fill", "wall time", lambda r: round(r.seconds, 2), "(no latency: not judged)", unit="s")
+        elif naive_fill is None:
+            add("fill", "wall time", lambda r: round(r.seconds, 2), f"<= naive (not run){of_bound}", unit="s")
+        else:
+            limit = FILL_WALL_GOAL * naive_fill
+            add("fill", "wall time", lambda r: round(r.seconds, 2), f"<= naive {limit:.2f} s{of_bound}",
+                lambda v: v <= limit, "s")
+        per_write = f"<= {CPU_PER_WRITE_GOAL_MS:g} ms"
+        judged = fill.log.contact_writes >= CPU_GOAL_WRITES
+        add("fill", "client CPU per contact write", lambda r: round(r.cpu_per_write_ms or 0.0, 4),
+            per_write if judged else f"({per_write} from {CPU_GOAL_WRITES:,} writes)",
+            (lambda v: v <= CPU_PER_WRITE_GOAL_MS) if judged else None, "ms")
     add("fill", "Graph requests", lambda r: r.log.requests)
     add("fill", "HTTP round trips", lambda r: r.log.round_trips)
     add("fill", "contact writes", lambda r: r.log.contact_writes, f"= U x T = {u * t:,}", lambda v: v == u * t)
     add("fill", "throttled (429)", lambda r: r.log.throttled)
     add("fill", "client CPU, all threads", lambda r: round(r.client_cpu, 2), unit="s")
-    add("fill", "client CPU, use-case thread", lambda r: round(r.main_thread_cpu, 2), unit="s")
+    # The naive script shares only galsync's Graph client: its send compares, the rest of its work is "other".
+    for name in cpu_roles.ROLES:
+        add("fill", f"client CPU: {name}", lambda r, n=name: round(r.cpu_by_role.get(n, 0.0), 2),
+            ROLE_NOTES[name], unit="s", compared=name == cpu_roles.SEND)
+    add("fill", "client CPU: other", lambda r: round(r.cpu_other, 2), ROLE_NOTES["other"], unit="s", compared=False)
     add("fill", "emulator CPU", lambda r: round(r.emulator_cpu, 2), unit="s")
     reads = SOURCES + GROUP_WATCHES
     add("quiet", "Graph requests", lambda r: r.log.requests,
@@ -227,6 +257,8 @@ def table(rows: list[Goal]) -> str:
 def _number(value: float, unit: str) -> str:
     if unit == "s":
         return f"{value:.2f} s" if value >= 0.1 else f"{value:.3f} s"
+    if unit == "ms":
+        return f"{value:.4f} ms"
     if unit == "/s":
         return f"{value:,.0f}/s"
     if unit == "MB":

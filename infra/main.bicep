@@ -21,10 +21,14 @@ param location string
 @description('Object id of the person (or pipeline) running azd: gets Key Vault Secrets Officer on the vault to store the credentials and the webhook key. Empty: no role.')
 param principalId string = ''
 
-@description('Most on-demand instances of each function group (the HTTP pair, each queue trigger, each timer); Flex Consumption allows 1 to 1000 and defaults to 100. Always-ready instances do not count. The push-targets group is the one that grows: one instance per waiting chunk of targets (GALSYNC_TARGETS_PER_MESSAGE); Graph limits each mailbox, not the instances, so more instances only finish a fill sooner.')
+@description('Most on-demand instances of each function group (the HTTP pair, each queue trigger, each timer); Flex Consumption allows 1 to 1000. Always-ready instances do not count. The push-targets group is the one that grows (one instance per 2 waiting messages, host.json batchSize). 10 instances of 41 calls reach Graph\'s app-wide rate; more would only share the same rate (docs/performance.md, "The fleet on Flex Consumption").')
 @minValue(1)
 @maxValue(1000)
-param maximumInstanceCount int = 100
+param maximumInstanceCount int = 10
+
+@description('Graph $batch calls the whole fleet may have in flight: each instance gets this divided by maximumInstanceCount as GALSYNC_MAX_CONCURRENCY, so more instances share the budget instead of multiplying it; a push message gets that divided by the 10 messages an instance runs as its mailboxes (GALSYNC_TARGETS_PER_MESSAGE, 4 at the defaults) and 3,000 writes per mailbox (GALSYNC_WRITES_PER_MESSAGE, 12,000), so it ends in under 2 minutes at 100 ms. 418 calls of 20 requests send Graph\'s app-wide rate (130,000 requests per 10 s) when a request takes 100 ms; where requests are faster the same calls ask more (3.3 x the rate at 30 ms, answered with 429s): use 126 there, with maximumInstanceCount 3 so that messages keep 4 mailboxes.')
+@minValue(1)
+param fleetCallsInFlight int = 418
 
 @description('Always-ready instances for the HTTP functions (the webhook Graph calls). 0: the webhook starts on demand, and the first notification after an idle spell waits for a cold start (a few seconds; Graph allows 3 s for notifications and 10 s for the validation request). 1 keeps one instance warm, billed whether it works or not (see the README, "Cost").')
 @minValue(0)
@@ -94,9 +98,6 @@ param authorityHost string = ''
 @description('GALSYNC_GRAPH_BASE_URL: override of the cloud\'s Graph root; empty for the cloud\'s own.')
 param graphBaseUrl string = ''
 
-@description('GALSYNC_MAX_CONCURRENCY: most Graph calls in flight per instance; within it 4 per target mailbox.')
-param maxConcurrency string = '325'
-
 @description('GALSYNC_RETRY_MAX_ATTEMPTS: most attempts of one Graph request.')
 param retryMaxAttempts string = '6'
 
@@ -118,11 +119,8 @@ param reconcileSchedule string = '0 0 2 * * *'
 @description('GALSYNC_SUBSCRIPTIONS_SCHEDULE: create, renew and clean Graph subscriptions (NCRONTAB).')
 param subscriptionsSchedule string = '0 30 */4 * * *'
 
-@description('GALSYNC_TARGETS_PER_MESSAGE: target mailboxes per push-targets queue message.')
-param targetsPerMessage string = '50'
-
-@description('GALSYNC_WRITES_PER_MESSAGE: most contact writes one push-targets message carries (fewer targets per message when each needs many).')
-param writesPerMessage string = '25000'
+@description('GALSYNC_RECONCILE_TARGETS_PER_MESSAGE: target mailboxes per reconcile-targets queue message (the nightly reconcile\'s groups).')
+param reconcileTargetsPerMessage string = '25'
 
 @description('GALSYNC_LOG_LEVEL: level of galsync\'s own loggers.')
 @allowed(['DEBUG', 'INFO', 'WARNING', 'ERROR'])
@@ -249,7 +247,7 @@ module api 'app/function-app.bicep' = {
     graphCloud: graphCloud
     authorityHost: authorityHost
     graphBaseUrl: graphBaseUrl
-    maxConcurrency: maxConcurrency
+    fleetCallsInFlight: fleetCallsInFlight
     retryMaxAttempts: retryMaxAttempts
     retryMaxSeconds: retryMaxSeconds
     httpTimeoutSeconds: httpTimeoutSeconds
@@ -257,8 +255,7 @@ module api 'app/function-app.bicep' = {
     syncSchedule: syncSchedule
     reconcileSchedule: reconcileSchedule
     subscriptionsSchedule: subscriptionsSchedule
-    targetsPerMessage: targetsPerMessage
-    writesPerMessage: writesPerMessage
+    reconcileTargetsPerMessage: reconcileTargetsPerMessage
     logLevel: logLevel
   }
   // The app's first start reads storage, Key Vault and App Insights with the identity: grant first.

@@ -26,6 +26,15 @@ UNRESOLVED_REFERENCE_PREFIX = "@Microsoft.KeyVault("
 # every third of it while the work runs, so that no work is too long for its lease.
 LEASE_SECONDS = 60.0
 
+# Writes a push message may do per target mailbox. A message writes each of its mailboxes one `$batch` of 20
+# at a time and Graph runs 4 of them at once: 6 round trips of 100 ms per 20 writes at 100 ms per request,
+# so 3,000 writes a mailbox are 150 calls, 90 s, and a message ends in under 2 minutes with 30 s left for
+# set-up and the state store. GALSYNC_WRITES_PER_MESSAGE is this times GALSYNC_TARGETS_PER_MESSAGE.
+MAILBOX_WRITES_PER_MESSAGE = 3_000
+# The command line's mailboxes per message: its messages all run side by side in one process, so a message
+# of many mailboxes costs nothing there, and fewer parts mean fewer lease hand-offs.
+COMMAND_LINE_TARGETS_PER_MESSAGE = 50
+
 
 class SettingsError(ValueError):
     """A setting has a value galsync cannot use; the message names the setting."""
@@ -76,10 +85,19 @@ SPECS: tuple[Spec, ...] = (
     Spec("GALSYNC_WEBHOOK_BASE_URL", "", "Public https base URL of the function app, e.g. https://x.azurewebsites.net."),
     Spec("GALSYNC_WEBHOOK_KEY", "", "Function key appended to the notification URLs; a Key Vault reference.",
          secret=True),
-    Spec("GALSYNC_TARGETS_PER_MESSAGE", "50", "Target mailboxes per push-targets queue message."),
-    Spec("GALSYNC_WRITES_PER_MESSAGE", "25000",
-         "Most contact writes one push-targets message carries: fewer targets per message when each needs many "
-         "(a message's writes are held in memory, about 1.5-1.8 KB each)."),
+    Spec("GALSYNC_TARGETS_PER_MESSAGE", str(COMMAND_LINE_TARGETS_PER_MESSAGE),
+         "Target mailboxes per push-targets queue message; a message keeps one $batch call in flight per mailbox, "
+         "so in Azure it is an instance's calls (GALSYNC_MAX_CONCURRENCY) / the messages it runs at once (Bicep "
+         "derives it)."),
+    Spec("GALSYNC_WRITES_PER_MESSAGE", str(COMMAND_LINE_TARGETS_PER_MESSAGE * MAILBOX_WRITES_PER_MESSAGE),
+         "Most contact writes one push-targets message does, its mailboxes advancing together; it hands the rest "
+         "to a message of its own. Rule: at most 3,000 per mailbox (GALSYNC_TARGETS_PER_MESSAGE x 3,000) keeps "
+         "a message under 2 minutes at 100 ms per request: a mailbox takes a $batch of 20 writes at a time, "
+         "4 at once, 6 x 100 ms per 20 writes, so 3,000 writes are 90 s."),
+    Spec("GALSYNC_RECONCILE_TARGETS_PER_MESSAGE", "25",
+         "Target mailboxes per reconcile-targets queue message (the nightly reconcile's groups, 1 to 1000). 25: a "
+         "first reconcile at 5,000 contacts is about 26 requests per target, so 65 s at 100 ms per request even "
+         "one target after another, about 5 s side by side."),
     Spec("GALSYNC_LOG_LEVEL", "INFO", "Log level of galsync's own loggers."),
 )
 
@@ -116,6 +134,7 @@ class Settings:
     webhook_key: str
     targets_per_message: int
     writes_per_message: int
+    reconcile_targets_per_message: int
     log_level: str
 
     @classmethod
@@ -146,6 +165,9 @@ class Settings:
             raise SettingsError(
                 f"GALSYNC_GRAPH_CLOUD is {self.graph_cloud!r}; expected global, usgov, usgovdod or china"
             )
+        if not 1 <= self.reconcile_targets_per_message <= 1000:
+            raise SettingsError(f"GALSYNC_RECONCILE_TARGETS_PER_MESSAGE is {self.reconcile_targets_per_message}; "
+                                "expected a whole number from 1 to 1000")
         if not (self.state.startswith("sqlite:") or self.state == "table:"):
             raise SettingsError(f"GALSYNC_STATE is {self.state!r}; expected sqlite:PATH or table:")
 

@@ -63,11 +63,14 @@ class CrashingGraph:
     """Counts Graph writes ($batch inner requests and plain POST/PATCH/DELETE); dies after the `crash_at`-th.
 
     With `reads=True` every Graph call counts, GETs included, so a crash can also land between two pages of
-    a delta read or between a read and the write it decided.
+    a delta read or between a read and the write it decided. `methods` narrows what counts to those methods
+    (e.g. {"DELETE"}: die right after the N-th delete, whatever was read or probed before it).
     """
 
-    def __init__(self, client: GraphClient, crash_at: int | None, *, reads: bool = False) -> None:
+    def __init__(self, client: GraphClient, crash_at: int | None, *, reads: bool = False,
+                 methods: set[str] | None = None) -> None:
         self.client, self.crash_at, self.reads, self.calls = client, crash_at, reads, 0
+        self.methods = None if methods is None else {m.upper() for m in methods}
         self._lock = threading.Lock()
         self._batch, self._request = client.batch, client.request
         client.batch = self.batch  # type: ignore[method-assign]
@@ -84,18 +87,26 @@ class CrashingGraph:
     def _counted_batch(self, requests: Any) -> Any:
         if self.crash_at is not None and self.calls >= self.crash_at:
             raise Crash("the worker is dead: no more requests")
-        if self.crash_at is not None and self.calls + len(requests) >= self.crash_at:
-            self._batch(list(requests)[: self.crash_at - self.calls])
+        requests = list(requests)
+        counted = [n for n, r in enumerate(requests) if self.methods is None or r.method.upper() in self.methods]
+        if self.crash_at is not None and self.calls + len(counted) >= self.crash_at:
+            last = counted[self.crash_at - self.calls - 1]
+            self._batch(requests[: last + 1])
             self.calls = self.crash_at
             raise Crash(f"after Graph call {self.crash_at}")
-        self.calls += len(requests)
+        self.calls += len(counted)
         return self._batch(requests)
+
+    def _counts(self, method: str) -> bool:
+        if self.methods is not None:
+            return method.upper() in self.methods
+        return self.reads or method.upper() != "GET"
 
     def _counted_request(self, method: str, *args: Any, **kwargs: Any) -> Any:
         if self.crash_at is not None and self.calls >= self.crash_at:
             raise Crash("the worker is dead: no more requests")
         result = self._request(method, *args, **kwargs)
-        if self.reads or method.upper() != "GET":
+        if self._counts(method):
             self.calls += 1
             if self.calls == self.crash_at:
                 raise Crash(f"after Graph call {self.calls} ({method})")

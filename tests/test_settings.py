@@ -57,3 +57,10 @@ def test_a_subscriptions_run_before_the_key_is_stored_registers_nothing(graph: G
     finally:
         rt.close()
     assert graph.tenant.subscriptions.list() == []
+
+
+@pytest.mark.parametrize("value", ["0", "1001"])
+def test_a_reconcile_group_size_outside_1_to_1000_is_refused_by_name(value: str) -> None:
+    with pytest.raises(SettingsError, match="GALSYNC_RECONCILE_TARGETS_PER_MESSAGE is .*expected"):
+        Settings.from_env({"GALSYNC_RECONCILE_TARGETS_PER_MESSAGE": value})
+    assert Settings.from_env({}).reconcile_targets_per_message == 25

@@ -12,7 +12,9 @@ param deploymentContainerName string
 param applicationInsightsName string
 @description('Key Vault URI, ending in a slash.')
 param keyVaultUri string
-param maximumInstanceCount int = 100
+param maximumInstanceCount int = 10
+@description('Graph $batch calls in flight for the whole fleet, shared out among maximumInstanceCount instances.')
+param fleetCallsInFlight int = 418
 @description('Always-ready instances of the HTTP function group (Flex Consumption names the group \'http\').')
 param httpAlwaysReadyInstances int = 0
 param instanceMemoryMB int = 2048
@@ -25,7 +27,6 @@ param usesCertificatePassword bool
 param graphCloud string
 param authorityHost string
 param graphBaseUrl string
-param maxConcurrency string
 param retryMaxAttempts string
 param retryMaxSeconds string
 param httpTimeoutSeconds string
@@ -33,8 +34,7 @@ param tablePrefix string
 param syncSchedule string
 param reconcileSchedule string
 param subscriptionsSchedule string
-param targetsPerMessage string
-param writesPerMessage string
+param reconcileTargetsPerMessage string
 param logLevel string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -61,6 +61,16 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 var tableEndpoint = storage.properties.primaryEndpoints.table
+// Push messages one instance runs at once: host.json's batchSize + newBatchThreshold (a test checks).
+var messagesPerInstance = 10
+// The fleet's budget shared out: at most maximumInstanceCount push instances, so the fleet never keeps more
+// than fleetCallsInFlight calls in flight, however far it scales (docs/performance.md).
+var callsPerInstance = max(1, fleetCallsInFlight / maximumInstanceCount)
+// A push message keeps one call in flight per mailbox, so an instance's messages x their mailboxes use its
+// calls (41 / 10 = 4 at the defaults) and none waits for another's; 3,000 writes a mailbox keep a message
+// under 2 minutes at 100 ms per request (MAILBOX_WRITES_PER_MESSAGE in sync_core/settings.py; a test checks).
+var targetsPerMessage = max(1, callsPerInstance / messagesPerInstance)
+var mailboxWritesPerMessage = 3000
 var secretsUri = '${keyVaultUri}secrets'
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
@@ -161,6 +171,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Platform: telemetry with Entra auth; the connection string only locates the resource (local auth is off).
     APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    // Platform: the Python worker runs each (synchronous) invocation on a thread of this pool; its own default
+    // follows the CPU count (5 threads on a one-core instance), which would leave messages the host fetched
+    // waiting. host.json's batchSize + newBatchThreshold: every message an instance holds runs.
+    PYTHON_THREADPOOL_THREAD_COUNT: string(messagesPerInstance)
 
     // galsync (sync_core/settings.py), in its order.
     GALSYNC_CONFIG_PATH: configPath
@@ -176,7 +190,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     GALSYNC_GRAPH_BASE_URL: graphBaseUrl
     // Only the local Graph emulator needs an extra CA.
     GALSYNC_GRAPH_CA_BUNDLE: ''
-    GALSYNC_MAX_CONCURRENCY: maxConcurrency
+    GALSYNC_MAX_CONCURRENCY: string(callsPerInstance)
     GALSYNC_RETRY_MAX_ATTEMPTS: retryMaxAttempts
     GALSYNC_RETRY_MAX_SECONDS: retryMaxSeconds
     GALSYNC_HTTP_TIMEOUT_SECONDS: httpTimeoutSeconds
@@ -191,8 +205,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     GALSYNC_WEBHOOK_BASE_URL: 'https://${functionApp.properties.defaultHostName}'
     // The function key Graph appends to the notification URLs; stored by infra/hooks/postdeploy.sh.
     GALSYNC_WEBHOOK_KEY: '@Microsoft.KeyVault(SecretUri=${secretsUri}/galsync-webhook-key/)'
-    GALSYNC_TARGETS_PER_MESSAGE: targetsPerMessage
-    GALSYNC_WRITES_PER_MESSAGE: writesPerMessage
+    GALSYNC_TARGETS_PER_MESSAGE: string(targetsPerMessage)
+    GALSYNC_WRITES_PER_MESSAGE: string(targetsPerMessage * mailboxWritesPerMessage)
+    GALSYNC_RECONCILE_TARGETS_PER_MESSAGE: reconcileTargetsPerMessage
     GALSYNC_LOG_LEVEL: logLevel
   }
 }

@@ -1,5 +1,5 @@
 // Host storage of the function app and galsync's state: keyless (Entra only), HTTPS with TLS 1.2, nothing
-// public. Holds the deployment package container, the two work queues (and their poison queues, created
+// public. Holds the deployment package container, the three work queues (and their poison queues, created
 // here so that they exist before the first failure), and the state tables galsync creates at run time.
 param name string
 param location string
@@ -10,12 +10,14 @@ param deploymentContainerName string
 @allowed(['Standard_GZRS', 'Standard_RAGZRS', 'Standard_GRS', 'Standard_RAGRS'])
 param skuName string = 'Standard_GZRS'
 
-// Queues the function app reads: sync_source and push_targets work items.
+// Queues the function app reads: sync_source, push_targets and reconcile_targets work items.
 var queueNames = [
   'sync-source'
   'sync-source-poison'
   'push-targets'
   'push-targets-poison'
+  'reconcile-targets'
+  'reconcile-targets-poison'
 ]
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {

@@ -1,6 +1,7 @@
 // The galsync workbook (Azure portal > Monitor > Workbooks, or the Application Insights resource > Workbooks):
-// runs over time by outcome, writes per run, failing mailboxes, Graph throttling, run durations, the
-// subscriptions runs, the webhook's answers and the queues' depth. Its queries (workbook.json) read the
+// runs over time by outcome, writes per run, failing mailboxes, Graph throttling, run durations, propagation
+// p50/p95 (notification to the last write on the phones), the subscriptions runs and each profile's soonest
+// subscription expiry, the webhook's answers and the queues' depth. Its queries (workbook.json) read the
 // records galsync emits; a test keeps them in step with the code.
 param location string
 param tags object = {}

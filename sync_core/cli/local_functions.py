@@ -10,6 +10,7 @@ same `run_source_message` / `run_push_message` the queue triggers use. Only the 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import queue
 import ssl
@@ -124,17 +125,19 @@ class LocalFunctions:
                 self._busy -= 1
                 self._idle.notify_all()
 
-    def _run_push(self, body: str) -> None:
-        error = None
-        writes = 0
-        try:
-            report = run_push_message(self.rt, body)
-            writes = report.writes if report is not None else 0
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            log.error("push-targets message failed: %s", error)
-        with self._lock:
-            self.processed.append(Processed("push-targets", time.monotonic(), error, writes))
+    def _run_push(self, body: str | None) -> None:
+        """A push-targets message, then each message it hands the rest of its work on to (as the queue would)."""
+        while body is not None:
+            error, writes = None, 0
+            try:
+                part = run_push_message(self.rt, body)
+                writes = part.report.writes if part is not None else 0
+                body = json.dumps(part.rest.to_json()) if part is not None and part.rest is not None else None
+            except Exception as exc:
+                error, body = f"{type(exc).__name__}: {exc}", None
+                log.error("push-targets message failed: %s", error)
+            with self._lock:
+                self.processed.append(Processed("push-targets", time.monotonic(), error, writes))
 
 
 def _handler(functions: LocalFunctions) -> type[BaseHTTPRequestHandler]:

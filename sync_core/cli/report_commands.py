@@ -18,6 +18,7 @@ from sync_core.service.doctor_report import OK as OK_FINDING
 from sync_core.service.doctor_report import PROBLEM, WARNING, DoctorReport, where_found
 from sync_core.service.explain import Explanation
 from sync_core.service.explain import explain as run_explain
+from sync_core.service.propagation import PropagationStats
 from sync_core.service.status import StatusReport, lease_json, parse_time
 from sync_core.service.status import status as run_status
 from sync_core.state import open_store
@@ -136,6 +137,8 @@ def render_explanation(console: Console, result: Explanation) -> None:
     who = result.mailbox_name or result.address
     console.print(f'[bold]{escape(who)}[/] ({escape(result.address)}) is {escape(kind)}. Searched: '
                   + escape(", ".join(f'"{f.name}"' for f in result.folders)) + ".")
+    for owners in result.owner_contacts:
+        console.print(escape(owners.sentence()))
     if not result.contacts:
         console.print(f'No contact called "{escape(result.contact_name)}" is there.')
         if result.similar:
@@ -200,6 +203,14 @@ def status(
     raise typer.Exit(OK if report.healthy else FAILURES)
 
 
+def propagation_text(stats: PropagationStats) -> str:
+    """"1.2 s / 4.8 s (7 syncs)", or "-" when no notified sync wrote in the last day."""
+    if stats.p50_ms is None or stats.p95_ms is None:
+        return "-"
+    syncs = f"{stats.samples} sync" + ("s" if stats.samples > 1 else "")
+    return f"{stats.p50_ms / 1000:.1f} s / {stats.p95_ms / 1000:.1f} s ({syncs})"
+
+
 def counts_text(counts: Mapping[str, int]) -> str:
     """A run's counts as people read them: one "photos downloaded 3" per line, words never cut."""
     return "\n".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items() if v) or "-"
@@ -217,11 +228,12 @@ def render_status(console: Console, report: StatusReport, config_note: str | Non
     if config_note:
         console.print(f"[yellow]{escape(config_note)}[/]")
     if report.profiles:
-        console.print(table("Profiles", ["profile", "targets", "shared", "last sync", "last reconcile"], [
+        console.print(table("Profiles", ["profile", "targets", "shared", "last sync", "last reconcile",
+                                         "notification to phones, last day (p50 / p95)"], [
             [p.name, p.targets, p.shared_targets,
              f"{p.last_sync.outcome}, {age_text(p.last_sync.started_at, now)}" if p.last_sync else "never",
              f"{p.last_reconcile.outcome}, {age_text(p.last_reconcile.started_at, now)}" if p.last_reconcile
-             else "never"] for p in report.profiles]))
+             else "never", propagation_text(p.propagation)] for p in report.profiles]))
     columns = ["started", "profile", "kind", "outcome", "what it did", "error"]
     console.print(table(f"Recent runs (the last {len(report.runs)})", columns, _run_rows(report.runs, mailboxes)
                         or [["-", "no runs recorded in this state store", "", "", "", ""]]))

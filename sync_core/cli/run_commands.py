@@ -110,6 +110,8 @@ def sync_json(report: SyncReport, names: MailboxNames | None = None) -> dict[str
             "planned_contacts": [{"mailbox": names.name(w.mailbox), "action": w.action, "source_key": w.source_key,
                                   "name": w.name} for w in report.planned_writes],
             "planned_contacts_complete": len(report.planned_writes) == sum(report.planned.values()),
+            # Targets whose contacts move to the profile's place: creates there, deletes from the old one.
+            "planned_moves": {names.name(m): move.to_json() for m, move in sorted(report.planned_moves.items())},
         }
     return {**planned,
         "profile": report.profile, "run_id": report.run_id, "outcome": report.outcome, "dry_run": report.dry_run,
@@ -255,6 +257,7 @@ def _render(console: Console, kind: str, runs: list[ProfileRun], dry_run: bool) 
         if dry_run:
             for r in runs:
                 render_plan(console, r.profile, r.data, verbose=Output.current().verbose)
+                render_moves(console, r.profile, r.data.get("planned_moves", {}))
         for r in runs:
             if r.data.get("adopted"):
                 console.print(f"  {r.profile}: adopted {r.data['adopted']} contact(s) galsync had written before "
@@ -298,6 +301,22 @@ def render_plan(console: Console, profile: str, data: dict[str, Any], *, verbose
                         [[c["mailbox"], c["action"], c["name"] or "-", c["source_key"]] for c in contacts]))
     if not data.get("planned_contacts_complete", True):
         console.print(f"  only the first {len(contacts)} are listed; --json has the same list", style="dim")
+
+
+def render_moves(console: Console, profile: str, moves: dict[str, dict[str, Any]]) -> None:
+    """The dry run's pending moves: per mailbox, what the push writes in the new place and removes from the old."""
+    if not moves:
+        return
+    place = {"own_folder": "galsync's folder", "default_folder": "default Contacts folder", None: "?"}
+    rows = [[mailbox, place.get(m["from"], m["from"]), place.get(m["to"], m["to"]),
+             m["create"] if not m["error"] else "-", m["delete"] if not m["error"] else "-",
+             m["waiting"] if not m["error"] else "-",
+             m["error"] or ("galsync's folder made first" if m["folder_created"] else "-")]
+            for mailbox, m in sorted(moves.items())]
+    console.print(table(f'"{profile}": contacts that move to the profile\'s place ({len(moves)} mailbox(es))',
+                        ["mailbox", "from", "to", "created in the new place", "deleted from the old place",
+                         "left until copied", "note"],
+                        rows))
 
 
 def reconcile_row(profile: str, data: dict[str, Any], error: str | None = None) -> list[Any]:

@@ -23,11 +23,14 @@ from typing import Any, Protocol
 
 import requests
 
+from sync_core.cpu_roles import SEND, role
+
 from . import jsonbody
 from .concurrency import Limiter, parallel_calls
 from .errors import GraphError, MaybeApplied, TransientError, error_from_response
 from .retry import RetryPolicy, parse_retry_after
 from .routes import mailbox_of, permission_hint, redact, relative_path
+from .session import whole_body
 from .transport import (
     IMMUTABLE_ID,
     NO_ANSWER,
@@ -130,28 +133,27 @@ class _Item:
     keep: tuple[str, ...] | None = None
     attempts: int = 0
     due: float = 0.0  # monotonic time of its next send
-
-    @property
-    def replay_safe(self) -> bool:
-        return is_replay_safe(self.method)
+    replay_safe: bool = False  # by its method (`is_replay_safe`), set by `prepare`
 
 
 def run_batch(graph: BatchSender, requests: Sequence[BatchRequest]) -> list[BatchResult]:
     """Results in input order, one per request."""
-    items = prepare(graph.base_url, requests)
-    if not items:
-        return []
-    chunks = chunk(items)
-    limits = graph.limiter
-    lanes = parallel_calls((_demand(c) for c in chunks), limits.max_in_flight, limits.per_mailbox, limits.directory)
-    results: dict[str, BatchResult] = {}
-    if lanes == 1:
-        for c in chunks:
-            results.update(_run_chunk(graph, c))
-    else:
-        for done in _in_lanes(graph, chunks, lanes):
-            results.update(done)
-    return [results[it.id] for it in items]
+    with role(SEND):
+        items = prepare(graph.base_url, requests)
+        if not items:
+            return []
+        chunks = chunk(items)
+        limits = graph.limiter
+        lanes = parallel_calls((_demand(c) for c in chunks), limits.max_in_flight, limits.per_mailbox,
+                               limits.directory)
+        results: dict[str, BatchResult] = {}
+        if lanes == 1:
+            for c in chunks:
+                results.update(_run_chunk(graph, c))
+        else:
+            for done in _in_lanes(graph, chunks, lanes):
+                results.update(done)
+        return [results[it.id] for it in items]
 
 
 def _in_lanes(graph: BatchSender, chunks: list[list[_Item]], lanes: int) -> list[dict[str, BatchResult]]:
@@ -167,12 +169,13 @@ def _in_lanes(graph: BatchSender, chunks: list[list[_Item]], lanes: int) -> list
 
     def lane() -> dict[str, BatchResult]:
         done: dict[str, BatchResult] = {}
-        while True:
-            try:
-                c = todo.get_nowait()
-            except queue.Empty:
-                return done
-            done.update(_run_chunk(graph, c))
+        with role(SEND):
+            while True:
+                try:
+                    c = todo.get_nowait()
+                except queue.Empty:
+                    return done
+                done.update(_run_chunk(graph, c))
 
     others = [graph.workers().submit(lane) for _ in range(lanes - 1)]
     try:
@@ -191,6 +194,8 @@ def prepare(base_url: str, requests: Sequence[BatchRequest]) -> list[_Item]:
     """Validate and normalise the input; bad input raises ValueError naming the request (nothing is sent)."""
     items: list[_Item] = []
     seen: set[str] = set()
+    # URL -> its path and mailbox: a fill sends each target folder's contacts URL hundreds of times.
+    located: dict[str, tuple[str, str | None]] = {}
     for index, req in enumerate(requests):
         rid = str(req.id) if req.id is not None else str(index + 1)
         if rid in seen:
@@ -199,12 +204,15 @@ def prepare(base_url: str, requests: Sequence[BatchRequest]) -> list[_Item]:
         method = req.method.upper()
         if method not in METHODS:
             raise ValueError(f"batch request {rid!r}: unsupported method {req.method!r}")
-        path = relative_path(req.url, base_url)
-        mailbox = mailbox_of(path)
+        where = located.get(req.url)
+        if where is None:
+            path = relative_path(req.url, base_url)
+            where = located[req.url] = (path, mailbox_of(path))
+        path, mailbox = where
         depends_on = tuple(str(d) for d in req.depends_on) if req.depends_on else ()
         items.append(
             _Item(index, rid, method, path, req.body, _inner_headers(req, mailbox is not None), depends_on, mailbox,
-                  req.keep)
+                  req.keep, replay_safe=is_replay_safe(method))
         )
     for it in items:
         for dep in it.depends_on:
@@ -331,7 +339,7 @@ def _run_chunk(graph: BatchSender, items: list[_Item]) -> dict[str, BatchResult]
                 del pending[it.id]
                 continue
             status = int(answer.get("status") or 0)
-            headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
+            headers = _inner_answer_headers(answer)
             if status == 424:
                 dependents.append((it, answer))
                 continue
@@ -360,7 +368,7 @@ def _run_chunk(graph: BatchSender, items: list[_Item]) -> dict[str, BatchResult]
                 it.attempts -= 1  # it was never executed; its dependency's attempts bound the loop
                 retried[it.id] = it.due  # so what depends on it goes along too
             else:
-                headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
+                headers = _inner_answer_headers(answer)
                 final[it.id] = _result(it, 424, headers, answer.get("body"), request_id, Verdict.FINAL)
                 del pending[it.id]
     return final
@@ -428,7 +436,7 @@ def _send_round(graph: BatchSender, round_: list[_Item]) -> tuple[dict[str, dict
             resp.status_code, resp.headers, resp.content, method="POST", path="/$batch", client_request_id=cid
         )
     try:
-        body = jsonbody.decode(resp.content)
+        body = jsonbody.decode(whole_body(resp))
         answers = {str(r["id"]): r for r in body.get("responses", [])}
     except (ValueError, TypeError, KeyError, AttributeError):
         raise GraphError(
@@ -441,6 +449,16 @@ def _send_round(graph: BatchSender, round_: list[_Item]) -> tuple[dict[str, dict
             path="/$batch",
         ) from None
     return answers, request_id
+
+
+def _inner_answer_headers(answer: Mapping[str, Any]) -> dict[str, str]:
+    """An inner answer's headers as strings; Graph sends strings, which are kept as they are (no copy)."""
+    raw = answer.get("headers")
+    if not raw:
+        return {}
+    if type(raw) is dict and all(type(v) is str for v in raw.values()):  # JSON object keys are strings
+        return raw
+    return {str(k): str(v) for k, v in raw.items()}
 
 
 def _result(

@@ -25,6 +25,8 @@ import requests
 import tenacity
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
+from sync_core.cpu_roles import SEND, role
+
 from . import jsonbody
 from .auth import TokenProvider
 from .concurrency import Limiter
@@ -205,21 +207,22 @@ class Transport:
         request occupies. A JSON body is encoded once here, not again for each attempt; one that is not
         JSON data raises ValueError.
         """
-        if replay_safe is None:
-            replay_safe = is_replay_safe(method)
-        cid = str(uuid.uuid4())
-        hdrs = {"client-request-id": cid, **with_immutable_id(headers, mailbox_of(rel) is not None)}
-        body = data
-        if json_body is not None and not data:
-            body = _json_bytes(json_body, method, rel)
-            if not any(name.lower() == "content-type" for name in hdrs):
-                hdrs["Content-Type"] = "application/json"
-        call = _Call(method, rel, self.base_url + rel, hdrs, params, body, demand, replay_safe, cid)
-        try:
-            resp = self._retry_loop()(self._attempt, call)
-        except tenacity.RetryError as exc:
-            raise self._exhausted(exc.last_attempt.exception(), call) from None
-        return resp, cid
+        with role(SEND):
+            if replay_safe is None:
+                replay_safe = is_replay_safe(method)
+            cid = str(uuid.uuid4())
+            hdrs = {"client-request-id": cid, **with_immutable_id(headers, mailbox_of(rel) is not None)}
+            body = data
+            if json_body is not None and not data:
+                body = _json_bytes(json_body, method, rel)
+                if not any(name.lower() == "content-type" for name in hdrs):
+                    hdrs["Content-Type"] = "application/json"
+            call = _Call(method, rel, self.base_url + rel, hdrs, params, body, demand, replay_safe, cid)
+            try:
+                resp = self._retry_loop()(self._attempt, call)
+            except tenacity.RetryError as exc:
+                raise self._exhausted(exc.last_attempt.exception(), call) from None
+            return resp, cid
 
     def _retry_loop(self) -> tenacity.Retrying:
         """The tenacity loop of the current policy, built once (its state is per thread, so it is shared)."""

@@ -105,7 +105,7 @@ def photo_jobs(store: StateStore, profile: Profile, works: Sequence[TargetWork])
                 wanted[action.source_key] = (action.photo_etag, None)
         if not wanted:
             continue
-        current = store.get_target_records(profile.name, work.mailbox)
+        current = store.get_target_records(profile.name, work.mailbox, wanted)
         for key, (etag, planned_id) in sorted(wanted.items()):
             record = current.get(key)
             if record is None or record.contact_id is None or record.deleted_on_device:

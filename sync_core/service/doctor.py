@@ -11,7 +11,9 @@ Per profile it checks, cheapest first:
 - failed runs, target mailboxes that fail alone (since when, and why), and poison work (the queues gave up
   on a message);
 - targets that are shared mailboxes, and the foreign contacts the nightly reconcile found in them
-  (state docs "foreign", written by reconcile): the "Maman" diagnosis.
+  (state docs "foreign", written by reconcile): the "Maman" diagnosis;
+- with place = "default_folder": how many of the users' own contacts share the default Contacts folder with
+  galsync's (the reconcile's counts, summed per profile: a mailbox may hold thousands, none is listed).
 
 The report (doctor_report.py) holds facts and verdicts; the command line renders it. Contact names appear in
 the report (the admin asked) but are never logged.
@@ -39,6 +41,7 @@ from .doctor_report import (
     DeltaLinkAge,
     DoctorReport,
     Finding,
+    OwnerContacts,
     PermissionCheck,
     ProfileHealth,
     ScopingCheck,
@@ -348,7 +351,22 @@ def _profile_health(rt: Runtime, profile: Profile, targets: Mapping[str, Target]
                                     _text(doc.get("checked_at")) if doc else None))
     runs = store.recent_runs(profile.name, 20)
     return ProfileHealth(profile.name, len(active), tuple(checked), _delta_ages(rt, profile, runs, now),
-                         _unresolved_failures(runs))
+                         _unresolved_failures(runs), _owner_contacts(active, foreign))
+
+
+def _owner_contacts(active: Sequence[Target], foreign: Mapping[str, dict[str, Any]]) -> OwnerContacts | None:
+    """The reconcile's counts of the users' own contacts in the active targets' default Contacts folders."""
+    counts: list[int] = []
+    checked: list[str] = []
+    for t in active:
+        doc = foreign.get(t.mailbox.lower()) or {}
+        count = doc.get("owner_contacts")
+        if isinstance(count, int) and not isinstance(count, bool):
+            counts.append(count)
+            checked.append(_text(doc.get("checked_at")) or "")
+    if not counts:
+        return None
+    return OwnerContacts(len(counts), sum(1 for c in counts if c), sum(counts), max(checked) or None)
 
 
 def _purposes(client: GraphClient, targets: Sequence[Target]) -> dict[str, str]:
@@ -417,6 +435,8 @@ def _profile_findings(profile: Profile, ph: ProfileHealth) -> list[Finding]:
             out.append(Finding(INFO, "foreign", f"{len(t.foreign)} contact(s) galsync did not create are in the "
                                f'managed folder of {t.label}; galsync leaves them alone (policy '
                                f'"{profile.policies.foreign_contacts}")', profile=name))
+    if ph.owner_contacts is not None:
+        out.append(Finding(INFO, "owner-contacts", ph.owner_contacts.sentence(), profile=name))
     for d in ph.delta_links:
         if d.stored and d.age_hours is not None and d.age_hours > DIRECTORY_TOKEN_DAYS * 24 \
                 and not d.source.startswith("folder:"):

@@ -25,7 +25,8 @@ SEVERITY_ORDER = {PROBLEM: 0, WARNING: 1, INFO: 2, OK: 3}
 @dataclass(frozen=True)
 class Finding:
     severity: str  # problem | warning | info | ok
-    topic: str  # permission, scoping, subscription, delta, run, poison, shared-mailbox, foreign, target
+    topic: str  # permission, scoping, subscription, delta, run, poison, shared-mailbox, foreign,
+    # owner-contacts, target
     profile: str | None = field(default=None, kw_only=True)  # the profile it concerns; None: all of galsync
     message: str
     advice: str | None = None
@@ -93,6 +94,28 @@ def where_found(contact: ForeignContact) -> str:
 
 
 @dataclass(frozen=True)
+class OwnerContacts:
+    """The users' own contacts beside galsync's in the default Contacts folders of one profile's targets
+    (place = "default_folder"), as the nightly reconcile counted them: a summary, never a list."""
+
+    mailboxes_counted: int  # targets the reconcile counted in
+    mailboxes: int  # of which hold at least one contact of their user's own
+    contacts: int
+    checked_at: str | None  # the latest count
+
+    def sentence(self) -> str:
+        """The summary as people read it: "12 mailboxes hold 3,400 contacts of their users' own, ..."."""
+        mailboxes = f"{self.mailboxes:,} mailbox" + ("es hold" if self.mailboxes != 1 else " holds")
+        contacts = f"{self.contacts:,} contact" + ("s" if self.contacts != 1 else "")
+        return (f"{mailboxes} {contacts} of their users' own in the default Contacts folder, beside galsync's; "
+                f"galsync leaves them alone (counted by the nightly reconcile in {self.mailboxes_counted:,} "
+                "target mailbox" + ("es" if self.mailboxes_counted != 1 else "") + ")")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class DeltaLinkAge:
     source: str
     stored: bool
@@ -111,6 +134,7 @@ class ProfileHealth:
     checked_targets: tuple[TargetHealth, ...]  # shared targets, and targets with foreign contacts
     delta_links: tuple[DeltaLinkAge, ...]
     failed_runs: tuple[Run, ...]
+    owner_contacts: OwnerContacts | None = None  # None: no reconcile counted any (galsync's own folder)
 
     @property
     def shared_targets(self) -> tuple[TargetHealth, ...]:
@@ -120,6 +144,7 @@ class ProfileHealth:
         return {"name": self.name, "targets": self.targets,
                 "shared_targets": [t.to_json() for t in self.shared_targets],
                 "targets_with_foreign_contacts": [t.to_json() for t in self.checked_targets if t.foreign],
+                "owner_contacts": None if self.owner_contacts is None else self.owner_contacts.to_json(),
                 "delta_links": [d.to_json() for d in self.delta_links],
                 "failed_runs": [run_json(r) for r in self.failed_runs]}
 

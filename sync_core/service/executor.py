@@ -40,6 +40,7 @@ from sync_core.core.mapping import observed_fields
 from sync_core.core.profile import Profile
 from sync_core.core.records import TargetRecord
 from sync_core.core.tags import read_contact_tag
+from sync_core.cpu_roles import PLAN, RECORD, role
 from sync_core.graph import BatchRequest, BatchResult, GraphClient, NotFound
 from sync_core.state.base import StateStore
 from sync_core.state.leases import LeaseLost
@@ -63,7 +64,7 @@ A = TypeVar("A", bound=Action)
 class _Write(BatchRequest, Generic[A]):
     """A batch request for one action, and the function its answer goes to (the action's own, below).
 
-    One object per write: a fill holds 25,000 of them.
+    One object per write: a push holds one slice of them at a time (key_slices.py).
     """
 
     work: TargetWork
@@ -88,8 +89,9 @@ def execute(client: GraphClient, store: StateStore, profile: Profile, works: Seq
     pending: list[_Write[Any]] = []
     # Records written together carry one time (written_at is for people: "last written at").
     written_at = now()
-    for work in works:
-        pending += _prepare(store, profile, work, found.get(work.mailbox, {}), parts, written_at, report)
+    with role(PLAN):
+        for work in works:
+            pending += _prepare(store, profile, work, found.get(work.mailbox, {}), parts, written_at, report)
     recorder = _Recorder(profile, report)
     retry = _send(client, store, recorder, pending, now, held)
     if retry:
@@ -97,7 +99,8 @@ def execute(client: GraphClient, store: StateStore, profile: Profile, works: Seq
         _send(client, store, recorder, retry, now, held)
     if held is not None and (report.counts["not_sent"] or not held()):
         raise LeaseLost(f"profile {profile.name}: the lease on the target mailboxes was lost, so "
-                        f"{report.counts['not_sent']} write(s) were not sent; the next run sends them")
+                        f"{report.counts['not_sent']} write(s) were not sent, nor any planned after them; the "
+                        "next run sends them")
     # SetPhoto and Create.photo_etag, after every field write is recorded, so a photo never holds a field back
     # and a photo failure is a per-contact error (contact_photos.py).
     write_photos(client, store, profile, works, now, report)
@@ -116,15 +119,17 @@ def _send(client: GraphClient, store: StateStore, recorder: _Recorder, writes: S
     follow_up: list[_Write[Any]] = []
 
     def sending(wave: Sequence[_Write[Any]]) -> None:
-        _put_in_flight(store, recorder.profile, wave, now())
+        with role(RECORD):
+            _put_in_flight(store, recorder.profile, wave, now())
 
     def answered(pairs: Sequence[tuple[_Write[Any], BatchResult]]) -> None:
-        recorder.written_at = now()
-        for item, result in pairs:
-            if result.status == 404:  # a contact deleted on a phone, or its folder or mailbox gone
-                recorder.report.not_found.setdefault(item.work.mailbox, getattr(result.error, "code", ""))
-            follow_up.extend(item.answered(recorder, item, result))
-        recorder.flush(store)
+        with role(RECORD):
+            recorder.written_at = now()
+            for item, result in pairs:
+                if result.status == 404:  # a contact deleted on a phone, or its folder or mailbox gone
+                    recorder.report.not_found.setdefault(item.work.mailbox, getattr(result.error, "code", ""))
+                follow_up.extend(item.answered(recorder, item, result))
+            recorder.flush(store)
 
     if not writes:
         return follow_up

@@ -91,6 +91,25 @@ class ContactStory:
 
 
 @dataclass(frozen=True)
+class OwnerCount:
+    """How many of the owner's own contacts share the default Contacts folder with a profile's (place =
+    "default_folder"), as that profile's last reconcile counted them: a number, the contacts are not listed."""
+
+    profile: str
+    count: int
+    checked_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"profile": self.profile, "count": self.count, "checked_at": self.checked_at or None}
+
+    def sentence(self) -> str:
+        contacts = f"{self.count:,} contact" + ("s" if self.count != 1 else "")
+        return (f"The default Contacts folder holds {contacts} of the mailbox owner's own beside galsync's (counted "
+                f'by the nightly reconcile of profile "{self.profile}" at {when_text(self.checked_at)}); galsync '
+                "leaves them alone.")
+
+
+@dataclass(frozen=True)
 class Explanation:
     mailbox_id: str
     address: str
@@ -100,6 +119,7 @@ class Explanation:
     folders: tuple[Folder, ...]
     contacts: tuple[ContactStory, ...]
     similar: tuple[str, ...]  # other display names that contain the name, when none matches exactly
+    owner_contacts: tuple[OwnerCount, ...] = ()  # per profile that writes into the default Contacts folder
 
     @property
     def shared(self) -> bool:
@@ -111,7 +131,7 @@ class Explanation:
                         "purpose": self.purpose, "shared": self.shared},
             "contact": self.contact_name, "searched_folders": [f.to_json() for f in self.folders],
             "found": len(self.contacts), "contacts": [c.to_json() for c in self.contacts],
-            "similar": list(self.similar),
+            "similar": list(self.similar), "owner_contacts": [o.to_json() for o in self.owner_contacts],
         }
 
 
@@ -130,7 +150,7 @@ def explain(rt: Runtime, mailbox: str, contact_name: str) -> Explanation:
     address = str(user.get("mail") or user.get("userPrincipalName") or mailbox)
     purpose = _purpose(rt, mailbox_id)
     folders = _folders(rt, mailbox_id)
-    foreign_seen = _foreign_seen(rt, mailbox_id)
+    foreign_seen, owners = _foreign_seen(rt, mailbox_id)
     recorded = _recorded_contacts(rt, mailbox_id)
 
     matches: list[ContactStory] = []
@@ -139,12 +159,12 @@ def explain(rt: Runtime, mailbox: str, contact_name: str) -> Explanation:
         for item in _contacts(rt, mailbox_id, folder):
             name = str(item.get("displayName") or "")
             if name.strip().casefold() == wanted:
-                matches.append(_story(rt, mailbox_id, purpose, folder, item, foreign_seen, recorded))
+                matches.append(_story(rt, mailbox_id, purpose, folder, item, foreign_seen, recorded, owners))
             elif wanted in name.casefold() and name not in similar and len(similar) < MAX_SIMILAR:
                 similar.append(name)
     log.info("explain: mailbox %s, %d folder(s) read, %d match(es)", mailbox_id, len(folders), len(matches))
     return Explanation(mailbox_id, address, _text(user.get("displayName")), purpose, contact_name.strip(),
-                       tuple(folders), tuple(matches), tuple(similar) if not matches else ())
+                       tuple(folders), tuple(matches), tuple(similar) if not matches else (), owners)
 
 
 def _purpose(rt: Runtime, mailbox_id: str) -> str | None:
@@ -184,16 +204,20 @@ def _contacts(rt: Runtime, mailbox_id: str, folder: Folder) -> Iterator[dict[str
                                               "$top": str(PAGE)})
 
 
-def _foreign_seen(rt: Runtime, mailbox_id: str) -> dict[str, str]:
-    """Contact id -> when a reconcile listed it as foreign in this mailbox."""
-    out: dict[str, str] = {}
+def _foreign_seen(rt: Runtime, mailbox_id: str) -> tuple[dict[str, str], tuple[OwnerCount, ...]]:
+    """Contact id -> when a reconcile listed it as foreign in this mailbox; and the owner's own contacts each
+    default-folder profile's reconcile counted there."""
+    seen: dict[str, str] = {}
+    owners: list[OwnerCount] = []
     for key, foreign in docs.read_all(rt.store, docs.Foreign):
         if docs.foreign_mailbox(key).lower() != mailbox_id:
             continue
         for contact in foreign.contacts:
             if contact["id"]:
-                out[contact["id"]] = foreign.checked_at
-    return out
+                seen[contact["id"]] = foreign.checked_at
+        if foreign.owner_contacts is not None:
+            owners.append(OwnerCount(docs.foreign_profile(key), foreign.owner_contacts, foreign.checked_at))
+    return seen, tuple(sorted(owners, key=lambda o: o.profile))
 
 
 def _recorded_contacts(rt: Runtime, mailbox_id: str) -> dict[str, ContactTag]:
@@ -207,7 +231,8 @@ def _recorded_contacts(rt: Runtime, mailbox_id: str) -> dict[str, ContactTag]:
 
 
 def _story(rt: Runtime, mailbox_id: str, purpose: str | None, folder: Folder, item: Mapping[str, Any],
-           foreign_seen: Mapping[str, str], recorded: Mapping[str, ContactTag]) -> ContactStory:
+           foreign_seen: Mapping[str, str], recorded: Mapping[str, ContactTag],
+           owners: tuple[OwnerCount, ...]) -> ContactStory:
     created, modified = _text(item.get("createdDateTime")), _text(item.get("lastModifiedDateTime"))
     base = ContactStory(str(item["id"]), str(item.get("displayName") or ""), folder, "foreign", created, modified,
                         _phones(item), _emails(item))
@@ -231,7 +256,8 @@ def _story(rt: Runtime, mailbox_id: str, purpose: str | None, folder: Folder, it
     other = tag.profile if tag is not None else None
     return replace(base, origin="other-profile" if other is not None else "foreign", profile=other,
                    seen_by_reconcile=seen or None,
-                   story=_foreign_story(rt, purpose, folder, created, modified, where, seen, other))
+                   story=_foreign_story(rt, purpose, folder, created, modified, where, seen, other)
+                   + (_counted_line(owners) if folder.profile is None and tag is None else ()))
 
 
 STRIPPED_TAG_LINE = ("Its hidden galsync tag is gone (a phone saved back its own copy of it); it is galsync's all the "
@@ -283,6 +309,15 @@ def _foreign_story(rt: Runtime, purpose: str | None, folder: Folder, created: st
     if seen:
         lines.append(f"The nightly reconcile reported it at {when_text(seen)}.")
     return tuple(lines)
+
+
+def _counted_line(owners: tuple[OwnerCount, ...]) -> tuple[str, ...]:
+    """For a contact of the owner's own in a default Contacts folder galsync writes into: it was counted."""
+    if not owners:
+        return ()
+    counts = ", ".join(f'{o.count:,} for profile "{o.profile}" at {when_text(o.checked_at)}' for o in owners)
+    return (f"It is one of the owner's own contacts that the nightly reconcile counts, not lists, in this folder "
+            f"({counts}).",)
 
 
 def _phones(item: Mapping[str, Any]) -> tuple[str, ...]:

@@ -13,17 +13,18 @@ contact, and no run that ends with a phone showing both, or neither:
    and each of this profile's contacts there is deleted once its source has its copy in the new place (or is
    no longer wanted). A contact whose create failed stays where it was until its copy exists; the document
    goes when nothing of this profile is left in the old folder.
-The emptied folder itself stays: it may hold contacts the mailbox owner put there.
+The emptied folder itself stays: it may hold contacts the mailbox owner put there. A target that leaves before
+its move is finished has its old place cleared by its removal (push.py), besides its new one.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping
 
 from sync_core.core.actions import DeleteMoved
 from sync_core.core.profile import Profile
-from sync_core.core.records import Target
+from sync_core.core.records import Target, TargetRecord
 from sync_core.core.tags import read_contact_tag
 from sync_core.graph import GraphClient, NotFound
 from sync_core.state import docs
@@ -63,24 +64,39 @@ def finish_moves(client: GraphClient, store: StateStore, profile: Profile, moves
     done: list[str] = []
     report = ExecReport()
     for mailbox, move in sorted(moves.items()):
-        actions, waiting = _old_copies(client, store, profile, mailbox, move.old_folder, wanted)
+        has_copy = recorded_copy(store.get_target_records(profile.name, mailbox))
+        actions, waiting = old_copies(client, profile, mailbox, move.old_folder, wanted, has_copy)
         if actions:
             works.append(TargetWork(mailbox, move.old_folder, actions, {}))
         if not waiting:
             done.append(mailbox)
     report.merge(execute(client, store, profile, works, now, held))
-    if report.counts["failed"] or not held():
+    if not held():
         return report  # the next pass lists the old folders again and finds what is left
     for mailbox in done:
+        if mailbox in report.refused:
+            continue  # a delete failed there: the next pass lists its old folder again (the others are done)
         docs.delete(store, docs.Move, docs.move_key(profile.name, mailbox))
         log.info("profile %s: mailbox %s has moved to place %s", profile.name, mailbox, profile.place)
     return report
 
 
-def _old_copies(client: GraphClient, store: StateStore, profile: Profile, mailbox: str, old_folder: str,
-                wanted: Callable[[str], bool]) -> tuple[Sequence[DeleteMoved], int]:
-    """The deletes for the old folder, and how many of this profile's contacts must wait there for a copy."""
-    records = store.get_target_records(profile.name, mailbox)
+HasCopy = Callable[[str, str], bool]  # (source key, id of the old place's contact) -> its copy is in the new place
+
+
+def recorded_copy(records: Mapping[str, TargetRecord]) -> HasCopy:
+    """A copy is in the new place once the source's record names another contact (the records name the new
+    place after start_move), or the phone's deletion of it is respected."""
+    def has_copy(key: str, old_id: str) -> bool:
+        record = records.get(key)
+        return record is not None and (record.deleted_on_device or record.contact_id not in (None, old_id))
+    return has_copy
+
+
+def old_copies(client: GraphClient, profile: Profile, mailbox: str, old_folder: str, wanted: Callable[[str], bool],
+               has_copy: HasCopy) -> tuple[list[DeleteMoved], int]:
+    """The deletes for the old folder (one listing of it, read-only), and how many of this profile's contacts
+    must wait there for a copy."""
     actions: list[DeleteMoved] = []
     waiting = 0
     try:
@@ -88,10 +104,7 @@ def _old_copies(client: GraphClient, store: StateStore, profile: Profile, mailbo
             tag = read_contact_tag(item)
             if tag is None or tag.profile != profile.name:
                 continue
-            record = records.get(tag.source_key)
-            copied = record is not None and (record.deleted_on_device or
-                                             (record.contact_id not in (None, item["id"])))
-            if copied or not wanted(tag.source_key):
+            if has_copy(tag.source_key, str(item["id"])) or not wanted(tag.source_key):
                 actions.append(DeleteMoved(tag.source_key, str(item["id"])))
             else:
                 waiting += 1

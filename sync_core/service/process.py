@@ -48,7 +48,7 @@ class Process:
         rt = self.runtime()
         with self._lock:
             if self._webhook is None:
-                self._webhook = Webhook(rt.store, rt.settings.tenant_id, rt.config.names)
+                self._webhook = Webhook(rt.store, rt.settings.tenant_id, rt.config.names, wall_clock=rt.clock)
             return self._webhook
 
     def reset(self) -> None:

@@ -1,40 +1,48 @@
 """`push_targets`: plan a profile's contacts for a chunk of target mailboxes and write them.
 
-Each target is planned against its own records (the pure planner), and every plan of the chunk is applied in
-one `$batch` stream (executor). An unchanged contact costs nothing (I4). A fill of a target with no records, into
-a folder this run did not make, first adopts what galsync's tag marks as its own there (adoption.py), so a lost
-state store never doubles a phone's contacts (I9). Every mailbox is written under its
-own lease (`target_lease`), which reconcile takes too, so two workers never write one mailbox at once (I2);
-a heartbeat renews the leases while the push runs, and the executor stops between write waves if they are
-lost. A mailbox that refuses fails alone, and a managed folder its owner deleted is made again and filled in
-the same push (mailbox_checks.py).
+Each target is planned against its own records (the pure planner), a slice of source keys at a time
+(key_slices.py), and each slice's plans for every target of the chunk are applied in one `$batch` stream
+(executor) and recorded before the next slice is read: memory is one slice, whatever the number of contacts. A
+message does at most GALSYNC_WRITES_PER_MESSAGE writes (`push_part`) and names what is left in a message of its
+own, which the queue (or the command line, at once) hands to the next part. An unchanged contact costs nothing
+(I4). A fill of a target with no records, into a folder this run did not make, first adopts what galsync's tag
+marks as its own there (adoption.py), so a lost state store never doubles a phone's contacts (I9). Every mailbox
+is written under its own lease (`target_lease`), which reconcile takes too, so two workers never write one
+mailbox at once (I2); a heartbeat renews the leases while the push runs, and the executor stops between write
+waves if they are lost. A mailbox that refuses fails alone, and a managed folder its owner deleted is made again
+and filled in the same push (mailbox_checks.py). A push of a notified sync says when it is
+done (propagation.py); a message that hands work on is not done yet.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 
-from sync_core.core.actions import Create
+from sync_core.core.actions import Action, Create, Forget, Record
 from sync_core.core.plan import SharedCreates, create_action, plan_removed_target, plan_target
 from sync_core.core.profile import Profile
 from sync_core.core.records import SourceRecord, Target, folder_place
 from sync_core.core.sources import DesiredContact, merge_sources, source_key_prefix
+from sync_core.cpu_roles import PLAN, role
 from sync_core.graph import GraphError
 from sync_core.settings import LEASE_SECONDS
 from sync_core.state import docs
-from sync_core.state.base import Lease, StateStore
+from sync_core.state.base import Lease, StateError, StateStore
 from sync_core.state.leases import Heartbeat, describe_lease
 
+from . import propagation
 from .adoption import adopt
 from .executor import execute
 from .folders import FolderConflict, ensure_folder, ensure_folders
+from .key_slices import KeySlice, KeySlices
 from .mailbox_checks import MailboxChecks
 from .moves import finish_moves, pending_moves, start_move
 from .runtime import PushMessage, Runtime
 from .tagged_removal import tagged_removal
 from .target_work import ExecReport, TargetWork
+from .waves import WAVE_PER_MAILBOX
 
 log = logging.getLogger("galsync.push")
 
@@ -52,9 +60,35 @@ class TargetsBusy(RuntimeError):
         self.mailboxes = mailboxes
 
 
-def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Target] | None = None) -> ExecReport:
+@dataclass
+class PushPart:
+    """What one push message did, and the message that does the rest (None: the push is done)."""
+
+    report: ExecReport
+    rest: PushMessage | None = None
+
+
+def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Target] | None = None,
+                 limit_writes: bool = True) -> ExecReport:
+    """Plan and apply a profile's contacts to a chunk of target mailboxes, in this process: part after part
+    (`push_part`), each taking the mailboxes' leases again as a queued message that carries on would.
+
+    `limit_writes` False: one part, whatever its size (the early fill's pushes: never a queue message).
+    """
+    report = ExecReport()
+    part: PushMessage | None = message
+    while part is not None:
+        done = push_part(rt, part, targets=targets, limit_writes=limit_writes)
+        report.merge(done.report)
+        part = done.rest
+    return report
+
+
+def push_part(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Target] | None = None,
+              limit_writes: bool = True) -> PushPart:
     """Plan and apply a profile's contacts to a chunk of target mailboxes (`targets`: instead of the stored
-    ones, for targets this run found and has not stored yet).
+    ones, for targets this run found and has not stored yet), at most GALSYNC_WRITES_PER_MESSAGE writes; the
+    message that does the rest, if any is left.
 
     Each mailbox is written under its own lease, so two pushes that overlap (two quick changes fanned out
     to the same targets, handled by two instances) never both create the same contact (I2). Mailboxes held
@@ -62,15 +96,31 @@ def push_targets(rt: Runtime, message: PushMessage, *, targets: Mapping[str, Tar
     the message, and a retried push of an up-to-date mailbox writes nothing.
     """
     profile = rt.config.profile(message.profile)
+    most = rt.settings.writes_per_message if limit_writes else None
     held: list[str] = []
     busy: list[str] = []
     with Heartbeat(rt.store, rt.owner, TARGET_LEASE_SECONDS, clock=rt.clock) as beat:
         for mailbox in message.mailboxes:
             (held if beat.take(target_lease(profile, mailbox)) else busy).append(mailbox)
-        report = _push_held(rt, profile, replace(message, mailboxes=tuple(held)), targets, beat.held)
+        with role(PLAN):  # a push's CPU is planning, but for its records and Graph calls (their own roles)
+            part = _push_held(rt, profile, replace(message, mailboxes=tuple(held)), targets, beat.held, most)
     if busy:
         raise TargetsBusy(profile.name, busy, rt.store.get_lease(target_lease(profile, busy[0])))
-    return report
+    if part.rest is None:
+        part.report.propagation_ms = _push_finished(rt, profile, message, part.report)
+    return part
+
+
+def _push_finished(rt: Runtime, profile: Profile, message: PushMessage, report: ExecReport) -> int | None:
+    """Tell a notified sync's propagation measurement that this push is done; a part that follows another
+    wrote through it (a message hands on only once it has done its writes)."""
+    wrote = report.changed_phones or message.after is not None
+    try:
+        return propagation.push_finished(rt.store, message, wrote, rt.now_iso())
+    except StateError as error:  # a measurement never fails a push whose writes are done
+        log.warning("profile %s: push %s: propagation not measured (%s)", profile.name, message.run_id,
+                    type(error).__name__)
+        return None
 
 
 def target_lease(profile: Profile, mailbox: str) -> str:
@@ -89,38 +139,48 @@ def with_folder(rt: Runtime, profile: Profile, target: Target) -> Target:
 
 
 def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Mapping[str, Target] | None,
-               held: Callable[[], bool]) -> ExecReport:
+               held: Callable[[], bool], most: int | None) -> PushPart:
     store, client = rt.store, rt.client
     if targets is None:
         targets = store.get_targets(profile.name)
     if message.mode == "remove":
-        return _remove_targets(rt, profile, message, targets, held)
-    desired, previous, wanted_keys = _desired(store, profile, message.keys)
-    want = desired if wanted_keys is None else {k: d for k, d in desired.items() if k in wanted_keys}
-    recreate = _recreator(profile, want)
-    works: list[TargetWork] = []
+        return PushPart(_remove_targets(rt, profile, message, targets, held))
     report = ExecReport()
     checks = MailboxChecks(rt, profile, message.run_id, targets)  # one mailbox fails alone; deleted folders heal
     active = checks.ready([targets[m] for m in message.mailboxes if m in targets and targets[m].active], report)
-    shared = SharedCreates(profile)  # a contact's create is the same for every target of the push
     known_empty = set(message.new_folders)  # folders made in this run
     moved: set[str] = set()  # targets that move to the profile's place in this push (moves.py)
-    everything = _Everything(store, profile, desired if wanted_keys is None else None)
+    everything = _Everything(store, profile)
     written = _with_folders(rt, profile, active, report, checks, made=known_empty, moved=moved)
+    # A target that moves gets every contact in its new place, whatever this push's keys; a fill with nothing
+    # recorded, into a folder that may hold galsync's contacts (lost state), adopts them. Both plan the whole
+    # target at once (they list its folder); every other target is planned and sent a slice of keys at a time.
+    whole: list[TargetWork] = []
+    sliced: list[Target] = []
     for target in written:
-        mailbox = target.mailbox
-        # A target that moves gets every contact in its new place, whatever this push's keys.
-        keys, target_want = (None, everything.get()) if mailbox in moved else (wanted_keys, want)
-        records = store.get_target_records(profile.name, mailbox, keys)
-        if keys is None and not records and mailbox not in known_empty:
-            # A fill with nothing recorded, into a folder that may hold galsync's contacts (lost state).
-            actions = adopt(client, profile, mailbox, target.folder_id or "", target_want, report)
+        mailbox, folder = target.mailbox, target.folder_id or ""
+        if mailbox in moved:
+            want = everything.get()
+            records = store.get_target_records(profile.name, mailbox)
+            actions = plan_target(mailbox, want, _AllPrevious(store, profile), records, profile)
+            whole.append(TargetWork(mailbox, folder, actions, records, _recreator(profile, want)))
+        elif message.keys is None and message.after is None and mailbox not in known_empty and \
+                next(store.iter_target_records(profile.name, mailbox), None) is None:
+            want = everything.get()
+            whole.append(TargetWork(mailbox, folder, adopt(client, profile, mailbox, folder, want, report), {},
+                                    _recreator(profile, want)))
         else:
-            actions = plan_target(mailbox, target_want, previous, records, profile, shared)
-        works.append(TargetWork(mailbox, target.folder_id or "", actions, records, recreate))
-    report.merge(execute(client, store, profile, works, rt.now_iso, held))
+            sliced.append(target)
+    report.merge(execute(client, store, profile, whole, rt.now_iso, held))
+    slices = _slices(store, profile, message)
+    _send_slices(rt, profile, sliced, slices, report, held, most)
+    rest = None
+    going_on = tuple(t.mailbox for t in sliced if t.mailbox not in checks.failing.failed)
+    if going_on and not slices.finished:
+        keys, after = slices.rest()
+        rest = replace(message, mailboxes=going_on, keys=keys, after=after, new_folders=())
     # The old place's copies of a move go once the new place has its own: in the same run, after the creates.
-    if moves := pending_moves(store, profile, [t.mailbox for t in active]):
+    if rest is None and (moves := pending_moves(store, profile, [t.mailbox for t in active])):
         wanted = everything.get()
         report.merge(finish_moves(client, store, profile, moves, wanted.__contains__, rt.now_iso, held))
     healed = checks.settle(written, report)
@@ -128,10 +188,79 @@ def _push_held(rt: Runtime, profile: Profile, message: PushMessage, targets: Map
         refill = _refill(rt, profile, healed, checks, held)
         checks.settle(healed, refill, heal=False)
         report.merge(refill)
+        if rest is not None:  # filled whole again: nothing of theirs is left to the next message
+            gone = {t.mailbox for t in healed}
+            left = tuple(m for m in rest.mailboxes if m not in gone)
+            rest = replace(rest, mailboxes=left) if left else None
     checks.save()
-    log.info("profile %s: push %s to %d mailbox(es): %s", profile.name, message.run_id, len(works),
-             dict(report.counts))
-    return report
+    log.info("profile %s: push %s to %d mailbox(es)%s: %s", profile.name, message.run_id, len(written),
+             " (more to come)" if rest is not None else "", dict(report.counts))
+    return PushPart(report, rest)
+
+
+def _slices(store: StateStore, profile: Profile, message: PushMessage) -> KeySlices | _WholeSlice:
+    """The push's keys a slice at a time; a profile of several sources merges every record first (one slice)."""
+    if _multi_source(profile):
+        return _WholeSlice(*_desired(store, profile, message.keys))
+    every_previous = _AllPrevious(store, profile) if message.keys is None else {}
+    return KeySlices(store, profile.name, message.keys, message.after, every_previous)
+
+
+def _send_slices(rt: Runtime, profile: Profile, targets: list[Target], slices: KeySlices | _WholeSlice,
+                 report: ExecReport, held: Callable[[], bool], most: int | None) -> None:
+    """Plan and send slice after slice to every target at once, each recorded before the next is read, until
+    the slices run out or `most` writes are done (a slice that would pass it is left to the next message)."""
+    store, name = rt.store, profile.name
+    used = 0
+    while targets and (piece := slices.take(_slice_size(most, used, len(targets)))) is not None:
+        shared = SharedCreates(profile)  # a contact's create is the same for every target of the slice
+        recreate = _recreator(profile, piece.desired)
+        works: list[TargetWork] = []
+        for target in targets:
+            records = piece.records(store, name, target.mailbox)
+            actions = plan_target(target.mailbox, piece.desired, piece.previous, records, profile, shared)
+            works.append(TargetWork(target.mailbox, target.folder_id or "", actions, records, recreate))
+        writes = sum(_write_count(w.actions) for w in works)
+        if most is not None and used and used + writes > most:
+            return
+        report.merge(execute(rt.client, store, profile, works, rt.now_iso, held))
+        slices.done(piece)
+        used += writes
+        if most is not None and used >= most:
+            return
+
+
+def _slice_size(most: int | None, used: int, targets: int) -> int:
+    """Keys in the next slice: a wave's worth (WAVE_PER_MAILBOX), fewer when the writes left allow fewer."""
+    if most is None:
+        return WAVE_PER_MAILBOX
+    return max(1, min(WAVE_PER_MAILBOX, (most - used) // max(targets, 1)))
+
+
+def _write_count(actions: Sequence[Action]) -> int:
+    """The Graph writes among the actions (a Record or a Forget only changes the state store)."""
+    return sum(1 for a in actions if not isinstance(a, Record | Forget))
+
+
+class _WholeSlice:
+    """Every key as one slice: the desired contacts of a profile with several sources are merged across all
+    of them (a later source may win a contact), so they are not cut into key ranges."""
+
+    def __init__(self, desired: dict[str, DesiredContact], previous: Mapping[str, SourceRecord],
+                 wanted: set[str] | None) -> None:
+        want = desired if wanted is None else {k: d for k, d in desired.items() if k in wanted}
+        self._slice: KeySlice | None = KeySlice(want, previous, None if wanted is None else tuple(sorted(wanted)))
+        self.finished = False
+
+    def take(self, n: int) -> KeySlice | None:
+        piece, self._slice = self._slice, None
+        return piece
+
+    def done(self, piece: KeySlice) -> None:
+        self.finished = True
+
+    def rest(self) -> tuple[tuple[str, ...] | None, str | None]:
+        return None, None
 
 
 def _refill(rt: Runtime, profile: Profile, targets: list[Target], checks: MailboxChecks, held: Callable[[], bool]
@@ -155,7 +284,7 @@ def _refill(rt: Runtime, profile: Profile, targets: list[Target], checks: Mailbo
 def _desired(store: StateStore, profile: Profile, keys: tuple[str, ...] | None
              ) -> tuple[dict[str, DesiredContact], Mapping[str, SourceRecord], set[str] | None]:
     """Desired contacts (for `keys`, or all), previous versions to diff against, and the keys to plan."""
-    multi = len({s.kind for s in profile.sources}) > 1 or len(profile.sources) > 1
+    multi = _multi_source(profile)
     if keys is None or multi:
         records = list(store.iter_source_records(profile.name))
     else:
@@ -205,15 +334,21 @@ class _AllPrevious(Mapping[str, SourceRecord]):
 
 
 class _Everything:
-    """Every desired contact of the profile, read from the store at most once, and only if a move needs it."""
+    """Every desired contact of the profile, read from the store at most once, and only if a target that
+    moves, a fill that adopts, or a move to finish needs it."""
 
-    def __init__(self, store: StateStore, profile: Profile, known: dict[str, DesiredContact] | None) -> None:
-        self.store, self.profile, self.known = store, profile, known
+    def __init__(self, store: StateStore, profile: Profile) -> None:
+        self.store, self.profile = store, profile
+        self.known: dict[str, DesiredContact] | None = None
 
     def get(self) -> dict[str, DesiredContact]:
         if self.known is None:
             self.known = _desired(self.store, self.profile, None)[0]
         return self.known
+
+
+def _multi_source(profile: Profile) -> bool:
+    return len(profile.sources) > 1
 
 
 def _same_person(records: list[SourceRecord], keys: set[str]) -> set[str]:
@@ -266,7 +401,8 @@ def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets
     """Mailboxes that left the profile: delete galsync's contacts (or keep them), then forget the target.
 
     A mailbox with no records (never stored, or its first contact failed before a lost store was rebuilt) may
-    still hold this profile's contacts: under "delete" they are found by their tag (tagged_removal.py)."""
+    still hold this profile's contacts: under "delete" they are found by their tag (tagged_removal.py). One
+    that leaves in the middle of a move holds them in two places: the old place is cleared too."""
     store = rt.store
     report = ExecReport()
     checks = MailboxChecks(rt, profile, message.run_id, targets)  # a mailbox that refuses is emptied next run
@@ -290,6 +426,7 @@ def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets
             if work is not None:
                 works.append(work)
     report.merge(execute(rt.client, store, profile, works, rt.now_iso, held))
+    report.merge(_clear_old_places(rt, profile, [*leaving, *(Target(m, "") for m in unknown)], checks, held))
     checks.removed(leaving, report, unknown=unknown)
     checks.save()
     for mailbox in message.mailboxes:
@@ -299,4 +436,27 @@ def _remove_targets(rt: Runtime, profile: Profile, message: PushMessage, targets
         if target is not None:
             store.put_target(profile.name, Target(mailbox, target.address, target.folder_id, target.purpose,
                                                   active=False))
+    return report
+
+
+def _clear_old_places(rt: Runtime, profile: Profile, leavers: list[Target], checks: MailboxChecks,
+                      held: Callable[[], bool]) -> ExecReport:
+    """The old place of leavers whose move was not finished (moves.py): under "delete" every contact of this
+    profile there goes; under "keep" only those whose copy is in the new place, so the phone keeps one of each.
+
+    Runs before a "keep" removal forgets the records, which tell which contacts have their copy. A move is
+    forgotten once its old place is cleared; a mailbox that refuses keeps it, and is emptied again next run.
+    """
+    report = ExecReport()
+    keep = profile.policies.removed_target == "keep"
+    by_mailbox = {t.mailbox: t for t in leavers}
+    for mailbox, move in pending_moves(rt.store, profile, list(by_mailbox)).items():
+        try:
+            done = finish_moves(rt.client, rt.store, profile, {mailbox: move}, lambda _key: keep, rt.now_iso, held)
+        except GraphError as exc:
+            checks.removal_failed(by_mailbox[mailbox], exc)
+            continue
+        report.merge(done)
+        if keep and not done.counts["failed"] and held():
+            docs.delete(rt.store, docs.Move, docs.move_key(profile.name, mailbox))  # what has no copy is kept
     return report

@@ -1,7 +1,8 @@
 """The queue messages the function app passes between its triggers, parsed strictly.
 
 `sync-source` carries `{"type": "sync", "profile": P, "reason": R}`, `{"type": "reconcile", "profile": P}`
-and `{"type": "lifecycle", "subscription_id": S, "event": E}`; `push-targets` carries `PushMessage.to_json()`.
+and `{"type": "lifecycle", "subscription_id": S, "event": E}`; `push-targets` carries `PushMessage.to_json()`;
+`reconcile-targets` carries `ReconcileGroupMessage.to_json()` (one group of a profile's targets to reconcile).
 A message that does not parse can never succeed, so it is not retried: the worker records it as poison with
 the `BadMessage` text as its reason (I8).
 """
@@ -20,6 +21,11 @@ PUSH_TARGETS_QUEUE = "push-targets"
 POISON_SUFFIX = "-poison"  # the Functions host moves a message here after maxDequeueCount failed tries
 SYNC_SOURCE_POISON_QUEUE = SYNC_SOURCE_QUEUE + POISON_SUFFIX
 PUSH_TARGETS_POISON_QUEUE = PUSH_TARGETS_QUEUE + POISON_SUFFIX
+RECONCILE_TARGETS_QUEUE = "reconcile-targets"
+RECONCILE_TARGETS_POISON_QUEUE = RECONCILE_TARGETS_QUEUE + POISON_SUFFIX
+# Mailboxes one reconcile-targets message may name: 1,000 directory ids (36 characters each, quoted) stay well
+# inside MAX_MESSAGE_CHARS.
+MAX_GROUP_MAILBOXES = 1000
 MAX_MESSAGE_CHARS = 64 * 1024  # Azure Storage's limit on one queue message
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
 _SUBSCRIPTION_ID = re.compile(r"[A-Za-z0-9-]{1,64}")  # Graph subscription ids are GUIDs; they go in URLs
@@ -57,6 +63,21 @@ class LifecycleMessage:
 
 
 SourceMessage = SyncMessage | ReconcileMessage | LifecycleMessage
+
+
+@dataclass(frozen=True)
+class ReconcileGroupMessage:
+    """One group of a profile's targets to reconcile: group `group` (from 0) of `groups` in run `run_id`."""
+
+    profile: str
+    run_id: str
+    group: int
+    groups: int
+    mailboxes: tuple[str, ...]
+
+    def to_json(self) -> str:
+        return json.dumps({"type": "reconcile-group", "profile": self.profile, "run_id": self.run_id,
+                           "group": self.group, "groups": self.groups, "mailboxes": list(self.mailboxes)})
 
 
 def sync_lease(profile: str) -> str:
@@ -98,6 +119,29 @@ def parse_push_message(body: bytes | str) -> PushMessage:
         raise BadMessage(str(error)) from None
 
 
+def parse_reconcile_group_message(body: bytes | str) -> ReconcileGroupMessage:
+    """A reconcile-targets message, or BadMessage naming what is wrong."""
+    doc = _json_object(body)
+    if doc.get("type") != "reconcile-group":
+        raise BadMessage(f"reconcile-targets message 'type' must be reconcile-group, got {_shown(doc.get('type'))}")
+    profile = _profile(doc)
+    run_id = doc.get("run_id")
+    if not isinstance(run_id, str) or not run_id.strip() or len(run_id) > _MAX_TEXT:
+        raise BadMessage(f"reconcile-group message 'run_id' must be a run id, got {_shown(run_id)}")
+    groups, group = doc.get("groups"), doc.get("group")
+    if not _whole(groups) or groups < 1:
+        raise BadMessage(f"reconcile-group message 'groups' must be a whole number of at least 1, got {_shown(groups)}")
+    if not _whole(group) or not 0 <= group < groups:
+        raise BadMessage(f"reconcile-group message 'group' must be a whole number from 0 to {groups - 1}, "
+                         f"got {_shown(group)}")
+    mailboxes = doc.get("mailboxes")
+    if not isinstance(mailboxes, list) or not mailboxes or len(mailboxes) > MAX_GROUP_MAILBOXES or not all(
+            isinstance(m, str) and m.strip() and len(m) <= _MAX_TEXT for m in mailboxes):
+        raise BadMessage(f"reconcile-group message 'mailboxes' must be a list of 1 to {MAX_GROUP_MAILBOXES} "
+                         f"mailbox ids, got {_shown(mailboxes)}")
+    return ReconcileGroupMessage(profile, run_id, group, groups, tuple(mailboxes))
+
+
 def profile_of(body: bytes | str) -> str | None:
     """The profile a message is about, if it has one that can be read (for poison records)."""
     try:
@@ -126,6 +170,10 @@ def _profile(doc: dict[str, Any]) -> str:
     if not isinstance(profile, str) or not profile.strip() or len(profile) > _MAX_TEXT:
         raise BadMessage(f"message 'profile' must be a profile name, got {_shown(profile)}")
     return profile
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _shown(value: Any) -> str:

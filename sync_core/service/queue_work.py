@@ -21,9 +21,11 @@ from sync_core.state.leases import take_over_stale_pending
 from . import poison
 from .doctor import doctor
 from .groups import GroupConfigError
-from .push import push_targets
+from .push import PushPart, push_part
 from .queue_messages import (
     PUSH_TARGETS_QUEUE,
+    RECONCILE_TARGETS_POISON_QUEUE,
+    RECONCILE_TARGETS_QUEUE,
     SYNC_SOURCE_QUEUE,
     BadMessage,
     LifecycleMessage,
@@ -31,15 +33,15 @@ from .queue_messages import (
     SourceMessage,
     SyncMessage,
     parse_push_message,
+    parse_reconcile_group_message,
     parse_source_message,
     sync_lease,
 )
-from .reconcile import reconcile_profile
+from .reconcile_groups import GroupOutcome, give_up_group, run_group, start_reconcile
 from .runtime import PushMessage, Runtime
 from .state_identity import claim_state
 from .subscriptions import SubscriptionsReport, ensure_subscriptions, handle_lifecycle
 from .sync import sync_profile
-from .target_work import ExecReport
 
 log = logging.getLogger("galsync.queue")
 
@@ -62,10 +64,12 @@ class QueueFanOut:
 
 @dataclass(frozen=True)
 class SourceOutcome:
-    """Messages a sync-source message leads to: pushes (push-targets) and resyncs (sync-source)."""
+    """Messages a sync-source message leads to: pushes (push-targets), resyncs (sync-source) and groups of
+    targets to reconcile (reconcile-targets)."""
 
     push: tuple[str, ...] = ()
     resync: tuple[str, ...] = ()
+    reconcile: tuple[str, ...] = ()
 
 
 def run_source_message(rt: Runtime, body: bytes | str, *, message_id: str = "",
@@ -93,17 +97,26 @@ def _run_source(rt: Runtime, message: SourceMessage) -> SourceOutcome:
                  message.reason or "-", report.outcome, len(fanout.messages))
         return SourceOutcome(push=tuple(fanout.messages))
     if isinstance(message, ReconcileMessage):
-        reconcile_profile(rt, message.profile)
-        log_doctor_summary(rt, message.profile)
-        return SourceOutcome()
+        groups, finished = start_reconcile(rt, message.profile, rt.settings.reconcile_targets_per_message)
+        if finished is not None:
+            log_doctor_summary(rt, message.profile)
+        return SourceOutcome(reconcile=tuple(g.to_json() for g in groups))
     profiles = handle_lifecycle(rt, message.subscription_id, message.event)
     return SourceOutcome(resync=tuple(SyncMessage(p, f"lifecycle:{message.event}").to_json() for p in profiles))
 
 
 def log_doctor_summary(rt: Runtime, profile: str) -> None:
     """After the nightly reconcile, the doctor's verdict in the function's log: counts and topics only (its
-    findings name contacts, which never go to the log at INFO, I7); `galsync doctor` shows the details."""
-    report = doctor(rt, [profile])
+    findings name contacts, which never go to the log at INFO, I7); `galsync doctor` shows the details.
+
+    Logged once per profile and night, by whichever group message finishes the run: its probes (permissions,
+    subscriptions, delta links) are profile-wide, so a verdict per group would repeat them and say the same.
+    A verdict that cannot be made is logged as such; it never fails the reconcile that is already recorded."""
+    try:
+        report = doctor(rt, [profile])
+    except Exception as error:
+        log.warning("doctor: profile %s: no verdict: %s", profile, type(error).__name__)
+        return
     foreign = sum(len(t.foreign) for p in report.profiles for t in p.checked_targets)
     topics = sorted({f.topic for f in report.findings if f.severity in ("problem", "warning")})
     log.info("doctor: profile %s: problems=%d warnings=%d missing_permissions=%s shared_targets=%d "
@@ -113,20 +126,54 @@ def log_doctor_summary(rt: Runtime, profile: str) -> None:
 
 
 def run_push_message(rt: Runtime, body: bytes | str, *, message_id: str = "",
-                     dequeue_count: int = 0) -> ExecReport | None:
-    """Process one push-targets message: plan and write one chunk of target mailboxes; what it wrote, or None
-    for a message recorded as poison."""
+                     dequeue_count: int = 0) -> PushPart | None:
+    """Process one push-targets message: plan and write one chunk of target mailboxes, at most
+    GALSYNC_WRITES_PER_MESSAGE writes; what it wrote and the message that does the rest (for the push-targets
+    queue), or None for a message recorded as poison."""
     try:
         message = parse_push_message(body)
         rt.config.profile(message.profile)
         claim_state(rt)
-        return push_targets(rt, message)
+        return push_part(rt, message)
     except _PERMANENT as error:
         poison.record_poison(rt.store, PUSH_TARGETS_QUEUE, message_id, body, str(error), dequeue_count)
         return None
     except Exception as error:
         poison.note_failure(rt.store, PUSH_TARGETS_QUEUE, body, error)
         raise
+
+
+def run_reconcile_group_message(rt: Runtime, body: bytes | str, *, message_id: str = "",
+                                dequeue_count: int = 0) -> GroupOutcome | None:
+    """Process one reconcile-targets message: reconcile one group of a profile's targets, and when it is the
+    last group, log the doctor's verdict; what it found, or None for a message recorded as poison."""
+    try:
+        message = parse_reconcile_group_message(body)
+        rt.config.profile(message.profile)
+        claim_state(rt)
+        outcome = run_group(rt, message)
+    except _PERMANENT as error:
+        poison.record_poison(rt.store, RECONCILE_TARGETS_QUEUE, message_id, body, str(error), dequeue_count)
+        return None
+    except Exception as error:
+        poison.note_failure(rt.store, RECONCILE_TARGETS_QUEUE, body, error)
+        raise
+    if outcome.finished is not None:
+        log_doctor_summary(rt, message.profile)
+    return outcome
+
+
+def record_reconcile_poison(rt: Runtime, body: bytes | str, *, message_id: str = "") -> None:
+    """A reconcile-targets message the host gave up on: recorded as poison, and its group counted as not
+    reconciled, so the profile's run still ends (and the doctor's verdict is logged) when the others are done."""
+    record = poison.record_from_poison_queue(rt.store, RECONCILE_TARGETS_POISON_QUEUE, message_id, body)
+    try:
+        message = parse_reconcile_group_message(body)
+        rt.config.profile(message.profile)
+    except (BadMessage, ConfigError):
+        return  # nothing to count it into
+    if give_up_group(rt, message, record.reason) is not None:
+        log_doctor_summary(rt, message.profile)
 
 
 def run_subscriptions(rt: Runtime) -> SubscriptionsReport:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,32 +78,60 @@ class ReconcileReport:
 
 def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False,
                       progress: Callable[[int, int], None] | None = None) -> ReconcileReport:
-    """Reconcile every active target of one profile (see the module doc); `progress(done, total)` hears of
-    each mailbox read (the command line's progress line)."""
+    """Reconcile every active target of one profile in this process (see the module doc); `progress(done,
+    total)` hears of each mailbox read (the command line's progress line). The function app runs the same two
+    parts, the targets in groups of queue messages (reconcile_groups.py)."""
     profile = rt.config.profile(profile_name)
     report = ReconcileReport(profile.name, new_run_id(), dry_run=dry_run)
     started = rt.now_iso()
     before = rt.client.stats.snapshot()
     if not dry_run:
-        # Photos (issue 10): one metadata check per user; a changed etag makes drift and the planner set it.
-        checks = photos.refresh_profile_photos(rt, profile)
-        if checks.checked:
-            report.exec.counts.update({"photos_checked": checks.checked, "photos_changed": len(checks.changed)})
+        check_photos(rt, profile, report)
+    reconcile_targets(rt, profile, active_targets(rt, profile), report, progress)
+    after = rt.client.stats.snapshot()
+    report.requests = sum(after.values()) - sum(before.values()) if after else 0
+    if not dry_run:
+        rt.store.record_run(reconcile_run(report.run_id, profile.name, started, rt.now_iso(), report))
+    log.info("profile %s: reconcile %s: targets=%d busy=%d drift=%s writes=%d", profile.name, report.run_id,
+             report.targets, report.busy, dict(report.drift), report.exec.writes)
+    return report
+
+
+def check_photos(rt: Runtime, profile: Profile, report: ReconcileReport) -> None:
+    """The profile-wide part before the targets: one photo metadata check per user; a changed etag makes drift
+    and the planner set the photo. Done once per reconcile, however the targets are split."""
+    checks = photos.refresh_profile_photos(rt, profile)
+    if checks.checked:
+        report.exec.counts.update({"photos_checked": checks.checked, "photos_changed": len(checks.changed)})
+
+
+def active_targets(rt: Runtime, profile: Profile) -> list[Target]:
+    """The profile's active targets, in mailbox order (the order reports list them in)."""
+    return [t for _, t in sorted(rt.store.get_targets(profile.name).items()) if t.active]
+
+
+def reconcile_targets(rt: Runtime, profile: Profile, targets: list[Target], report: ReconcileReport,
+                      progress: Callable[[int, int], None] | None = None, *, others: Collection[str] = ()) -> None:
+    """The per-target part: each of `targets` reconciled under its lease, side by side, into `report`; their
+    failures saved as failing targets (they alone, I10). `others`: the profile's other active targets, which
+    another message reconciles; one without a failing document counts as working, so a 403 here gets the same
+    hint (outside the Exchange scope) as when every target is reconciled together."""
     desired = _desired(rt, profile)
-    active = [t for _, t in sorted(rt.store.get_targets(profile.name).items()) if t.active]
     failing = FailingTargets(rt.store, rt.client, profile.name, report.run_id, rt.now_iso)
 
     def one(target: Target) -> TargetOutcome:
         return _reconcile_under_lease(rt, profile, target, desired, ReconcileReport(profile.name, report.run_id,
-                                                                                   dry_run=dry_run))
+                                                                                   dry_run=report.dry_run))
 
     # Targets side by side, each under its own lease; their outcomes are taken in target order, so the report
     # and the failing-targets list read the same as one after another.
-    pool = ThreadPoolExecutor(max(1, min(TARGETS_AT_ONCE, len(active))), thread_name_prefix="galsync-reconcile")
+    pool = ThreadPoolExecutor(max(1, min(TARGETS_AT_ONCE, len(targets))), thread_name_prefix="galsync-reconcile")
+    done = 0
     try:
-        for target, outcome in zip(active, pool.map(one, active), strict=True):
+        for target, outcome in zip(targets, pool.map(one, targets), strict=True):
             if progress is not None:
-                progress(report.targets, len(active))
+                progress(done, len(targets))
+            done += 1
             report.targets += 1
             _take(report, failing, target, outcome)
     except BaseException:
@@ -111,20 +139,22 @@ def reconcile_profile(rt: Runtime, profile_name: str, *, dry_run: bool = False,
         raise
     pool.shutdown()
     if progress is not None:
-        progress(report.targets, len(active))
-    if not dry_run:
-        report.failing = failing.save()
+        progress(done, len(targets))
+    if not report.dry_run:
+        others_work = None
+        if others:
+            others_work = len(failing.failed) < len(targets) or any(m not in failing.known for m in others)
+        report.failing = failing.save(others_work=others_work)
         report.errors += [f.line() for f in report.failing]
-    after = rt.client.stats.snapshot()
-    report.requests = sum(after.values()) - sum(before.values()) if after else 0
-    if not dry_run:
-        outcome = "partial" if report.errors or report.exec.counts["failed"] else "ok"
-        rt.store.record_run(Run(report.run_id, profile.name, "reconcile", started, rt.now_iso(), outcome,
-                                {**dict(report.drift), **dict(report.exec.counts), "targets": report.targets},
-                                error="; ".join((report.errors + report.exec.errors)[:5]) or None))
-    log.info("profile %s: reconcile %s: targets=%d busy=%d drift=%s writes=%d", profile.name, report.run_id,
-             report.targets, report.busy, dict(report.drift), report.exec.writes)
-    return report
+
+
+def reconcile_run(run_id: str, profile: str, started: str, finished: str, report: ReconcileReport) -> Run:
+    """The run record of a finished reconcile (`galsync status`, telemetry): its counts, and "partial" when a
+    target failed."""
+    outcome = "partial" if report.errors or report.exec.counts["failed"] else "ok"
+    return Run(run_id, profile, "reconcile", started, finished, outcome,
+               {**dict(report.drift), **dict(report.exec.counts), "targets": report.targets},
+               error="; ".join((report.errors + report.exec.errors)[:5]) or None)
 
 
 def _desired(rt: Runtime, profile: Profile) -> dict[str, DesiredContact]:

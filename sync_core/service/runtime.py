@@ -41,6 +41,11 @@ class PushMessage:
     `mode` "remove" handles mailboxes that left the targets.
     `new_folders`: those of `mailboxes` whose managed folder the sync run made, so known empty: their fill
     plans creates without first listing the folder for contacts to adopt (adoption.py).
+    `after`: with `keys` None, the source key (in the state store's order) the message before this one stopped
+    after: a push does at most GALSYNC_WRITES_PER_MESSAGE writes and hands the rest on in a message like this
+    one, which names a key, never a list of them (a queue message holds 64 KB).
+    `notified_at`, `part`: a sync that served a change notification numbers its push messages; each push tells
+    the store it is done, and the last one measures the propagation time (propagation.py).
     """
 
     profile: str
@@ -49,11 +54,17 @@ class PushMessage:
     mode: str = "changes"  # "changes" | "remove"
     run_id: str = ""
     new_folders: tuple[str, ...] = ()
+    after: str | None = None
+    notified_at: str | None = None
+    part: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "push", "profile": self.profile, "mailboxes": list(self.mailboxes),
-                "keys": None if self.keys is None else list(self.keys), "mode": self.mode, "run_id": self.run_id,
-                "new_folders": list(self.new_folders)}
+        out: dict[str, Any] = {"type": "push", "profile": self.profile, "mailboxes": list(self.mailboxes),
+                               "keys": None if self.keys is None else list(self.keys), "mode": self.mode,
+                               "run_id": self.run_id, "new_folders": list(self.new_folders), "after": self.after}
+        if self.part is not None:
+            out |= {"notified_at": self.notified_at, "part": self.part}
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PushMessage:
@@ -71,8 +82,15 @@ class PushMessage:
         new_folders = data.get("new_folders", [])  # absent from messages queued before it existed
         if not isinstance(new_folders, list) or not all(isinstance(m, str) for m in new_folders):
             raise ValueError("push message 'new_folders' must be a list of strings")
+        after = data.get("after")  # absent from messages queued before it existed
+        if after is not None and (not isinstance(after, str) or not after or keys is not None):
+            raise ValueError("push message 'after' must be null, or a source key when 'keys' is null")
+        notified_at, part = data.get("notified_at"), data.get("part")
+        if (part is None) != (notified_at is None) or not (part is None or (
+                isinstance(part, int) and not isinstance(part, bool) and part >= 0 and isinstance(notified_at, str))):
+            raise ValueError("push message 'notified_at' and 'part' must both be absent, or a time and a number")
         return cls(data["profile"], tuple(mailboxes), None if keys is None else tuple(keys), mode,
-                   str(data.get("run_id", "")), tuple(new_folders))
+                   str(data.get("run_id", "")), tuple(new_folders), after, notified_at, part)
 
 
 class FanOut(Protocol):
@@ -99,7 +117,7 @@ class Runtime:
         return self._client
 
     def now_iso(self) -> str:
-        return datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return iso_time(self.clock())
 
     def close(self) -> None:
         if self._client is not None:
@@ -126,6 +144,11 @@ def collect_garbage_less_often() -> None:
     """Raise the process's collector thresholds to GC_THRESHOLDS (a higher setting is left as it is)."""
     if gc.get_threshold()[0] < GC_THRESHOLDS[0]:
         gc.set_threshold(*GC_THRESHOLDS)
+
+
+def iso_time(seconds: float) -> str:
+    """A time (seconds since the epoch) as galsync stores times: ISO 8601 in UTC, to the microsecond."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def new_run_id() -> str:

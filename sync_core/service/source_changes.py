@@ -38,6 +38,7 @@ class SourceChanges:
     outbox: docs.Outbox | None  # the outbox an earlier, unfinished run left (None: none)
     # Told the keys of each set of new or changed records once they are stored (a real run only).
     on_stored: Callable[[Collection[str]], None] | None = None
+    notified_at: str | None = None  # the first notification this run serves arrived then (kept in the outbox)
     changed: int = 0
     removed: int = 0
     undialable: int = 0  # phone numbers of the items read that [profile.phones] kept as they were
@@ -122,7 +123,8 @@ class SourceChanges:
         if self._outbox_written:
             return
         earlier = self.outbox or docs.Outbox(self.run_id, None)
-        docs.write(self.rt.store, self.profile.name, docs.Outbox(self.run_id, None, earlier.fill, earlier.remove))
+        docs.write(self.rt.store, self.profile.name,
+                   docs.Outbox(self.run_id, None, earlier.fill, earlier.remove, self.notified_at))
         self._outbox_written = True
 
 

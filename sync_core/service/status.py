@@ -2,7 +2,8 @@
 
 It answers "is it working?" the way an admin asks it: the last runs with their counts, the failures among
 them, target mailboxes that fail alone and since when, work the queues gave up on (poison messages), the
-Graph subscriptions with their expiry, and the leases workers hold now (who is running what, until when).
+Graph subscriptions with their expiry, the leases workers hold now (who is running what, until when), and
+how long a notified change took to reach the phones over the last day (p50, p95; propagation.py).
 Being store-only, it works when Graph or the credentials are what is broken.
 """
 
@@ -19,6 +20,8 @@ from sync_core.state.base import Lease, StateStore
 
 from .failing_targets import TargetFailure, load_all
 from .poison import PoisonRecord, list_poison
+from .propagation import PropagationStats
+from .propagation import stats as propagation_stats
 
 DAMAGED = "(damaged record)"  # the resource shown for a subscription record that cannot be read
 LATEST_WINDOW = 500  # recent runs read to find each kind's latest run, whatever --limit lists
@@ -54,6 +57,7 @@ class ProfileStatus:
     shared_targets: int
     last_sync: Run | None
     last_reconcile: Run | None
+    propagation: PropagationStats = PropagationStats(0, None, None)  # over the last day
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class StatusReport:
                 "name": p.name, "targets": p.targets, "shared_targets": p.shared_targets,
                 "last_sync": run_json(p.last_sync) if p.last_sync else None,
                 "last_reconcile": run_json(p.last_reconcile) if p.last_reconcile else None,
+                "propagation": p.propagation.to_json(),
             } for p in self.profiles],
             "runs": [run_json(r) for r in self.runs],
             "failures": [run_json(r) for r in self.failures],
@@ -104,6 +109,8 @@ def status(store: StateStore, profiles: Iterable[str], *, limit: int = 20, now: 
     now = now or datetime.now(UTC)
     window = store.recent_runs(None, max(limit, LATEST_WINDOW))
     latest = _latest_by_kind(window)
+    profiles = list(profiles)
+    propagation = propagation_stats(store, profiles, now)
     per_profile = []
     for name in profiles:
         targets = [t for t in store.get_targets(name).values() if t.active]
@@ -111,7 +118,7 @@ def status(store: StateStore, profiles: Iterable[str], *, limit: int = 20, now: 
             latest.update(_latest_by_kind(store.recent_runs(name, LATEST_WINDOW)))
         per_profile.append(ProfileStatus(
             name, len(targets), sum(1 for t in targets if is_shared(t)),
-            latest.get((name, "sync")), latest.get((name, "reconcile")),
+            latest.get((name, "sync")), latest.get((name, "reconcile")), propagation[name],
         ))
     return StatusReport(iso(now), tuple(per_profile), tuple(window[:limit]), tuple(list_poison(store)),
                         tuple(subscriptions(store)), tuple(store.list_leases()), tuple(latest.values()),

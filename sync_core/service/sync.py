@@ -10,6 +10,8 @@ sync_profile, under the profile's lease (a burst of triggers runs once more, not
   4. persist in crash-safe order: an outbox document naming the changed keys and targets first, then the
      source records, then the delta links; then fan out; then drop the outbox. A crash anywhere replays
      the outbox on the next run, and every push is idempotent, so nothing is lost and nothing duplicated.
+A run that serves a change notification carries its arrival (taken before the sources, kept in the outbox)
+to its push messages, which measure the propagation time (propagation.py).
 """
 
 from __future__ import annotations
@@ -24,20 +26,23 @@ from typing import Protocol, runtime_checkable
 
 from sync_core.core.plan import plan_removed_target, plan_target
 from sync_core.core.profile import Profile, looks_like_object_id
-from sync_core.core.records import Run, Target
+from sync_core.core.records import Run, Target, folder_place
 from sync_core.core.sources import DesiredContact
+from sync_core.cpu_roles import READ, role
 from sync_core.graph import GraphError
-from sync_core.settings import LEASE_SECONDS, Settings
+from sync_core.settings import LEASE_SECONDS
 from sync_core.state import docs
-from sync_core.state.base import Lease
+from sync_core.state.base import Lease, StateError
 from sync_core.state.leases import run_exclusively
 
-from . import failing_targets
+from . import failing_targets, propagation
 from . import groups as group_watch
 from . import targets as target_set
 from .early_fill import EarlyFill
 from .failing_targets import REMOVE, RESOLVE, FailingTargets, TargetFailure
 from .folders import ensure_folders
+from .move_plan import PlannedMove, plan_finish, plan_start
+from .moves import pending_moves
 from .push import push_targets
 from .queue_messages import sync_lease
 from .runtime import FanOut, PushMessage, Runtime, new_run_id
@@ -78,6 +83,7 @@ class SyncReport:
     planned: dict[str, int] = field(default_factory=dict)  # dry run: action kind -> count
     planned_by_mailbox: dict[str, dict[str, int]] = field(default_factory=dict)  # dry run: address -> kind -> n
     planned_writes: list[PlannedWrite] = field(default_factory=list)  # dry run: the first MAX_PLANNED_WRITES
+    planned_moves: dict[str, PlannedMove] = field(default_factory=dict)  # dry run: address -> its pending move
     exec: ExecReport = field(default_factory=ExecReport)
     failing: list[TargetFailure] = field(default_factory=list)  # targets that failed in this run (they alone)
     holder: Lease | None = None  # busy: who holds the profile's sync lease, and until when
@@ -128,8 +134,9 @@ class InlineFanOut:
         return result
 
     def early_push(self, message: PushMessage, targets: Mapping[str, Target]) -> ExecReport:
-        """A push to targets this run found and has not stored yet (early_fill.py): pushes run in this process."""
-        return push_targets(self.rt, message, targets=targets)
+        """A push to targets this run found and has not stored yet (early_fill.py): pushes run in this process,
+        as one part each (they are no queue message), still a slice of keys at a time."""
+        return push_targets(self.rt, message, targets=targets, limit_writes=False)
 
     def add_early(self, report: ExecReport, in_step: int) -> None:
         """What the early pushes wrote, as the sync reports it; `in_step` targets need no push message."""
@@ -215,6 +222,7 @@ class Findings:
     changed_keys: frozenset[str] | None  # None: push every key
     filled_early: frozenset[str] = frozenset()  # new targets the early fill brought fully in step
     resolved: bool = False  # the target set was looked up (not taken from the store)
+    notified_at: str | None = None  # the first notification this run serves arrived then (propagation.py)
 
 
 def _sync_steps(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport) -> None:
@@ -239,6 +247,9 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport, fai
     state = docs.read(store, docs.ProfileState, profile.name)
     config_changed = state is None or state.config != config_fp
     outbox = docs.read(store, docs.Outbox, profile.name)  # left by an earlier run that did not finish
+    # Before the sources, so the notified change is read below; a dry run leaves it to the run that writes.
+    arrival = None if dry_run else propagation.take_arrival(store, profile.name)
+    notified_at = propagation.earliest(arrival, outbox.notified_at if outbox is not None else None)
 
     # 1. group memberships (targets and user filters)
     refs = group_watch.group_refs(profile)
@@ -258,7 +269,7 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport, fai
         inline = fanout if isinstance(fanout, InProcessFanOut) and not dry_run else None
         early = _early_fill(rt, profile, inline, resolved, report.run_id) if inline is not None else None
         changes = SourceChanges(rt, profile, report.run_id, dry_run, outbox,
-                                on_stored=early.stored if early is not None else None)
+                                on_stored=early.stored if early is not None else None, notified_at=notified_at)
         try:
             reads = _read_sources(rt, profile, changes, memberships, old_members, full=config_changed)
         except BaseException:
@@ -293,7 +304,8 @@ def _read(rt: Runtime, profile: Profile, fanout: FanOut, report: SyncReport, fai
         changed_keys = None
     return Findings(config_fp, memberships, tuple(reads), changes, tchanges, frozenset(fill),
                     frozenset(set(tchanges.removed) | unfinished_removal),
-                    None if changed_keys is None else frozenset(changed_keys), frozenset(filled_early), resolving)
+                    None if changed_keys is None else frozenset(changed_keys), frozenset(filled_early), resolving,
+                    notified_at)
 
 
 def _persist_and_fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, report: SyncReport,
@@ -306,7 +318,7 @@ def _persist_and_fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: F
     report.removed_targets = len(found.removed_targets)
     keys = None if found.changed_keys is None else tuple(sorted(found.changed_keys))
     docs.write(store, profile.name, docs.Outbox(report.run_id, keys, tuple(sorted(found.fill)),
-                                                tuple(sorted(found.removed_targets))))
+                                                tuple(sorted(found.removed_targets)), found.notified_at))
     for read in found.reads:
         if read.delta_link:
             store.set_delta_link(profile.name, read.source.name, read.delta_link)
@@ -352,8 +364,9 @@ def _read_sources(rt: Runtime, profile: Profile, found: SourceChanges, membershi
     """Read every source (by delta, or in full), handing each chunk to `found`; then what the walks imply:
     removals after a full read, users whose filter-group membership flipped, managers' new names."""
     client, store = rt.client, rt.store
-    reads = [read_source(client, store, profile, source, memberships.members, full=full, on_chunk=found.add)
-             for source in profile.sources]
+    with role(READ):
+        reads = [read_source(client, store, profile, source, memberships.members, full=full, on_chunk=found.add)
+                 for source in profile.sources]
     for read in reads:
         if read.full:
             found.add(removed_after_full_read(store, profile, read))
@@ -407,49 +420,39 @@ def _filter_flips(profile: Profile, old: Mapping[str, frozenset[str]], new: Mapp
 
 def _fan_out(rt: Runtime, profile: Profile, fanout: FanOut, found: Findings, report: SyncReport) -> int:
     """Send the push messages (none to the targets the early fill brought in step); an inline fan-out's
-    write counts go into this run's report."""
+    write counts go into this run's report.
+
+    Every message carries GALSYNC_TARGETS_PER_MESSAGE targets, however many keys it pushes: a push advances
+    all its mailboxes together a slice at a time and hands on what passes GALSYNC_WRITES_PER_MESSAGE, so a
+    message never needs fewer mailboxes to stay short, and each of its mailboxes keeps a call in flight.
+    """
     run_id = report.run_id
+    size = rt.settings.targets_per_message
     messages: list[PushMessage] = []
     active, fill = found.targets.active, found.fill
     existing = sorted(m for m in active if m not in fill)
-    everyone = _SourceCount(rt, profile)
     if found.changed_keys is None or found.changed_keys:
         keys = None if found.changed_keys is None else tuple(sorted(found.changed_keys))
-        size = _targets_per_message(rt.settings, everyone() if keys is None else len(keys))
         messages += [PushMessage(profile.name, tuple(c), keys, "changes", run_id) for c in _chunks(existing, size)]
     filling = sorted(m for m in fill if m in active and m not in found.filled_early)
     if filling:
         messages += [PushMessage(profile.name, tuple(c), None, "changes", run_id,
                                  new_folders=tuple(m for m in c if m in found.targets.new_folders))
-                     for c in _chunks(filling, _targets_per_message(rt.settings, everyone()))]
+                     for c in _chunks(filling, size)]
     messages += [PushMessage(profile.name, tuple(c), None, "remove", run_id)
-                 for c in _chunks(sorted(found.removed_targets), rt.settings.targets_per_message)]
+                 for c in _chunks(sorted(found.removed_targets), size)]
+    if found.notified_at is not None and messages:
+        messages = [replace(m, notified_at=found.notified_at, part=i) for i, m in enumerate(messages)]
+        try:
+            propagation.track(rt.store, profile.name, run_id, found.notified_at, len(messages), rt.now_iso())
+        except StateError as error:  # a measurement never fails a sync: its pushes then measure nothing
+            log.warning("profile %s: sync %s: propagation not tracked (%s)", profile.name, run_id,
+                        type(error).__name__)
     pushed = fanout.push_all(messages) if isinstance(fanout, InProcessFanOut) else [fanout.push(m) for m in messages]
     for result in pushed:
         if isinstance(result, ExecReport):
             report.exec.merge(result)
     return len(messages)
-
-
-def _targets_per_message(settings: Settings, writes_per_target: int) -> int:
-    """GALSYNC_TARGETS_PER_MESSAGE targets, fewer when their writes would pass GALSYNC_WRITES_PER_MESSAGE
-    (never fewer than one: a target's writes stay in one message, under its one lease)."""
-    by_writes = settings.writes_per_message // max(writes_per_target, 1)
-    return max(1, min(settings.targets_per_message, by_writes))
-
-
-class _SourceCount:
-    """The profile's stored source records, counted once when first asked: the most writes a fill of one
-    target (or a push of every key) can need."""
-
-    def __init__(self, rt: Runtime, profile: Profile) -> None:
-        self._rt, self._profile = rt, profile
-        self._count: int | None = None
-
-    def __call__(self) -> int:
-        if self._count is None:
-            self._count = sum(1 for _ in self._rt.store.iter_source_records(self._profile.name))
-        return self._count
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
@@ -486,18 +489,36 @@ def _dry_run(rt: Runtime, profile: Profile, found: Findings, report: SyncReport)
             if len(report.planned_writes) < MAX_PLANNED_WRITES:
                 report.planned_writes.append(PlannedWrite(address, kind, key, names.get(key, "")))
 
+    moves = pending_moves(store, profile, list(found.targets.active))
     for mailbox in sorted(found.targets.active):
+        target = found.targets.active[mailbox]
+        if target.folder_id and folder_place(target.folder_id) != profile.place:  # the push starts its move
+            actions, move = plan_start(rt.client, store, profile, target, desired)
+            count(mailbox, actions, target)
+            report.planned_moves[target.address or mailbox] = move
+            continue
         if mailbox not in found.fill and changed_keys is not None:
             records = store.get_target_records(profile.name, mailbox, changed_keys)
             want = {k: d for k, d in desired.items() if k in changed_keys}
         else:
             records = store.get_target_records(profile.name, mailbox)
             want = desired
-        count(mailbox, plan_target(mailbox, want, changes.previous, records, profile),
-              found.targets.active[mailbox])
+        actions = plan_target(mailbox, want, changes.previous, records, profile)
+        count(mailbox, actions, target)
+        if mailbox in moves:  # an interrupted move: its old copies go after this push's writes
+            deletes, move = plan_finish(rt.client, store, profile, mailbox, moves[mailbox], actions,
+                                        desired.__contains__)
+            count(mailbox, deletes, target)
+            report.planned_moves[target.address or mailbox] = move
+    keep = profile.policies.removed_target == "keep"
+    leaving_moves = pending_moves(store, profile, list(found.removed_targets))
     for mailbox in sorted(found.removed_targets):
         count(mailbox, plan_removed_target(store.get_target_records(profile.name, mailbox), profile),
               stored_targets.get(mailbox))
+        if mailbox in leaving_moves:  # left in the middle of a move: its old place is emptied too
+            deletes, _ = plan_finish(rt.client, store, profile, mailbox, leaving_moves[mailbox], [],
+                                     lambda _key: keep)
+            count(mailbox, deletes, stored_targets.get(mailbox))
 
 
 def _describe_error(exc: BaseException) -> str:

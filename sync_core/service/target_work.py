@@ -36,10 +36,18 @@ class ExecReport:
     # tell a mailbox that refuses, or a deleted managed folder, from one contact's failure (mailbox_checks.py).
     refused: dict[str, Counter[tuple[int, str]]] = field(default_factory=dict)
     not_found: dict[str, str] = field(default_factory=dict)
+    # Set on the report of the push that finished last among a notified sync's pushes: that sync's time
+    # from the notification's arrival to its last write (propagation.py).
+    propagation_ms: int | None = None
 
     @property
     def writes(self) -> int:
         return sum(self.counts[k] for k in ("created", "updated", "deleted", "adopted", "foreign_deleted"))
+
+    @property
+    def changed_phones(self) -> bool:
+        """Whether anything reached a phone: a contact written, or a photo set, cleared or removed."""
+        return self.writes + sum(self.counts[k] for k in ("photos_set", "photos_cleared", "photos_removed")) > 0
 
     def merge(self, other: ExecReport) -> None:
         self.counts.update(other.counts)
@@ -48,6 +56,8 @@ class ExecReport:
             self.refused.setdefault(mailbox, Counter()).update(refused)
         for mailbox, code in other.not_found.items():
             self.not_found.setdefault(mailbox, code)
+        if other.propagation_ms is not None:
+            self.propagation_ms = max(self.propagation_ms or 0, other.propagation_ms)
 
     def drop_failures(self, mailbox: str) -> None:
         """Forget a mailbox's failed writes: its work was done again (its deleted folder was made and filled)."""

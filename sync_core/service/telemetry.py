@@ -15,7 +15,13 @@ function app hands those to `emit_run`.
 What a record holds: ids and counts only (I7): profile, run id, kind, outcome, counts, duration, the ids of
 failing mailboxes (directory GUIDs from the profile's failing-target documents and the run's error text,
 never names or addresses), and for a run that recorded its start, the Graph client's throttling counters
-during the run (process-wide: runs that overlap in one worker share them).
+during the run (process-wide: runs that overlap in one worker share them). A push of a sync that served a
+change notification carries the notification's arrival (`notified_at`); the push that finished last among
+its sync's pushes carries the sync's propagation time (`propagation_ms`, propagation.py).
+
+Beside it, each subscriptions run emits one `galsync.subscription {json}` record per Graph subscription
+galsync holds after the run: its id, the kind of resource (never the resource itself, which names a group
+or a mailbox), its expiry and its profiles. The workbook shows each profile's soonest expiry from them.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from sync_core.core.records import Run
 from sync_core.state.base import StateStore
 
 from . import failing_targets
+from .status import DAMAGED, subscriptions
 
 log = logging.getLogger("galsync.telemetry")
 
@@ -39,7 +46,11 @@ log = logging.getLogger("galsync.telemetry")
 RUN_RECORD = "galsync.run"
 # The fields of a record; every query may use these and no others.
 RECORD_FIELDS = ("profile", "run_id", "kind", "outcome", "counts", "duration_ms", "failing_mailboxes",
-                 "graph_throttles", "graph_retry_wait_ms", "graph_requests")
+                 "graph_throttles", "graph_retry_wait_ms", "graph_requests", "notified_at", "propagation_ms")
+# One record per subscription after a subscriptions run, and its fields.
+SUBSCRIPTION_RECORD = "galsync.subscription"
+SUBSCRIPTION_FIELDS = ("run_id", "subscription_id", "resource_kind", "expires_at", "profiles")
+RESOURCE_KINDS = ("users", "groups", "group", "mailbox-contacts", "other")
 RUN_KINDS = ("sync", "push", "reconcile", "subscriptions")
 OUTCOMES = ("ok", "partial", "failed")
 # Graph client counters (GraphStats) reported per run, and the record fields they become.
@@ -57,16 +68,18 @@ def failing_mailboxes(error: str | None) -> list[str]:
     return list(dict.fromkeys(m.lower() for m in _MAILBOX_IN_ERROR.findall(error or "")))
 
 
-def run_record(run: Run, graph: Mapping[str, int] | None = None, failing: Sequence[str] = ()) -> dict[str, Any]:
+def run_record(run: Run, graph: Mapping[str, int] | None = None, failing: Sequence[str] = (), *,
+               notified_at: str | None = None, propagation_ms: int | None = None) -> dict[str, Any]:
     """The record of a finished run (its `finished_at` set); `failing`: the ids of the profile's failing target
     mailboxes, beside those its error text names (a failing target's line names it by address); only
-    directory ids are kept, never an address."""
+    directory ids are kept, never an address. `notified_at`, `propagation_ms`: a push's (see the module doc)."""
     ids = [*failing_mailboxes(run.error), *(m.lower() for m in failing if re.fullmatch(_GUID, m))]
     record: dict[str, Any] = {
         "profile": run.profile, "run_id": run.run_id, "kind": run.kind, "outcome": run.outcome,
         "counts": {k: int(v) for k, v in sorted(run.counts.items())},
         "duration_ms": _duration_ms(run.started_at, run.finished_at),
         "failing_mailboxes": list(dict.fromkeys(ids)),
+        "notified_at": notified_at, "propagation_ms": propagation_ms,
     }
     # Every record has every field: null where a run did not record its start (its Graph counters unknown).
     record.update({field: None if graph is None else int(graph.get(counter, 0))
@@ -74,10 +87,38 @@ def run_record(run: Run, graph: Mapping[str, int] | None = None, failing: Sequen
     return record
 
 
-def emit_run(run: Run, graph: Mapping[str, int] | None = None, failing: Sequence[str] = ()) -> None:
+def emit_run(run: Run, graph: Mapping[str, int] | None = None, failing: Sequence[str] = (), *,
+             notified_at: str | None = None, propagation_ms: int | None = None) -> None:
     """Log the run's record at INFO (see the module doc for where it goes)."""
-    log.info("%s %s", RUN_RECORD, json.dumps(run_record(run, graph, failing), separators=(",", ":"),
-                                             sort_keys=True))
+    record = run_record(run, graph, failing, notified_at=notified_at, propagation_ms=propagation_ms)
+    log.info("%s %s", RUN_RECORD, json.dumps(record, separators=(",", ":"), sort_keys=True))
+
+
+def resource_kind(resource: str) -> str:
+    """What a subscription watches, without the ids in its resource path (RESOURCE_KINDS)."""
+    parts = resource.strip("/").lower().split("/")
+    if parts in (["users"], ["groups"]):
+        return parts[0]
+    if len(parts) == 2 and parts[0] == "groups":
+        return "group"
+    if len(parts) == 3 and parts[0] == "users" and parts[2] == "contacts":
+        return "mailbox-contacts"
+    return "other"
+
+
+def emit_subscriptions(store: StateStore, run_id: str) -> int:
+    """Log one subscription record per subscription recorded in `store` (a record that cannot be read has no
+    expiry to show and is left out: `galsync status` lists it); how many were logged."""
+    logged = 0
+    for sub in subscriptions(store):
+        if sub.resource == DAMAGED:
+            continue
+        record = {"run_id": run_id, "subscription_id": sub.subscription_id,
+                  "resource_kind": resource_kind(sub.resource), "expires_at": sub.expires_at,
+                  "profiles": list(sub.profiles)}
+        log.info("%s %s", SUBSCRIPTION_RECORD, json.dumps(record, separators=(",", ":"), sort_keys=True))
+        logged += 1
+    return logged
 
 
 def _duration_ms(started_at: str, finished_at: str | None) -> int | None:

@@ -12,6 +12,9 @@ about a lease ttl, not until the safety-net timer.
 The memo is what keeps a burst from reading storage 1,000 times; its lifetime is short because a
 notification it swallows after the worker took the flag waits for the next notification or the
 safety-net timer.
+
+Each time it consults the store for a profile, it also notes when the notification arrived, by `wall_clock`
+(propagation.py: the sync serving it measures the time to its last write on the phones).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from sync_core.service.notifications import (
     route,
     validation_answer,
 )
+from sync_core.service.propagation import note_arrival
 from sync_core.service.queue_messages import LifecycleMessage, SyncMessage, sync_lease
+from sync_core.service.runtime import iso_time
 from sync_core.settings import LEASE_SECONDS
 from sync_core.state.base import StateError, StateStore
 from sync_core.state.leases import claim_pending
@@ -74,8 +79,9 @@ class Webhook:
 
     def __init__(self, store: StateStore, tenant_id: str, profiles: Collection[str], *,
                  clock: Callable[[], float] = time.monotonic,
-                 memo_seconds: float = PENDING_MEMO_SECONDS) -> None:
+                 memo_seconds: float = PENDING_MEMO_SECONDS, wall_clock: Callable[[], float] = time.time) -> None:
         self._store = store
+        self._wall_clock = wall_clock
         self._tenant_id = tenant_id
         self._profiles = frozenset(profiles)
         self.registry = SubscriptionRegistry(store, clock)
@@ -106,12 +112,13 @@ class Webhook:
             return Answer(503, "state store unavailable; retry later\n")
 
     def _accept(self, notes: list[Notification]) -> Answer:
+        arrived_at = iso_time(self._wall_clock())
         routed = route(notes, self.registry, self._tenant_id, self._profiles)
         messages = [LifecycleMessage(known.subscription_id, event).to_json() for known, event in routed.lifecycle]
         enqueued: list[str] = []
         try:
             for profile in routed.profiles:
-                if self._claim(profile):
+                if self._claim(profile, arrived_at):
                     enqueued.append(profile)
         except StateError as error:
             # The profiles already claimed must still be enqueued (their flags are set, so Graph's retry of
@@ -127,11 +134,13 @@ class Webhook:
             log.debug("notifications: %d accepted, nothing new to enqueue", routed.accepted)
         return Answer(202, "accepted\n", tuple(messages))
 
-    def _claim(self, profile: str) -> bool:
-        """True if this request is the one to enqueue the profile's sync (its pending flag was clear, or stale)."""
+    def _claim(self, profile: str, arrived_at: str) -> bool:
+        """True if this request is the one to enqueue the profile's sync (its pending flag was clear, or stale).
+        The arrival is noted first: a sync that takes the flag finds it."""
         with self._pending_lock:
             if self.memo.fresh(profile):
                 return False
+            note_arrival(self._store, profile, arrived_at)
             claimed = claim_pending(self._store, sync_lease(profile), LEASE_SECONDS)
             self.memo.note(profile)
             return claimed

@@ -115,8 +115,13 @@ class StateStore(ABC):
     # --- source records: the last mapped contact of each source object
 
     @abstractmethod
-    def iter_source_records(self, profile: str) -> Iterator[SourceRecord]:
-        """Every source record of the profile, read page by page (100,000 records never sit in one reply)."""
+    def iter_source_records(self, profile: str, after: str | None = None) -> Iterator[SourceRecord]:
+        """Every source record of the profile, read page by page (100,000 records never sit in one reply), in
+        the store's key order; with `after`, only those that come after that source key.
+
+        The order is the store's own (the same for `iter_target_records`), so a push can stop at any key and
+        a later one resume after it without holding the keys it has done.
+        """
 
     @abstractmethod
     def get_source_records(self, profile: str, keys: Iterable[str] | None = None) -> dict[str, SourceRecord]:
@@ -139,6 +144,12 @@ class StateStore(ABC):
 
         A push for one changed contact reads one record per target, not the whole folder's records.
         """
+
+    @abstractmethod
+    def iter_target_records(self, profile: str, mailbox: str, after: str | None = None, upto: str | None = None
+                            ) -> Iterator[TargetRecord]:
+        """The mailbox's records page by page, in the key order of `iter_source_records`: those after the source
+        key `after` (None: from the first) up to and including `upto` (None: to the last)."""
 
     @abstractmethod
     def put_target_records(self, profile: str, mailbox: str, records: Iterable[TargetRecord]) -> None:

@@ -35,6 +35,10 @@ POISON = "poison"
 QUEUE_FAILURE = "queue-failure"
 STATE_IDENTITY = "state-identity"
 MOVE = "move"
+RECONCILE_RUN = "reconcile-run"
+NOTIFIED = "notified"
+PROPAGATION = "propagation"
+PROPAGATION_SAMPLES = "propagation-samples"
 
 _JOIN = "|"  # between the parts of a composite document key ("profile|mailbox")
 
@@ -83,9 +87,17 @@ def read_all(store: StateStore, kind: type[D], *,
     return out
 
 
-def write(store: StateStore, key: str, doc: Document) -> None:
-    """Store `doc` under `key`, replacing what was there."""
-    store.put_doc(doc.KIND, key, doc.to_json())
+def read_versioned(store: StateStore, kind: type[D], key: str) -> tuple[D, str] | None:
+    """The document of `kind` under `key` with its ETag (for a `write` that must not overwrite another's), or
+    None if there is none."""
+    found = store.get_doc(kind.KIND, key)
+    return None if found is None else (_parse(kind, key, found[0]), found[1])
+
+
+def write(store: StateStore, key: str, doc: Document, etag: str | None = None) -> None:
+    """Store `doc` under `key`, replacing what was there; with `etag`, only if the stored document still has
+    it (else ConcurrencyError: read it again and redo the change)."""
+    store.put_doc(doc.KIND, key, doc.to_json(), etag)
 
 
 def delete(store: StateStore, kind: type[Document], key: str) -> None:
@@ -137,9 +149,19 @@ def move_key(profile: str, mailbox: str) -> str:
     return _JOIN.join((profile, mailbox))
 
 
+def propagation_samples_key(profile: str, hour: str) -> str:
+    """One document per profile and hour of the day ("00" to "23"): a ring of 24 that never needs pruning."""
+    return _JOIN.join((profile, hour))
+
+
 def foreign_mailbox(key: str) -> str:
     """The mailbox id of a `foreign` document's key."""
     return key.partition(_JOIN)[2]
+
+
+def foreign_profile(key: str) -> str:
+    """The profile of a `foreign` document's key."""
+    return key.partition(_JOIN)[0]
 
 
 def failing_target_key(profile: str, target: str) -> str:
@@ -171,15 +193,19 @@ class Outbox:
     keys: tuple[str, ...] | None  # changed source keys; None: push every key
     fill: tuple[str, ...] = ()  # mailboxes to give every contact
     remove: tuple[str, ...] = ()  # mailboxes that left the targets
+    notified_at: str | None = None  # the first change notification these pushes serve arrived then
 
     def to_json(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "keys": None if self.keys is None else list(self.keys),
-                "fill": list(self.fill), "remove": list(self.remove)}
+        out: dict[str, Any] = {"run_id": self.run_id, "keys": None if self.keys is None else list(self.keys),
+                               "fill": list(self.fill), "remove": list(self.remove)}
+        if self.notified_at is not None:
+            out["notified_at"] = self.notified_at
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         return cls(_text(data, "run_id", ""), _optional_texts(data, "keys"), _texts(data, "fill"),
-                   _texts(data, "remove"))
+                   _texts(data, "remove"), _optional_text(data, "notified_at"))
 
 
 @dataclass(frozen=True)
@@ -393,6 +419,50 @@ class Move:
 
 
 @dataclass(frozen=True)
+class ReconcileRun:
+    """A profile's nightly reconcile on the function app (key: profile), its targets split into `groups` queue
+    messages: which groups are done and what they found, summed, so the last group to finish records the run.
+    Errors are kept to the first few (the run record shows five)."""
+
+    KIND: ClassVar[str] = RECONCILE_RUN
+    MAX_ERRORS: ClassVar[int] = 5
+
+    run_id: str
+    started_at: str
+    groups: int
+    done: tuple[int, ...] = ()
+    targets: int = 0
+    busy: int = 0
+    drift: Mapping[str, int] = field(default_factory=dict)
+    exec_counts: Mapping[str, int] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+    exec_errors: tuple[str, ...] = ()
+    finished: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return len(self.done) >= self.groups
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "started_at": self.started_at, "groups": self.groups, "done": list(self.done),
+                "targets": self.targets, "busy": self.busy, "drift": dict(self.drift),
+                "exec_counts": dict(self.exec_counts), "errors": list(self.errors),
+                "exec_errors": list(self.exec_errors), "finished": self.finished}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        done = data.get("done") or []
+        if not isinstance(done, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in done):
+            raise ShapeError(f"'done' must be a list of integers, got {_type(done)}")
+        finished = data.get("finished", False)
+        if not isinstance(finished, bool):
+            raise ShapeError(f"'finished' must be true or false, got {_type(finished)}")
+        return cls(_text(data, "run_id"), _text(data, "started_at"), _integer(data, "groups", 0), tuple(done),
+                   _integer(data, "targets", 0), _integer(data, "busy", 0), _counts(data, "drift"),
+                   _counts(data, "exec_counts"), _texts(data, "errors"), _texts(data, "exec_errors"), finished)
+
+
+@dataclass(frozen=True)
 class FailingTarget:
     """A target mailbox that fails alone: since when, Graph's answer, what to do (key: `failing_target_key`).
 
@@ -500,6 +570,85 @@ class QueueFailure:
         return cls(_text(data, "queue", ""), _text(data, "reason", ""), _integer(data, "tries", 0))
 
 
+@dataclass(frozen=True)
+class Notified:
+    """When the first change notification not yet served by a sync of the profile arrived (key: profile).
+
+    The webhook writes it when there is none; the sync that serves it (it read it before reading the sources)
+    takes it, so a later notification starts the next one."""
+
+    KIND: ClassVar[str] = NOTIFIED
+
+    arrived_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"arrived_at": self.arrived_at}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(_text(data, "arrived_at"))
+
+
+@dataclass(frozen=True)
+class PushesLeft:
+    """A notified sync whose pushes are not all done: the arrival it serves, the parts (push messages, by
+    number) still to finish, and the end of the latest push so far that wrote."""
+
+    notified_at: str
+    left: tuple[int, ...]
+    wrote_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"notified_at": self.notified_at, "left": list(self.left), "wrote_at": self.wrote_at}
+
+
+@dataclass(frozen=True)
+class Propagation:
+    """The notified syncs of a profile whose pushes are still running, by run id (key: profile)."""
+
+    KIND: ClassVar[str] = PROPAGATION
+
+    runs: Mapping[str, PushesLeft] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runs": {run_id: run.to_json() for run_id, run in self.runs.items()}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        runs: dict[str, PushesLeft] = {}
+        for run_id, run in _object(data, "runs").items():
+            if not isinstance(run, dict):
+                raise ShapeError(f"'runs' item {run_id!r} must be an object, got {_type(run)}")
+            left = run.get("left")
+            if not isinstance(left, list) or not all(isinstance(p, int) and not isinstance(p, bool) for p in left):
+                raise ShapeError(f"'runs' item {run_id!r}: 'left' must be a list of integers")
+            runs[run_id] = PushesLeft(_text(run, "notified_at"), tuple(left), _optional_text(run, "wrote_at"))
+        return cls(runs)
+
+
+@dataclass(frozen=True)
+class PropagationSamples:
+    """Propagation times measured in one hour (key: `propagation_samples_key`, by the hour of the day): each
+    the second of the hour it was measured and the milliseconds from notification to last write."""
+
+    KIND: ClassVar[str] = PROPAGATION_SAMPLES
+
+    hour: str  # "2026-03-01T12": the hour these samples belong to; an older one is a day or more old
+    samples: tuple[tuple[int, int], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"hour": self.hour, "samples": [list(s) for s in self.samples]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        samples = _get(data, "samples", [])
+        if not isinstance(samples, list) or not all(
+                isinstance(s, list) and len(s) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in s)
+                for s in samples):
+            raise ShapeError("'samples' must be a list of [second, milliseconds] pairs of integers")
+        return cls(_text(data, "hour"), tuple((s[0], s[1]) for s in samples))
+
+
 # --- checked fields ---------------------------------------------------------------------------------------------
 
 _REQUIRED: Any = object()
@@ -559,3 +708,10 @@ def _object(data: Mapping[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ShapeError(f"'{name}' must be an object, got {_type(value)}")
     return value
+
+
+def _counts(data: Mapping[str, Any], name: str) -> dict[str, int]:
+    value = data.get(name) or {}
+    if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
+        raise ShapeError(f"'{name}' must be an object of integer counts, got {_type(value)}")
+    return {str(k): v for k, v in value.items()}

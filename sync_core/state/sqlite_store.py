@@ -201,9 +201,9 @@ class SqliteStore(StateStore):
 
     # --- source records
 
-    def iter_source_records(self, profile: str) -> Iterator[SourceRecord]:
+    def iter_source_records(self, profile: str, after: str | None = None) -> Iterator[SourceRecord]:
         check_key("profile", profile)
-        after = ""
+        after = "" if after is None else check_key("source key", after)
         while True:
             page = self._read(
                 "SELECT * FROM source_records WHERE profile = ? AND source_key > ? "
@@ -261,6 +261,24 @@ class SqliteStore(StateStore):
             ):
                 out[row["source_key"]] = rows.target_record(row)
         return out
+
+    def iter_target_records(self, profile: str, mailbox: str, after: str | None = None, upto: str | None = None
+                            ) -> Iterator[TargetRecord]:
+        check_key("profile", profile)
+        check_key("target mailbox", mailbox)
+        after = "" if after is None else check_key("source key", after)
+        if upto is not None:
+            check_key("source key", upto)
+        while True:
+            page = self._read(
+                "SELECT * FROM target_records WHERE profile = ? AND mailbox = ? AND source_key > ? "
+                "AND (? IS NULL OR source_key <= ?) ORDER BY source_key LIMIT ?",
+                (profile, mailbox, after, upto, upto, CHUNK))
+            for row in page:
+                yield rows.target_record(row)
+            if len(page) < CHUNK:
+                return
+            after = page[-1]["source_key"]
 
     def put_target_records(self, profile: str, mailbox: str, records: Iterable[TargetRecord]) -> None:
         check_key("profile", profile)

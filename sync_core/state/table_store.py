@@ -212,8 +212,9 @@ class TableStore(StateStore):
 
     # --- source records
 
-    def iter_source_records(self, profile: str) -> Iterator[SourceRecord]:
-        for entity in self._partition("sources", table_key(check_key("profile", profile))):
+    def iter_source_records(self, profile: str, after: str | None = None) -> Iterator[SourceRecord]:
+        pk = table_key(check_key("profile", profile))
+        for entity in self._range("sources", pk, after, None):
             yield rows.source_record(_row(entity))
 
     @_storage_call
@@ -254,6 +255,20 @@ class TableStore(StateStore):
             return {r.source_key: r for r in found if wanted is None or r.source_key in wanted}
         records = (rows.target_record(_row(e)) for e in self._by_row_keys("targetrecords", pk, wanted))
         return {r.source_key: r for r in records}
+
+    def iter_target_records(self, profile: str, mailbox: str, after: str | None = None, upto: str | None = None
+                            ) -> Iterator[TargetRecord]:
+        for entity in self._range("targetrecords", self._records_partition(profile, mailbox), after, upto):
+            yield rows.target_record(_row(entity))
+
+    def _range(self, table: str, pk: str, after: str | None, upto: str | None) -> Iterator[TableEntity]:
+        """A partition's entities in RowKey order (the Table service's), after `after` and up to `upto`."""
+        query, params = "PartitionKey eq @pk", {"pk": pk}
+        if after is not None:
+            query, params["after"] = query + " and RowKey gt @after", table_key(check_key("source key", after))
+        if upto is not None:
+            query, params["upto"] = query + " and RowKey le @upto", table_key(check_key("source key", upto))
+        return self._query(table, query, params)
 
     def _by_row_keys(self, table: str, pk: str, keys: Iterable[str]) -> Iterator[Any]:
         """Entities of one partition by source key, MAX_FILTER_KEYS point look-ups per query."""

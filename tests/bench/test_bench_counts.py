@@ -107,3 +107,17 @@ def test_core_speed_plans_and_reads_every_contact_it_times() -> None:
     memory = core_speed.peak_memory([150])
     assert [(m.mode, m.users, m.read) for m in memory] == [("reader", 150, 150), ("sync", 150, 150)]
     assert all(m.peak_mb >= m.baseline_mb > 0 for m in memory)
+
+
+def test_the_fill_reports_client_cpu_by_role_and_per_contact_write(results: dict[str, Any]) -> None:
+    fill = run(results, "galsync", "fill")
+    roles = fill["client_cpu_by_role_seconds"]
+    assert set(roles) == {"read", "plan", "record", "send", "other"}
+    assert all(roles[name] > 0 for name in ("read", "plan", "record", "send"))  # each role's code is marked
+    assert sum(roles.values()) == pytest.approx(fill["client_cpu_seconds"], abs=0.01)
+    goals = {(g["run"], g["measure"]): g for g in results["goals"]}
+    per_write = goals[("fill", "client CPU per contact write")]
+    assert per_write["galsync"] == pytest.approx(fill["client_cpu_seconds"] * 1000 / (U * T), abs=0.002)
+    assert per_write["met"] is None  # U x T = 480 writes: set-up weighs too much to judge the goal
+    naive_roles = run(results, "naive", "fill")["client_cpu_by_role_seconds"]
+    assert naive_roles["send"] > 0 and naive_roles["plan"] == naive_roles["record"] == 0  # same client, no push

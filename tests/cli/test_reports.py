@@ -4,12 +4,13 @@ of a profile with why one fails, and a status whose --limit never hides the late
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from graph_emulator import GraphEmulator
 from sync_core.core.records import Run
 from sync_core.settings import Settings
-from sync_core.state import open_store
+from sync_core.state import docs, open_store
 
 from .conftest import TRUCKS, Cli, MakeCli, truck
 
@@ -74,3 +75,21 @@ def test_status_limit_never_hides_the_latest_failure(cli: Cli, tmp_path: Path) -
     assert people.exit_code == 1
     assert "failed" in people.stdout and "Latest runs that failed" in people.stdout
     assert "photos_downloade" not in people.stdout and "downloaded" in people.stdout  # words are never cut
+
+
+def test_status_shows_the_days_propagation_p50_and_p95_per_profile(cli: Cli) -> None:
+    assert cli("sync", "--dry-run").exit_code == 0  # the state file exists
+    now = datetime.now(UTC)
+    store = open_store(Settings.from_env(cli.env))
+    try:  # three notified syncs measured this hour, and one 25 hours ago (its hourly slot not reused yet)
+        docs.write(store, docs.propagation_samples_key("Dispatch", now.strftime("%H")),
+                   docs.PropagationSamples(now.strftime("%Y-%m-%dT%H"), ((0, 2000), (0, 300), (0, 1200))))
+        earlier = now - timedelta(hours=25)
+        docs.write(store, docs.propagation_samples_key("Dispatch", earlier.strftime("%H")),
+                   docs.PropagationSamples(earlier.strftime("%Y-%m-%dT%H"), ((0, 90_000),)))
+    finally:
+        store.close()
+    data = cli.json("status")
+    assert data["profiles"][0]["propagation"] == {"samples": 3, "p50_ms": 1200, "p95_ms": 2000}
+    people = cli("status", COLUMNS="200")
+    assert "1.2 s / 2.0 s (3 syncs)" in people.stdout

@@ -19,7 +19,9 @@ def test_host_json_pins_the_bundle_and_bounds_retries_and_run_time() -> None:
                                             "version": "[4.*, 5.0.0)"}
     queues = HOST_JSON["extensions"]["queues"]
     assert 3 <= queues["maxDequeueCount"] <= 10  # retried, but a poison message stops
-    assert 1 <= queues["batchSize"] <= 32 and queues["newBatchThreshold"] <= queues["batchSize"]
+    # An instance fetches batchSize more when newBatchThreshold remain, so it keeps newBatchThreshold + 1 to
+    # newBatchThreshold + batchSize messages running: small batches keep it busy without holding many more.
+    assert 1 <= queues["batchSize"] <= 32 and queues["newBatchThreshold"] >= queues["batchSize"]
     assert re.fullmatch(r"\d\d:\d\d:\d\d", queues["visibilityTimeout"])
     assert re.fullmatch(r"00:00:0[1-9]", queues["maxPollingInterval"])  # a notification waits seconds at most
     assert queues["messageEncoding"] == "base64"
@@ -42,7 +44,7 @@ def test_every_queue_has_a_worker_and_a_poison_recorder() -> None:
     functions = indexed_functions().values()
     drained = {fn.trigger.queue_name for fn in functions if fn.trigger_type == "queueTrigger"}
     written = {queue for fn in functions for queue in fn.outputs.values()}
-    assert written == {"sync-source", "push-targets"}
+    assert written == {"sync-source", "push-targets", "reconcile-targets"}
     assert drained == written | {q + "-poison" for q in written}
     assert {fn.trigger.connection for fn in functions if fn.trigger_type == "queueTrigger"} == {"AzureWebJobsStorage"}
 

@@ -76,6 +76,29 @@ def test_a_directory_change_reaches_the_target_mailbox_through_the_function_app(
     assert changed["displayName"]
 
 
+def test_a_fill_larger_than_a_message_goes_through_the_push_queue_in_messages_of_at_most_w_writes(
+        configure: Configure, graph: GraphEmulator, host: FunctionsHost) -> None:
+    scenario = graph.scenario or {}
+    truck = scenario["shared_mailboxes"]["Trucks North"]["id"]
+    rt = configure(CONFIG, **emulator_settings(graph), GALSYNC_WRITES_PER_MESSAGE="10")
+    host.timer("sync_timer")
+    creates_per_push: list[int] = []
+    while host.count(SYNC_SOURCE_QUEUE) or host.count(PUSH_TARGETS_QUEUE):
+        queue = SYNC_SOURCE_QUEUE if host.count(SYNC_SOURCE_QUEUE) else PUSH_TARGETS_QUEUE
+        before = graph.log.count(method="POST", route="/users/{user}/contactFolders/{folder}/contacts")
+        host.process_one(queue)
+        if queue == PUSH_TARGETS_QUEUE:
+            creates_per_push.append(graph.log.count(method="POST", route="/users/{user}/contactFolders/{folder}/"
+                                                    "contacts") - before)
+    # 25 drivers, 10 writes a message: the sync's message and the two it handed on, each through the queue.
+    assert creates_per_push == [10, 10, 5]
+    pushed = [json.loads(b) for q, b in host.sent if q == PUSH_TARGETS_QUEUE]
+    assert [p["mailboxes"] for p in pushed] == [[truck]] * 3
+    assert pushed[0]["after"] is None and pushed[1]["after"] < pushed[2]["after"]
+    assert all(d.error is None for d in host.deliveries)
+    assert len(contacts(graph, rt, truck)) == 25 == len({c["displayName"] for c in contacts(graph, rt, truck)})
+
+
 def test_the_nightly_timer_repairs_a_contact_deleted_on_a_phone(
         configure: Configure, graph: GraphEmulator, front: HttpsFront, host: FunctionsHost,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -93,7 +116,8 @@ def test_the_nightly_timer_repairs_a_contact_deleted_on_a_phone(
     host.deliveries.clear()
     host.timer("reconcile_timer", past_due=True)
     host.drain()
-    assert [(d.function, d.error) for d in host.deliveries] == [("sync_source", None)]
+    # the reconcile message reads what is profile-wide, one group message reconciles the truck
+    assert [(d.function, d.error) for d in host.deliveries] == [("sync_source", None), ("reconcile_targets", None)]
     assert len(contacts(graph, rt, truck)) == 25  # policy deleted_on_device = "recreate"
     assert victim["displayName"] in {c["displayName"] for c in contacts(graph, rt, truck)}
     # the run's summary in the function log: the doctor's verdict in counts, and no contact's name

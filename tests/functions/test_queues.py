@@ -16,7 +16,7 @@ import pytest
 
 from sync_core.core.records import Target
 from sync_core.service.poison import list_poison
-from sync_core.service.queue_messages import PUSH_TARGETS_QUEUE, SYNC_SOURCE_QUEUE, sync_lease
+from sync_core.service.queue_messages import PUSH_TARGETS_QUEUE, RECONCILE_TARGETS_QUEUE, SYNC_SOURCE_QUEUE, sync_lease
 from sync_core.settings import LEASE_SECONDS
 from sync_core.state.base import StateMismatch
 from sync_core.state.docs import QUEUE_FAILURE
@@ -44,6 +44,18 @@ UNREACHABLE_GRAPH = {
      "subscription_id"),
     (PUSH_TARGETS_QUEUE, '{"type": "push", "profile": "Dispatch", "mailboxes": "all"}', "mailboxes"),
     (PUSH_TARGETS_QUEUE, '{"type": "push", "profile": "Gone", "mailboxes": []}', 'no profile named "Gone"'),
+    (PUSH_TARGETS_QUEUE, '{"type": "push", "profile": "Dispatch", "mailboxes": [], "keys": ["user:1"], '
+                         '"after": "user:0"}', "'after' must be null, or a source key when 'keys' is null"),
+    (RECONCILE_TARGETS_QUEUE, '{"type": "push", "profile": "Dispatch", "mailboxes": ["m1"]}',
+     "'type' must be reconcile-group, got \"push\""),
+    (RECONCILE_TARGETS_QUEUE, '{"type": "reconcile-group", "profile": "Dispatch", "run_id": "r1", "group": 2, '
+                              '"groups": 2, "mailboxes": ["m1"]}', "'group' must be a whole number from 0 to 1, got 2"),
+    (RECONCILE_TARGETS_QUEUE, '{"type": "reconcile-group", "profile": "Dispatch", "run_id": "r1", "group": 0, '
+                              '"groups": 1, "mailboxes": []}', "'mailboxes' must be a list of 1 to 1000 mailbox ids"),
+    (RECONCILE_TARGETS_QUEUE, '{"type": "reconcile-group", "profile": "Dispatch", "group": 0, "groups": 1, '
+                              '"mailboxes": ["m1"]}', "'run_id' must be a run id, got nothing"),
+    (RECONCILE_TARGETS_QUEUE, '{"type": "reconcile-group", "profile": "Gone", "run_id": "r1", "group": 0, '
+                              '"groups": 1, "mailboxes": ["m1"]}', 'no profile named "Gone"'),
 ])
 def test_a_message_that_can_never_work_is_recorded_as_poison_at_once(
         configure: Configure, host: FunctionsHost, queue: str, body: str, reason: str) -> None:

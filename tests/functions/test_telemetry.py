@@ -14,8 +14,12 @@ from graph_emulator import GraphEmulator
 from sync_core.core.records import Run
 from sync_core.service.telemetry import (
     RECORD_FIELDS,
+    RESOURCE_KINDS,
     RUN_RECORD,
+    SUBSCRIPTION_FIELDS,
+    SUBSCRIPTION_RECORD,
     failing_mailboxes,
+    resource_kind,
     run_record,
     with_run_telemetry,
 )
@@ -26,10 +30,11 @@ from tests.functions.functions_host import FunctionsHost, HttpsFront
 from tests.functions.test_end_to_end import CONFIG, contacts
 
 
-def records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+def records(caplog: pytest.LogCaptureFixture, name: str = RUN_RECORD) -> list[dict[str, Any]]:
+    """The telemetry records of one name, in the order they were logged."""
     found = [r.getMessage() for r in caplog.records if r.name == "galsync.telemetry"]
-    assert all(m.startswith(RUN_RECORD + " ") for m in found)
-    return [json.loads(m[len(RUN_RECORD) + 1:]) for m in found]
+    assert all(m.startswith((RUN_RECORD + " ", SUBSCRIPTION_RECORD + " ")) for m in found)
+    return [json.loads(m[len(name) + 1:]) for m in found if m.startswith(name + " ")]
 
 
 def test_every_run_of_the_function_app_leaves_one_record(
@@ -49,6 +54,15 @@ def test_every_run_of_the_function_app_leaves_one_record(
     assert all(set(r) == set(RECORD_FIELDS) for r in (subscriptions, sync, push, reconcile))
     assert (subscriptions["kind"], subscriptions["outcome"]) == ("subscriptions", "ok")
     assert subscriptions["counts"]["created"] == 2 and subscriptions["graph_requests"] >= 2
+    # and one record per subscription it holds: ids, the kind of resource, the expiry, the profiles
+    expiries = records(caplog, SUBSCRIPTION_RECORD)
+    stored = {key: sub for key, sub in docs.read_all(rt.store, docs.Subscription)}
+    assert all(set(r) == set(SUBSCRIPTION_FIELDS) for r in expiries)
+    assert {r["subscription_id"]: (r["run_id"], r["resource_kind"], r["expires_at"], r["profiles"]) for r in expiries} \
+        == {key: (subscriptions["run_id"], "users" if sub.resource == "users" else "group", sub.expiration,
+                  ["Dispatch"]) for key, sub in stored.items()}
+    assert sorted(r["resource_kind"] for r in expiries) == ["group", "users"]
+    assert not any(sub.resource in json.dumps(expiries) for sub in stored.values() if sub.resource != "users")
     assert (sync["kind"], sync["profile"], sync["outcome"]) == ("sync", "Dispatch", "ok")
     assert sync["counts"]["changed"] == 25 and sync["counts"]["messages"] == 1
     # the push belongs to the sync that fanned it out, and did the writes
@@ -73,6 +87,7 @@ def test_a_run_that_fails_is_recorded_as_failed(configure: Configure, host: Func
         host.timer("subscriptions_timer")
     [failed] = records(caplog)
     assert (failed["kind"], failed["outcome"], failed["counts"]) == ("subscriptions", "failed", {})
+    assert records(caplog, SUBSCRIPTION_RECORD) == []  # none held
 
 
 MAILBOX = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
@@ -113,3 +128,10 @@ def test_a_failing_target_named_by_address_is_in_the_record_by_its_id_only(
     [record] = records(caplog)
     assert record["failing_mailboxes"] == [MAILBOX]
     assert "northwind" not in json.dumps(record)
+
+
+def test_a_subscription_record_names_the_kind_of_resource_never_its_ids() -> None:
+    assert [resource_kind(r) for r in ("users", "/groups", f"groups/{SOURCE}", f"users/{MAILBOX}/contacts",
+                                       f"users/{MAILBOX}/contactFolders/x/contacts")] == \
+        ["users", "groups", "group", "mailbox-contacts", "other"]
+    assert {resource_kind(r) for r in ("users", "groups", "groups/g", "users/u/contacts", "x")} == set(RESOURCE_KINDS)

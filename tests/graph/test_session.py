@@ -6,6 +6,7 @@ every CONNECT with 403 records where the client wanted to go, and the request fa
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import ssl
@@ -20,7 +21,7 @@ from requests.certs import where as public_ca_bundle
 
 from graph_emulator import GraphEmulator
 from sync_core.graph import GraphClient, GraphError, StaticToken
-from sync_core.graph.session import GraphSession, HttpEnvironment
+from sync_core.graph.session import GraphSession, HttpEnvironment, whole_body
 
 from .support import Mailbox, make_client
 
@@ -225,3 +226,14 @@ def test_the_extra_ca_does_not_trust_another_emulator(emu: GraphEmulator) -> Non
         client = GraphClient(other.base_url, StaticToken(other.access_token()), ca_bundle=emu.ca_file)
         with client, pytest.raises(GraphError, match="TLS certificate is not trusted"):
             client.get("/users")
+
+
+def test_whole_body_reads_an_answer_in_one_piece_or_gives_the_content_already_read() -> None:
+    body = b'{"responses": [' + b'{"id": "1", "status": 201}, ' * 2000 + b"{}]}"  # beyond requests' 10 KB pieces
+    unread = requests.Response()
+    unread.raw = io.BytesIO(body)
+    assert whole_body(unread) == body
+    read = requests.Response()
+    read.raw = io.BytesIO(body)
+    assert read.content == body  # a retry's judge reads an error body first
+    assert whole_body(read) == body

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.bicep_values import FleetSettings
 from sync_core.settings import SETTING_NAMES, SPECS, spec
 from tests.infra.bicep_tree import BICEP_FILES, INFRA, ROOT, body, key_name, parse, strings
 
@@ -24,6 +25,7 @@ PLATFORM_SETTINGS = {
     "AzureWebJobsStorage__tableServiceUri": "table endpoint of the identity-based host connection",
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "where telemetry goes; no secret with local auth off",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "telemetry sent with the identity's Entra token",
+    "PYTHON_THREADPOOL_THREAD_COUNT": "a thread for every queue message an instance holds (host.json)",
 }
 
 # galsync settings Bicep derives from the deployment instead of taking them as parameters. (The client
@@ -36,12 +38,16 @@ DERIVED_SETTINGS = {
     "GALSYNC_STORAGE_CONNECTION_STRING": "always empty: keyless",
     "GALSYNC_GRAPH_CA_BUNDLE": "always empty: only the local emulator needs it",
     "GALSYNC_WEBHOOK_BASE_URL": "the function app's host name",
+    "GALSYNC_MAX_CONCURRENCY": "the fleet's budget of calls in flight shared among its instances",
+    "GALSYNC_TARGETS_PER_MESSAGE": "an instance's calls shared among the messages it runs at once",
+    "GALSYNC_WRITES_PER_MESSAGE": "3,000 writes for each mailbox of a message",
 }
 
 # azd variables named GALSYNC_* that feed the deployment only: galsync never reads them (not app settings).
 DEPLOYMENT_VARIABLES = {
     "GALSYNC_ALERT_EMAIL": "where the alerts go (infra/monitoring/alerts.bicep)",
     "GALSYNC_NO_SYNC_ALERT_MINUTES": "the no-sync alert's threshold",
+    "GALSYNC_FLEET_CALLS_IN_FLIGHT": "Graph calls in flight for all instances together (docs/performance.md)",
 }
 
 ROLE_IDS = {
@@ -230,7 +236,8 @@ def test_azd_runs_the_postdeploy_hook_that_exists() -> None:
 
 def test_the_queues_the_function_app_reads_exist(bicep: dict[str, dict[str, Any]]) -> None:
     queues = bicep["core/storage.bicep"]["variables"]["queueNames"]["value"]
-    assert sorted(queues) == ["push-targets", "push-targets-poison", "sync-source", "sync-source-poison"]
+    assert sorted(queues) == ["push-targets", "push-targets-poison", "reconcile-targets", "reconcile-targets-poison",
+                              "sync-source", "sync-source-poison"]
 
 
 def test_outputs_name_the_app_and_its_urls_without_the_key(bicep: dict[str, dict[str, Any]]) -> None:
@@ -260,5 +267,30 @@ def test_the_webhook_can_have_always_ready_instances_off_by_default(bicep: dict[
 def test_the_instance_limit_follows_flex_consumption_limits(bicep: dict[str, dict[str, Any]]) -> None:
     limit = bicep["main.bicep"]["parameters"]["maximumInstanceCount"]
     bounds = {d["type"]: d["argument"] for d in limit["decorators"] if d["type"] in ("min_value", "max_value")}
-    assert bounds == {"min_value": 1, "max_value": 1000} and limit["default"] == 100
-    assert parameters_file()["maximumInstanceCount"] == "${AZURE_MAXIMUM_INSTANCE_COUNT=100}"
+    # 10 instances share the fleet's budget of Graph calls; more would only share the same rate.
+    assert bounds == {"min_value": 1, "max_value": 1000} and limit["default"] == 10
+    assert parameters_file()["maximumInstanceCount"] == "${AZURE_MAXIMUM_INSTANCE_COUNT=10}"
+
+
+@pytest.mark.parametrize(("budget", "instances"), [(418, 10), (126, 10), (126, 3), (1_000, 7), (5, 10)])
+def test_each_instance_gets_its_share_of_the_fleets_graph_calls(
+    bicep: dict[str, dict[str, Any]], budget: int, instances: int,
+) -> None:
+    """However far Flex scales, instances x GALSYNC_MAX_CONCURRENCY stays within the fleet's budget: the
+    per-instance cap is the budget divided (rounded down) by the most instances, never a fixed number."""
+    deployed = FleetSettings({"fleetCallsInFlight": budget, "maximumInstanceCount": instances},
+                             main=bicep["main.bicep"], app=bicep["app/function-app.bicep"])
+    calls = deployed.setting("GALSYNC_MAX_CONCURRENCY")
+    assert calls == max(1, budget // instances)
+    assert calls * instances <= budget or calls == 1
+    main = bicep["main.bicep"]
+    assert body(main["modules"]["api"])["params"]["fleetCallsInFlight"] == "fleetCallsInFlight"
+    assert parameters_file()["fleetCallsInFlight"] == "${GALSYNC_FLEET_CALLS_IN_FLIGHT=418}"
+    assert main["parameters"]["fleetCallsInFlight"]["default"] == 418
+
+
+def test_every_queue_message_an_instance_holds_has_a_worker_thread(bicep: dict[str, dict[str, Any]]) -> None:
+    queues = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
+    deployed = FleetSettings(main=bicep["main.bicep"], app=bicep["app/function-app.bicep"])
+    threads = deployed.setting("PYTHON_THREADPOOL_THREAD_COUNT")
+    assert threads == queues["batchSize"] + queues["newBatchThreshold"] == deployed.variable("messagesPerInstance")

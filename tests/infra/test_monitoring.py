@@ -1,6 +1,7 @@
-"""The alert rules and the workbook query what galsync emits, and nothing else: the galsync.run record's name
-and fields (sync_core/service/telemetry.py), its kinds and outcomes, the log lines they match, and the
-function names the requests carry. A record renamed in the code fails here instead of silencing an alert."""
+"""The alert rules and the workbook query what galsync emits, and nothing else: the galsync.run and
+galsync.subscription records' names and fields (sync_core/service/telemetry.py), their kinds, outcomes and
+resource kinds, the log lines they match, and the function names the requests carry. A record renamed in
+the code fails here instead of silencing an alert or emptying a tile."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from sync_core.service.telemetry import OUTCOMES, RECORD_FIELDS, RUN_KINDS, RUN_RECORD
+from sync_core.service.telemetry import (
+    OUTCOMES,
+    RECORD_FIELDS,
+    RESOURCE_KINDS,
+    RUN_KINDS,
+    RUN_RECORD,
+    SUBSCRIPTION_FIELDS,
+    SUBSCRIPTION_RECORD,
+)
 from tests.infra.bicep_tree import INFRA, ROOT, body
 
 MONITORING = INFRA / "monitoring"
@@ -63,11 +72,26 @@ def test_queries_read_the_run_record_as_the_code_writes_it(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(all_queries()))
+def test_queries_read_the_subscription_record_as_the_code_writes_it(name: str) -> None:
+    query = all_queries()[name]
+    if SUBSCRIPTION_RECORD not in query:
+        return
+    assert f'message startswith "{SUBSCRIPTION_RECORD} "' in query
+    assert f"parse_json(substring(message, {len(SUBSCRIPTION_RECORD) + 1}))" in query
+    fields = set(re.findall(r"\bsub\.(\w+)", query))
+    unknown = fields - set(SUBSCRIPTION_FIELDS)
+    assert fields and not unknown, f"{name}: fields the record does not have: {unknown}"
+    for match in re.finditer(r'\bresource_kind\s*(?:==\s*"([\w-]+)"|in\s*\(([^)]*)\))', query):
+        values = [match.group(1)] if match.group(1) else re.findall(r'"([\w-]+)"', match.group(2))
+        assert set(values) <= set(RESOURCE_KINDS), f"{name}: resource kind {values} is not one galsync writes"
+
+
+@pytest.mark.parametrize("name", sorted(all_queries()))
 def test_log_lines_and_function_names_the_queries_match_are_emitted(name: str) -> None:
     query = all_queries()[name]
     formats = log_formats()
     for phrase in re.findall(r'message (?:startswith|has) "([^"]+)"', query):
-        if phrase == RUN_RECORD + " ":
+        if phrase in (RUN_RECORD + " ", SUBSCRIPTION_RECORD + " "):
             continue
         assert any(phrase in f for f in formats), f"{name}: no log call writes {phrase!r}"
     for match in re.finditer(r"operation_Name in \(([^)]*)\)", query):
@@ -103,7 +127,8 @@ def test_alerts_are_on_and_mail_the_admin(bicep: dict[str, dict[str, Any]]) -> N
 def test_the_workbook_is_deployed_with_the_app_and_its_json_parses(bicep: dict[str, dict[str, Any]]) -> None:
     assert WORKBOOK["version"] == "Notebook/1.0"
     assert set(workbook_queries()) >= {"runs-by-outcome", "writes-per-run", "failing-mailboxes", "throttling",
-                                       "subscriptions", "webhook"}
+                                       "subscriptions", "webhook", "propagation", "propagation-last-day",
+                                       "subscription-expiry"}
     assert any(i["type"] == 10 and "QueueMessageCount" in i["content"]["metrics"][0]["metric"]
                for i in WORKBOOK["items"])
     workbook = body(bicep["monitoring/workbook.bicep"]["resources"]["workbook"])
@@ -121,3 +146,18 @@ def test_the_no_sync_threshold_is_filled_in(bicep: dict[str, dict[str, Any]]) ->
     [rule] = [r for r in bicep["monitoring/alerts.bicep"]["variables"]["rules"]["value"] if r["name"] == "no-sync"]
     assert rule["query"]["function"]["parameters"]["old_string"] == "{minutes}"
     assert "{minutes}" in Path(MONITORING / "queries" / "no-sync.kql").read_text()
+
+
+def test_the_propagation_tiles_read_the_measurement_the_last_push_of_a_notified_sync_carries() -> None:
+    for name in ("propagation", "propagation-last-day"):
+        query = workbook_queries()[name]
+        assert 'kind == "push"' in query and "isnotnull(run.propagation_ms)" in query
+        assert "percentile(toint(run.propagation_ms), 50)" in query
+        assert "percentile(toint(run.propagation_ms), 95)" in query
+
+
+def test_the_expiry_tile_shows_each_profiles_soonest_expiry_from_the_latest_subscriptions_run() -> None:
+    query = workbook_queries()["subscription-expiry"]
+    assert "where run_id == latest" in query  # a subscription deleted since does not linger
+    assert "mv-expand profile = sub.profiles" in query
+    assert "arg_min(expires_at, " in query and "by profile" in query

@@ -154,6 +154,28 @@ def test_source_records_stream_in_and_out_over_several_pages(store: StateStore) 
     assert found["user:00025"] == source("user:00025", 25)
 
 
+def test_records_stream_from_any_key_in_one_order_for_sources_and_targets(store: StateStore) -> None:
+    # A push stops after a key and the next one resumes after it: both streams share the store's order.
+    keys = [f"user:{n:05d}" for n in range(0, 1_050)] + NASTY_KEYS[:8]
+    store.put_source_records("Company", [source(k, n) for n, k in enumerate(keys)])
+    store.put_target_records("Company", "mbx", [record("mbx", k, n) for n, k in enumerate(keys)])
+    store.put_target_records("Company", "other", [record("other", keys[0])])
+
+    order = [r.source_key for r in store.iter_source_records("Company")]
+    assert sorted(order) == sorted(keys)
+    assert [r.source_key for r in store.iter_target_records("Company", "mbx")] == order
+    for cut in (0, 3, 999, 1_001, len(order) - 1):
+        after = order[cut]
+        assert [r.source_key for r in store.iter_source_records("Company", after=after)] == order[cut + 1:]
+        upto = order[min(cut + 70, len(order) - 1)]
+        between = list(store.iter_target_records("Company", "mbx", after=after, upto=upto))
+        assert [r.source_key for r in between] == order[cut + 1:min(cut + 70, len(order) - 1) + 1]
+        if between:
+            assert between[0] == record("mbx", order[cut + 1], keys.index(order[cut + 1]))
+    assert [r.source_key for r in store.iter_target_records("Company", "mbx", upto=order[2])] == order[:3]
+    assert list(store.iter_target_records("Company", "none")) == []
+
+
 def test_duplicate_keys_in_one_put_keep_the_last(store: StateStore) -> None:
     store.put_source_records("Company", [source("user:1", 1), source("user:1", 2), source("user:1", 3)])
     store.put_target_records("Company", "mbx", [record("mbx", "user:1", 1), record("mbx", "user:1", 2)])

@@ -74,6 +74,27 @@ STORED: list[tuple[str, str, dict[str, Any], Any]] = [
      docs.StateIdentity("7c1f7a0e-52d4-4c0b-9a8e-3f1a6f0d2b91", "https://graph.microsoft.com/v1.0")),
     (docs.QUEUE_FAILURE, "9c" * 32, {"queue": "push-targets", "reason": "TargetsBusy: retry later", "tries": 2},
      docs.QueueFailure("push-targets", "TargetsBusy: retry later", 2)),
+    (docs.RECONCILE_RUN, "Dispatch",
+     {"run_id": "r8", "started_at": "2026-03-01T02:00:00.000000Z", "groups": 3, "done": [2, 0], "targets": 50,
+      "busy": 1, "drift": {"intact": 7, "deleted_on_device": 1}, "exec_counts": {"created": 1, "failed": 0},
+      "errors": ["trucks.west@contoso.example: 403 ErrorAccessDenied while reading its folder; add it"],
+      "exec_errors": [], "finished": False},
+     docs.ReconcileRun("r8", "2026-03-01T02:00:00.000000Z", 3, (2, 0), 50, 1, {"intact": 7, "deleted_on_device": 1},
+                       {"created": 1, "failed": 0},
+                       ("trucks.west@contoso.example: 403 ErrorAccessDenied while reading its folder; add it",))),
+    (docs.OUTBOX, "Yard", {"run_id": "r3", "keys": ["user:a"], "fill": [], "remove": [],
+                           "notified_at": "2026-03-01T12:00:00.250000Z"},
+     docs.Outbox("r3", ("user:a",), notified_at="2026-03-01T12:00:00.250000Z")),
+    (docs.NOTIFIED, "Dispatch", {"arrived_at": "2026-03-01T12:00:00.250000Z"},
+     docs.Notified("2026-03-01T12:00:00.250000Z")),
+    (docs.PROPAGATION, "Dispatch",
+     {"runs": {"r1": {"notified_at": "2026-03-01T12:00:00.250000Z", "left": [0, 2], "wrote_at": None},
+               "r2": {"notified_at": "2026-03-01T12:00:09.000000Z", "left": [1],
+                      "wrote_at": "2026-03-01T12:00:12.000000Z"}}},
+     docs.Propagation({"r1": docs.PushesLeft("2026-03-01T12:00:00.250000Z", (0, 2)),
+                       "r2": docs.PushesLeft("2026-03-01T12:00:09.000000Z", (1,), "2026-03-01T12:00:12.000000Z")})),
+    (docs.PROPAGATION_SAMPLES, "Dispatch|12", {"hour": "2026-03-01T12", "samples": [[5, 4750], [3599, 800]]},
+     docs.PropagationSamples("2026-03-01T12", ((5, 4750), (3599, 800)))),
 ]
 
 
@@ -137,6 +158,15 @@ MALFORMED: list[tuple[type[Any], str, dict[str, Any], str]] = [
     (docs.Poison, "2026|sync-source|m", {"queue": "sync-source", "dequeue_count": True},
      "'dequeue_count' must be an integer, got bool"),
     (docs.QueueFailure, "9c", {"queue": "push-targets", "tries": 1.5}, "'tries' must be an integer, got float"),
+    (docs.ReconcileRun, "Dispatch", {"run_id": "r8", "started_at": "t", "groups": 2, "done": ["0"]},
+     "'done' must be a list of integers, got list"),
+    (docs.ReconcileRun, "Office", {"run_id": "r8", "started_at": "t", "groups": 2, "drift": {"intact": "7"}},
+     "'drift' must be an object of integer counts, got dict"),
+    (docs.Notified, "Dispatch", {"arrived_at": None}, "'arrived_at' must be a string, got null"),
+    (docs.Propagation, "Dispatch", {"runs": {"r1": {"notified_at": "t", "left": ["0"]}}},
+     "'runs' item 'r1': 'left' must be a list of integers"),
+    (docs.PropagationSamples, "Dispatch|12", {"hour": "2026-03-01T12", "samples": [[5]]},
+     "'samples' must be a list of [second, milliseconds] pairs of integers"),
 ]
 
 
