@@ -1,10 +1,11 @@
 """The fleet bench, small: two worker processes run function_app's queue triggers over Azurite queues, and what
 they did is exact (never its times).
 
-`python -m bench.fleet` with K=2, U=50 users, T=6 targets, GALSYNC_WRITES_PER_MESSAGE=W=100 and no latency,
-against the session's Azurite and an emulator process: a fill, a first and a quiet reconcile, each started by
-one message on sync-source. Counts come from the emulator's request log and from the run records the workers
-collected per message; the bench itself reads every target folder afterwards.
+`python -m bench.fleet` with K=2, U=50 users, T=6 targets, GALSYNC_WRITES_PER_MESSAGE=W=30 (below U, so one
+target's fill is split across messages) and no latency, against the session's Azurite and an emulator
+process: a fill, a first and a quiet reconcile, each started by one message on sync-source. Counts come from
+the emulator's request log and from the run records the workers collected per message; the bench itself
+reads every target folder afterwards.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from bench.fleet import CONTACT_DELTA, main
 from tests.azurite import Azurite
 
-K, U, T, W = 2, 50, 6, 100
+K, U, T, W = 2, 50, 6, 30
 USERS_DELTA_PAGE = 20  # the emulator's users delta page (graph_emulator/directory_routes.py)
 
 
