@@ -62,6 +62,7 @@ from sync_core.settings import Settings
 from tests.azurite import running as running_azurite
 
 from . import emulator_process
+from .bicep_values import FleetSettings
 from .bound import APP_RATE, FillBound, ReconcileBound, fill_bound, reconcile_bound
 from .emulator_process import EmulatorProcess
 from .fleet_worker import POISON_SUFFIX, Queues
@@ -77,6 +78,9 @@ FILL_GOAL = 1.3  # fill within 1.3 x its bound at some K
 MESSAGE_GOAL_SECONDS = 120.0  # every message under 2 minutes
 RSS_GOAL_MB = 250.0  # peak RSS per worker
 RECONCILE_GOAL = 1.5  # first reconcile within 1.5 x its bound
+# App settings the deployment derives for each instance (infra/app/function-app.bicep); the workers get them, as
+# instances would, unless --set says otherwise.
+DEPLOYED_SETTINGS = ("GALSYNC_MAX_CONCURRENCY", "GALSYNC_TARGETS_PER_MESSAGE", "GALSYNC_WRITES_PER_MESSAGE")
 WORKER_STOP_SECONDS = 60.0  # for the invocations in hand to finish once the workers are asked to stop
 
 
@@ -248,9 +252,16 @@ def workers(count: int, env: Mapping[str, str], prefix: str, workdir: Path) -> I
             worker.wait(deadline)
 
 
+def deployed_settings() -> dict[str, str]:
+    """The per-instance app settings Bicep derives from main.bicep's defaults."""
+    bicep = FleetSettings()
+    return {name: str(bicep.setting(name)) for name in DEPLOYED_SETTINGS}
+
+
 def app_settings(emulator: EmulatorProcess, connection: str, workdir: Path, settings: Mapping[str, str]
                  ) -> dict[str, str]:
-    """The function app's settings for one fleet: this emulator, Azurite tables and queues, a fresh prefix."""
+    """The function app's settings for one fleet: this emulator, Azurite tables and queues, a fresh prefix;
+    `settings`: the deployment's derived ones and any --set."""
     config = workdir / "galsync.toml"
     config.write_text(CONFIG, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GALSYNC_")}
@@ -427,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-timeout", type=float, default=1800.0, help="seconds one run may take")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    settings: dict[str, str] = {}
+    settings = deployed_settings()
     for item in args.set:
         name, sep, value = item.partition("=")
         if not sep or not name.startswith("GALSYNC_"):
