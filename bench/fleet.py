@@ -418,7 +418,7 @@ def table(results: list[FleetResult]) -> str:
     for fleet in results:
         for r in fleet.runs:
             longest = r.longest
-            ratio = f"{r.seconds / r.bound:.2f}" if r.bound else "-"
+            ratio = "-" if not r.bound else ("" if r.finished else "> ") + f"{r.seconds / r.bound:.2f}"
             wall = f"{r.seconds:.1f} s" if r.finished else f"> {r.seconds:.0f} s (not finished)"
             message = "-" if longest is None else f"{longest.seconds:.1f} s, {longest.writes:,} writes"
             lines.append(f"| {r.workers} | {r.run} | {wall} | {ratio} | {r.requests:,} | {r.throttled:,} "
