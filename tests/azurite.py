@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,9 +97,10 @@ def _info(blob: str, queue: str, table: str) -> Azurite:
     )
 
 
-@pytest.fixture(scope="session")
-def azurite() -> Iterator[Azurite]:
-    """The session's Azurite: started here on free ports, or the one in AZURITE_CONNECTION_STRING."""
+@contextmanager
+def running() -> Iterator[Azurite]:
+    """The Azurite in AZURITE_CONNECTION_STRING, or one started here for the length of the block (the suite's
+    fixture and the benchmarks that need queues or tables start it the same way)."""
     existing = os.environ.get("AZURITE_CONNECTION_STRING", "").strip()
     if existing:
         yield from_connection_string(existing)
@@ -109,3 +111,10 @@ def azurite() -> Iterator[Azurite]:
             yield info
         finally:
             _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """The session's Azurite: started here on free ports, or the one in AZURITE_CONNECTION_STRING."""
+    with running() as info:
+        yield info
