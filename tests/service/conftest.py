@@ -9,7 +9,7 @@ import pytest
 
 from graph_emulator import GraphEmulator
 from sync_core.core.profile import parse_config
-from sync_core.service.runtime import Runtime
+from sync_core.service.runtime import PushMessage, Runtime
 from sync_core.settings import Settings
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "galsync.example.toml"
@@ -25,6 +25,16 @@ type = "users"
 [profile.targets]
 groups = ["Phones"]
 """
+
+
+class Collect:
+    """Fan-out that keeps the messages (as the queue would) instead of running them."""
+
+    def __init__(self) -> None:
+        self.messages: list[PushMessage] = []
+
+    def push(self, message: PushMessage) -> None:
+        self.messages.append(message)
 
 
 def emulator_env(g: GraphEmulator, state: str) -> dict[str, str]:

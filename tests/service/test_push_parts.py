@@ -21,19 +21,10 @@ from sync_core.service.runtime import PushMessage, Runtime
 from sync_core.service.sync import InlineFanOut, sync_profile
 from tests.crash_injection import Crash, CrashingGraph
 
-from .conftest import MakeRuntime
+from .conftest import Collect, MakeRuntime
 
 CONTACTS = "/users/{user}/contactFolders/{folder}/contacts"
 
-
-class Collect:
-    """Fan-out that keeps the messages (as the queue would) instead of running them."""
-
-    def __init__(self) -> None:
-        self.messages: list[PushMessage] = []
-
-    def push(self, message: PushMessage) -> None:
-        self.messages.append(message)
 
 
 def creates(graph: GraphEmulator) -> int:
