@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from sync_core.state import docs
-from sync_core.state.base import ConcurrencyError, StateStore
+from sync_core.state.base import StateStore
 
 from .runtime import PushMessage
 
@@ -46,8 +46,6 @@ log = logging.getLogger("galsync.propagation")
 WINDOW = timedelta(days=1)  # status shows the last day; an entry whose pushes never finished is dropped then
 MAX_SAMPLES_PER_HOUR = 1000  # keeps one hour's document far below Table Storage's 32K characters
 MAX_TRIES = 20  # ETag-checked updates: each retry means another push of the profile just wrote
-
-D = TypeVar("D", bound=docs.Document)
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,7 @@ def track(store: StateStore, profile: str, run_id: str, notified_at: str, parts:
         runs[run_id] = docs.PushesLeft(notified_at, tuple(range(parts)))
         return docs.Propagation(runs)
 
-    _update(store, docs.Propagation, profile, add)
+    docs.update(store, docs.Propagation, profile, add, tries=MAX_TRIES)
 
 
 def push_finished(store: StateStore, message: PushMessage, wrote: bool, ended_at: str) -> int | None:
@@ -119,7 +117,7 @@ def push_finished(store: StateStore, message: PushMessage, wrote: bool, ended_at
             finished.append(run)
         return docs.Propagation(runs)
 
-    _update(store, docs.Propagation, message.profile, done)
+    docs.update(store, docs.Propagation, message.profile, done, tries=MAX_TRIES)
     if not finished or finished[0].wrote_at is None:
         return None
     measured = max(0, round((_when(finished[0].wrote_at) - _when(finished[0].notified_at)).total_seconds() * 1000))
@@ -164,7 +162,8 @@ def _add_sample(store: StateStore, profile: str, at: datetime, measured: int) ->
             return None
         return docs.PropagationSamples(hour, (*kept, (at.minute * 60 + at.second, measured)))
 
-    _update(store, docs.PropagationSamples, docs.propagation_samples_key(profile, at.strftime("%H")), add)
+    docs.update(store, docs.PropagationSamples, docs.propagation_samples_key(profile, at.strftime("%H")), add,
+                tries=MAX_TRIES)
 
 
 def _recent(current: docs.Propagation | None, now: str) -> dict[str, docs.PushesLeft]:
@@ -172,24 +171,6 @@ def _recent(current: docs.Propagation | None, now: str) -> dict[str, docs.Pushes
     oldest = _when(now) - WINDOW
     return {run_id: run for run_id, run in (current.runs.items() if current is not None else ())
             if _when(run.notified_at) > oldest}
-
-
-def _update(store: StateStore, kind: type[D], key: str, change: Callable[[D | None], D | None]) -> None:
-    """Apply `change` to the stored document (None: there is none) under its ETag, again on a concurrent write;
-    `change` returning None leaves it as it is. A missing document is written unconditionally: only the
-    profile's sync (under its lease) creates a `propagation` document, pushes only change it, and a sample
-    hour's document, once made, stays (the next day's samples replace its content)."""
-    for _ in range(MAX_TRIES):
-        found = docs.read_versioned(store, kind, key)
-        updated = change(None if found is None else found[0])
-        if updated is None:
-            return
-        try:
-            docs.write(store, key, updated, None if found is None else found[1])
-            return
-        except ConcurrencyError:
-            continue
-    raise ConcurrencyError(f"{kind.KIND} document {key!r} changed {MAX_TRIES} times while being updated")
 
 
 def _skip_damaged(key: str, error: docs.DocumentError) -> None:

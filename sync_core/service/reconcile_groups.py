@@ -100,25 +100,17 @@ def give_up_group(rt: Runtime, message: ReconcileGroupMessage, reason: str) -> R
 def _count_group(rt: Runtime, message: ReconcileGroupMessage, part: ReconcileReport) -> docs.ReconcileRun | None:
     """Add one group's findings to its run document (once, whatever the retries); the document as written, or
     None when the run is no longer the profile's latest."""
-    for _ in range(UPDATE_TRIES):
-        found = docs.read_versioned(rt.store, docs.ReconcileRun, message.profile)
-        if found is None or found[0].run_id != message.run_id:
+    def count(run: docs.ReconcileRun | None) -> docs.ReconcileRun | None:
+        if run is None or run.run_id != message.run_id or message.group in run.done:
             return None
-        run, etag = found
-        if message.group in run.done:
-            return run
-        counted = docs.ReconcileRun(
+        return docs.ReconcileRun(
             run.run_id, run.started_at, run.groups, (*run.done, message.group), run.targets + part.targets,
             run.busy + part.busy, _sum(run.drift, part.drift), _sum(run.exec_counts, part.exec.counts),
             (*run.errors, *part.errors)[:docs.ReconcileRun.MAX_ERRORS],
             (*run.exec_errors, *part.exec.errors)[:docs.ReconcileRun.MAX_ERRORS])
-        try:
-            docs.write(rt.store, message.profile, counted, etag)
-        except ConcurrencyError:
-            continue  # another group counted itself meanwhile: read again
-        return counted
-    raise ConcurrencyError(f"reconcile run {message.run_id} of profile {message.profile}: group {message.group + 1} "
-                           f"could not be counted after {UPDATE_TRIES} tries")
+
+    run = docs.update(rt.store, docs.ReconcileRun, message.profile, count, tries=UPDATE_TRIES)
+    return run if run is not None and run.run_id == message.run_id else None
 
 
 def _finish(rt: Runtime, profile: str, run: docs.ReconcileRun) -> Run | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from sync_core.core.records import SourceRecord
-from sync_core.state.base import StateError, StateStore
+from sync_core.state.base import ConcurrencyError, StateError, StateStore
 
 OUTBOX = "outbox"
 PREV = "prev"
@@ -98,6 +98,25 @@ def write(store: StateStore, key: str, doc: Document, etag: str | None = None) -
     """Store `doc` under `key`, replacing what was there; with `etag`, only if the stored document still has
     it (else ConcurrencyError: read it again and redo the change)."""
     store.put_doc(doc.KIND, key, doc.to_json(), etag)
+
+
+def update(store: StateStore, kind: type[D], key: str, change: Callable[[D | None], D | None], *,
+           tries: int) -> D | None:
+    """Apply `change` to the stored document (None: there is none) under its ETag, again after another
+    worker's write, at most `tries` times; the document as it stands after: the one written, or the stored one
+    when `change` returns None (no write). A missing document is written unconditionally."""
+    for _ in range(tries):
+        found = read_versioned(store, kind, key)
+        current = None if found is None else found[0]
+        updated = change(current)
+        if updated is None:
+            return current
+        try:
+            write(store, key, updated, None if found is None else found[1])
+            return updated
+        except ConcurrencyError:
+            continue
+    raise ConcurrencyError(f"{kind.KIND} document {key!r} changed {tries} times while being updated")
 
 
 def delete(store: StateStore, kind: type[Document], key: str) -> None:
