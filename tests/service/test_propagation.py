@@ -18,7 +18,7 @@ import pytest
 from graph_emulator import GraphEmulator
 from sync_core.service import propagation
 from sync_core.service.propagation import PropagationStats, push_finished, track
-from sync_core.service.push import push_targets
+from sync_core.service.push import push_part, push_targets
 from sync_core.service.queue_messages import BadMessage, parse_push_message
 from sync_core.service.queue_work import QueueFanOut
 from sync_core.service.runtime import PushMessage
@@ -181,3 +181,31 @@ def test_a_sync_that_crashed_after_taking_the_arrival_hands_it_on_through_its_ou
     clock.advance(1.5)
     report = push_targets(restarted, messages[0])
     assert report.counts["updated"] == 3 and report.propagation_ms == 3500
+
+
+def test_a_push_handed_on_in_parts_is_measured_once_at_the_end_of_its_last_part(
+        graph_empty: GraphEmulator, make_runtime: MakeRuntime) -> None:
+    """A message that stops at GALSYNC_WRITES_PER_MESSAGE and hands the rest on is not done: the follow-on
+    carries its propagation mark, and only the part that ends the push measures."""
+    g = graph_empty
+    small_tenant(g)  # 6 users into the 3 phones of "Phones"
+    rt = make_runtime(g, SMALL_CONFIG, GALSYNC_TARGETS_PER_MESSAGE="3", GALSYNC_WRITES_PER_MESSAGE="6")
+    propagation.note_arrival(rt.store, "Small", ARRIVED)  # as the webhook does
+    clock = FakeClock(datetime.fromisoformat(at(2)).timestamp())
+    rt.clock = clock
+    fanout = QueueFanOut()
+    sync_profile(rt, "Small", fanout)
+    [message] = [parse_push_message(m) for m in fanout.messages]
+    assert (message.notified_at, message.part, len(message.mailboxes)) == (ARRIVED, 0, 3)
+    measured: list[int | None] = []
+    writes = 0
+    part: PushMessage | None = message
+    while part is not None:
+        clock.advance(1)
+        done = push_part(rt, part)
+        measured.append(done.report.propagation_ms)
+        writes += done.report.counts["created"]
+        part = done.rest
+        assert part is None or (part.notified_at, part.part) == (ARRIVED, 0)
+    assert writes == 18 and measured == [None, None, 5000]  # 3 parts of 2 keys x 3 phones; ends at 5 s
+    assert propagation.stats(rt.store, ["Small"], datetime.fromisoformat(at(60)))["Small"].samples == 1
