@@ -45,7 +45,9 @@ class KeySlices:
     """A single-source profile's keys to push (`keys`, or every stored key after `after`), sliced on demand.
 
     `take(n)` reads the next slice of at most n keys; `done(slice)` says it was sent and recorded, and
-    `rest()` is what a message that carries on needs: the keys left, or the key to resume after.
+    `rest()` is what a message that carries on needs: the keys left, or the key to resume after. The next
+    slice may be taken before the one before it is done (slices are sent one behind the other); they are done
+    in the order they were taken.
     """
 
     def __init__(self, store: StateStore, profile: str, keys: tuple[str, ...] | None, after: str | None,
@@ -54,9 +56,10 @@ class KeySlices:
         self._keys = None if keys is None else sorted(set(keys))
         self._taken = self._done = 0  # positions in `_keys`
         self._after = after  # the last key done, for a push of every key
+        self._reached = after  # the last key taken: a slice is taken before the one before it is done
         self._records: Iterator[SourceRecord] | None = None
         self._next: SourceRecord | None = None  # read ahead: tells the last slice, which reaches to the end
-        self._finished = False
+        self._finished = keys is not None and not keys
         self._every_previous = every_previous
 
     @property
@@ -73,7 +76,7 @@ class KeySlices:
     def done(self, piece: KeySlice) -> None:
         """The slice was sent and its answers recorded."""
         if self._keys is not None:
-            self._done = self._taken
+            self._done += len(piece.keys or ())
             self._finished = self._done >= len(self._keys)
         else:
             self._after = piece.upto
@@ -97,7 +100,6 @@ class KeySlices:
         assert self._keys is not None
         keys = tuple(self._keys[self._taken:self._taken + n])
         if not keys:
-            self._finished = True
             return None
         self._taken += len(keys)
         found = self.store.get_source_records(self.profile, keys)
@@ -110,8 +112,8 @@ class KeySlices:
         return KeySlice(desired, previous, keys)
 
     def _take_stored(self, n: int) -> KeySlice | None:
-        if self._finished:
-            return None
+        if self._finished or (self._records is not None and self._reached is None):
+            return None  # done, or the last slice (reaching to the end) is taken
         if self._records is None:
             self._records = self.store.iter_source_records(self.profile, self._after)
             self._next = next(self._records, None)
@@ -122,4 +124,6 @@ class KeySlices:
         desired = {r.source_key: DesiredContact(r.payload, r.fingerprint, r.photo_etag) for r in records}
         # The last slice reaches to the end: records of keys after the last source key are planned there.
         upto = records[-1].source_key if self._next is not None else None
-        return KeySlice(desired, self._every_previous, None, self._after, upto)
+        piece = KeySlice(desired, self._every_previous, None, self._reached, upto)
+        self._reached = upto
+        return piece
