@@ -196,6 +196,8 @@ class _Adapter(HTTPAdapter):
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self._context is not None and verify is not False:
+            verify = True  # the context holds the CAs: no bundle path to look at (a stat call per request)
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
         if self._context is not None and verify is not False:
             pool_kwargs.pop("ca_certs", None)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
+import random
 import threading
 import time
 import uuid
@@ -36,6 +38,18 @@ from .routes import mailbox_of, redact
 from .session import GraphSession
 
 log = logging.getLogger("galsync.graph")
+
+# client-request-id values: GUIDs (what Graph asks for), drawn from a generator seeded once from the system.
+# uuid4 reads the system's random source on every call, one system call per Graph request (a fill makes
+# thousands); an id that names a request in Graph's logs needs to be unique, not secret.
+_ids = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))  # a forked worker draws its own
+
+
+def client_request_id() -> str:
+    """A new version-4 GUID for one request."""
+    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
+
 
 # Methods whose repetition cannot create a second object.
 REPLAY_SAFE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -210,7 +224,7 @@ class Transport:
         with role(SEND):
             if replay_safe is None:
                 replay_safe = is_replay_safe(method)
-            cid = str(uuid.uuid4())
+            cid = client_request_id()
             hdrs = {"client-request-id": cid, **with_immutable_id(headers, mailbox_of(rel) is not None)}
             body = data
             if json_body is not None and not data:

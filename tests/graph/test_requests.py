@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -47,6 +48,11 @@ def test_mailbox_calls_ask_for_immutable_ids_and_carry_a_client_request_id(
     assert resp.headers["Preference-Applied"] == 'IdType="ImmutableId"'
     assert resp.headers["client-request-id"] == resp.client_request_id
     assert resp.request_id and resp.json()["displayName"] == "Dispatch"
+    # Graph asks for a GUID; each request has its own (Microsoft support finds a call by it).
+    again = client.request("POST", mailbox.contacts, json={"displayName": "Dispatch 2"})
+    for cid in (resp.client_request_id, again.client_request_id):
+        assert uuid.UUID(cid).version == 4 and str(uuid.UUID(cid)) == cid
+    assert again.client_request_id != resp.client_request_id
 
 
 def test_caller_preferences_are_kept_next_to_immutable_ids(
