@@ -9,7 +9,8 @@ A create that Graph definitely refused drops its in-flight record again, so it c
 All targets of one push go into one `client.batch` call, so the client can keep every mailbox busy up to
 Graph's per-mailbox limit at once; under a lease, that call is cut into waves (waves.py), each recorded as
 soon as it is answered (its creates' in-flight records written just before it goes), and once the lease is
-lost the rest is not sent. A push killed mid-way leaves only the wave it was sending in doubt.
+lost the rest is not sent. An `execute` killed mid-way leaves only the wave it was sending in doubt (a push
+has at most two of them out at once, one slice of keys each: push.py).
 
 Each kind of action has its effect in one place: `_prepare` matches it once, and its section below says what it
 writes before the batch and, through the function its `_Write` carries, what its answer records.
