@@ -2,9 +2,10 @@
 
 A fill of U contacts into T mailboxes is U x T writes; held at once they are hundreds of megabytes. Instead a
 push reads a slice of source records from the state store (in the store's key order), reads each target's
-records of the same keys, plans and sends them, and records the answers before it reads the next slice, so
-its memory is one slice whatever U and T. The state store's order lets a push stop after any key and another
-message resume after it (`PushMessage.after`): one key, never a list, goes in the message.
+records of the same keys, plans and sends them, and records the answers; it reads the next slice while one is
+out, and never has more than two out, so its memory is two slices whatever U and T. The state store's order
+lets a push stop after any key and another message resume after it (`PushMessage.after`): one key, never a
+list, goes in the message.
 
 A push of given keys (a change, an early fill) slices that list. A push of every key slices the stored records
 by range: the records a target has between the slice's first and last key are planned with them, so a record

@@ -2,7 +2,8 @@
 
 Each target is planned against its own records (the pure planner), a slice of source keys at a time
 (key_slices.py), and each slice's plans for every target of the chunk are applied in one `$batch` stream
-(executor) and recorded before the next slice is read: memory is one slice, whatever the number of contacts. A
+(executor) and recorded; the next slice goes while the one before it is answered, never more than two out
+(`_SliceLine`): memory is two slices, whatever the number of contacts. A
 message does at most GALSYNC_WRITES_PER_MESSAGE writes (`push_part`) and names what is left in a message of its
 own, which the queue (or the command line, at once) hands to the next part. An unchanged contact costs nothing
 (I4). A fill of a target with no records, into a folder this run did not make, first adopts what galsync's tag
