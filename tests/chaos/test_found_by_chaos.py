@@ -190,6 +190,11 @@ def _foreign_contacts(g: GraphEmulator, mailbox: str) -> list[str]:
     return [str(c["id"]) for c in made]
 
 
+def _held(g: GraphEmulator, mailbox: str) -> list[str]:
+    """The ids of the contacts in the mailbox's managed folder, sorted."""
+    return sorted(str(c["id"]) for c in g.tenant.mailboxes.contacts(mailbox, oracle.managed_folder(g, mailbox)))
+
+
 def test_a_target_that_refused_its_look_up_after_a_wipe_is_emptied_when_it_leaves(
     graph_empty: GraphEmulator, workers: Workers, tmp_path: Path
 ) -> None:
@@ -211,8 +216,7 @@ def test_a_target_that_refused_its_look_up_after_a_wipe_is_emptied_when_it_leave
     finally:
         rt.close()
     oracle.check_converged(g, GROUP_ID)
-    left = [str(c["id"]) for c in g.tenant.mailboxes.contacts(phone, oracle.managed_folder(g, phone))]
-    assert sorted(left) == sorted(foreign)
+    assert _held(g, phone) == sorted(foreign)
 
 
 def test_a_stored_target_with_no_records_is_emptied_when_it_leaves(
@@ -234,8 +238,7 @@ def test_a_stored_target_with_no_records_is_emptied_when_it_leaves(
     finally:
         rt.close()
     oracle.check_converged(g, GROUP_ID)
-    left = [str(c["id"]) for c in g.tenant.mailboxes.contacts(phone, oracle.managed_folder(g, phone))]
-    assert sorted(left) == sorted(foreign)
+    assert _held(g, phone) == sorted(foreign)
 
 
 def test_a_new_target_the_early_fill_wrote_to_before_a_crash_is_emptied_when_it_leaves(
@@ -259,4 +262,4 @@ def test_a_new_target_the_early_fill_wrote_to_before_a_crash_is_emptied_when_it_
     g.tenant.directory.remove_member(GROUP_ID, phone)
     assert (world.sync(rt), world.reconcile(rt)) == ("ok", "ok")
     oracle.check_converged(g, GROUP_ID)
-    assert g.tenant.mailboxes.contacts(phone, oracle.managed_folder(g, phone)) == []
+    assert _held(g, phone) == []

@@ -27,26 +27,13 @@ from sync_core.service.reconcile import reconcile_profile
 from sync_core.service.reconcile_groups import give_up_group, start_reconcile
 from sync_core.service.runtime import Runtime
 from sync_core.state import docs
+from tests.cli.conftest import DISPATCH_CONFIG
 from tests.functions.conftest import Configure, emulator_settings
 from tests.functions.functions_host import MAX_DEQUEUE, FunctionsHost
 from tests.functions.test_queues import UNREACHABLE_GRAPH
 from tests.functions.test_telemetry import records
 
 TRUCKS = ("Trucks North", "Trucks South", "Trucks East", "Trucks West")
-CONFIG = """
-[[profile]]
-name = "Dispatch"
-folder = "Dispatch"
-[[profile.source]]
-type = "users"
-[profile.users]
-in_groups = ["Drivers"]
-[profile.targets]
-mailboxes = ["trucks.north@northwind.example", "trucks.south@northwind.example",
-             "trucks.east@northwind.example", "trucks.west@northwind.example"]
-[profile.photos]
-enabled = false
-"""
 DRIVERS = 100  # members of "Drivers" (nested groups included) in the logistics scenario: each truck's contacts
 DELTA = "/users/{user}/contactFolders/{folder}/contacts/delta"
 WRITES = ("POST", "PATCH", "DELETE")
@@ -95,7 +82,7 @@ def night(host: FunctionsHost) -> list[tuple[str, BaseException | None]]:
 
 
 def filled(configure: Configure, graph: GraphEmulator, host: FunctionsHost, group_size: int) -> Runtime:
-    rt = configure(CONFIG, **emulator_settings(graph), GALSYNC_RECONCILE_TARGETS_PER_MESSAGE=str(group_size))
+    rt = configure(DISPATCH_CONFIG, **emulator_settings(graph), GALSYNC_RECONCILE_TARGETS_PER_MESSAGE=str(group_size))
     host.timer("sync_timer")
     host.drain()
     assert [len(contacts(graph, rt, m)) for m in trucks(graph)] == [DRIVERS] * 4
@@ -252,7 +239,7 @@ def test_groups_that_finish_together_are_all_counted_and_the_run_is_recorded_onc
 def test_a_group_that_fails_on_every_try_is_poison_and_the_run_still_ends(
         configure: Configure, host: FunctionsHost, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="galsync")
-    rt = configure(CONFIG, **UNREACHABLE_GRAPH)  # no token can be had: every group fails before any target
+    rt = configure(DISPATCH_CONFIG, **UNREACHABLE_GRAPH)  # no token can be had: every group fails before any target
     rt.store.put_target("Dispatch", Target("mbx-1", "trucks.north@northwind.example", None, "shared", True))
     host.send(SYNC_SOURCE_QUEUE, json.dumps({"type": "reconcile", "profile": "Dispatch"}))
     host.drain()
