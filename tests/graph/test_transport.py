@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import uuid
+
 import pytest
 
 from sync_core.graph.transport import NO_ANSWER, Verdict, classify, is_replay_safe
@@ -33,3 +37,24 @@ def test_reads_puts_and_deletes_are_safe_to_repeat_creates_and_edits_are_not() -
         "GET", "HEAD", "PUT", "DELETE", "OPTIONS",
     ]
     assert is_replay_safe("get") and not is_replay_safe("patch")
+
+
+def test_a_forked_worker_draws_request_ids_of_its_own() -> None:
+    """Ids come from a generator seeded once per process: a forked child must not repeat its parent's. The
+    fork happens in a fresh interpreter, which has no other thread to copy."""
+    script = """
+import os
+from sync_core.graph.transport import client_request_id
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(write, client_request_id().encode())
+    os._exit(0)
+os.close(write)
+theirs = os.fdopen(read, "rb").read().decode()
+os.waitpid(pid, 0)
+print(client_request_id(), theirs)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    mine, theirs = run.stdout.split()
+    assert uuid.UUID(theirs).version == 4 and theirs != mine
