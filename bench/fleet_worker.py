@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +47,8 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 from azure.functions.queue import QueueMessage as WorkerQueueMessage
 from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient, QueueMessage, TextBase64EncodePolicy
+
+from tests.functions.functions_host import Indexed, Out, indexed_functions
 
 ROOT = Path(__file__).resolve().parents[1]
 POISON_SUFFIX = "-poison"  # the host's poison queue name: the trigger's queue name and this
@@ -176,21 +178,10 @@ class Journal:
         self._file.close()
 
 
-@dataclass(frozen=True)
-class QueueFunction:
-    """A queue-triggered function as the host indexes it: its trigger and its queue outputs by argument."""
-
-    name: str
-    call: Callable[..., Any]
-    trigger_arg: str
-    trigger: Any
-    outputs: dict[str, str]
-
-
 class Listener:
     """One queue trigger: takes messages as the host does and runs its function on the pool."""
 
-    def __init__(self, function: QueueFunction, queues: Queues, host: HostQueues, pool: ThreadPoolExecutor,
+    def __init__(self, function: Indexed, queues: Queues, host: HostQueues, pool: ThreadPoolExecutor,
                  records: RunRecords, journal: Journal, held: dict[str, Held]) -> None:
         self.function, self.queues, self.host, self.pool = function, queues, host, pool
         self.records, self.journal, self.held = records, journal, held
@@ -229,7 +220,7 @@ class Listener:
         outcome, error, sent = "ok", "", Counter[str]()
         self.records.start()
         try:
-            outs = {arg: _Out() for arg in self.function.outputs}
+            outs = {arg: Out() for arg in self.function.outputs}
             body = bytes(message.content)
             try:
                 self.function.call(**{self.function.trigger_arg: _worker_message(message, body)}, **outs)
@@ -266,19 +257,6 @@ class Listener:
         return "retried"
 
 
-class _Out:
-    """The value of one output binding, as the Python worker passes it in (`func.Out`)."""
-
-    def __init__(self) -> None:
-        self.value: Any = None
-
-    def set(self, val: Any) -> None:
-        self.value = val
-
-    def get(self) -> Any:
-        return self.value
-
-
 def _values(value: Any) -> list[str]:
     if value is None:
         return []
@@ -303,19 +281,9 @@ def _shape(body: bytes) -> dict[str, Any]:
     return {"type": doc.get("type"), "mailboxes": len(mailboxes) if isinstance(mailboxes, list) else None}
 
 
-def queue_functions() -> list[QueueFunction]:
-    """function_app's queue-triggered functions (get_functions() may be called once per process)."""
-    import function_app
-
-    found = []
-    for function in function_app.app.get_functions():
-        trigger = function.get_trigger()
-        if trigger is None or trigger.type != "queueTrigger":
-            continue
-        outputs = {b.name: str(b.queue_name) for b in function.get_bindings() if b.type == "queue"}
-        found.append(QueueFunction(str(function.get_function_name()), function.get_user_function(), trigger.name,
-                                   trigger, outputs))
-    return found
+def queue_functions() -> list[Indexed]:
+    """function_app's queue-triggered functions, indexed as the host stand-in of the tests indexes them."""
+    return [f for f in indexed_functions().values() if f.trigger_type == "queueTrigger"]
 
 
 def renew_held(held: dict[str, Held], stop: threading.Event) -> None:
